@@ -1,0 +1,24 @@
+"""pyengine: how should a large language model be split across GPUs?
+
+For a model, a cluster and a design space of parallel plans, pyengine computes per-GPU
+memory and roofline step time for every plan, says why infeasible plans fail, and finds
+the Pareto front. Start with :func:`evaluate` (one plan, itemised) or
+:func:`evaluate_batch` (arrays of plans on a fast backend).
+"""
+
+from __future__ import annotations
+
+from . import presets, schema
+from .engine import BatchResult, count_space, evaluate_batch, evaluate_space
+from .errors import BackendUnavailable, SpecError
+from .reference import Result, evaluate
+from .space import Space
+from .specs import Hardware, Limits, Model, Plan
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailable", "BatchResult", "Hardware", "Limits", "Model", "Plan", "Result",
+    "Space", "SpecError", "count_space", "evaluate", "evaluate_batch", "evaluate_space",
+    "presets", "schema",
+]

@@ -1,0 +1,113 @@
+"""Numba CPU backend: the reference's own functions, compiled, in a prange loop.
+
+There is no second copy of the formulas: every function of the reference kernel's call
+graph (``reference.KERNEL_FUNCTIONS``) is registered as jitable, so ``evaluate_plan``
+compiles from the same source the scalar reference runs. Plans are split into blocks
+of ``BLOCK`` so each parallel task is large (threads collapse on tiny regions when the
+other core is busy; see STYLE.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import reference as R
+from .. import schema as S
+
+NAME = "numba"
+BLOCK = 2048
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+try:
+    import numba
+    from numba import njit, prange
+    from numba.extending import register_jitable
+
+    _IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - numba is a dependency
+    numba = None
+    _IMPORT_ERROR = exc
+
+
+def unavailable() -> str | None:
+    if numba is None:
+        return f"numba is not installed ({_IMPORT_ERROR})"
+    return None
+
+
+if numba is not None:
+    for _fn in R.KERNEL_FUNCTIONS + (R.evaluate_plan,):
+        register_jitable(_fn)
+    _evaluate_plan = R.evaluate_plan
+    N_OUT = S.N_OUTPUTS
+    N_PLAN = S.N_PLAN
+    N_BITS = len(S.VIOLATIONS)
+
+    @njit(inline="always")
+    def _decode(values, offsets, lengths, index, p):
+        rem = index
+        for c in range(N_PLAN - 1, -1, -1):
+            n = lengths[c]
+            p[c] = values[offsets[c] + rem % n]
+            rem //= n
+
+    @njit(parallel=True, error_model="numpy", cache=True)
+    def _rows_kernel(m, h, k, plans, out, codes):
+        n = plans.shape[0]
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        for b in prange(n_blocks):
+            col = np.empty(N_OUT)
+            for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+                codes[i] = _evaluate_plan(m, h, k, plans[i], col)
+                for j in range(N_OUT):
+                    out[j, i] = col[j]
+
+    @njit(parallel=True, error_model="numpy", cache=True)
+    def _space_kernel(m, h, k, values, offsets, lengths, start, stop, out, codes):
+        n = stop - start
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        for b in prange(n_blocks):
+            col = np.empty(N_OUT)
+            p = np.empty(N_PLAN)
+            for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+                _decode(values, offsets, lengths, start + i, p)
+                codes[i] = _evaluate_plan(m, h, k, p, col)
+                for j in range(N_OUT):
+                    out[j, i] = col[j]
+
+    @njit(parallel=True, error_model="numpy", cache=True)
+    def _count_kernel(m, h, k, values, offsets, lengths, start, stop):
+        n = stop - start
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        feasible = np.zeros(n_blocks, dtype=np.int64)
+        by_bit = np.zeros((n_blocks, N_BITS), dtype=np.int64)
+        for b in prange(n_blocks):
+            col = np.empty(N_OUT)
+            p = np.empty(N_PLAN)
+            for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+                _decode(values, offsets, lengths, start + i, p)
+                code = _evaluate_plan(m, h, k, p, col)
+                if code == 0:
+                    feasible[b] += 1
+                else:
+                    for bit in range(N_BITS):
+                        if (code >> bit) & 1:
+                            by_bit[b, bit] += 1
+        return feasible.sum(), by_bit.sum(axis=0)
+
+
+def evaluate_rows(m, h, k, plans, out, codes) -> None:
+    _rows_kernel(m, h, k, plans, out, codes)
+
+
+def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
+    _space_kernel(m, h, k, values, offsets, lengths, np.int64(start), np.int64(stop), out, codes)
+
+
+def count_space(m, h, k, values, offsets, lengths, start, stop):
+    feasible, by_bit = _count_kernel(m, h, k, values, offsets, lengths, np.int64(start),
+                                     np.int64(stop))
+    return int(feasible), by_bit

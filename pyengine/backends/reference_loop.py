@@ -1,0 +1,54 @@
+"""The scalar reference in a Python loop: the oracle, for tests and tiny inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import schema as S
+from ..reference import evaluate_plan
+
+NAME = "reference"
+
+
+def unavailable() -> str | None:
+    return None
+
+
+def evaluate_rows(m, h, k, plans, out, codes) -> None:
+    col = np.empty(S.N_OUTPUTS)
+    for i in range(plans.shape[0]):
+        codes[i] = evaluate_plan(m, h, k, plans[i], col)
+        out[:, i] = col
+
+
+def _decode(values, offsets, lengths, index, p) -> None:
+    rem = index
+    for c in range(S.N_PLAN - 1, -1, -1):
+        n = int(lengths[c])
+        p[c] = values[offsets[c] + rem % n]
+        rem //= n
+
+
+def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
+    p = np.empty(S.N_PLAN)
+    col = np.empty(S.N_OUTPUTS)
+    for i in range(stop - start):
+        _decode(values, offsets, lengths, start + i, p)
+        codes[i] = evaluate_plan(m, h, k, p, col)
+        out[:, i] = col
+
+
+def count_space(m, h, k, values, offsets, lengths, start, stop):
+    p = np.empty(S.N_PLAN)
+    col = np.empty(S.N_OUTPUTS)
+    feasible = 0
+    by_bit = np.zeros(len(S.VIOLATIONS), dtype=np.int64)
+    for i in range(start, stop):
+        _decode(values, offsets, lengths, i, p)
+        code = evaluate_plan(m, h, k, p, col)
+        if code == 0:
+            feasible += 1
+        for b in range(len(S.VIOLATIONS)):
+            if code >> b & 1:
+                by_bit[b] += 1
+    return feasible, by_bit

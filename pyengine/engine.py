@@ -1,0 +1,187 @@
+"""Arrays in, arrays out: evaluate many plans at once on any backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backends
+from . import schema as S
+from .errors import SpecError
+from .reference import hardware_vector, limits_vector, model_vector
+from .space import Space, encode_column, validate_plan_values
+from .specs import Hardware, Limits, Model, Plan
+
+
+@dataclass
+class BatchResult:
+    """Output columns (views into one [N_OUTPUTS, n] block) and feasibility codes."""
+
+    columns: dict[str, np.ndarray]
+    codes: np.ndarray
+    block: np.ndarray
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name == "code":
+            return self.codes
+        return self.columns[name]
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def feasible(self) -> np.ndarray:
+        return self.codes == 0
+
+    def violations(self, i: int) -> list[str]:
+        return S.decode_violations(int(self.codes[i]))
+
+    def keys(self):
+        return [*self.columns.keys(), "code"]
+
+
+def _xp(arr):
+    """numpy or cupy, whichever `arr` belongs to."""
+    mod = type(arr).__module__.split(".")[0]
+    if mod == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def pack_plans(plans, defaults: Plan | None = None) -> np.ndarray:
+    """Plans as a [n, N_PLAN] float64 C-contiguous block.
+
+    ``plans`` is a dict of columns (missing columns take ``defaults``' value), a sequence
+    of :class:`Plan`, or an already packed [n, N_PLAN] array (used as is: zero-copy).
+    """
+    base = defaults or Plan()
+    if isinstance(plans, np.ndarray) or type(plans).__module__.startswith("cupy"):
+        xp = _xp(plans)
+        if plans.ndim != 2 or plans.shape[1] != S.N_PLAN:
+            raise SpecError("plans", "shape", tuple(plans.shape), f"[n, {S.N_PLAN}] "
+                            "(columns in pyengine.schema.PLAN order)")
+        block = xp.ascontiguousarray(plans, dtype=xp.float64)
+        host = block if xp is np else block.get()
+        for i, name in enumerate(S.PLAN_NAMES):
+            validate_plan_values(name, host[:, i])
+        return block
+    if isinstance(plans, Mapping):
+        unknown = sorted(set(plans) - set(S.PLAN_NAMES))
+        if unknown:
+            raise SpecError("plans", unknown[0], "...", "a plan column: " + ", ".join(S.PLAN_NAMES))
+        n = None
+        for name, col in plans.items():
+            size = int(np.size(col))
+            if n is None:
+                n = size
+            elif size != n and size != 1:
+                raise SpecError("plans", name, f"length {size}", f"length {n} (or 1)")
+        n = n or 0
+        block = np.empty((n, S.N_PLAN))
+        for i, col in enumerate(S.PLAN):
+            if col.name in plans:
+                values = plans[col.name]
+                if type(values).__module__.startswith("cupy"):
+                    values = values.get()
+                block[:, i] = encode_column(col.name, np.atleast_1d(values))
+            else:
+                from .reference import encode_plan_value
+
+                block[:, i] = encode_plan_value(col, getattr(base, col.name))
+        return block
+    from .reference import plan_vector
+
+    rows = [plan_vector(p) for p in plans]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), S.N_PLAN)
+
+
+def evaluate_batch(model: Model, hardware: Hardware, plans, backend: str = "auto",
+                   out: np.ndarray | None = None, limits: Limits | None = None,
+                   defaults: Plan | None = None) -> BatchResult:
+    """Evaluate many plans. Returns one array per output column plus feasibility codes.
+
+    ``out``: optional preallocated float64 [N_OUTPUTS, n] block to write into.
+    With the cupy backend, CuPy inputs stay on the GPU and outputs come back as CuPy.
+    """
+    be = backends.get(backend)
+    block = pack_plans(plans, defaults)
+    n = block.shape[0]
+    xp = np
+    if be.NAME == "cupy":
+        import cupy
+
+        xp = cupy
+        block = cupy.asarray(block)
+    elif _xp(block) is not np:
+        block = block.get()
+    if out is None:
+        out = xp.empty((S.N_OUTPUTS, n))
+    elif out.shape != (S.N_OUTPUTS, n) or out.dtype != np.float64:
+        raise SpecError("evaluate_batch", "out", f"{out.shape} {out.dtype}",
+                        f"a float64 array of shape ({S.N_OUTPUTS}, {n})")
+    codes = xp.empty(n, dtype=xp.int64)
+    m, h, k = _vectors(model, hardware, limits, xp)
+    if n:
+        be.evaluate_rows(m, h, k, block, out, codes)
+    return BatchResult({name: out[i] for i, name in enumerate(S.OUTPUT_NAMES)}, codes, out)
+
+
+def _vectors(model, hardware, limits, xp=np):
+    m = model_vector(model)
+    h = hardware_vector(hardware)
+    k = limits_vector(limits)
+    if xp is not np:
+        return xp.asarray(m), xp.asarray(h), xp.asarray(k)
+    return m, h, k
+
+
+def evaluate_space(model: Model, hardware: Hardware, space: Space, start: int = 0,
+                   stop: int | None = None, backend: str = "auto",
+                   out: np.ndarray | None = None) -> BatchResult:
+    """Evaluate plans [start, stop) of a Space; the kernel decodes the indices."""
+    be = backends.get(backend)
+    stop = len(space) if stop is None else min(stop, len(space))
+    if not 0 <= start <= stop:
+        raise SpecError("evaluate_space", "start", start, f"an index in [0, {stop}]")
+    n = stop - start
+    xp = np
+    packed = space.packed
+    values, offsets, lengths = packed.values, packed.offsets, packed.lengths
+    if be.NAME == "cupy":
+        import cupy
+
+        xp = cupy
+        values, offsets, lengths = (cupy.asarray(values), cupy.asarray(offsets),
+                                    cupy.asarray(lengths))
+    if out is None:
+        out = xp.empty((S.N_OUTPUTS, n))
+    codes = xp.empty(n, dtype=xp.int64)
+    m, h, k = _vectors(model, hardware, space.limits, xp)
+    if n:
+        be.evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes)
+    return BatchResult({name: out[i] for i, name in enumerate(S.OUTPUT_NAMES)}, codes, out)
+
+
+def count_space(model: Model, hardware: Hardware, space: Space, start: int = 0,
+                stop: int | None = None, backend: str = "auto") -> tuple[int, dict[str, int]]:
+    """Feasible plans in [start, stop) and how many violate each constraint."""
+    be = backends.get(backend)
+    stop = len(space) if stop is None else min(stop, len(space))
+    packed = space.packed
+    values, offsets, lengths = packed.values, packed.offsets, packed.lengths
+    xp = np
+    if be.NAME == "cupy":
+        import cupy
+
+        xp = cupy
+        values, offsets, lengths = (cupy.asarray(values), cupy.asarray(offsets),
+                                    cupy.asarray(lengths))
+    m, h, k = _vectors(model, hardware, space.limits, xp)
+    if stop <= start:
+        return 0, {name: 0 for name in S.VIOLATION_NAMES}
+    feasible, by_bit = be.count_space(m, h, k, values, offsets, lengths, start, stop)
+    return int(feasible), {name: int(by_bit[i]) for i, name in enumerate(S.VIOLATION_NAMES)}

@@ -1,0 +1,1 @@
+"""Model and hardware presets (placeholder; filled in with sourced TOML files)."""

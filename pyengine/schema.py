@@ -1,0 +1,223 @@
+"""The ONE list of kernel columns: model, hardware, limit, plan inputs; outputs; violations.
+
+Every backend follows these lists: the Python reference reads ``p[P_TP]``, the C++
+header ``csrc/schema.h`` is generated from here (``python -m pyengine.schema``; a test
+regenerates it and diffs), and the batch API names its arrays after ``PLAN`` and
+``OUTPUTS``. Adding a column is one line here plus its formula in the kernels.
+
+All kernel values are float64; categorical plan fields are small integer codes listed in
+``choices`` (the order is the code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    unit: str
+    doc: str
+    kind: str = "float"  # float | int | bool | choice
+    choices: tuple[str, ...] = ()
+    lo: float = 0.0  # allowed range for plan inputs
+    hi: float = float(1 << 31)
+
+
+# Model vector: facts and parameter counts derived once per model (pyengine.reference.model_vector).
+MODEL = (
+    Column("layers", "", "transformer layers L"),
+    Column("hidden", "", "hidden size h"),
+    Column("heads", "", "attention (query) heads a"),
+    Column("kv_heads", "", "key/value heads (GQA); = heads for MHA and MLA"),
+    Column("qk_head_dim", "", "query/key width per head (MLA: nope + rope)"),
+    Column("v_head_dim", "", "value width per head"),
+    Column("ffn", "", "dense MLP intermediate size"),
+    Column("vocab", "", "vocabulary size V"),
+    Column("gated", "", "1 if the MLP is gated (SwiGLU: 3 matrices), else 0 (2 matrices)"),
+    Column("dropout", "", "1 if dropout masks are kept for backward"),
+    Column("mla", "", "1 for multi-head latent attention (compressed, unsharded KV cache)"),
+    Column("kv_cache_elems", "", "KV-cache values per token per layer, whole model"),
+    Column("experts", "", "routed experts E (0 = dense model)"),
+    Column("top_k", "", "experts per token k"),
+    Column("expert_ffn", "", "routed expert intermediate size"),
+    Column("shared_ffn", "", "shared-expert intermediate size, summed over shared experts"),
+    Column("first_k_dense", "", "leading dense layers before the first MoE layer"),
+    Column("moe_every", "", "every n-th layer after first_k_dense is MoE"),
+    Column("attn_params", "", "attention parameters per layer (weights + biases), TP-sharded"),
+    Column("attn_gemm_params", "", "attention GEMM weights per layer (FLOPs = 2 x tokens x this)"),
+    Column("norm_params", "", "norm parameters per layer, replicated over TP"),
+    Column("mlp_params", "", "dense MLP parameters per layer (weights + biases)"),
+    Column("mlp_gemm_params", "", "dense MLP GEMM weights per layer"),
+    Column("expert_params", "", "parameters of one routed expert"),
+    Column("shared_params", "", "shared-expert parameters per MoE layer"),
+    Column("router_params", "", "router parameters per MoE layer (h x E)"),
+    Column("embed_params", "", "input embedding V x h (vocab-parallel over TP)"),
+    Column("pos_params", "", "learned position embedding rows x h (replicated)"),
+    Column("output_params", "", "output layer V x h when untied, else 0"),
+    Column("final_norm_params", "", "final norm parameters"),
+    Column("params_total", "", "all parameters"),
+    Column("params_active", "", "parameters a token touches (k of E experts)"),
+)
+
+HARDWARE = (
+    Column("peak_bf16", "FLOP/s", "dense BF16 tensor peak per GPU"),
+    Column("peak_fp8", "FLOP/s", "dense FP8 tensor peak per GPU (0 = none)"),
+    Column("hbm_capacity", "B", "HBM per GPU"),
+    Column("hbm_bandwidth", "B/s", "HBM bandwidth per GPU"),
+    Column("gpus_per_node", "", "GPUs sharing the intra-node fabric"),
+    Column("intra_bw", "B/s", "intra-node bandwidth per GPU, one direction"),
+    Column("inter_bw", "B/s", "inter-node bandwidth per GPU, one direction"),
+    Column("intra_latency", "s", "intra-node per-hop latency"),
+    Column("inter_latency", "s", "inter-node per-hop latency"),
+    Column("gemm_eff_max", "", "attainable fraction of peak for large GEMMs"),
+    Column("gemm_dim_half", "", "GEMM smallest dimension at which half of gemm_eff_max is reached"),
+    Column("hbm_eff", "", "attainable fraction of HBM bandwidth"),
+    Column("net_eff", "", "attainable fraction of link bandwidth"),
+    Column("op_overhead", "s", "fixed cost per kernel"),
+    Column("mem_overhead", "B", "framework, NCCL buffers, fragmentation"),
+)
+
+# Limits applied inside the kernel (sweep constraints that decide feasibility).
+LIMITS = (
+    Column("gpus_exact", "", "required GPU count (0 = any)"),
+    Column("gpus_max", "", "maximum GPU count (0 = any)"),
+    Column("mem_fraction", "", "usable fraction of HBM (headroom), in (0, 1]"),
+)
+
+PLAN = (
+    Column("mode", "", "train, prefill or decode", "choice", ("train", "prefill", "decode")),
+    Column("dtype", "", "compute precision", "choice", ("bf16", "fp8")),
+    Column("global_batch", "seq", "sequences per step (inference: concurrent sequences)", "int",
+           lo=1),
+    Column("micro_batch", "seq", "sequences per micro-batch", "int", lo=1),
+    Column("seq_len", "tok", "sequence (prompt) length", "int", lo=1),
+    Column("gen_tokens", "tok", "tokens generated per sequence (decode)", "int"),
+    Column("tp", "", "tensor parallel degree", "int", lo=1),
+    Column("pp", "", "pipeline parallel degree", "int", lo=1),
+    Column("dp", "", "data parallel degree", "int", lo=1),
+    Column("cp", "", "context parallel degree", "int", lo=1),
+    Column("ep", "", "expert parallel degree (folded inside tp*cp*dp)", "int", lo=1),
+    Column("etp", "", "expert tensor parallel degree (0 = tp)", "int"),
+    Column("vpp", "", "virtual pipeline stages per GPU (interleaved 1F1B)", "int", lo=1),
+    Column("zero", "", "ZeRO stage 0-3 (1 = distributed optimizer)", "int", hi=3),
+    Column("recompute", "", "activation recomputation", "choice", ("none", "selective", "full")),
+    Column("sequence_parallel", "", "Megatron sequence parallelism", "bool", hi=1),
+    Column("capacity_factor", "", "MoE expert capacity factor", "float", hi=1e6),
+    Column("flash_attention", "", "fused attention, no s^2 scores stored", "bool", hi=1),
+    Column("grad_dtype", "", "gradient precision", "choice", ("fp32", "bf16")),
+)
+
+OUTPUTS = (
+    Column("n_gpus", "GPU", "world size tp*cp*pp*dp"),
+    Column("n_micro_batches", "", "micro-batches per step per pipeline"),
+    Column("layers_first_stage", "", "transformer layers on the first pipeline stage"),
+    Column("layers_middle_stage", "", "most transformer layers on a middle stage"),
+    Column("layers_last_stage", "", "transformer layers on the last stage"),
+    Column("capacity_per_expert", "tok", "expert capacity per router rank = ceil(k*T*cf/E)"),
+    Column("dropped_fraction", "", "routed token-slots dropped by the capacity limit"),
+    Column("mem_weights_bytes", "B", "parameters held by the fullest GPU"),
+    Column("mem_grads_bytes", "B", "gradients held by the fullest GPU"),
+    Column("mem_optimizer_bytes", "B", "fp32 master weights + Adam moments"),
+    Column("mem_activations_bytes", "B", "activations of all in-flight micro-batches"),
+    Column("mem_kv_cache_bytes", "B", "KV cache (inference)"),
+    Column("mem_overhead_bytes", "B", "fixed overhead"),
+    Column("mem_total_bytes", "B", "sum of the memory terms on the fullest stage"),
+    Column("time_compute_s", "s", "forward + backward operators of the slowest stage"),
+    Column("time_recompute_s", "s", "recomputed forward operators"),
+    Column("time_tp_s", "s", "exposed tensor-parallel collectives"),
+    Column("time_cp_s", "s", "exposed context-parallel KV exchange"),
+    Column("time_ep_s", "s", "expert all-to-all dispatch + combine"),
+    Column("time_pp_p2p_s", "s", "pipeline point-to-point sends"),
+    Column("time_pp_bubble_s", "s", "pipeline bubble (p-1)/v micro-batch times"),
+    Column("time_dp_s", "s", "exposed data-parallel gradient / ZeRO traffic"),
+    Column("time_optimizer_s", "s", "optimizer step"),
+    Column("time_step_s", "s", "training step (inference: whole batch)"),
+    Column("tokens_per_s", "tok/s", "tokens per second, all GPUs (decode: generated)"),
+    Column("tokens_per_s_per_gpu", "tok/s", "tokens per second per GPU"),
+    Column("model_flops_per_step", "FLOP", "model FLOPs (no recompute, no padding)"),
+    Column("mfu", "", "model FLOPs utilisation"),
+    Column("model_tflops_per_gpu", "TFLOP/s", "achieved model TFLOP/s per GPU"),
+    Column("hw_tflops_per_gpu", "TFLOP/s", "achieved TFLOP/s counting recomputation"),
+    Column("ttft_s", "s", "time to first token (inference)"),
+    Column("tpot_s", "s", "time per output token (decode)"),
+)
+
+# Feasibility: one bit per violated constraint; the code is their OR.
+VIOLATIONS = (
+    ("TP_HEADS", "tp must divide the attention heads"),
+    ("TP_KV_HEADS", "tp must divide the KV heads, or be a multiple of them"),
+    ("TP_FFN", "tp must divide the MLP intermediate size"),
+    ("ETP_FFN", "etp must divide the expert intermediate size"),
+    ("EP_EXPERTS", "ep must divide the experts (ep = 1 for a dense model)"),
+    ("EP_FOLD", "etp*ep must divide tp*cp*dp (expert layers re-fold the same GPUs)"),
+    ("PP_LAYERS", "pp*vpp must not exceed the layers"),
+    ("VPP_SCHEDULE", "vpp > 1 needs pp > 1 and micro-batches divisible by pp"),
+    ("CP_SEQ", "2*cp must divide seq_len (load-balanced context parallelism)"),
+    ("SP_SEQ", "with sequence parallelism tp must divide seq_len/cp"),
+    ("BATCH", "dp*micro_batch must divide global_batch"),
+    ("MOE_NO_CAPACITY", "capacity factor leaves no expert capacity: every token dropped"),
+    ("MEMORY", "memory per GPU exceeds usable HBM"),
+    ("GPUS_EXACT", "GPU count differs from the required count"),
+    ("GPUS_MAX", "GPU count exceeds the maximum"),
+)
+
+
+def _indices(prefix: str, cols) -> dict[str, int]:
+    return {f"{prefix}_{c.name.upper()}": i for i, c in enumerate(cols)}
+
+
+INDEX: dict[str, int] = {}
+INDEX.update(_indices("M", MODEL))
+INDEX.update(_indices("H", HARDWARE))
+INDEX.update(_indices("K", LIMITS))
+INDEX.update(_indices("P", PLAN))
+INDEX.update(_indices("O", OUTPUTS))
+INDEX.update({f"V_{name}": 1 << i for i, (name, _) in enumerate(VIOLATIONS)})
+INDEX.update(N_MODEL=len(MODEL), N_HARDWARE=len(HARDWARE), N_LIMITS=len(LIMITS),
+             N_PLAN=len(PLAN), N_OUTPUTS=len(OUTPUTS))
+globals().update(INDEX)
+
+PLAN_NAMES = tuple(c.name for c in PLAN)
+OUTPUT_NAMES = tuple(c.name for c in OUTPUTS)
+VIOLATION_NAMES = tuple(name for name, _ in VIOLATIONS)
+
+
+def decode_violations(code: int) -> list[str]:
+    """Names of the constraints set in a feasibility code."""
+    code = int(code)
+    return [name for i, (name, _) in enumerate(VIOLATIONS) if code >> i & 1]
+
+
+def explain_violations(code: int) -> list[str]:
+    code = int(code)
+    return [f"{name}: {text}" for i, (name, text) in enumerate(VIOLATIONS) if code >> i & 1]
+
+
+HEADER = Path(__file__).resolve().parent.parent / "csrc" / "schema.h"
+
+
+def render_header() -> str:
+    """The C++ view of this schema: the same indices, for cost_model.hpp."""
+    lines = ["// Generated by `python -m pyengine.schema` from pyengine/schema.py. Do not edit.",
+             "// tests/test_schema.py regenerates it and fails on any difference.",
+             "#pragma once", "", "namespace pyengine {", ""]
+    for prefix, cols in (("M", MODEL), ("H", HARDWARE), ("K", LIMITS), ("P", PLAN),
+                         ("O", OUTPUTS)):
+        for i, c in enumerate(cols):
+            lines.append(f"constexpr int {prefix}_{c.name.upper()} = {i};")
+        lines.append("")
+    for key in ("N_MODEL", "N_HARDWARE", "N_LIMITS", "N_PLAN", "N_OUTPUTS"):
+        lines.append(f"constexpr int {key} = {INDEX[key]};")
+    lines.append("")
+    for i, (name, _) in enumerate(VIOLATIONS):
+        lines.append(f"constexpr long long V_{name} = 1LL << {i};")
+    lines += ["", "}  // namespace pyengine", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    HEADER.write_text(render_header())
+    print(f"wrote {HEADER}")

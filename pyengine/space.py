@@ -1,0 +1,182 @@
+"""Space: named axes whose Cartesian product is addressed by a 64-bit linear index.
+
+The product is never materialised. A kernel receives every plan column as an axis (a
+fixed field is an axis of length 1) packed into one float64 ``values`` array with
+``offsets``/``lengths``, and decodes a linear index itself, last column fastest
+(C order)::
+
+    rem = index
+    for c in reversed(range(N_PLAN)):
+        p[c] = values[offsets[c] + rem % lengths[c]]
+        rem //= lengths[c]
+
+so evaluating ``space[start:stop]`` moves only outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import schema as S
+from .errors import SpecError
+from .reference import encode_plan_value
+from .specs import Limits, Plan
+
+MAX_PLANS = (1 << 62)
+
+
+def validate_plan_values(name: str, values: np.ndarray) -> None:
+    """Raise SpecError unless every value is allowed for plan column `name`."""
+    col = S.PLAN[S.PLAN_NAMES.index(name)]
+    v = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(v) | (v < col.lo) | (v > col.hi)
+    if col.kind in ("int", "bool"):
+        bad |= v != np.floor(v)
+    if col.kind == "choice":
+        bad |= (v != np.floor(v)) | (v > len(col.choices) - 1)
+    if col.name == "capacity_factor":
+        bad |= v < 0
+    if bad.any():
+        first = v[np.argmax(bad)]
+        if col.kind == "choice":
+            allowed = "one of " + ", ".join(col.choices) + f" (codes 0-{len(col.choices) - 1})"
+        elif col.kind == "bool":
+            allowed = "0 or 1"
+        elif col.kind == "int":
+            allowed = f"an integer in [{col.lo:g}, {col.hi:g}]"
+        else:
+            allowed = f"a finite number in [{col.lo:g}, {col.hi:g}]"
+        raise SpecError("Plan", name, float(first), allowed)
+
+
+def encode_column(name: str, values: Iterable) -> np.ndarray:
+    """Values of one plan column (strings, bools or numbers) as validated float64 codes."""
+    col = S.PLAN[S.PLAN_NAMES.index(name)]
+    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values)
+    if arr.dtype.kind in ("U", "S", "O"):
+        if col.kind != "choice" and col.kind != "bool":
+            raise SpecError("Plan", name, arr.tolist()[:3], "numbers")
+        try:
+            if col.kind == "choice":
+                arr = np.array([encode_plan_value(col, v) for v in arr.tolist()])
+            else:
+                arr = np.array([1.0 if v in (True, "true", "1", "on") else 0.0
+                                for v in arr.tolist()])
+        except ValueError:
+            bad = [v for v in arr.tolist() if v not in col.choices]
+            raise SpecError("Plan", name, bad[0] if bad else arr.tolist(),
+                            "one of " + ", ".join(col.choices)) from None
+    out = np.ascontiguousarray(arr, dtype=np.float64)
+    validate_plan_values(name, out)
+    return out
+
+
+@dataclass(frozen=True)
+class PackedSpace:
+    """What a kernel needs to decode a linear index: every plan column as an axis."""
+
+    values: np.ndarray  # float64, all axes concatenated in schema order
+    offsets: np.ndarray  # int64 [N_PLAN]
+    lengths: np.ndarray  # int64 [N_PLAN]
+
+
+class Space:
+    """A design space: axes (lists of values) for plan columns, the rest fixed.
+
+    >>> sp = Space(tp=[1, 2, 4, 8], pp=[1, 2, 4], dp=[1, 2], base=Plan(global_batch=64))
+    >>> len(sp)
+    24
+    >>> sp.plan(5).tp, sp.plan(5).pp, sp.plan(5).dp
+    (1, 4, 2)
+    """
+
+    def __init__(self, base: Plan | None = None, limits: Limits | None = None,
+                 **axes: Iterable) -> None:
+        self.base = base or Plan()
+        self.limits = limits or Limits()
+        for name in axes:
+            if name not in S.PLAN_NAMES:
+                raise SpecError("Space", name, list(axes[name])[:3],
+                                "an axis named after a plan column: " + ", ".join(S.PLAN_NAMES))
+        self.axes: dict[str, np.ndarray] = {}
+        for col in S.PLAN:
+            if col.name in axes:
+                vals = encode_column(col.name, axes[col.name])
+                if vals.size == 0:
+                    raise SpecError("Space", col.name, [], "at least one value")
+            else:
+                vals = np.array([encode_plan_value(col, getattr(self.base, col.name))])
+            self.axes[col.name] = vals
+        self.lengths = np.array([self.axes[c.name].size for c in S.PLAN], dtype=np.int64)
+        size = 1
+        for n in self.lengths.tolist():
+            size *= int(n)
+        if size > MAX_PLANS:
+            raise SpecError("Space", "size", size, f"at most 2**62 plans (a 64-bit index)")
+        self.size = size
+        offsets = np.zeros(S.N_PLAN, dtype=np.int64)
+        offsets[1:] = np.cumsum(self.lengths)[:-1]
+        self.packed = PackedSpace(
+            values=np.ascontiguousarray(np.concatenate([self.axes[c.name] for c in S.PLAN])),
+            offsets=offsets, lengths=self.lengths.copy())
+
+    @classmethod
+    def from_axes(cls, axes: Mapping[str, Iterable], base: Plan | None = None,
+                  limits: Limits | None = None) -> Space:
+        return cls(base=base, limits=limits, **dict(axes))
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def varying(self) -> list[str]:
+        return [c.name for c in S.PLAN if self.axes[c.name].size > 1]
+
+    def decode(self, index: np.ndarray) -> np.ndarray:
+        """Plan columns for linear indices: float64 array [len(index), N_PLAN]."""
+        idx = np.asarray(index, dtype=np.int64).copy()
+        if idx.size and (idx.min() < 0 or idx.max() >= self.size):
+            raise IndexError(f"plan index out of range [0, {self.size})")
+        out = np.empty((idx.size, S.N_PLAN))
+        for c in range(S.N_PLAN - 1, -1, -1):
+            n = int(self.lengths[c])
+            out[:, c] = self.axes[S.PLAN[c].name][idx % n]
+            idx //= n
+        return out
+
+    def columns(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        rows = self.decode(index)
+        return {name: rows[:, i] for i, name in enumerate(S.PLAN_NAMES)}
+
+    def plan(self, index: int) -> Plan:
+        """The Plan at a linear index (validated like any Plan)."""
+        return plan_from_row(self.decode(np.array([index]))[0])
+
+    def chunks(self, chunk_size: int, start: int = 0, stop: int | None = None):
+        """(start, stop) index ranges of at most chunk_size plans."""
+        stop = self.size if stop is None else min(stop, self.size)
+        for s in range(start, stop, chunk_size):
+            yield s, min(s + chunk_size, stop)
+
+    def __repr__(self) -> str:
+        parts = [f"{n}={self.axes[n].tolist()}" for n in self.varying]
+        return f"Space({len(self)} plans: " + ", ".join(parts) + ")"
+
+
+def plan_from_row(row: np.ndarray) -> Plan:
+    """A kernel plan row back as a Plan."""
+    kw = {}
+    for i, col in enumerate(S.PLAN):
+        v = float(row[i])
+        if col.kind == "choice":
+            kw[col.name] = col.choices[int(v)]
+        elif col.kind == "bool":
+            kw[col.name] = bool(v)
+        elif col.kind == "int":
+            kw[col.name] = int(v)
+        else:
+            kw[col.name] = v
+    return Plan(**kw)

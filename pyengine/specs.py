@@ -1,0 +1,316 @@
+"""Model, Hardware and Plan: frozen, validated dataclasses.
+
+Every field is checked on construction; a bad value raises :class:`SpecError` naming the
+field, the value and the allowed range. Units are SI and carried in the field names
+(``_bytes``, ``_s``, ``_flops_per_s``, ``_bytes_per_s``); files in friendlier units
+(GB, TFLOP/s, us) are converted once, in :mod:`pyengine.loaders`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import SpecError
+
+MODES = ("train", "prefill", "decode")
+DTYPES = ("bf16", "fp8")
+RECOMPUTE = ("none", "selective", "full")
+GRAD_DTYPES = ("fp32", "bf16")
+NORMS = ("layernorm", "rmsnorm")
+
+# Largest degree or size any integer field may take: big enough for any real cluster,
+# small enough that every product the cost model forms stays exact in float64.
+MAX_INT = 1 << 31
+
+
+def check_int(owner: str, name: str, value: Any, lo: int, hi: int = MAX_INT) -> int:
+    """Return ``value`` as an int in ``[lo, hi]`` or raise SpecError."""
+    allowed = f"an integer in [{lo}, {hi}]"
+    if isinstance(value, bool):
+        raise SpecError(owner, name, value, allowed)
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise SpecError(owner, name, value, allowed)
+        value = int(value)
+    if not isinstance(value, int):
+        try:
+            import numpy as np
+
+            if isinstance(value, np.integer):
+                value = int(value)
+            else:
+                raise SpecError(owner, name, value, allowed)
+        except ImportError:  # pragma: no cover - numpy is a dependency
+            raise SpecError(owner, name, value, allowed) from None
+    if not lo <= value <= hi:
+        raise SpecError(owner, name, value, allowed)
+    return value
+
+
+def check_float(
+    owner: str, name: str, value: Any, lo: float, hi: float = math.inf, lo_open: bool = False
+) -> float:
+    """Return ``value`` as a finite float in ``[lo, hi]`` (``(lo, hi]`` if lo_open)."""
+    bracket = "(" if lo_open else "["
+    allowed = f"a finite number in {bracket}{lo:g}, {hi:g}]"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise SpecError(owner, name, value, allowed) from None
+    value = float(value)
+    if not math.isfinite(value) or value > hi or value < lo or (lo_open and value == lo):
+        raise SpecError(owner, name, value, allowed)
+    return value
+
+
+def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SpecError(owner, name, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+def check_bool(owner: str, name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(owner, name, value, "true or false")
+    return value
+
+
+class _Spec:
+    """Shared helpers: construction from a dict with unknown keys rejected."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(cls.__name__, unknown[0], data[unknown[0]], "a field of " + cls.__name__
+                            + " (" + ", ".join(sorted(known)) + ")")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def with_(self, **changes: Any):
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class Model(_Spec):
+    """A decoder-only transformer, dense or mixture-of-experts.
+
+    MoE layers: with ``n_experts > 0``, layer i (0-based) is an MoE layer when
+    ``i >= first_k_dense`` and ``(i - first_k_dense) % moe_every == 0``
+    (DeepSeek-V3: first_k_dense=3, moe_every=1; Mixtral: 0, 1).
+    MLA (DeepSeek-V3): ``kv_lora_rank > 0`` switches attention to multi-head latent
+    attention; the KV cache then holds ``kv_lora_rank + rope_head_dim`` values per token
+    and layer, and attention projections are counted through the low-rank factors.
+    """
+
+    name: str
+    n_layers: int
+    hidden: int
+    n_heads: int
+    ffn_hidden: int
+    vocab: int
+    n_kv_heads: int = 0  # 0 = n_heads (MHA); fewer = GQA; 1 = MQA
+    head_dim: int = 0  # 0 = hidden // n_heads
+    gated_mlp: bool = False  # SwiGLU: gate and up projections
+    tied_embeddings: bool = False
+    bias: bool = False  # linear-layer biases (GPT-2/3 style)
+    norm: str = "rmsnorm"
+    learned_pos_emb: int = 0  # rows of a learned position embedding (GPT); 0 = rotary
+    dropout: bool = False  # dropout masks kept for backward (Korthikanti's GPT layer)
+    n_experts: int = 0
+    top_k: int = 0
+    expert_ffn_hidden: int = 0
+    n_shared_experts: int = 0
+    first_k_dense: int = 0
+    moe_every: int = 1
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    rope_head_dim: int = 0
+    v_head_dim: int = 0  # 0 = head_dim
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        o = "Model"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(o, "name", self.name, "a non-empty string")
+        for name in ("n_layers", "hidden", "n_heads", "ffn_hidden", "vocab"):
+            check_int(o, name, getattr(self, name), 1)
+        for name in ("n_kv_heads", "head_dim", "learned_pos_emb", "n_experts", "top_k",
+                     "expert_ffn_hidden", "n_shared_experts", "first_k_dense", "q_lora_rank",
+                     "kv_lora_rank", "rope_head_dim", "v_head_dim"):
+            check_int(o, name, getattr(self, name), 0)
+        check_int(o, "moe_every", self.moe_every, 1)
+        for name in ("gated_mlp", "tied_embeddings", "bias", "dropout"):
+            check_bool(o, name, getattr(self, name))
+        check_choice(o, "norm", self.norm, NORMS)
+        if self.n_kv_heads == 0:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
+        if self.head_dim == 0:
+            if self.hidden % self.n_heads:
+                raise SpecError(o, "head_dim", 0, f"given explicitly when hidden ({self.hidden}) "
+                                f"is not a multiple of n_heads ({self.n_heads})")
+            object.__setattr__(self, "head_dim", self.hidden // self.n_heads)
+        if self.v_head_dim == 0:
+            object.__setattr__(self, "v_head_dim", self.head_dim)
+        if self.n_kv_heads > self.n_heads or self.n_heads % self.n_kv_heads:
+            raise SpecError(o, "n_kv_heads", self.n_kv_heads,
+                            f"a divisor of n_heads ({self.n_heads})")
+        if self.n_experts:
+            check_int(o, "top_k", self.top_k, 1, self.n_experts)
+            check_int(o, "expert_ffn_hidden", self.expert_ffn_hidden, 1)
+            check_int(o, "first_k_dense", self.first_k_dense, 0, self.n_layers - 1)
+        elif self.top_k or self.n_shared_experts or self.expert_ffn_hidden:
+            raise SpecError(o, "n_experts", 0, "> 0 when top_k, expert_ffn_hidden or "
+                            "n_shared_experts is set")
+        if self.kv_lora_rank == 0 and (self.q_lora_rank or self.rope_head_dim):
+            raise SpecError(o, "kv_lora_rank", 0, "> 0 (MLA) when q_lora_rank or "
+                            "rope_head_dim is set")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 0
+
+    @property
+    def n_moe_layers(self) -> int:
+        if not self.n_experts:
+            return 0
+        span = self.n_layers - self.first_k_dense
+        return (span + self.moe_every - 1) // self.moe_every
+
+
+@dataclass(frozen=True)
+class Hardware(_Spec):
+    """One GPU kind and the cluster network around it.
+
+    Bandwidths are per GPU and one direction. The efficiency parameters bound what a
+    kernel can attain (see :mod:`pyengine.reference`, [T1]-[T3]): a GEMM whose smallest
+    dimension is d attains ``gemm_eff_max * d / (d + gemm_dim_half)`` of peak; memory-bound
+    work attains ``hbm_eff`` of HBM bandwidth; collectives ``net_eff`` of link bandwidth.
+    They are fitted by ``tools/calibrate.py`` on published runs.
+    """
+
+    name: str
+    peak_bf16_flops_per_s: float
+    hbm_capacity_bytes: float
+    hbm_bandwidth_bytes_per_s: float
+    gpus_per_node: int
+    intra_node_bandwidth_bytes_per_s: float
+    inter_node_bandwidth_bytes_per_s: float
+    peak_fp8_flops_per_s: float = 0.0  # 0 = no FP8 tensor cores
+    intra_node_latency_s: float = 3e-6
+    inter_node_latency_s: float = 10e-6
+    gemm_eff_max: float = 0.8
+    gemm_dim_half: float = 96.0
+    hbm_eff: float = 0.85
+    net_eff: float = 0.8
+    op_overhead_s: float = 4e-6  # fixed cost of one kernel launch/op
+    memory_overhead_bytes: float = 3 * 2**30  # CUDA context, NCCL buffers, fragmentation
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        o = "Hardware"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(o, "name", self.name, "a non-empty string")
+        for name in ("peak_bf16_flops_per_s", "hbm_capacity_bytes", "hbm_bandwidth_bytes_per_s",
+                     "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s"):
+            object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0,
+                                                       lo_open=True))
+        check_int(o, "gpus_per_node", self.gpus_per_node, 1, 1 << 16)
+        for name in ("peak_fp8_flops_per_s", "intra_node_latency_s", "inter_node_latency_s",
+                     "op_overhead_s", "memory_overhead_bytes"):
+            object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
+        for name in ("gemm_eff_max", "hbm_eff", "net_eff"):
+            object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0,
+                                                       lo_open=True))
+        object.__setattr__(self, "gemm_dim_half",
+                           check_float(o, "gemm_dim_half", self.gemm_dim_half, 0.0))
+
+
+@dataclass(frozen=True)
+class Plan(_Spec):
+    """One way to run the model: parallel degrees, batch, schedule, memory savers.
+
+    World size = tp * cp * pp * dp (Megatron-Core order). Expert layers re-fold the same
+    GPUs as etp * ep * edp = tp * cp * dp ("MoE parallel folding"), so ep may span TP and
+    CP ranks as well as DP ranks; ``etp`` defaults to ``tp``.
+
+    Inference: ``global_batch`` is the number of concurrent sequences (split over dp
+    replicas and pipelined in micro-batches of ``micro_batch``); ``seq_len`` is the prompt
+    length and ``gen_tokens`` the tokens generated per sequence in ``decode`` mode.
+    """
+
+    mode: str = "train"
+    dtype: str = "bf16"
+    global_batch: int = 1
+    micro_batch: int = 1
+    seq_len: int = 2048
+    gen_tokens: int = 0
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    cp: int = 1
+    ep: int = 1
+    etp: int = 0  # 0 = same as tp
+    vpp: int = 1
+    zero: int = 1  # 0 none, 1 optimizer states (distributed optimizer), 2 + grads, 3 + params
+    recompute: str = "none"
+    sequence_parallel: bool = True
+    capacity_factor: float = 1.0
+    flash_attention: bool = True
+    grad_dtype: str = "fp32"
+
+    def __post_init__(self) -> None:
+        o = "Plan"
+        check_choice(o, "mode", self.mode, MODES)
+        check_choice(o, "dtype", self.dtype, DTYPES)
+        check_choice(o, "recompute", self.recompute, RECOMPUTE)
+        check_choice(o, "grad_dtype", self.grad_dtype, GRAD_DTYPES)
+        for name in ("global_batch", "micro_batch", "seq_len", "tp", "pp", "dp", "cp", "ep",
+                     "vpp"):
+            object.__setattr__(self, name, check_int(o, name, getattr(self, name), 1))
+        object.__setattr__(self, "gen_tokens", check_int(o, "gen_tokens", self.gen_tokens, 0))
+        object.__setattr__(self, "etp", check_int(o, "etp", self.etp, 0))
+        object.__setattr__(self, "zero", check_int(o, "zero", self.zero, 0, 3))
+        check_bool(o, "sequence_parallel", self.sequence_parallel)
+        check_bool(o, "flash_attention", self.flash_attention)
+        object.__setattr__(self, "capacity_factor",
+                           check_float(o, "capacity_factor", self.capacity_factor, 0.0, 1e6))
+        if self.mode == "decode" and self.gen_tokens < 1:
+            raise SpecError(o, "gen_tokens", self.gen_tokens, ">= 1 in decode mode")
+
+    @property
+    def n_gpus(self) -> int:
+        """World size: tp * cp * pp * dp. EP and ETP fold inside it and add no GPUs."""
+        return self.tp * self.cp * self.pp * self.dp
+
+    @property
+    def expert_tp(self) -> int:
+        return self.etp or self.tp
+
+
+__all__ = ["Model", "Hardware", "Plan", "Limits", "MODES", "DTYPES", "RECOMPUTE", "GRAD_DTYPES",
+           "check_int", "check_float", "check_choice", "check_bool"]
+
+
+@dataclass(frozen=True)
+class Limits(_Spec):
+    """Constraints decided inside the kernel: GPU budget and usable HBM fraction."""
+
+    gpus_exact: int = 0  # 0 = any
+    gpus_max: int = 0  # 0 = any
+    mem_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        o = "Limits"
+        object.__setattr__(self, "gpus_exact", check_int(o, "gpus_exact", self.gpus_exact, 0))
+        object.__setattr__(self, "gpus_max", check_int(o, "gpus_max", self.gpus_max, 0))
+        object.__setattr__(self, "mem_fraction",
+                           check_float(o, "mem_fraction", self.mem_fraction, 0.0, 1.0,
+                                       lo_open=True))

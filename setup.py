@@ -1,0 +1,33 @@
+"""Builds the pybind11 extension pyengine._native from csrc/ (OpenMP, GIL released)."""
+
+import os
+import sys
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+# Flags: -ffp-contract=off keeps results bit-comparable with the Python reference (no
+# fused multiply-add); -fno-math-errno -fno-trapping-math let g++ vectorise the math.
+# -march=native is opt-in only (PYENGINE_NATIVE_ARCH=1): wheels must run anywhere.
+compile_args = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
+link_args = []
+if sys.platform != "win32":
+    compile_args.append("-fopenmp")
+    link_args.append("-fopenmp")
+if os.environ.get("PYENGINE_NATIVE_ARCH") == "1":
+    compile_args.append("-march=native")
+
+ext_modules = [
+    Pybind11Extension(
+        "pyengine._native",
+        sorted(glob("csrc/*.cpp")),
+        include_dirs=["csrc"],
+        depends=sorted(glob("csrc/*.hpp") + glob("csrc/*.h")),
+        cxx_std=17,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    ),
+]
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})
