@@ -4,7 +4,7 @@
 ``evaluate_plan(m, h, k, p, out)`` is the kernel: float64 vectors in (model, hardware,
 limits, one plan; indices from :mod:`pyengine.schema`), the output vector filled, the
 feasibility code returned. It is written in the subset Numba compiles (floats, ``math``,
-``np.floor``/``np.ceil``/``np.fmod``, small functions), so ``backends/numba_cpu.py``
+``np.floor``/``np.ceil``/``np.log2``, small functions), so ``backends/numba_cpu.py``
 compiles THIS source; ``csrc/cost_model.hpp`` is its C++ twin with the same function
 names, variable names and ``[tag]`` comments in the same order (a test checks the tags).
 
@@ -17,7 +17,6 @@ agrees and nothing overflows.
 
 from __future__ import annotations
 
-import math
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -31,6 +30,12 @@ from .specs import Hardware, Limits, Model, Plan
 
 def ceil_div(a, b):
     return np.ceil(a / b)
+
+
+def divides(b, a):
+    # exact for integer-valued a < 2**53 (then a/b is exact or at least 1/b from an
+    # integer); cheaper than fmod. Backends compile it without FMA contraction.
+    return a - b * np.floor(a / b) == 0.0
 
 
 def roofline_s(flops, nbytes, flops_per_s, bytes_per_s):
@@ -328,8 +333,13 @@ def stage_params(m, n_layers, n_moe, first, last, pp, tp, etp, ep):
 # --------------------------------------------------------------------------- the plan
 
 
-def evaluate_plan(m, h, k, p, out):
-    """Evaluate one plan: fill `out` (indices S.O_*) and return the feasibility code."""
+def evaluate_plan(m, h, k, p, out, cache, reuse):
+    """Evaluate one plan: fill `out` (indices S.O_*) and return the feasibility code.
+
+    `cache` (length S.N_CACHE) receives the per-layer costs; with `reuse` true they are
+    read from it instead, which is valid when the previous call's plan differed only in
+    columns >= S.CACHE_FROM (space kernels know this from their index odometer).
+    """
     # [P1] plan fields
     mode = p[S.P_MODE]
     training = mode == 0.0
@@ -369,30 +379,30 @@ def evaluate_plan(m, h, k, p, out):
 
     # [F1] feasibility: every violated constraint sets its bit.
     code = 0
-    if np.fmod(m[S.M_HEADS], tp) != 0.0:
+    if not divides(tp, m[S.M_HEADS]):
         code |= S.V_TP_HEADS
-    if m[S.M_MLA] == 0.0 and np.fmod(m[S.M_KV_HEADS], tp) != 0.0 and \
-            np.fmod(tp, m[S.M_KV_HEADS]) != 0.0:
+    if m[S.M_MLA] == 0.0 and not divides(tp, m[S.M_KV_HEADS]) and \
+            not divides(m[S.M_KV_HEADS], tp):
         code |= S.V_TP_KV_HEADS
-    if np.fmod(m[S.M_FFN], tp) != 0.0:
+    if not divides(tp, m[S.M_FFN]):
         code |= S.V_TP_FFN
-    if is_moe and np.fmod(m[S.M_EXPERT_FFN], etp) != 0.0:
+    if is_moe and not divides(etp, m[S.M_EXPERT_FFN]):
         code |= S.V_ETP_FFN
-    if (is_moe and np.fmod(m[S.M_EXPERTS], ep) != 0.0) or (not is_moe and ep > 1.0):
+    if (is_moe and not divides(ep, m[S.M_EXPERTS])) or (not is_moe and ep > 1.0):
         code |= S.V_EP_EXPERTS
-    if is_moe and np.fmod(tp * cp * dp, etp * ep) != 0.0:
+    if is_moe and not divides(etp * ep, tp * cp * dp):
         code |= S.V_EP_FOLD
     if pp * vpp > L:
         code |= S.V_PP_LAYERS
     seqs_per_replica = gbs / dp
     n_micro = max(1.0, np.floor(seqs_per_replica / mbs))
-    if vpp > 1.0 and (pp == 1.0 or np.fmod(n_micro, pp) != 0.0):
+    if vpp > 1.0 and (pp == 1.0 or not divides(pp, n_micro)):
         code |= S.V_VPP_SCHEDULE
-    if cp > 1.0 and np.fmod(seq, 2.0 * cp) != 0.0:
+    if cp > 1.0 and not divides(2.0 * cp, seq):
         code |= S.V_CP_SEQ
-    if sp and np.fmod(seq / cp, tp) != 0.0:
+    if sp and not divides(cp * tp, seq):
         code |= S.V_SP_SEQ
-    if np.fmod(gbs, dp * mbs) != 0.0:
+    if not divides(dp * mbs, gbs):
         code |= S.V_BATCH
     if k[S.K_GPUS_EXACT] > 0.0 and n_gpus != k[S.K_GPUS_EXACT]:
         code |= S.V_GPUS_EXACT
@@ -432,9 +442,31 @@ def evaluate_plan(m, h, k, p, out):
         if capacity <= 0.0:
             code |= S.V_MOE_NO_CAPACITY
 
-    # [T11] per-layer forward costs of one micro-batch pass
-    c = layer_costs(m, h, n_tok, keys, 0.0, False, mbs, tp, cp, etp, ep, sp, flash,
-                    capacity, peak, ab, wb, kvb)
+    # [T11] per-layer forward costs of one micro-batch pass and of one decode step (one
+    # token per sequence at the mean context seq + gen/2), and model FLOPs per token.
+    kv_mean = seq + 0.5 * gen
+    if reuse:
+        c = load_costs(cache, 0)
+        dc = load_costs(cache, 9)
+        fwd_flops_tok = cache[18]
+        dec_flops_tok = cache[19]
+    else:
+        c = layer_costs(m, h, n_tok, keys, 0.0, False, mbs, tp, cp, etp, ep, sp, flash,
+                        capacity, peak, ab, wb, kvb)
+        dc = c
+        dec_flops_tok = 0.0
+        if decode:
+            d_cap = 0.0
+            if is_moe:
+                d_cap = np.ceil(m[S.M_TOP_K] * mbs * cf / m[S.M_EXPERTS])
+            dc = layer_costs(m, h, mbs, kv_mean, kv_mean, True, mbs, tp, cp, etp, ep, False,
+                             flash, d_cap, peak, ab, wb, kvb)
+            dec_flops_tok = model_forward_flops_per_token(m, kv_mean)
+        fwd_flops_tok = model_forward_flops_per_token(m, seq)
+        store_costs(cache, 0, c)
+        store_costs(cache, 9, dc)
+        cache[18] = fwd_flops_tok
+        cache[19] = dec_flops_tok
     dense_fwd = c.attn_s + c.mlp_s
     moe_fwd = c.attn_s + c.moe_s
     # [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
@@ -574,11 +606,6 @@ def evaluate_plan(m, h, k, p, out):
     d_max = max(d_first, max(d_last, d_mid))
     e_max = max(e_first, max(e_last, e_mid))
 
-    # [T15] model FLOPs per token, forward (Narayanan et al. 2021 eq. 3 counting: every
-    # GEMM 2 FLOPs per weight, attention 2*s*(d_qk+d_v) per head and layer, no causal
-    # halving, experts at top-k without padding); training multiplies by 3.
-    fwd_flops_tok = model_forward_flops_per_token(m, seq)
-
     if training:
         # [T16] step = m micro-batches of the slowest stage + bubble (p-1)/v of them
         # + pipeline sends + exposed DP traffic + optimizer.
@@ -609,7 +636,8 @@ def evaluate_plan(m, h, k, p, out):
         step_s = n_micro * mb_s + bubble_s + p2p_total + dp_s + opt_s
         tokens = gbs * seq
         model_flops = 3.0 * fwd_flops_tok * tokens
-        hw_flops = model_flops + tokens * recompute_flops_per_token(m, seq, recompute)
+        hw_flops = model_flops + tokens * recompute_flops_per_token(m, seq, recompute,
+                                                                    fwd_flops_tok)
         out[S.O_TIME_COMPUTE_S] = n_micro * mb_compute
         out[S.O_TIME_RECOMPUTE_S] = n_micro * mb_re
         out[S.O_TIME_TP_S] = n_micro * mb_tp
@@ -636,12 +664,6 @@ def evaluate_plan(m, h, k, p, out):
         dec_s = 0.0
         model_flops = fwd_flops_tok * gbs * seq
         if decode:
-            d_cap = 0.0
-            if is_moe:
-                d_cap = np.ceil(m[S.M_TOP_K] * mbs * cf / m[S.M_EXPERTS])
-            kv_mean = seq + 0.5 * gen
-            dc = layer_costs(m, h, mbs, kv_mean, kv_mean, True, mbs, tp, cp, etp, ep, False,
-                             flash, d_cap, peak, ab, wb, kvb)
             n_l = n_layers_slow
             n_mo = n_moe_slow
             dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -652,7 +674,7 @@ def evaluate_plan(m, h, k, p, out):
             dec_p2p = p2p_s(mbs * m[S.M_HIDDEN] * ab, pp_stride, h) if pp > 1.0 else 0.0
             dec_s = dec_compute + dec_tp + dec_cp + dec_ep + dec_p2p
             tpot = fill * dec_s
-            model_flops += gen * gbs * model_forward_flops_per_token(m, kv_mean)
+            model_flops += gen * gbs * dec_flops_tok
         step_s = ttft + gen * tpot
         bubble_s = (pp - 1.0) * (mb_s + gen * dec_s)
         out[S.O_TIME_COMPUTE_S] = n_micro * (mb_compute + gen * dec_compute)
@@ -719,9 +741,29 @@ def stage_memory(out, dense, expert, dense_shard, expert_shard, zero, training, 
     return total
 
 
+def load_costs(cache, at):
+    # [T11] (see evaluate_plan) LayerCosts kept in the cache vector
+    return LayerCosts(cache[at], cache[at + 1], cache[at + 2], cache[at + 3], cache[at + 4],
+                      cache[at + 5], cache[at + 6], cache[at + 7], cache[at + 8])
+
+
+def store_costs(cache, at, c):
+    cache[at] = c.attn_s
+    cache[at + 1] = c.attn_core_s
+    cache[at + 2] = c.mlp_s
+    cache[at + 3] = c.moe_s
+    cache[at + 4] = c.tp_s
+    cache[at + 5] = c.cp_s
+    cache[at + 6] = c.ep_s
+    cache[at + 7] = c.embed_s
+    cache[at + 8] = c.output_s
+
+
 def model_forward_flops_per_token(m, ctx):
-    # [T15] 2 FLOPs per GEMM weight a token touches (experts: top-k, shared experts, the
-    # output layer) + attention scores and context over ctx keys.
+    # [T15] model FLOPs per token, forward (Narayanan et al. 2021 eq. 3 counting): 2 FLOPs
+    # per GEMM weight a token touches (experts: top-k, shared experts, the output layer)
+    # + attention scores and context, 2*ctx*(d_qk+d_v) per head and layer
+    # (no causal halving); training multiplies by 3.
     n_moe = moe_layers_in(0.0, m[S.M_LAYERS], m)
     n_dense = m[S.M_LAYERS] - n_moe
     n_mat = 2.0 + m[S.M_GATED]
@@ -734,11 +776,11 @@ def model_forward_flops_per_token(m, ctx):
                   + n_moe * moe_mlp + hid * m[S.M_VOCAB])
 
 
-def recompute_flops_per_token(m, ctx, recompute):
+def recompute_flops_per_token(m, ctx, recompute, fwd_flops_tok):
     # [T12] recomputed forward FLOPs: full = every layer's forward (not the output layer);
     # selective = the attention scores and context only.
     if recompute == 2.0:
-        return model_forward_flops_per_token(m, ctx) - 2.0 * m[S.M_HIDDEN] * m[S.M_VOCAB]
+        return fwd_flops_tok - 2.0 * m[S.M_HIDDEN] * m[S.M_VOCAB]
     if recompute == 1.0:
         return 2.0 * m[S.M_LAYERS] * ctx * m[S.M_HEADS] * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
     return 0.0
@@ -746,10 +788,11 @@ def recompute_flops_per_token(m, ctx, recompute):
 
 # Helpers the Numba backend registers as jitable (the kernel's call graph).
 KERNEL_FUNCTIONS = (
-    ceil_div, roofline_s, gemm_efficiency, gemm_s, memory_bound_s, group_bandwidth,
+    ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s, group_bandwidth,
     group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in, layer_costs,
     mlp_forward_s, kv_cache_elems_per_gpu, layer_activation_bytes, stage_params,
-    stage_compute_s, stage_memory, model_forward_flops_per_token, recompute_flops_per_token,
+    stage_compute_s, stage_memory, load_costs, store_costs, model_forward_flops_per_token,
+    recompute_flops_per_token,
 )
 
 
@@ -771,8 +814,12 @@ def model_vector(model: Model) -> np.ndarray:
     if mla:
         # [M0] MLA (DeepSeek-V2/V3): low-rank query and joint KV compression; the decoupled
         # RoPE key is shared by the heads. Norms on the two latents are replicated.
-        q_proj = (h * mo.q_lora_rank + mo.q_lora_rank * a * qk_d) if mo.q_lora_rank else h * a * qk_d
-        kv_proj = h * (mo.kv_lora_rank + mo.rope_head_dim) + mo.kv_lora_rank * a * (mo.head_dim + v_d)
+        if mo.q_lora_rank:
+            q_proj = h * mo.q_lora_rank + mo.q_lora_rank * a * qk_d
+        else:
+            q_proj = h * a * qk_d
+        kv_proj = (h * (mo.kv_lora_rank + mo.rope_head_dim)
+                   + mo.kv_lora_rank * a * (mo.head_dim + v_d))
         attn_gemm = q_proj + kv_proj + a * v_d * h
         latent_norms = mo.q_lora_rank + mo.kv_lora_rank
         kv_cache = mo.kv_lora_rank + mo.rope_head_dim
@@ -911,6 +958,6 @@ def evaluate(model: Model, hardware: Hardware, plan: Plan, limits: Limits | None
     """Evaluate one plan with the scalar reference: the specification of every backend."""
     out = np.zeros(S.N_OUTPUTS)
     code = evaluate_plan(model_vector(model), hardware_vector(hardware), limits_vector(limits),
-                         plan_vector(plan), out)
+                         plan_vector(plan), out, np.zeros(S.N_CACHE), False)
     outputs = {c.name: float(out[i]) for i, c in enumerate(S.OUTPUTS)}
     return Result(model, hardware, plan, int(code), outputs)

@@ -87,28 +87,38 @@ LIMITS = (
     Column("mem_fraction", "", "usable fraction of HBM (headroom), in (0, 1]"),
 )
 
+# Plan columns. Order matters for speed, not meaning: a Space varies the LAST column
+# fastest, and the columns from `global_batch` on (CACHE_FROM) do not change the
+# per-layer costs, so a space kernel walking consecutive plans reuses them (`cache`).
 PLAN = (
     Column("mode", "", "train, prefill or decode", "choice", ("train", "prefill", "decode")),
     Column("dtype", "", "compute precision", "choice", ("bf16", "fp8")),
-    Column("global_batch", "seq", "sequences per step (inference: concurrent sequences)", "int",
-           lo=1),
     Column("micro_batch", "seq", "sequences per micro-batch", "int", lo=1),
     Column("seq_len", "tok", "sequence (prompt) length", "int", lo=1),
     Column("gen_tokens", "tok", "tokens generated per sequence (decode)", "int"),
     Column("tp", "", "tensor parallel degree", "int", lo=1),
-    Column("pp", "", "pipeline parallel degree", "int", lo=1),
-    Column("dp", "", "data parallel degree", "int", lo=1),
     Column("cp", "", "context parallel degree", "int", lo=1),
     Column("ep", "", "expert parallel degree (folded inside tp*cp*dp)", "int", lo=1),
     Column("etp", "", "expert tensor parallel degree (0 = tp)", "int"),
+    Column("sequence_parallel", "", "Megatron sequence parallelism", "bool", hi=1),
+    Column("flash_attention", "", "fused attention, no s^2 scores stored", "bool", hi=1),
+    Column("capacity_factor", "", "MoE expert capacity factor", "float", hi=1e6),
+    Column("global_batch", "seq", "sequences per step (inference: concurrent sequences)", "int",
+           lo=1),
+    Column("pp", "", "pipeline parallel degree", "int", lo=1),
+    Column("dp", "", "data parallel degree", "int", lo=1),
     Column("vpp", "", "virtual pipeline stages per GPU (interleaved 1F1B)", "int", lo=1),
     Column("zero", "", "ZeRO stage 0-3 (1 = distributed optimizer)", "int", hi=3),
     Column("recompute", "", "activation recomputation", "choice", ("none", "selective", "full")),
-    Column("sequence_parallel", "", "Megatron sequence parallelism", "bool", hi=1),
-    Column("capacity_factor", "", "MoE expert capacity factor", "float", hi=1e6),
-    Column("flash_attention", "", "fused attention, no s^2 scores stored", "bool", hi=1),
     Column("grad_dtype", "", "gradient precision", "choice", ("fp32", "bf16")),
 )
+CACHE_FROM = 12  # index of global_batch: columns from here on leave layer costs unchanged
+
+# Values evaluate_plan may reuse between consecutive plans (see CACHE_FROM): the forward
+# layer costs of a pass and of a decode step, and model FLOPs per token.
+CACHE = tuple(f"{kind}_{f}" for kind in ("pass", "decode") for f in
+              ("attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s",
+               "output_s")) + ("fwd_flops_tok", "decode_flops_tok")
 
 OUTPUTS = (
     Column("n_gpus", "GPU", "world size tp*cp*pp*dp"),
@@ -177,7 +187,9 @@ INDEX.update(_indices("P", PLAN))
 INDEX.update(_indices("O", OUTPUTS))
 INDEX.update({f"V_{name}": 1 << i for i, (name, _) in enumerate(VIOLATIONS)})
 INDEX.update(N_MODEL=len(MODEL), N_HARDWARE=len(HARDWARE), N_LIMITS=len(LIMITS),
-             N_PLAN=len(PLAN), N_OUTPUTS=len(OUTPUTS))
+             N_PLAN=len(PLAN), N_OUTPUTS=len(OUTPUTS), N_CACHE=len(CACHE),
+             CACHE_FROM=CACHE_FROM)
+assert PLAN[CACHE_FROM].name == "global_batch"
 globals().update(INDEX)
 
 PLAN_NAMES = tuple(c.name for c in PLAN)
@@ -209,7 +221,8 @@ def render_header() -> str:
         for i, c in enumerate(cols):
             lines.append(f"constexpr int {prefix}_{c.name.upper()} = {i};")
         lines.append("")
-    for key in ("N_MODEL", "N_HARDWARE", "N_LIMITS", "N_PLAN", "N_OUTPUTS"):
+    for key in ("N_MODEL", "N_HARDWARE", "N_LIMITS", "N_PLAN", "N_OUTPUTS", "N_CACHE",
+                "CACHE_FROM"):
         lines.append(f"constexpr int {key} = {INDEX[key]};")
     lines.append("")
     for i, (name, _) in enumerate(VIOLATIONS):

@@ -115,7 +115,7 @@ class Space:
         for n in self.lengths.tolist():
             size *= int(n)
         if size > MAX_PLANS:
-            raise SpecError("Space", "size", size, f"at most 2**62 plans (a 64-bit index)")
+            raise SpecError("Space", "size", size, "at most 2**62 plans (a 64-bit index)")
         self.size = size
         offsets = np.zeros(S.N_PLAN, dtype=np.int64)
         offsets[1:] = np.cumsum(self.lengths)[:-1]

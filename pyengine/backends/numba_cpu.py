@@ -17,7 +17,7 @@ from .. import reference as R
 from .. import schema as S
 
 NAME = "numba"
-BLOCK = 2048
+BLOCK = 512  # plans per parallel task; its output block (BLOCK x N_OUT) stays in L2
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
@@ -45,38 +45,70 @@ if numba is not None:
     N_OUT = S.N_OUTPUTS
     N_PLAN = S.N_PLAN
     N_BITS = len(S.VIOLATIONS)
+    N_CACHE = S.N_CACHE
+    CACHE_FROM = S.CACHE_FROM
 
     @njit(inline="always")
-    def _decode(values, offsets, lengths, index, p):
+    def _decode(values, offsets, lengths, index, digits, p):
+        # mixed radix, last column fastest: once per block (int64 division is slow)
         rem = index
         for c in range(N_PLAN - 1, -1, -1):
             n = lengths[c]
-            p[c] = values[offsets[c] + rem % n]
+            digits[c] = rem % n
             rem //= n
+            p[c] = values[offsets[c] + digits[c]]
+
+    @njit(inline="always")
+    def _advance(values, offsets, lengths, digits, p):
+        # odometer step to the next linear index; returns the lowest column that changed
+        # (>= CACHE_FROM means the per-layer costs of the previous plan still hold)
+        for c in range(N_PLAN - 1, -1, -1):
+            digits[c] += 1
+            if digits[c] < lengths[c]:
+                p[c] = values[offsets[c] + digits[c]]
+                return c
+            digits[c] = 0
+            p[c] = values[offsets[c]]
+        return 0
+
+    @njit(inline="always")
+    def _flush(tmp, out, lo, count):
+        # block outputs leave as contiguous runs, one per column (no strided stores)
+        for j in range(N_OUT):
+            for i in range(count):
+                out[j, lo + i] = tmp[i, j]
 
     @njit(parallel=True, error_model="numpy", cache=True)
     def _rows_kernel(m, h, k, plans, out, codes):
         n = plans.shape[0]
         n_blocks = (n + BLOCK - 1) // BLOCK
         for b in prange(n_blocks):
-            col = np.empty(N_OUT)
-            for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-                codes[i] = _evaluate_plan(m, h, k, plans[i], col)
-                for j in range(N_OUT):
-                    out[j, i] = col[j]
+            tmp = np.empty((BLOCK, N_OUT))
+            cache = np.empty(N_CACHE)
+            lo = b * BLOCK
+            count = min(n, lo + BLOCK) - lo
+            for i in range(count):
+                codes[lo + i] = _evaluate_plan(m, h, k, plans[lo + i], tmp[i], cache, False)
+            _flush(tmp, out, lo, count)
 
     @njit(parallel=True, error_model="numpy", cache=True)
     def _space_kernel(m, h, k, values, offsets, lengths, start, stop, out, codes):
         n = stop - start
         n_blocks = (n + BLOCK - 1) // BLOCK
         for b in prange(n_blocks):
-            col = np.empty(N_OUT)
+            tmp = np.empty((BLOCK, N_OUT))
             p = np.empty(N_PLAN)
-            for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-                _decode(values, offsets, lengths, start + i, p)
-                codes[i] = _evaluate_plan(m, h, k, p, col)
-                for j in range(N_OUT):
-                    out[j, i] = col[j]
+            digits = np.empty(N_PLAN, dtype=np.int64)
+            lo = b * BLOCK
+            count = min(n, lo + BLOCK) - lo
+            cache = np.empty(N_CACHE)
+            _decode(values, offsets, lengths, start + lo, digits, p)
+            reuse = False
+            for i in range(count):
+                if i > 0:
+                    reuse = _advance(values, offsets, lengths, digits, p) >= CACHE_FROM
+                codes[lo + i] = _evaluate_plan(m, h, k, p, tmp[i], cache, reuse)
+            _flush(tmp, out, lo, count)
 
     @njit(parallel=True, error_model="numpy", cache=True)
     def _count_kernel(m, h, k, values, offsets, lengths, start, stop):
@@ -87,9 +119,16 @@ if numba is not None:
         for b in prange(n_blocks):
             col = np.empty(N_OUT)
             p = np.empty(N_PLAN)
-            for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-                _decode(values, offsets, lengths, start + i, p)
-                code = _evaluate_plan(m, h, k, p, col)
+            digits = np.empty(N_PLAN, dtype=np.int64)
+            lo = b * BLOCK
+            count = min(n, lo + BLOCK) - lo
+            cache = np.empty(N_CACHE)
+            _decode(values, offsets, lengths, start + lo, digits, p)
+            reuse = False
+            for i in range(count):
+                if i > 0:
+                    reuse = _advance(values, offsets, lengths, digits, p) >= CACHE_FROM
+                code = _evaluate_plan(m, h, k, p, col, cache, reuse)
                 if code == 0:
                     feasible[b] += 1
                 else:

@@ -16,8 +16,9 @@ def unavailable() -> str | None:
 
 def evaluate_rows(m, h, k, plans, out, codes) -> None:
     col = np.empty(S.N_OUTPUTS)
+    cache = np.empty(S.N_CACHE)
     for i in range(plans.shape[0]):
-        codes[i] = evaluate_plan(m, h, k, plans[i], col)
+        codes[i] = evaluate_plan(m, h, k, plans[i], col, cache, False)
         out[:, i] = col
 
 
@@ -32,20 +33,22 @@ def _decode(values, offsets, lengths, index, p) -> None:
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
     p = np.empty(S.N_PLAN)
     col = np.empty(S.N_OUTPUTS)
+    cache = np.empty(S.N_CACHE)
     for i in range(stop - start):
         _decode(values, offsets, lengths, start + i, p)
-        codes[i] = evaluate_plan(m, h, k, p, col)
+        codes[i] = evaluate_plan(m, h, k, p, col, cache, False)
         out[:, i] = col
 
 
 def count_space(m, h, k, values, offsets, lengths, start, stop):
     p = np.empty(S.N_PLAN)
     col = np.empty(S.N_OUTPUTS)
+    cache = np.empty(S.N_CACHE)
     feasible = 0
     by_bit = np.zeros(len(S.VIOLATIONS), dtype=np.int64)
     for i in range(start, stop):
         _decode(values, offsets, lengths, i, p)
-        code = evaluate_plan(m, h, k, p, col)
+        code = evaluate_plan(m, h, k, p, col, cache, False)
         if code == 0:
             feasible += 1
         for b in range(len(S.VIOLATIONS)):

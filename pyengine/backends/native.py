@@ -1,0 +1,57 @@
+"""Native CPU backend: csrc/cost_model.hpp compiled into pyengine._native (pybind11, OpenMP).
+
+The C++ kernel is the line-by-line twin of :mod:`pyengine.reference` (same function and
+variable names, same tags; tests/test_tags.py checks them). Arrays go in and come out
+without copies; the GIL is released while OpenMP threads run large blocks of plans.
+``OMP_WAIT_POLICY`` defaults to ``passive`` so idle threads sleep instead of spinning
+(threads collapse when another process holds a core otherwise; see STYLE.md);
+``OMP_NUM_THREADS`` sets the thread count as usual.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import schema as S
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # read when libgomp loads
+
+try:
+    from .. import _native
+    _IMPORT_ERROR: Exception | None = None
+except ImportError as exc:
+    _native = None
+    _IMPORT_ERROR = exc
+
+NAME = "native"
+
+
+def unavailable() -> str | None:
+    if _native is None:
+        return f"pyengine._native is not built: run pip install . ({_IMPORT_ERROR})"
+    built = (_native.N_PLAN, _native.N_OUTPUTS, _native.N_MODEL, _native.N_HARDWARE,
+             _native.N_LIMITS)
+    want = (S.N_PLAN, S.N_OUTPUTS, S.N_MODEL, S.N_HARDWARE, S.N_LIMITS)
+    if built != want:
+        return ("pyengine._native was built from another schema (columns "
+                f"{built} != {want}): rebuild it with pip install .")
+    return None
+
+
+def max_threads() -> int:
+    """OpenMP threads one call uses (OMP_NUM_THREADS)."""
+    return _native.max_threads()
+
+
+def evaluate_rows(m, h, k, plans, out, codes) -> None:
+    _native.evaluate_rows(m, h, k, plans, out, codes)
+
+
+def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
+    _native.evaluate_space(m, h, k, values, offsets, lengths, int(start), int(stop), out, codes)
+
+
+def count_space(m, h, k, values, offsets, lengths, start, stop):
+    feasible, by_bit = _native.count_space(m, h, k, values, offsets, lengths, int(start),
+                                           int(stop))
+    return int(feasible), by_bit
