@@ -51,7 +51,8 @@ def gemm_efficiency(min_dim, h):
 
 def gemm_s(flops, nbytes, min_dim, peak, h):
     # [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s.
-    return roofline_s(flops, nbytes, peak * gemm_efficiency(min_dim, h),
+    # A GEMM thinner than one row (no tokens routed) is costed as one row: never 0/0.
+    return roofline_s(flops, nbytes, peak * gemm_efficiency(max(min_dim, 1.0), h),
                       h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]) + h[S.H_OP_OVERHEAD]
 
 

@@ -1,0 +1,193 @@
+"""One plan, itemised: every memory and time term with its unit and how it was derived.
+
+The derivations call the reference's own helper functions (stage_params,
+layer_activation_bytes, layer_costs) for the intermediate numbers, so what is shown is
+what the kernel used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import reference as R
+from . import schema as S
+from .reference import Result, evaluate
+from .specs import Hardware, Limits, Model, Plan
+
+GiB = 2.0**30
+
+
+def fmt_bytes(x: float) -> str:
+    if x >= GiB:
+        return f"{x / GiB:,.2f} GiB"
+    if x >= 2**20:
+        return f"{x / 2**20:,.1f} MiB"
+    return f"{x:,.0f} B"
+
+
+def fmt_s(x: float) -> str:
+    if x >= 1.0 or x == 0.0:
+        return f"{x:,.3f} s"
+    if x >= 1e-3:
+        return f"{x * 1e3:,.2f} ms"
+    return f"{x * 1e6:,.1f} us"
+
+
+def fmt_count(x: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:,.2f}{unit}"
+    return f"{x:,.0f}"
+
+
+def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result) -> dict:
+    """Intermediate quantities behind the terms, from the reference's helpers."""
+    m = R.model_vector(model)
+    o = result.outputs
+    tp, pp, dp, cp, ep = plan.tp, plan.pp, plan.dp, plan.cp, plan.ep
+    etp = plan.expert_tp
+    training = plan.mode == "train"
+    sp = plan.sequence_parallel and tp > 1
+    n_tok = plan.micro_batch * plan.seq_len / cp
+    rec = {"none": 0.0, "selective": 1.0, "full": 2.0}[plan.recompute] if training else 0.0
+    cap = o["capacity_per_expert"]
+    lf, lm, ll = o["layers_first_stage"], o["layers_middle_stage"], o["layers_last_stage"]
+    L = float(model.n_layers)
+    stages = {
+        "first": (lf, R.moe_layers_in(0.0, lf, m), True, pp == 1),
+        "middle": (lm, R.moe_layers_in(L - ll - lm, L - ll, m), False, False),
+        "last": (ll, R.moe_layers_in(L - ll, L, m), pp == 1, True),
+    }
+    params = {}
+    for name, (n_l, n_moe, first, last) in stages.items():
+        if name == "middle" and pp <= 2:
+            continue
+        d, e = R.stage_params(m, n_l, n_moe, first, last, float(pp), float(tp), float(etp),
+                              float(ep))
+        params[name] = {"layers": n_l, "moe_layers": n_moe, "dense_params": d,
+                        "expert_params": e}
+    act_dense = R.layer_activation_bytes(m, n_tok, float(plan.seq_len), float(tp), sp,
+                                         plan.flash_attention, rec, False, cap, float(etp))
+    act_moe = R.layer_activation_bytes(m, n_tok, float(plan.seq_len), float(tp), sp,
+                                       plan.flash_attention, rec, True, cap, float(etp))
+    edp = tp * cp * dp / (etp * ep)
+    return {
+        "tokens_per_microbatch_per_gpu": n_tok,
+        "micro_batches": o["n_micro_batches"],
+        "stages": params,
+        "activation_bytes_per_layer": {"dense": act_dense, "moe": act_moe if model.is_moe else 0},
+        "zero_shard_dense": dp * cp, "zero_shard_expert": edp,
+        "edp": edp, "params_total": m[S.M_PARAMS_TOTAL], "params_active": m[S.M_PARAMS_ACTIVE],
+        "world": f"{tp * cp * pp * dp} = tp {tp} x cp {cp} x pp {pp} x dp {dp}",
+        "expert_fold": (f"ep {ep} x etp {etp} x edp {edp:g} = tp*cp*dp = {tp * cp * dp}"
+                        if model.is_moe else "dense model: no expert parallelism"),
+    }
+
+
+def explain(model: Model, hardware: Hardware, plan: Plan, limits: Limits | None = None) -> dict:
+    """Result plus derivations, as one JSON-ready dict."""
+    result = evaluate(model, hardware, plan, limits)
+    d = result.to_json()
+    d["derivation"] = derivations(model, hardware, plan, result)
+    d["units"] = {"memory": "bytes per GPU", "time": "seconds per step",
+                  "tokens_per_s": "tokens/s, all GPUs", "mfu": "fraction of peak"}
+    return d
+
+
+MEMORY_HOW = {
+    "weights": "params on the fullest stage x {wb} B (/dp*cp dense, /edp expert with ZeRO-3)",
+    "grads": "params x {gb} B (sharded with ZeRO >= 2)",
+    "optimizer": "params x 12 B: fp32 master + Adam m, v (sharded with ZeRO >= 1)",
+    "activations": "per-layer bytes x layers x in-flight micro-batches (Korthikanti 2022)",
+    "kv_cache": "sequences x context x layers x KV values per token x bytes",
+    "overhead": "fixed: CUDA context, NCCL buffers, fragmentation",
+}
+TIME_HOW = {
+    "compute": "m micro-batches x slowest stage's operators (roofline each), fwd + 2x bwd",
+    "recompute": "forward operators recomputed in backward",
+    "tp": "2 all-reduces (or AG+RS with SP) per layer, fwd and bwd, on the TP tier",
+    "cp": "ring K/V exchange not hidden behind attention",
+    "ep": "all-to-all dispatch + combine per MoE layer",
+    "pp_p2p": "activation sends between stages",
+    "pp_bubble": "(p-1)/v micro-batch times idle",
+    "dp": "gradient reduce-scatter/all-gather not hidden behind the last backward",
+    "optimizer": "Adam step: fp32 states read and written at HBM bandwidth",
+}
+
+
+def render_text(d: dict) -> str:
+    """The readable table `pyengine explain` prints."""
+    o = d["outputs"]
+    dv = d["derivation"]
+    plan = d["plan"]
+    lines = []
+    lines.append(f"pyengine explain: {d['model']} on {d['hardware']}, {plan['mode']} "
+                 f"({plan['dtype']})")
+    lines.append(f"  params {fmt_count(dv['params_total'])} total, "
+                 f"{fmt_count(dv['params_active'])} active per token")
+    lines.append(f"  GPUs {dv['world']}   (world = tp x cp x pp x dp)")
+    lines.append(f"  experts: {dv['expert_fold']}")
+    lines.append(f"  batch {plan['global_batch']} seq x {plan['seq_len']} tok, micro-batch "
+                 f"{plan['micro_batch']}: {o['n_micro_batches']:g} micro-batches, "
+                 f"{dv['tokens_per_microbatch_per_gpu']:,.0f} tokens per GPU each")
+    st = "  stage layers: first " + f"{o['layers_first_stage']:g}"
+    if plan["pp"] > 2:
+        st += f", middle up to {o['layers_middle_stage']:g}"
+    if plan["pp"] > 1:
+        st += f", last {o['layers_last_stage']:g}"
+    lines.append(st)
+    if "capacity_per_expert" in o and o["capacity_per_expert"] > 0:
+        lines.append(f"  expert capacity {o['capacity_per_expert']:g} tokens per expert per "
+                     f"router rank; dropped {100 * o['dropped_fraction']:.1f}% of token-slots")
+    if d["feasible"]:
+        lines.append("  FEASIBLE")
+    else:
+        lines.append("  INFEASIBLE:")
+        for v in d["violation_details"]:
+            lines.append(f"    - {v}")
+    lines.append("")
+    wb = 1 if plan["dtype"] == "fp8" and plan["mode"] != "train" else 2
+    gb = 4 if plan["grad_dtype"] == "fp32" else 2
+    lines.append(f"Memory per GPU (fullest stage)        {'':>12}  how")
+    for term, how in MEMORY_HOW.items():
+        lines.append(f"  {term:<14} {fmt_bytes(d['memory'][term]):>14}  "
+                     + how.format(wb=wb, gb=gb))
+    cap = o["mem_total_bytes"] / max(1.0, d.get("hbm_bytes", 0) or 1.0)
+    lines.append(f"  {'total':<14} {fmt_bytes(d['memory']['total']):>14}"
+                 + (f"  ({100 * cap:.0f}% of HBM)" if d.get("hbm_bytes") else ""))
+    for name, s in dv["stages"].items():
+        lines.append(f"    {name} stage: {s['layers']:g} layers ({s['moe_layers']:g} MoE), "
+                     f"{fmt_count(s['dense_params'])} dense + {fmt_count(s['expert_params'])} "
+                     f"expert params per GPU")
+    act = dv["activation_bytes_per_layer"]
+    lines.append(f"    activations per layer per micro-batch: dense {fmt_bytes(act['dense'])}"
+                 + (f", MoE {fmt_bytes(act['moe'])}" if act["moe"] else ""))
+    lines.append("")
+    step = d["time"]["step"]
+    lines.append("Time per step" if plan["mode"] == "train" else "Time for the batch")
+    for term, how in TIME_HOW.items():
+        t = d["time"][term]
+        share = 100 * t / step if step > 0 else 0.0
+        lines.append(f"  {term:<14} {fmt_s(t):>14} {share:5.1f}%  {how}")
+    lines.append(f"  {'step':<14} {fmt_s(step):>14}")
+    lines.append("")
+    lines.append("Throughput")
+    lines.append(f"  tokens/s            {o['tokens_per_s']:,.0f}  "
+                 f"({o['tokens_per_s_per_gpu']:,.1f} per GPU = "
+                 f"{o['tokens_per_s_per_gpu'] / 1e3:,.3f} tokens/ms per GPU)")
+    lines.append(f"  MFU                 {100 * o['mfu']:.1f}%  "
+                 f"({o['model_tflops_per_gpu']:,.1f} model TFLOP/s per GPU; "
+                 f"{o['hw_tflops_per_gpu']:,.1f} with recomputation)")
+    lines.append(f"  model FLOPs/step    {o['model_flops_per_step']:.4g}")
+    if plan["mode"] != "train":
+        lines.append(f"  TTFT                {fmt_s(o['ttft_s'])}")
+        if plan["mode"] == "decode":
+            lines.append(f"  TPOT                {fmt_s(o['tpot_s'])}")
+    return "\n".join(lines)
+
+
+def plan_columns_doc() -> str:
+    return ", ".join(S.PLAN_NAMES)
+
+
+__all__ = ["explain", "render_text", "derivations", "fmt_bytes", "fmt_s", "np"]
