@@ -6,6 +6,21 @@ from glob import glob
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
+from setuptools.command.build_py import build_py
+
+# The CUDA backend compiles these at run time (NVRTC): ship them as pyengine/_csrc/.
+CUDA_SOURCES = sorted(glob("csrc/*.hpp") + glob("csrc/*.h") + glob("csrc/*.cu"))
+
+
+class build_py_with_csrc(build_py):
+    """build_py that also copies the kernel sources into the package (pyengine/_csrc)."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "pyengine", "_csrc")
+        self.mkpath(target)
+        for src in CUDA_SOURCES:
+            self.copy_file(src, os.path.join(target, os.path.basename(src)))
 
 # Flags: -ffp-contract=off keeps results bit-comparable with the Python reference (no
 # fused multiply-add); -fno-math-errno -fno-trapping-math let g++ vectorise the math.
@@ -23,11 +38,11 @@ ext_modules = [
         "pyengine._native",
         sorted(glob("csrc/*.cpp")),
         include_dirs=["csrc"],
-        depends=sorted(glob("csrc/*.hpp") + glob("csrc/*.h")),
+        depends=CUDA_SOURCES,
         cxx_std=17,
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     ),
 ]
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})
+setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext, "build_py": build_py_with_csrc})

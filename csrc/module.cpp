@@ -1,12 +1,331 @@
-// pybind11 bindings for the native backend (filled in by the engine issue).
+// pybind11 bindings of the native backend: pyengine._native.
+//
+// The formulas live in cost_model.hpp (the C++ twin of pyengine/reference.py); this file
+// only checks arrays, releases the GIL and runs OpenMP loops over blocks of plans.
+// Arrays are used in place (zero-copy): a wrong dtype, shape, layout or a read-only
+// output raises ValueError naming the argument instead of silently converting.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cost_model.hpp"
 #include "schema.h"
 
 namespace py = pybind11;
 
+namespace {
+
+using pyengine::N_HARDWARE;
+using pyengine::N_LIMITS;
+using pyengine::N_MODEL;
+using pyengine::N_OUTPUTS;
+using pyengine::N_PLAN;
+
+// Plans per OpenMP task: large enough that a parallel region is long (threads collapse on
+// tiny regions when the other core is busy), small enough to balance a few threads.
+constexpr std::int64_t BLOCK = 4096;
+constexpr int MAX_BITS = 64;
+
+std::string shape_text(const std::vector<py::ssize_t>& shape) {
+    std::string s = "(";
+    for (size_t i = 0; i < shape.size(); ++i) {
+        s += shape[i] < 0 ? std::string("n") : std::to_string(shape[i]);
+        if (i + 1 < shape.size() || shape.size() == 1) {
+            s += ",";
+        }
+        if (i + 1 < shape.size()) {
+            s += " ";
+        }
+    }
+    return s + ")";
+}
+
+// The data pointer of `obj` after checking it is a C-contiguous numpy array of T with
+// the given shape (-1: any length); writable arrays are required for outputs.
+template <typename T>
+T* array_ptr(const py::handle& obj, const char* name, const std::vector<py::ssize_t>& shape,
+             bool writable) {
+    const char* dtype_name = std::is_same<T, double>::value ? "float64" : "int64";
+    if (!py::isinstance<py::array>(obj)) {
+        throw py::value_error(std::string("argument '") + name + "' must be a numpy " +
+                              dtype_name + " array, got " +
+                              std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+    }
+    auto arr = py::reinterpret_borrow<py::array>(obj);
+    if (!py::isinstance<py::array_t<T>>(arr)) {
+        throw py::value_error(std::string("argument '") + name + "' must have dtype " +
+                              dtype_name + ", got " + std::string(py::str(arr.dtype())));
+    }
+    bool ok = arr.ndim() == static_cast<py::ssize_t>(shape.size());
+    for (size_t i = 0; ok && i < shape.size(); ++i) {
+        ok = shape[i] < 0 || arr.shape(static_cast<py::ssize_t>(i)) == shape[i];
+    }
+    if (!ok) {
+        std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
+        throw py::value_error(std::string("argument '") + name + "' must have shape " +
+                              shape_text(shape) + ", got " + shape_text(got));
+    }
+    if (!(arr.flags() & py::array::c_style)) {
+        throw py::value_error(std::string("argument '") + name + "' must be C-contiguous");
+    }
+    if (writable) {
+        if (!arr.writeable()) {
+            throw py::value_error(std::string("argument '") + name + "' must be writable");
+        }
+        return static_cast<T*>(arr.mutable_data());
+    }
+    return const_cast<T*>(static_cast<const T*>(arr.data()));
+}
+
+struct Inputs {
+    const double* m;
+    const double* h;
+    const double* k;
+};
+
+Inputs inputs(const py::handle& m, const py::handle& h, const py::handle& k) {
+    return Inputs{array_ptr<double>(m, "m", {N_MODEL}, false),
+                  array_ptr<double>(h, "h", {N_HARDWARE}, false),
+                  array_ptr<double>(k, "k", {N_LIMITS}, false)};
+}
+
+// A packed Space (pyengine.space.PackedSpace): every plan column as an axis.
+struct Axes {
+    const double* values;
+    const std::int64_t* offsets;
+    const std::int64_t* lengths;
+};
+
+Axes axes(const py::handle& values, const py::handle& offsets, const py::handle& lengths,
+          std::int64_t start, std::int64_t stop) {
+    const double* v = array_ptr<double>(values, "values", {-1}, false);
+    const py::ssize_t n_values = py::reinterpret_borrow<py::array>(values).shape(0);
+    const std::int64_t* off = array_ptr<std::int64_t>(offsets, "offsets", {N_PLAN}, false);
+    const std::int64_t* len = array_ptr<std::int64_t>(lengths, "lengths", {N_PLAN}, false);
+    std::int64_t size = 1;
+    bool overflow = false;
+    for (int c = 0; c < N_PLAN; ++c) {
+        if (len[c] < 1 || off[c] < 0 || off[c] > n_values - len[c]) {
+            throw py::value_error("axis " + std::to_string(c) + " (offset " +
+                                  std::to_string(off[c]) + ", length " +
+                                  std::to_string(len[c]) + ") is outside 'values' (size " +
+                                  std::to_string(n_values) + ")");
+        }
+        overflow = overflow || __builtin_mul_overflow(size, len[c], &size);
+    }
+    if (start < 0 || stop < start || (!overflow && stop > size)) {
+        throw py::value_error("start, stop = " + std::to_string(start) + ", " +
+                              std::to_string(stop) + " must satisfy 0 <= start <= stop <= " +
+                              (overflow ? std::string("2**63") : std::to_string(size)));
+    }
+    return Axes{v, off, len};
+}
+
+// Linear index -> plan columns, last column fastest (reference_loop._decode).
+inline void decode(const Axes& a, std::int64_t index, std::int64_t* digits, double* p) {
+    std::int64_t rem = index;
+    for (int c = N_PLAN - 1; c >= 0; --c) {
+        const std::int64_t n = a.lengths[c];
+        digits[c] = rem % n;
+        rem /= n;
+        p[c] = a.values[a.offsets[c] + digits[c]];
+    }
+}
+
+// Odometer step to index + 1: the plan decode() gives, without integer division.
+// Returns the lowest column that changed: >= CACHE_FROM means the previous plan's
+// per-layer costs still hold (evaluate_plan's `reuse`).
+inline int advance(const Axes& a, std::int64_t* digits, double* p) {
+    for (int c = N_PLAN - 1; c >= 0; --c) {
+        if (++digits[c] < a.lengths[c]) {
+            p[c] = a.values[a.offsets[c] + digits[c]];
+            return c;
+        }
+        digits[c] = 0;
+        p[c] = a.values[a.offsets[c]];
+    }
+    return 0;
+}
+
+// Outputs of CHUNK plans are staged (64 KiB, cache-resident) and leave as contiguous
+// runs, one per output column, instead of N_OUTPUTS strided stores per plan.
+constexpr std::int64_t CHUNK = 256;
+
+inline void flush(const double (*tmp)[N_OUTPUTS], std::int64_t count, double* out,
+                  std::int64_t n, std::int64_t at) {
+    for (int j = 0; j < N_OUTPUTS; ++j) {
+        double* dst = out + j * n + at;
+        for (std::int64_t r = 0; r < count; ++r) {
+            dst[r] = tmp[r][j];
+        }
+    }
+}
+
+void evaluate_rows(const py::object& m_, const py::object& h_, const py::object& k_,
+                   const py::object& plans_, const py::object& out_, const py::object& codes_) {
+    const Inputs in = inputs(m_, h_, k_);
+    const double* plans = array_ptr<double>(plans_, "plans", {-1, N_PLAN}, false);
+    const std::int64_t n = py::reinterpret_borrow<py::array>(plans_).shape(0);
+    double* out = array_ptr<double>(out_, "out", {N_OUTPUTS, n}, true);
+    std::int64_t* codes = array_ptr<std::int64_t>(codes_, "codes", {n}, true);
+    py::gil_scoped_release release;
+    const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+        double tmp[CHUNK][N_OUTPUTS];
+        double cache[pyengine::N_CACHE];
+        const std::int64_t lo = b * BLOCK;
+        const std::int64_t hi = std::min(n, lo + BLOCK);
+        for (std::int64_t i = lo; i < hi; i += CHUNK) {
+            const std::int64_t count = std::min(CHUNK, hi - i);
+            for (std::int64_t r = 0; r < count; ++r) {
+                const double* p = plans + (i + r) * N_PLAN;
+                // rows equal (bit for bit) in the columns before CACHE_FROM share costs
+                const bool reuse = i + r > lo &&
+                    std::memcmp(p, p - N_PLAN, sizeof(double) * pyengine::CACHE_FROM) == 0;
+                codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache,
+                                                       reuse);
+            }
+            flush(tmp, count, out, n, i);
+        }
+    }
+}
+
+void evaluate_space(const py::object& m_, const py::object& h_, const py::object& k_,
+                    const py::object& values_, const py::object& offsets_,
+                    const py::object& lengths_, std::int64_t start, std::int64_t stop,
+                    const py::object& out_, const py::object& codes_) {
+    const Inputs in = inputs(m_, h_, k_);
+    const Axes a = axes(values_, offsets_, lengths_, start, stop);
+    const std::int64_t n = stop - start;
+    double* out = array_ptr<double>(out_, "out", {N_OUTPUTS, n}, true);
+    std::int64_t* codes = array_ptr<std::int64_t>(codes_, "codes", {n}, true);
+    py::gil_scoped_release release;
+    const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+        double tmp[CHUNK][N_OUTPUTS];
+        double cache[pyengine::N_CACHE];
+        double p[N_PLAN];
+        std::int64_t digits[N_PLAN];
+        const std::int64_t lo = b * BLOCK;
+        const std::int64_t hi = std::min(n, lo + BLOCK);
+        decode(a, start + lo, digits, p);
+        bool reuse = false;
+        for (std::int64_t i = lo; i < hi; i += CHUNK) {
+            const std::int64_t count = std::min(CHUNK, hi - i);
+            for (std::int64_t r = 0; r < count; ++r) {
+                if (i + r > lo) {
+                    reuse = advance(a, digits, p) >= pyengine::CACHE_FROM;
+                }
+                codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache,
+                                                       reuse);
+            }
+            flush(tmp, count, out, n, i);
+        }
+    }
+}
+
+py::tuple count_space(const py::object& m_, const py::object& h_, const py::object& k_,
+                      const py::object& values_, const py::object& offsets_,
+                      const py::object& lengths_, std::int64_t start, std::int64_t stop) {
+    const Inputs in = inputs(m_, h_, k_);
+    const Axes a = axes(values_, offsets_, lengths_, start, stop);
+    // the number of violation bits comes from the one list, pyengine.schema.VIOLATIONS
+    const int n_bits = static_cast<int>(
+        py::len(py::module_::import("pyengine.schema").attr("VIOLATIONS")));
+    if (n_bits > MAX_BITS) {
+        throw py::value_error("pyengine.schema.VIOLATIONS has more than 64 entries");
+    }
+    const std::int64_t n = stop - start;
+    std::int64_t feasible = 0;
+    std::int64_t by_bit[MAX_BITS] = {0};
+    {
+        py::gil_scoped_release release;
+        const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel
+        {
+            std::int64_t my_feasible = 0;
+            std::int64_t my_by_bit[MAX_BITS] = {0};
+#pragma omp for schedule(static)
+            for (std::int64_t b = 0; b < n_blocks; ++b) {
+                double col[N_OUTPUTS];
+                double cache[pyengine::N_CACHE];
+                double p[N_PLAN];
+                std::int64_t digits[N_PLAN];
+                const std::int64_t lo = b * BLOCK;
+                const std::int64_t hi = std::min(n, lo + BLOCK);
+                decode(a, start + lo, digits, p);
+                bool reuse = false;
+                for (std::int64_t i = lo; i < hi; ++i) {
+                    if (i > lo) {
+                        reuse = advance(a, digits, p) >= pyengine::CACHE_FROM;
+                    }
+                    const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, col,
+                                                                   cache, reuse);
+                    if (code == 0) {
+                        ++my_feasible;
+                    }
+                    for (unsigned long long bits = static_cast<unsigned long long>(code);
+                         bits != 0; bits &= bits - 1) {
+                        ++my_by_bit[__builtin_ctzll(bits)];
+                    }
+                }
+            }
+#pragma omp critical
+            {
+                feasible += my_feasible;
+                for (int bit = 0; bit < MAX_BITS; ++bit) {
+                    by_bit[bit] += my_by_bit[bit];
+                }
+            }
+        }
+    }
+    py::array_t<std::int64_t> counts(n_bits);
+    std::copy(by_bit, by_bit + n_bits, counts.mutable_data());
+    return py::make_tuple(feasible, counts);
+}
+
+int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_native, mod) {
-    mod.doc() = "pyengine native cost model (C++, OpenMP)";
-    mod.attr("N_PLAN") = pyengine::N_PLAN;
-    mod.attr("N_OUTPUTS") = pyengine::N_OUTPUTS;
+    mod.doc() = "pyengine native cost model (C++, OpenMP): csrc/cost_model.hpp over arrays";
+    mod.attr("N_PLAN") = N_PLAN;
+    mod.attr("N_OUTPUTS") = N_OUTPUTS;
+    mod.attr("N_MODEL") = N_MODEL;
+    mod.attr("N_HARDWARE") = N_HARDWARE;
+    mod.attr("N_LIMITS") = N_LIMITS;
+    mod.attr("N_CACHE") = pyengine::N_CACHE;
+    mod.attr("CACHE_FROM") = pyengine::CACHE_FROM;
+    mod.attr("BLOCK") = BLOCK;
+    mod.def("evaluate_rows", &evaluate_rows, py::arg("m"), py::arg("h"), py::arg("k"),
+            py::arg("plans"), py::arg("out"), py::arg("codes"),
+            "Evaluate plans [n, N_PLAN] into out [N_OUTPUTS, n] and codes [n], in place.");
+    mod.def("evaluate_space", &evaluate_space, py::arg("m"), py::arg("h"), py::arg("k"),
+            py::arg("values"), py::arg("offsets"), py::arg("lengths"), py::arg("start"),
+            py::arg("stop"), py::arg("out"), py::arg("codes"),
+            "Evaluate the plans [start, stop) of a packed Space into out and codes.");
+    mod.def("count_space", &count_space, py::arg("m"), py::arg("h"), py::arg("k"),
+            py::arg("values"), py::arg("offsets"), py::arg("lengths"), py::arg("start"),
+            py::arg("stop"),
+            "(feasible, by_bit): feasible plans in [start, stop) and, per violation bit, "
+            "how many plans violate it.");
+    mod.def("max_threads", &max_threads, "OpenMP threads a parallel region uses.");
 }

@@ -29,9 +29,10 @@ NAME = "native"
 def unavailable() -> str | None:
     if _native is None:
         return f"pyengine._native is not built: run pip install . ({_IMPORT_ERROR})"
-    built = (_native.N_PLAN, _native.N_OUTPUTS, _native.N_MODEL, _native.N_HARDWARE,
-             _native.N_LIMITS)
-    want = (S.N_PLAN, S.N_OUTPUTS, S.N_MODEL, S.N_HARDWARE, S.N_LIMITS)
+    keys = ("N_PLAN", "N_OUTPUTS", "N_MODEL", "N_HARDWARE", "N_LIMITS", "N_CACHE",
+            "CACHE_FROM")
+    built = tuple(getattr(_native, key, None) for key in keys)
+    want = tuple(getattr(S, key) for key in keys)
     if built != want:
         return ("pyengine._native was built from another schema (columns "
                 f"{built} != {want}): rebuild it with pip install .")
