@@ -47,11 +47,12 @@ constexpr int H_INTER_BW = 6;
 constexpr int H_INTRA_LATENCY = 7;
 constexpr int H_INTER_LATENCY = 8;
 constexpr int H_GEMM_EFF_MAX = 9;
-constexpr int H_GEMM_DIM_HALF = 10;
-constexpr int H_HBM_EFF = 11;
-constexpr int H_NET_EFF = 12;
-constexpr int H_OP_OVERHEAD = 13;
-constexpr int H_MEM_OVERHEAD = 14;
+constexpr int H_GEMM_EFF_MAX_FP8 = 10;
+constexpr int H_GEMM_DIM_HALF = 11;
+constexpr int H_HBM_EFF = 12;
+constexpr int H_NET_EFF = 13;
+constexpr int H_OP_OVERHEAD = 14;
+constexpr int H_MEM_OVERHEAD = 15;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -76,6 +77,7 @@ constexpr int P_VPP = 15;
 constexpr int P_ZERO = 16;
 constexpr int P_RECOMPUTE = 17;
 constexpr int P_GRAD_DTYPE = 18;
+constexpr int P_TP_OVERLAP = 19;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -111,11 +113,11 @@ constexpr int O_TTFT_S = 30;
 constexpr int O_TPOT_S = 31;
 
 constexpr int N_MODEL = 32;
-constexpr int N_HARDWARE = 15;
+constexpr int N_HARDWARE = 16;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 19;
+constexpr int N_PLAN = 20;
 constexpr int N_OUTPUTS = 32;
-constexpr int N_CACHE = 20;
+constexpr int N_CACHE = 11;
 constexpr int CACHE_FROM = 12;
 
 constexpr long long V_TP_HEADS = 1LL << 0;

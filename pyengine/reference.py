@@ -44,15 +44,16 @@ def roofline_s(flops, nbytes, flops_per_s, bytes_per_s):
 
 
 def gemm_efficiency(min_dim, h):
-    # [T2] attainable fraction of peak for a GEMM whose smallest dimension is min_dim:
-    # saturating, half of gemm_eff_max at gemm_dim_half (thin GEMMs fill few tiles).
-    return h[S.H_GEMM_EFF_MAX] * min_dim / (min_dim + h[S.H_GEMM_DIM_HALF])
+    # [T2] share of the large-GEMM rate a GEMM whose smallest dimension is min_dim
+    # attains: saturating, one half at gemm_dim_half (thin GEMMs fill few tiles).
+    return min_dim / (min_dim + h[S.H_GEMM_DIM_HALF])
 
 
-def gemm_s(flops, nbytes, min_dim, peak, h):
-    # [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s.
+def gemm_s(flops, nbytes, min_dim, rate, h):
+    # [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s;
+    # `rate` is the large-GEMM rate of its dtype (peak x gemm_eff_max[_fp8]).
     # A GEMM thinner than one row (no tokens routed) is costed as one row: never 0/0.
-    return roofline_s(flops, nbytes, peak * gemm_efficiency(max(min_dim, 1.0), h),
+    return roofline_s(flops, nbytes, rate * gemm_efficiency(max(min_dim, 1.0), h),
                       h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]) + h[S.H_OP_OVERHEAD]
 
 
@@ -129,16 +130,17 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, flash,
-                capacity, peak, ab, wb, kvb):
+                capacity, rate, ab, wb, kvb):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
     keys: keys each query attends to (causal flash halves them); kv_len: cached context
-    (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router.
+    (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
+    rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16).
     """
     hid = m[S.M_HIDDEN]
     heads_local = m[S.M_HEADS] / tp
     sp_div = tp if sp else 1.0
-    peak16 = h[S.H_PEAK_BF16]
+    rate16 = h[S.H_PEAK_BF16] * h[S.H_GEMM_EFF_MAX]
 
     # [T5] attention projections (QKV + output): 2 * tokens * weights FLOPs, TP-sharded.
     q_dim = m[S.M_HEADS] * m[S.M_QK_HEAD_DIM]
@@ -147,7 +149,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
     proj_flops = 2.0 * n_tok * m[S.M_ATTN_GEMM_PARAMS] / tp
     proj_bytes = (m[S.M_ATTN_GEMM_PARAMS] / tp * wb
                   + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp))
-    proj_s = gemm_s(proj_flops, proj_bytes, min(n_tok, hid / tp), peak, h) + h[S.H_OP_OVERHEAD]
+    proj_s = gemm_s(proj_flops, proj_bytes, min(n_tok, hid / tp), rate, h) + h[S.H_OP_OVERHEAD]
 
     # [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16.
     # Flash streams K/V and writes only O; unfused attention also moves the score
@@ -161,7 +163,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
         core_bytes += n_tok * ab * kv_dim / tp
     if not flash:
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[S.M_DROPOUT])
-    attn_core_s = gemm_s(core_flops, core_bytes, min(n_tok, m[S.M_QK_HEAD_DIM]), peak16, h)
+    attn_core_s = gemm_s(core_flops, core_bytes, min(n_tok, m[S.M_QK_HEAD_DIM]), rate16, h)
 
     # [T7] attention-side elementwise: norm (r+w), residual add (2r+w), rope, dropout.
     attn_elem_s = memory_bound_s(n_tok * hid * ab * (5.0 + 2.0 * m[S.M_DROPOUT]) / sp_div
@@ -170,7 +172,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
 
     # [T8] dense MLP: g = 3 matrices if gated else 2; GEMM traffic x + g*f + y;
     # activation function reads and writes g*f.
-    mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, peak, ab, wb)
+    mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
 
     # [T9] MoE MLP: router GEMM, permute/unpermute, routed experts, shared experts.
     # Per GPU the experts process E*capacity/tp token-slots (conservation over the
@@ -186,18 +188,18 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
         m_e = capacity * ep * etp / tp
         router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[S.M_EXPERTS],
                           n_tok / sp_div * (hid * ab + m[S.M_EXPERTS] * 4.0),
-                          min(n_tok / sp_div, m[S.M_EXPERTS]), peak16, h)
+                          min(n_tok / sp_div, m[S.M_EXPERTS]), rate16, h)
         permute_s = memory_bound_s(4.0 * slots * hid * ab, 4.0, h)
         expert_flops = 2.0 * experts_local * m_e * hid * m[S.M_EXPERT_FFN] * n_mat / etp
         expert_bytes = experts_local * (hid * m[S.M_EXPERT_FFN] * n_mat / etp * wb
                                         + m_e * ab * (2.0 * hid
                                                       + 2.0 * n_mat * m[S.M_EXPERT_FFN] / etp))
         experts_s = (gemm_s(expert_flops, expert_bytes,
-                            min(m_e, m[S.M_EXPERT_FFN] / etp), peak, h)
+                            min(m_e, m[S.M_EXPERT_FFN] / etp), rate, h)
                      + 2.0 * h[S.H_OP_OVERHEAD])
         shared_s = 0.0
         if m[S.M_SHARED_FFN] > 0.0:
-            shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, peak, ab, wb)
+            shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, ab, wb)
         moe_s = router_s + permute_s + experts_s + shared_s
         # [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
         # (stride etp); with etp > 1 the slots are also gathered / scattered over ETP.
@@ -229,19 +231,19 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
     out_tok = seqs if decode else n_tok
     output_s = (gemm_s(2.0 * out_tok * hid * m[S.M_VOCAB] / tp,
                        hid * m[S.M_VOCAB] / tp * wb + out_tok * m[S.M_VOCAB] / tp * 4.0,
-                       min(out_tok, hid), peak, h)
+                       min(out_tok, hid), rate, h)
                 + memory_bound_s(2.0 * out_tok * m[S.M_VOCAB] / tp * 4.0, 2.0, h))
     return LayerCosts(attn_s, attn_core_s, mlp_s, moe_s, tp_s, cp_s, ep_s, embed_s, output_s)
 
 
-def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, peak, ab, wb):
+def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, rate, ab, wb):
     # [T8] (see layer_costs) a dense or shared-expert MLP of intermediate size ffn.
     n_mat = 2.0 + m[S.M_GATED]
     hid = m[S.M_HIDDEN]
     flops = 2.0 * n_tok * hid * ffn * n_mat / tp
     nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp)
     elem_bytes = n_tok * ab * n_mat * ffn / tp + n_tok * hid * ab * (5.0 + m[S.M_DROPOUT]) / sp_div
-    return (gemm_s(flops, nbytes, min(n_tok, ffn / tp), peak, h) + h[S.H_OP_OVERHEAD]
+    return (gemm_s(flops, nbytes, min(n_tok, ffn / tp), rate, h) + h[S.H_OP_OVERHEAD]
             + memory_bound_s(elem_bytes, 3.0, h))
 
 
@@ -363,6 +365,7 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     cf = p[S.P_CAPACITY_FACTOR]
     flash = p[S.P_FLASH_ATTENTION] > 0.0
     grad_bytes = 2.0 if p[S.P_GRAD_DTYPE] == 1.0 else 4.0
+    tp_overlap = p[S.P_TP_OVERLAP] > 0.0
 
     # [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
     # master copies); FP8 inference stores weights and the KV cache in one byte.
@@ -370,8 +373,10 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     wb = 1.0 if fp8 and not training else 2.0
     kvb = 1.0 if fp8 and not training else 2.0
     peak = h[S.H_PEAK_BF16]
+    rate = peak * h[S.H_GEMM_EFF_MAX]
     if fp8 and h[S.H_PEAK_FP8] > 0.0:
         peak = h[S.H_PEAK_FP8]
+        rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
 
     L = m[S.M_LAYERS]
     is_moe = m[S.M_EXPERTS] > 0.0
@@ -443,31 +448,23 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
         if capacity <= 0.0:
             code |= S.V_MOE_NO_CAPACITY
 
-    # [T11] per-layer forward costs of one micro-batch pass and of one decode step (one
-    # token per sequence at the mean context seq + gen/2), and model FLOPs per token.
+    # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
+    # a pass and of a decode step (at the mean context seq + gen/2).
     kv_mean = seq + 0.5 * gen
     if reuse:
         c = load_costs(cache, 0)
-        dc = load_costs(cache, 9)
-        fwd_flops_tok = cache[18]
-        dec_flops_tok = cache[19]
+        fwd_flops_tok = cache[9]
+        dec_flops_tok = cache[10]
     else:
         c = layer_costs(m, h, n_tok, keys, 0.0, False, mbs, tp, cp, etp, ep, sp, flash,
-                        capacity, peak, ab, wb, kvb)
-        dc = c
+                        capacity, rate, ab, wb, kvb)
+        fwd_flops_tok = model_forward_flops_per_token(m, seq)
         dec_flops_tok = 0.0
         if decode:
-            d_cap = 0.0
-            if is_moe:
-                d_cap = np.ceil(m[S.M_TOP_K] * mbs * cf / m[S.M_EXPERTS])
-            dc = layer_costs(m, h, mbs, kv_mean, kv_mean, True, mbs, tp, cp, etp, ep, False,
-                             flash, d_cap, peak, ab, wb, kvb)
             dec_flops_tok = model_forward_flops_per_token(m, kv_mean)
-        fwd_flops_tok = model_forward_flops_per_token(m, seq)
         store_costs(cache, 0, c)
-        store_costs(cache, 9, dc)
-        cache[18] = fwd_flops_tok
-        cache[19] = dec_flops_tok
+        cache[9] = fwd_flops_tok
+        cache[10] = dec_flops_tok
     dense_fwd = c.attn_s + c.mlp_s
     moe_fwd = c.attn_s + c.moe_s
     # [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
@@ -491,9 +488,20 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
         (layers_last - moe_last) * dense_fwd + moe_last * moe_fwd)
     mid_re = layers_mid * recompute_core + recompute_layer * (
         (layers_mid - moe_mid) * dense_fwd + moe_mid * moe_fwd)
-    first_comm = comm_passes * (layers_first * (c.tp_s + c.cp_s) + moe_first * c.ep_s)
-    last_comm = comm_passes * (layers_last * (c.tp_s + c.cp_s) + moe_last * c.ep_s)
-    mid_comm = comm_passes * (layers_mid * (c.tp_s + c.cp_s) + moe_mid * c.ep_s)
+    # [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
+    # splits each collective into chunks pipelined with the GEMMs it feeds: only what
+    # exceeds the layer's GEMM time stays exposed.
+    tp_dense = c.tp_s
+    tp_moe = c.tp_s
+    if tp_overlap:
+        tp_dense = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s))
+        tp_moe = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s))
+    first_comm = comm_passes * ((layers_first - moe_first) * tp_dense + moe_first * tp_moe
+                                + layers_first * c.cp_s + moe_first * c.ep_s)
+    last_comm = comm_passes * ((layers_last - moe_last) * tp_dense + moe_last * tp_moe
+                               + layers_last * c.cp_s + moe_last * c.ep_s)
+    mid_comm = comm_passes * ((layers_mid - moe_mid) * tp_dense + moe_mid * tp_moe
+                              + layers_mid * c.cp_s + moe_mid * c.ep_s)
     first_total = first_compute + first_re + first_comm
     last_total = last_compute + last_re + last_comm
     mid_total = mid_compute + mid_re + mid_comm
@@ -515,7 +523,7 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
         mb_re = mid_re
         n_layers_slow = layers_mid
         n_moe_slow = moe_mid
-    mb_tp = comm_passes * n_layers_slow * c.tp_s
+    mb_tp = comm_passes * ((n_layers_slow - n_moe_slow) * tp_dense + n_moe_slow * tp_moe)
     mb_cp = comm_passes * n_layers_slow * c.cp_s
     mb_ep = comm_passes * n_moe_slow * c.ep_s
 
@@ -614,17 +622,21 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
         p2p_total = 2.0 * n_micro * vpp * p2p_one
         # [C10] gradients: all-reduce (ZeRO 0) or reduce-scatter + parameter all-gather
         # (ZeRO >= 1, distributed optimizer) over DP*CP (stride tp) for dense and EDP
-        # (stride etp*ep) for expert parameters; overlapped with the backward of the
-        # last micro-batch. ZeRO-3 also gathers parameters in every forward and backward.
+        # (stride etp*ep) for expert parameters. The gradient reduction overlaps the last
+        # micro-batch's backward, the parameter all-gather the next step's first forward;
+        # the excess is exposed. ZeRO-3 also gathers parameters in every fwd and bwd.
+        fwd_mb = mb_compute / 3.0
+        bwd_mb = mb_compute - fwd_mb + mb_re
+        gather_dp = 0.0
         if zero == 0.0:
-            dp_comm = (allreduce_s(d_max * grad_bytes, dense_shard, tp, h)
-                       + allreduce_s(e_max * grad_bytes, expert_shard, etp * ep, h))
+            reduce_dp = (allreduce_s(d_max * grad_bytes, dense_shard, tp, h)
+                         + allreduce_s(e_max * grad_bytes, expert_shard, etp * ep, h))
         else:
-            dp_comm = (allgather_s(d_max * grad_bytes, dense_shard, tp, h)
-                       + allgather_s(d_max * wb, dense_shard, tp, h)
-                       + allgather_s(e_max * grad_bytes, expert_shard, etp * ep, h)
-                       + allgather_s(e_max * wb, expert_shard, etp * ep, h))
-        dp_s = max(0.0, dp_comm - mb_compute * 2.0 / 3.0)
+            reduce_dp = (allgather_s(d_max * grad_bytes, dense_shard, tp, h)
+                         + allgather_s(e_max * grad_bytes, expert_shard, etp * ep, h))
+            gather_dp = (allgather_s(d_max * wb, dense_shard, tp, h)
+                         + allgather_s(e_max * wb, expert_shard, etp * ep, h))
+        dp_s = max(0.0, reduce_dp - bwd_mb) + max(0.0, gather_dp - fwd_mb)
         if zero == 3.0:
             gather_s = (allgather_s(d_max * wb, dense_shard, tp, h)
                         + allgather_s(e_max * wb, expert_shard, etp * ep, h))
@@ -651,20 +663,28 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
         ttft = 0.0
         tpot = 0.0
     else:
-        # [T17] inference: the replica's batch flows through the pipeline in n_micro
-        # micro-batches: (n_micro + p - 1) slowest-stage times per pass. Prefill is one
-        # pass over the prompts (TTFT); decode adds gen steps of one token per sequence
-        # at the mean context seq + gen/2 (TPOT).
+        # [T17] inference. Prefill: the replica's prompts flow through the pipeline in
+        # n_micro micro-batches, (n_micro + p - 1) slowest-stage times (TTFT). Decode
+        # (continuous batching): each step advances every sequence of the replica by one
+        # token, in p groups that keep the pipeline full, at the mean context
+        # seq + gen/2: TPOT = p x one group's slowest-stage time.
         fill = n_micro + pp - 1.0
         ttft = fill * (mb_s + p2p_one)
-        tpot = 0.0
-        dec_compute = 0.0
-        dec_tp = 0.0
-        dec_cp = 0.0
-        dec_ep = 0.0
-        dec_s = 0.0
+        t_compute = n_micro * mb_compute
+        t_tp = n_micro * mb_tp
+        t_cp = n_micro * mb_cp
+        t_ep = n_micro * mb_ep
+        t_p2p = fill * p2p_one
+        bubble_s = (pp - 1.0) * mb_s
         model_flops = fwd_flops_tok * gbs * seq
+        tpot = 0.0
         if decode:
+            group = max(1.0, np.floor(seqs_per_replica / pp))
+            d_cap = 0.0
+            if is_moe:
+                d_cap = np.ceil(m[S.M_TOP_K] * group * cf / m[S.M_EXPERTS])
+            dc = layer_costs(m, h, group, kv_mean, kv_mean, True, group, tp, cp, etp, ep,
+                             False, flash, d_cap, rate, ab, wb, kvb)
             n_l = n_layers_slow
             n_mo = n_moe_slow
             dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -672,19 +692,23 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
             dec_tp = n_l * dc.tp_s
             dec_cp = n_l * dc.cp_s
             dec_ep = n_mo * dc.ep_s
-            dec_p2p = p2p_s(mbs * m[S.M_HIDDEN] * ab, pp_stride, h) if pp > 1.0 else 0.0
-            dec_s = dec_compute + dec_tp + dec_cp + dec_ep + dec_p2p
-            tpot = fill * dec_s
+            dec_p2p = 0.0
+            if pp > 1.0:
+                dec_p2p = p2p_s(group * m[S.M_HIDDEN] * ab, pp_stride, h)
+            tpot = pp * (dec_compute + dec_tp + dec_cp + dec_ep + dec_p2p)
+            t_compute += gen * pp * dec_compute
+            t_tp += gen * pp * dec_tp
+            t_cp += gen * pp * dec_cp
+            t_ep += gen * pp * dec_ep
+            t_p2p += gen * pp * dec_p2p
             model_flops += gen * gbs * dec_flops_tok
-        step_s = ttft + gen * tpot
-        bubble_s = (pp - 1.0) * (mb_s + gen * dec_s)
-        out[S.O_TIME_COMPUTE_S] = n_micro * (mb_compute + gen * dec_compute)
+        step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s
+        out[S.O_TIME_COMPUTE_S] = t_compute
         out[S.O_TIME_RECOMPUTE_S] = 0.0
-        out[S.O_TIME_TP_S] = n_micro * (mb_tp + gen * dec_tp)
-        out[S.O_TIME_CP_S] = n_micro * (mb_cp + gen * dec_cp)
-        out[S.O_TIME_EP_S] = n_micro * (mb_ep + gen * dec_ep)
-        out[S.O_TIME_PP_P2P_S] = step_s - bubble_s - out[S.O_TIME_COMPUTE_S] \
-            - out[S.O_TIME_TP_S] - out[S.O_TIME_CP_S] - out[S.O_TIME_EP_S]
+        out[S.O_TIME_TP_S] = t_tp
+        out[S.O_TIME_CP_S] = t_cp
+        out[S.O_TIME_EP_S] = t_ep
+        out[S.O_TIME_PP_P2P_S] = t_p2p
         out[S.O_TIME_PP_BUBBLE_S] = bubble_s
         out[S.O_TIME_DP_S] = 0.0
         out[S.O_TIME_OPTIMIZER_S] = 0.0
@@ -869,7 +893,8 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "gpus_per_node": hw.gpus_per_node, "intra_bw": hw.intra_node_bandwidth_bytes_per_s,
         "inter_bw": hw.inter_node_bandwidth_bytes_per_s,
         "intra_latency": hw.intra_node_latency_s, "inter_latency": hw.inter_node_latency_s,
-        "gemm_eff_max": hw.gemm_eff_max, "gemm_dim_half": hw.gemm_dim_half,
+        "gemm_eff_max": hw.gemm_eff_max, "gemm_eff_max_fp8": hw.gemm_eff_max_fp8,
+        "gemm_dim_half": hw.gemm_dim_half,
         "hbm_eff": hw.hbm_eff, "net_eff": hw.net_eff, "op_overhead": hw.op_overhead_s,
         "mem_overhead": hw.memory_overhead_bytes,
     }

@@ -72,7 +72,8 @@ HARDWARE = (
     Column("inter_bw", "B/s", "inter-node bandwidth per GPU, one direction"),
     Column("intra_latency", "s", "intra-node per-hop latency"),
     Column("inter_latency", "s", "inter-node per-hop latency"),
-    Column("gemm_eff_max", "", "attainable fraction of peak for large GEMMs"),
+    Column("gemm_eff_max", "", "attainable fraction of BF16 peak for large GEMMs"),
+    Column("gemm_eff_max_fp8", "", "attainable fraction of FP8 peak for large GEMMs"),
     Column("gemm_dim_half", "", "GEMM smallest dimension at which half of gemm_eff_max is reached"),
     Column("hbm_eff", "", "attainable fraction of HBM bandwidth"),
     Column("net_eff", "", "attainable fraction of link bandwidth"),
@@ -111,14 +112,15 @@ PLAN = (
     Column("zero", "", "ZeRO stage 0-3 (1 = distributed optimizer)", "int", hi=3),
     Column("recompute", "", "activation recomputation", "choice", ("none", "selective", "full")),
     Column("grad_dtype", "", "gradient precision", "choice", ("fp32", "bf16")),
+    Column("tp_overlap", "", "TP collectives pipelined with GEMMs (userbuffers)", "bool", hi=1),
 )
 CACHE_FROM = 12  # index of global_batch: columns from here on leave layer costs unchanged
 
 # Values evaluate_plan may reuse between consecutive plans (see CACHE_FROM): the forward
-# layer costs of a pass and of a decode step, and model FLOPs per token.
-CACHE = tuple(f"{kind}_{f}" for kind in ("pass", "decode") for f in
-              ("attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s",
-               "output_s")) + ("fwd_flops_tok", "decode_flops_tok")
+# layer costs of a micro-batch pass, and model FLOPs per token of a pass and a decode step.
+CACHE = tuple(f"pass_{f}" for f in ("attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s",
+                                     "ep_s", "embed_s", "output_s")) + (
+    "fwd_flops_tok", "decode_flops_tok")
 
 OUTPUTS = (
     Column("n_gpus", "GPU", "world size tp*cp*pp*dp"),

@@ -191,7 +191,8 @@ class Hardware(_Spec):
 
     Bandwidths are per GPU and one direction. The efficiency parameters bound what a
     kernel can attain (see :mod:`pyengine.reference`, [T1]-[T3]): a GEMM whose smallest
-    dimension is d attains ``gemm_eff_max * d / (d + gemm_dim_half)`` of peak; memory-bound
+    dimension is d attains ``gemm_eff_max * d / (d + gemm_dim_half)`` of peak
+    (``gemm_eff_max_fp8`` for FP8 GEMMs); memory-bound
     work attains ``hbm_eff`` of HBM bandwidth; collectives ``net_eff`` of link bandwidth.
     They are fitted by ``tools/calibrate.py`` on published runs.
     """
@@ -207,6 +208,7 @@ class Hardware(_Spec):
     intra_node_latency_s: float = 3e-6
     inter_node_latency_s: float = 10e-6
     gemm_eff_max: float = 0.8
+    gemm_eff_max_fp8: float = 0.6  # FP8 GEMMs reach a smaller share of their peak
     gemm_dim_half: float = 96.0
     hbm_eff: float = 0.85
     net_eff: float = 0.8
@@ -226,7 +228,7 @@ class Hardware(_Spec):
         for name in ("peak_fp8_flops_per_s", "intra_node_latency_s", "inter_node_latency_s",
                      "op_overhead_s", "memory_overhead_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
-        for name in ("gemm_eff_max", "hbm_eff", "net_eff"):
+        for name in ("gemm_eff_max", "gemm_eff_max_fp8", "hbm_eff", "net_eff"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0,
                                                        lo_open=True))
         object.__setattr__(self, "gemm_dim_half",
@@ -265,6 +267,7 @@ class Plan(_Spec):
     capacity_factor: float = 1.0
     flash_attention: bool = True
     grad_dtype: str = "fp32"
+    tp_overlap: bool = False
 
     def __post_init__(self) -> None:
         o = "Plan"
@@ -280,6 +283,7 @@ class Plan(_Spec):
         object.__setattr__(self, "zero", check_int(o, "zero", self.zero, 0, 3))
         check_bool(o, "sequence_parallel", self.sequence_parallel)
         check_bool(o, "flash_attention", self.flash_attention)
+        check_bool(o, "tp_overlap", self.tp_overlap)
         object.__setattr__(self, "capacity_factor",
                            check_float(o, "capacity_factor", self.capacity_factor, 0.0, 1e6))
         if self.mode == "decode" and self.gen_tokens < 1:
