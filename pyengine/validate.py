@@ -63,6 +63,10 @@ class Dataset:
         return self.mape <= self.bound_mean and self.worst <= self.bound_row and self.trend_ok
 
 
+def infeasible_note(result) -> str:
+    return "" if result.feasible else "infeasible: " + ",".join(result.violations)
+
+
 # --------------------------------------------------------------------------- ZeRO
 
 
@@ -109,7 +113,8 @@ def korthikanti_2022(data: dict) -> Dataset:
             ("no parallelism", 1, False, 0.0, s * b * h * (34 + 5 * a * s / h)),
             ("tensor parallel (baseline)", t, False, 0.0,
              s * b * h * (10 + 24 / t + 5 * a * s / (h * t))),
-            ("tensor + sequence parallel", t, True, 0.0, s * b * h * (34 / t + 5 * a * s / (h * t))),
+            ("tensor + sequence parallel", t, True, 0.0,
+             s * b * h * (34 / t + 5 * a * s / (h * t))),
             ("tensor parallel + selective activation recomputation", t, False, 1.0,
              s * b * h * (10 + 24 / t)),
             ("tensor parallel + sequence parallel + selective activation recomputation", t, True,
@@ -161,7 +166,7 @@ def megatron_lm_2021(data: dict, hardware: Hardware | None = None, rows=None) ->
         r = R.evaluate(model, hw, megatron_plan(row))
         ds.rows.append(Row(f"GPT {row['params_billion']}B on {row['num_gpus']} GPUs",
                            row["achieved_tflops_per_gpu"], r.outputs["hw_tflops_per_gpu"],
-                           "TFLOP/s", "" if r.feasible else "infeasible: " + ",".join(r.violations)))
+                           "TFLOP/s", infeasible_note(r)))
     return ds
 
 
@@ -215,7 +220,7 @@ def nemo_24_07(data: dict, hardware: Hardware | None = None, rows=None) -> Datas
         r = R.evaluate(nemo_model(row["model"]), hw, nemo_plan(row))
         ds.rows.append(Row(f"{row['model']} on {row['num_gpus']} GPUs",
                            row["tokens_per_s_per_gpu"], r.outputs["tokens_per_s_per_gpu"],
-                           "tok/s/GPU", "" if r.feasible else "infeasible: " + ",".join(r.violations)))
+                           "tok/s/GPU", infeasible_note(r)))
     return ds
 
 

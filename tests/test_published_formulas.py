@@ -13,7 +13,7 @@ import pyengine
 from pyengine import presets
 from pyengine import reference as R
 from pyengine import schema as S
-from pyengine.specs import Hardware, Model, Plan
+from pyengine.specs import Model, Plan
 
 # --------------------------------------------------------------------------- ZeRO
 # Rajbhandari et al., "ZeRO", SC'20, arXiv:1910.02054: Sec. 5 worked example (7.5B

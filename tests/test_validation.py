@@ -12,7 +12,7 @@ import pytest
 import pyengine
 from pyengine import presets
 from pyengine.cli import main
-from pyengine.specs import Hardware, Limits, Model, Plan
+from pyengine.specs import Limits, Model, Plan
 
 LLAMA = presets.model("llama3-70b")
 MIXTRAL = presets.model("mixtral-8x7b")

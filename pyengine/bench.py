@@ -1,0 +1,216 @@
+"""`pyengine bench`: plans evaluated per second per backend on the standard space.
+
+The standard space (documented in bench/README.md) is two training sweeps on up to
+16,384 H100s, the kind of space a planner explores before booking a cluster:
+
+- Llama 3 405B: tp 1-8, pp 1-32, dp 1-16384, cp 1-8, vpp 1/2/4, micro-batch 1/2/4,
+  global batch 256-4096, sequence 2048-32768, recompute none/selective/full, ZeRO 0-3
+  (3,888,000 plans).
+- Mixtral 8x22B: tp 1-8, pp 1-8, dp 1-16384, ep 1-8, expert TP = tp or 1, cp 1/2,
+  vpp 1/2, micro-batch 1/2/4, global batch 1024-8192, sequence 4096/8192, recompute x3,
+  ZeRO 0-3, capacity factor 1.0/1.25/1.5 (6,635,520 plans).
+
+10,523,520 plans in all (powers of two for every degree),
+
+with at most 16,384 GPUs enforced inside the kernel (Limits.gpus_max). Each backend
+evaluates the same plans; "evaluate" writes every output column into a reused buffer,
+"count" only counts feasible plans and violations. The reference backend, ~10^4 plans/s,
+is timed on a sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backends, presets
+from . import schema as S
+from .engine import count_space, evaluate_space
+from .space import Space
+from .specs import Limits, Plan
+
+POW2 = [2**i for i in range(15)]  # 1 .. 16384
+GPUS_MAX = 16384
+
+
+@dataclass
+class Workload:
+    name: str
+    model: str
+    hardware: str
+    space: Space
+
+
+def standard_spaces() -> list[Workload]:
+    limits = Limits(gpus_max=GPUS_MAX)
+    llama = Space(
+        base=Plan(mode="train", dtype="bf16"), limits=limits,
+        tp=[1, 2, 4, 8], pp=[1, 2, 4, 8, 16, 32], dp=POW2, cp=[1, 2, 4, 8], vpp=[1, 2, 4],
+        micro_batch=[1, 2, 4], global_batch=[256, 512, 1024, 2048, 4096],
+        seq_len=[2048, 4096, 8192, 16384, 32768], recompute=["none", "selective", "full"],
+        zero=[0, 1, 2, 3])
+    mixtral = Space(
+        base=Plan(mode="train", dtype="bf16"), limits=limits,
+        tp=[1, 2, 4, 8], pp=[1, 2, 4, 8], dp=POW2, ep=[1, 2, 4, 8], cp=[1, 2], vpp=[1, 2],
+        micro_batch=[1, 2, 4], global_batch=[1024, 2048, 4096, 8192], seq_len=[4096, 8192],
+        recompute=["none", "selective", "full"], zero=[0, 1, 2, 3],
+        capacity_factor=[1.0, 1.25, 1.5], etp=[0, 1])
+    return [Workload("llama3-405b train", "llama3-405b", "h100-sxm", llama),
+            Workload("mixtral-8x22b train", "mixtral-8x22b", "h100-sxm", mixtral)]
+
+
+def machine_info() -> dict:
+    info = {"hostname": platform.node(), "platform": platform.platform(),
+            "python": platform.python_version(), "cpu": _cpu_model(),
+            "cpu_count": os.cpu_count(), "numpy": np.__version__}
+    for mod in ("numba", "cupy", "pybind11"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - optional packages
+            info[mod] = None
+    try:
+        from . import _native
+
+        info["native_threads"] = int(_native.max_threads())
+    except Exception:  # noqa: BLE001
+        info["native_threads"] = None
+    try:
+        import numba
+
+        info["numba_threads"] = numba.get_num_threads()
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    except Exception:  # noqa: BLE001
+        info["gpu"] = None
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def time_backend(name: str, workloads: list[Workload], plans: int, chunk: int,
+                 mode: str) -> dict:
+    """Plans/s of one backend: `plans` plans split evenly over the workloads."""
+    total_plans = 0
+    total_s = 0.0
+    per = {}
+    for w in workloads:
+        model, hw = presets.model(w.model), presets.hardware(w.hardware)
+        n = min(plans // len(workloads), len(w.space))
+        if plans >= sum(len(x.space) for x in workloads):
+            n = len(w.space)  # the whole standard space
+        # warm-up: compile (numba), build kernels (cupy), first-touch buffers
+        warm = min(n, 4096)
+        evaluate_space(model, hw, w.space, 0, warm, backend=name)
+        count_space(model, hw, w.space, 0, warm, backend=name)
+        out = None
+        if mode == "evaluate":
+            xp = np
+            if name == "cupy":
+                import cupy as xp  # noqa: N813
+            out = xp.empty((S.N_OUTPUTS, min(chunk, n)))
+        feasible = 0
+        t0 = time.perf_counter()
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            if mode == "evaluate":
+                res = evaluate_space(model, hw, w.space, start, stop, backend=name,
+                                     out=out[:, : stop - start])
+                feasible += int((res.codes == 0).sum())
+            else:
+                feasible += count_space(model, hw, w.space, start, stop, backend=name)[0]
+        if name == "cupy":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+        dt = time.perf_counter() - t0
+        per[w.name] = {"plans": n, "seconds": dt, "plans_per_s": n / dt, "feasible": feasible}
+        total_plans += n
+        total_s += dt
+    return {"plans": total_plans, "seconds": total_s, "plans_per_s": total_plans / total_s,
+            "workloads": per}
+
+
+def run(backend_names=None, plans: int | None = None, reference_plans: int = 20_000,
+        chunk: int = 1 << 20, modes=("evaluate", "count")) -> dict:
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    workloads = standard_spaces()
+    names = backend_names or backends.available()
+    result = {"machine": machine_info(), "space_plans": {w.name: len(w.space) for w in workloads},
+              "gpus_max": GPUS_MAX, "backends": {}}
+    for name in names:
+        reason = backends.why_unavailable(name)
+        if reason is not None:
+            result["backends"][name] = {"unavailable": reason}
+            continue
+        n = reference_plans if name == "reference" else (plans or sum(
+            len(w.space) for w in workloads))
+        result["backends"][name] = {
+            mode: time_backend(name, workloads, n, min(chunk, n), mode) for mode in modes}
+    ref = result["backends"].get("reference", {}).get("evaluate", {}).get("plans_per_s")
+    if ref:
+        for r in result["backends"].values():
+            for mode in modes:
+                if mode in r:
+                    r[mode]["speedup_vs_reference"] = r[mode]["plans_per_s"] / ref
+    return result
+
+
+def render(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"pyengine bench on {m['cpu']} ({m['cpu_count']} CPUs)"
+             + (f", GPU {m['gpu']}" if m.get("gpu") else ""),
+             "standard space: " + ", ".join(f"{k} {v:,} plans"
+                                            for k, v in result["space_plans"].items()),
+             f"{'backend':<10} {'evaluate plans/s':>18} {'count plans/s':>16} {'speed-up':>10}"]
+    for name, r in result["backends"].items():
+        if "unavailable" in r:
+            lines.append(f"{name:<10} unavailable: {r['unavailable']}")
+            continue
+        ev = r.get("evaluate", {})
+        co = r.get("count", {})
+        lines.append(f"{name:<10} {ev.get('plans_per_s', 0):>18,.0f} "
+                     f"{co.get('plans_per_s', 0):>16,.0f} "
+                     f"{ev.get('speedup_vs_reference', float('nan')):>9,.0f}x")
+    return "\n".join(lines)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="plans/s per backend on the standard space",
+                       description=__doc__.split("\n")[0])
+    p.add_argument("--backend", action="append",
+                   help="only this backend (repeatable): " + ", ".join(backends.REGISTRY))
+    p.add_argument("--plans", type=int, default=None,
+                   help="plans per fast backend, split over the two workloads "
+                        "[the whole standard space, 10.5 million]")
+    p.add_argument("--reference-plans", type=int, default=20_000)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", help="also write the JSON result to this file")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    result = run(args.backend, plans=args.plans, reference_plans=args.reference_plans)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=2)
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 0

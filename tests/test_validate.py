@@ -1,0 +1,61 @@
+"""`pyengine validate`: every published dataset within its documented bound."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyengine import validate as V
+from pyengine.cli import main
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    return {ds.name: ds for ds in V.run()}
+
+
+def test_every_dataset_within_bound(datasets):
+    for ds in datasets.values():
+        assert ds.ok, V.render([ds])
+
+
+def test_targets_of_the_accuracy_issue(datasets):
+    assert datasets["zero_2019"].worst <= 0.01  # within 1% at the printed precision
+    assert datasets["korthikanti_2022"].worst < 1e-12  # exact
+    meg = datasets["megatron_lm_2021"]
+    assert meg.mape <= 0.10 and meg.worst <= 0.20
+    assert datasets["nemo_24_07"].mape <= 0.15
+    trt = datasets["trtllm_llama31_8b"]
+    assert trt.mape <= 0.25 and trt.trend_ok
+
+
+def test_row_counts(datasets):
+    assert len(datasets["megatron_lm_2021"].rows) == 10
+    assert len(datasets["nemo_24_07"].rows) == 12
+    assert len(datasets["korthikanti_2022"].rows) == 24
+    assert len(datasets["trtllm_llama31_8b"].rows) >= 40
+
+
+def test_cli_validate(capsys):
+    assert main(["validate", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "megatron_lm_2021" in out and "[ok]" in out and "FAILED" not in out
+    assert main(["validate", "--json", "--dataset", "zero_2019"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["zero_2019"]["ok"] and d["zero_2019"]["rows"]
+
+
+def test_validate_fails_when_bound_exceeded(monkeypatch, capsys):
+    """A model that is off must make validate exit non-zero."""
+    real = V.megatron_lm_2021
+
+    def skewed(data, hardware=None, rows=None):
+        ds = real(data, hardware, rows)
+        for r in ds.rows:
+            r.predicted *= 1.5
+        return ds
+
+    monkeypatch.setitem(V.DATASETS, "megatron_lm_2021", skewed)
+    assert main(["validate", "--quiet", "--dataset", "megatron_lm_2021"]) == 1
+    assert "FAILED" in capsys.readouterr().out
