@@ -50,7 +50,7 @@ struct StageParams {
 
 // Functions used before their definition (Python resolves names at call time).
 PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double n_tok,
-                                        double ffn, double tp, double sp_div, double peak,
+                                        double ffn, double tp, double sp_div, double rate,
                                         double ab, double wb);
 PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp);
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
@@ -85,16 +85,17 @@ PYENGINE_HD inline double roofline_s(double flops, double nbytes, double flops_p
 }
 
 PYENGINE_HD inline double gemm_efficiency(double min_dim, const double* h) {
-    // [T2] attainable fraction of peak for a GEMM whose smallest dimension is min_dim:
-    // saturating, half of gemm_eff_max at gemm_dim_half (thin GEMMs fill few tiles).
-    return h[H_GEMM_EFF_MAX] * min_dim / (min_dim + h[H_GEMM_DIM_HALF]);
+    // [T2] share of the large-GEMM rate a GEMM whose smallest dimension is min_dim
+    // attains: saturating, one half at gemm_dim_half (thin GEMMs fill few tiles).
+    return min_dim / (min_dim + h[H_GEMM_DIM_HALF]);
 }
 
-PYENGINE_HD inline double gemm_s(double flops, double nbytes, double min_dim, double peak,
+PYENGINE_HD inline double gemm_s(double flops, double nbytes, double min_dim, double rate,
                                  const double* h) {
-    // [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s.
+    // [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s;
+    // `rate` is the large-GEMM rate of its dtype (peak x gemm_eff_max[_fp8]).
     // A GEMM thinner than one row (no tokens routed) is costed as one row: never 0/0.
-    return roofline_s(flops, nbytes, peak * gemm_efficiency(py_max(min_dim, 1.0), h),
+    return roofline_s(flops, nbytes, rate * gemm_efficiency(py_max(min_dim, 1.0), h),
                       h[H_HBM_BANDWIDTH] * h[H_HBM_EFF]) + h[H_OP_OVERHEAD];
 }
 
@@ -173,16 +174,17 @@ PYENGINE_HD inline double moe_layers_in(double first, double last, const double*
 
 // Forward cost of each layer kind for n_tok query tokens per GPU.
 // keys: keys each query attends to (causal flash halves them); kv_len: cached context
-// (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router.
+// (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
+// rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16).
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double tp, double cp, double etp, double ep, bool sp,
-                                          bool flash, double capacity, double peak, double ab,
+                                          bool flash, double capacity, double rate, double ab,
                                           double wb, double kvb) {
     double hid = m[M_HIDDEN];
     double heads_local = m[M_HEADS] / tp;
     double sp_div = sp ? tp : 1.0;
-    double peak16 = h[H_PEAK_BF16];
+    double rate16 = h[H_PEAK_BF16] * h[H_GEMM_EFF_MAX];
 
     // [T5] attention projections (QKV + output): 2 * tokens * weights FLOPs, TP-sharded.
     double q_dim = m[M_HEADS] * m[M_QK_HEAD_DIM];
@@ -191,7 +193,7 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     double proj_flops = 2.0 * n_tok * m[M_ATTN_GEMM_PARAMS] / tp;
     double proj_bytes = (m[M_ATTN_GEMM_PARAMS] / tp * wb
                          + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp));
-    double proj_s = gemm_s(proj_flops, proj_bytes, py_min(n_tok, hid / tp), peak, h)
+    double proj_s = gemm_s(proj_flops, proj_bytes, py_min(n_tok, hid / tp), rate, h)
                     + h[H_OP_OVERHEAD];
 
     // [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16.
@@ -208,7 +210,7 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     if (!flash) {
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[M_DROPOUT]);
     }
-    double attn_core_s = gemm_s(core_flops, core_bytes, py_min(n_tok, m[M_QK_HEAD_DIM]), peak16,
+    double attn_core_s = gemm_s(core_flops, core_bytes, py_min(n_tok, m[M_QK_HEAD_DIM]), rate16,
                                 h);
 
     // [T7] attention-side elementwise: norm (r+w), residual add (2r+w), rope, dropout.
@@ -218,7 +220,7 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
 
     // [T8] dense MLP: g = 3 matrices if gated else 2; GEMM traffic x + g*f + y;
     // activation function reads and writes g*f.
-    double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, peak, ab, wb);
+    double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
 
     // [T9] MoE MLP: router GEMM, permute/unpermute, routed experts, shared experts.
     // Per GPU the experts process E*capacity/tp token-slots (conservation over the
@@ -234,7 +236,7 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
         double m_e = capacity * ep * etp / tp;
         double router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[M_EXPERTS],
                                  n_tok / sp_div * (hid * ab + m[M_EXPERTS] * 4.0),
-                                 py_min(n_tok / sp_div, m[M_EXPERTS]), peak16, h);
+                                 py_min(n_tok / sp_div, m[M_EXPERTS]), rate16, h);
         double permute_s = memory_bound_s(4.0 * slots * hid * ab, 4.0, h);
         double expert_flops = 2.0 * experts_local * m_e * hid * m[M_EXPERT_FFN] * n_mat / etp;
         double expert_bytes = experts_local * (hid * m[M_EXPERT_FFN] * n_mat / etp * wb
@@ -242,11 +244,11 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
                                                              + 2.0 * n_mat * m[M_EXPERT_FFN]
                                                                    / etp));
         double experts_s = (gemm_s(expert_flops, expert_bytes,
-                                   py_min(m_e, m[M_EXPERT_FFN] / etp), peak, h)
+                                   py_min(m_e, m[M_EXPERT_FFN] / etp), rate, h)
                             + 2.0 * h[H_OP_OVERHEAD]);
         double shared_s = 0.0;
         if (m[M_SHARED_FFN] > 0.0) {
-            shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, peak, ab, wb);
+            shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, ab, wb);
         }
         moe_s = router_s + permute_s + experts_s + shared_s;
         // [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
@@ -284,13 +286,13 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     double out_tok = decode ? seqs : n_tok;
     double output_s = (gemm_s(2.0 * out_tok * hid * m[M_VOCAB] / tp,
                               hid * m[M_VOCAB] / tp * wb + out_tok * m[M_VOCAB] / tp * 4.0,
-                              py_min(out_tok, hid), peak, h)
+                              py_min(out_tok, hid), rate, h)
                        + memory_bound_s(2.0 * out_tok * m[M_VOCAB] / tp * 4.0, 2.0, h));
     return LayerCosts{attn_s, attn_core_s, mlp_s, moe_s, tp_s, cp_s, ep_s, embed_s, output_s};
 }
 
 PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double n_tok,
-                                        double ffn, double tp, double sp_div, double peak,
+                                        double ffn, double tp, double sp_div, double rate,
                                         double ab, double wb) {
     // [T8] (see layer_costs) a dense or shared-expert MLP of intermediate size ffn.
     double n_mat = 2.0 + m[M_GATED];
@@ -299,7 +301,7 @@ PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double
     double nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp);
     double elem_bytes = n_tok * ab * n_mat * ffn / tp
                         + n_tok * hid * ab * (5.0 + m[M_DROPOUT]) / sp_div;
-    return (gemm_s(flops, nbytes, py_min(n_tok, ffn / tp), peak, h) + h[H_OP_OVERHEAD]
+    return (gemm_s(flops, nbytes, py_min(n_tok, ffn / tp), rate, h) + h[H_OP_OVERHEAD]
             + memory_bound_s(elem_bytes, 3.0, h));
 }
 
@@ -423,6 +425,7 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     double cf = p[P_CAPACITY_FACTOR];
     bool flash = p[P_FLASH_ATTENTION] > 0.0;
     double grad_bytes = p[P_GRAD_DTYPE] == 1.0 ? 2.0 : 4.0;
+    bool tp_overlap = p[P_TP_OVERLAP] > 0.0;
 
     // [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
     // master copies); FP8 inference stores weights and the KV cache in one byte.
@@ -430,8 +433,10 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     double wb = fp8 && !training ? 1.0 : 2.0;
     double kvb = fp8 && !training ? 1.0 : 2.0;
     double peak = h[H_PEAK_BF16];
+    double rate = peak * h[H_GEMM_EFF_MAX];
     if (fp8 && h[H_PEAK_FP8] > 0.0) {
         peak = h[H_PEAK_FP8];
+        rate = peak * h[H_GEMM_EFF_MAX_FP8];
     }
 
     double L = m[M_LAYERS];
@@ -519,37 +524,27 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         }
     }
 
-    // [T11] per-layer forward costs of one micro-batch pass and of one decode step (one
-    // token per sequence at the mean context seq + gen/2), and model FLOPs per token.
+    // [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
+    // a pass and of a decode step (at the mean context seq + gen/2).
     double kv_mean = seq + 0.5 * gen;
     LayerCosts c;
-    LayerCosts dc;
     double fwd_flops_tok;
     double dec_flops_tok;
     if (reuse) {
         c = load_costs(cache, 0);
-        dc = load_costs(cache, 9);
-        fwd_flops_tok = cache[18];
-        dec_flops_tok = cache[19];
+        fwd_flops_tok = cache[9];
+        dec_flops_tok = cache[10];
     } else {
         c = layer_costs(m, h, n_tok, keys, 0.0, false, mbs, tp, cp, etp, ep, sp, flash,
-                        capacity, peak, ab, wb, kvb);
-        dc = c;
+                        capacity, rate, ab, wb, kvb);
+        fwd_flops_tok = model_forward_flops_per_token(m, seq);
         dec_flops_tok = 0.0;
         if (decode) {
-            double d_cap = 0.0;
-            if (is_moe) {
-                d_cap = ceil(m[M_TOP_K] * mbs * cf / m[M_EXPERTS]);
-            }
-            dc = layer_costs(m, h, mbs, kv_mean, kv_mean, true, mbs, tp, cp, etp, ep, false,
-                             flash, d_cap, peak, ab, wb, kvb);
             dec_flops_tok = model_forward_flops_per_token(m, kv_mean);
         }
-        fwd_flops_tok = model_forward_flops_per_token(m, seq);
         store_costs(cache, 0, c);
-        store_costs(cache, 9, dc);
-        cache[18] = fwd_flops_tok;
-        cache[19] = dec_flops_tok;
+        cache[9] = fwd_flops_tok;
+        cache[10] = dec_flops_tok;
     }
     double dense_fwd = c.attn_s + c.mlp_s;
     double moe_fwd = c.attn_s + c.moe_s;
@@ -576,9 +571,22 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         (layers_last - moe_last) * dense_fwd + moe_last * moe_fwd);
     double mid_re = layers_mid * recompute_core + recompute_layer * (
         (layers_mid - moe_mid) * dense_fwd + moe_mid * moe_fwd);
-    double first_comm = comm_passes * (layers_first * (c.tp_s + c.cp_s) + moe_first * c.ep_s);
-    double last_comm = comm_passes * (layers_last * (c.tp_s + c.cp_s) + moe_last * c.ep_s);
-    double mid_comm = comm_passes * (layers_mid * (c.tp_s + c.cp_s) + moe_mid * c.ep_s);
+    // [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
+    // splits each collective into chunks pipelined with the GEMMs it feeds: only what
+    // exceeds the layer's GEMM time stays exposed.
+    double tp_dense = c.tp_s;
+    double tp_moe = c.tp_s;
+    if (tp_overlap) {
+        tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
+        tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
+    }
+    double first_comm = comm_passes * ((layers_first - moe_first) * tp_dense
+                                       + moe_first * tp_moe
+                                       + layers_first * c.cp_s + moe_first * c.ep_s);
+    double last_comm = comm_passes * ((layers_last - moe_last) * tp_dense + moe_last * tp_moe
+                                      + layers_last * c.cp_s + moe_last * c.ep_s);
+    double mid_comm = comm_passes * ((layers_mid - moe_mid) * tp_dense + moe_mid * tp_moe
+                                     + layers_mid * c.cp_s + moe_mid * c.ep_s);
     double first_total = first_compute + first_re + first_comm;
     double last_total = last_compute + last_re + last_comm;
     double mid_total = mid_compute + mid_re + mid_comm;
@@ -602,7 +610,8 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         n_layers_slow = layers_mid;
         n_moe_slow = moe_mid;
     }
-    double mb_tp = comm_passes * n_layers_slow * c.tp_s;
+    double mb_tp = comm_passes * ((n_layers_slow - n_moe_slow) * tp_dense
+                                  + n_moe_slow * tp_moe);
     double mb_cp = comm_passes * n_layers_slow * c.cp_s;
     double mb_ep = comm_passes * n_moe_slow * c.ep_s;
 
@@ -720,19 +729,23 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         double p2p_total = 2.0 * n_micro * vpp * p2p_one;
         // [C10] gradients: all-reduce (ZeRO 0) or reduce-scatter + parameter all-gather
         // (ZeRO >= 1, distributed optimizer) over DP*CP (stride tp) for dense and EDP
-        // (stride etp*ep) for expert parameters; overlapped with the backward of the
-        // last micro-batch. ZeRO-3 also gathers parameters in every forward and backward.
-        double dp_comm;
+        // (stride etp*ep) for expert parameters. The gradient reduction overlaps the last
+        // micro-batch's backward, the parameter all-gather the next step's first forward;
+        // the excess is exposed. ZeRO-3 also gathers parameters in every fwd and bwd.
+        double fwd_mb = mb_compute / 3.0;
+        double bwd_mb = mb_compute - fwd_mb + mb_re;
+        double gather_dp = 0.0;
+        double reduce_dp;
         if (zero == 0.0) {
-            dp_comm = (allreduce_s(d_max * grad_bytes, dense_shard, tp, h)
-                       + allreduce_s(e_max * grad_bytes, expert_shard, etp * ep, h));
+            reduce_dp = (allreduce_s(d_max * grad_bytes, dense_shard, tp, h)
+                         + allreduce_s(e_max * grad_bytes, expert_shard, etp * ep, h));
         } else {
-            dp_comm = (allgather_s(d_max * grad_bytes, dense_shard, tp, h)
-                       + allgather_s(d_max * wb, dense_shard, tp, h)
-                       + allgather_s(e_max * grad_bytes, expert_shard, etp * ep, h)
-                       + allgather_s(e_max * wb, expert_shard, etp * ep, h));
+            reduce_dp = (allgather_s(d_max * grad_bytes, dense_shard, tp, h)
+                         + allgather_s(e_max * grad_bytes, expert_shard, etp * ep, h));
+            gather_dp = (allgather_s(d_max * wb, dense_shard, tp, h)
+                         + allgather_s(e_max * wb, expert_shard, etp * ep, h));
         }
-        double dp_s = py_max(0.0, dp_comm - mb_compute * 2.0 / 3.0);
+        double dp_s = py_max(0.0, reduce_dp - bwd_mb) + py_max(0.0, gather_dp - fwd_mb);
         if (zero == 3.0) {
             double gather_s = (allgather_s(d_max * wb, dense_shard, tp, h)
                                + allgather_s(e_max * wb, expert_shard, etp * ep, h));
@@ -760,41 +773,56 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         ttft = 0.0;
         tpot = 0.0;
     } else {
-        // [T17] inference: the replica's batch flows through the pipeline in n_micro
-        // micro-batches: (n_micro + p - 1) slowest-stage times per pass. Prefill is one
-        // pass over the prompts (TTFT); decode adds gen steps of one token per sequence
-        // at the mean context seq + gen/2 (TPOT).
+        // [T17] inference. Prefill: the replica's prompts flow through the pipeline in
+        // n_micro micro-batches, (n_micro + p - 1) slowest-stage times (TTFT). Decode
+        // (continuous batching): each step advances every sequence of the replica by one
+        // token, in p groups that keep the pipeline full, at the mean context
+        // seq + gen/2: TPOT = p x one group's slowest-stage time.
         double fill = n_micro + pp - 1.0;
         ttft = fill * (mb_s + p2p_one);
-        tpot = 0.0;
-        double dec_compute = 0.0;
-        double dec_tp = 0.0;
-        double dec_cp = 0.0;
-        double dec_ep = 0.0;
-        double dec_s = 0.0;
+        double t_compute = n_micro * mb_compute;
+        double t_tp = n_micro * mb_tp;
+        double t_cp = n_micro * mb_cp;
+        double t_ep = n_micro * mb_ep;
+        double t_p2p = fill * p2p_one;
+        double bubble_s = (pp - 1.0) * mb_s;
         model_flops = fwd_flops_tok * gbs * seq;
+        tpot = 0.0;
         if (decode) {
+            double group = py_max(1.0, floor(seqs_per_replica / pp));
+            double d_cap = 0.0;
+            if (is_moe) {
+                d_cap = ceil(m[M_TOP_K] * group * cf / m[M_EXPERTS]);
+            }
+            LayerCosts dc = layer_costs(m, h, group, kv_mean, kv_mean, true, group, tp, cp, etp,
+                                        ep, false, flash, d_cap, rate, ab, wb, kvb);
             double n_l = n_layers_slow;
             double n_mo = n_moe_slow;
-            dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
-                           + dc.embed_s + dc.output_s);
-            dec_tp = n_l * dc.tp_s;
-            dec_cp = n_l * dc.cp_s;
-            dec_ep = n_mo * dc.ep_s;
-            double dec_p2p = pp > 1.0 ? p2p_s(mbs * m[M_HIDDEN] * ab, pp_stride, h) : 0.0;
-            dec_s = dec_compute + dec_tp + dec_cp + dec_ep + dec_p2p;
-            tpot = fill * dec_s;
+            double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s)
+                                  + n_mo * (dc.attn_s + dc.moe_s)
+                                  + dc.embed_s + dc.output_s);
+            double dec_tp = n_l * dc.tp_s;
+            double dec_cp = n_l * dc.cp_s;
+            double dec_ep = n_mo * dc.ep_s;
+            double dec_p2p = 0.0;
+            if (pp > 1.0) {
+                dec_p2p = p2p_s(group * m[M_HIDDEN] * ab, pp_stride, h);
+            }
+            tpot = pp * (dec_compute + dec_tp + dec_cp + dec_ep + dec_p2p);
+            t_compute += gen * pp * dec_compute;
+            t_tp += gen * pp * dec_tp;
+            t_cp += gen * pp * dec_cp;
+            t_ep += gen * pp * dec_ep;
+            t_p2p += gen * pp * dec_p2p;
             model_flops += gen * gbs * dec_flops_tok;
         }
-        step_s = ttft + gen * tpot;
-        double bubble_s = (pp - 1.0) * (mb_s + gen * dec_s);
-        out[O_TIME_COMPUTE_S] = n_micro * (mb_compute + gen * dec_compute);
+        step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s;
+        out[O_TIME_COMPUTE_S] = t_compute;
         out[O_TIME_RECOMPUTE_S] = 0.0;
-        out[O_TIME_TP_S] = n_micro * (mb_tp + gen * dec_tp);
-        out[O_TIME_CP_S] = n_micro * (mb_cp + gen * dec_cp);
-        out[O_TIME_EP_S] = n_micro * (mb_ep + gen * dec_ep);
-        out[O_TIME_PP_P2P_S] = step_s - bubble_s - out[O_TIME_COMPUTE_S]
-            - out[O_TIME_TP_S] - out[O_TIME_CP_S] - out[O_TIME_EP_S];
+        out[O_TIME_TP_S] = t_tp;
+        out[O_TIME_CP_S] = t_cp;
+        out[O_TIME_EP_S] = t_ep;
+        out[O_TIME_PP_P2P_S] = t_p2p;
         out[O_TIME_PP_BUBBLE_S] = bubble_s;
         out[O_TIME_DP_S] = 0.0;
         out[O_TIME_OPTIMIZER_S] = 0.0;

@@ -1,0 +1,75 @@
+"""GPU runtime checks of the cupy backend (skipped where CuPy or a CUDA device is missing).
+
+Its numbers are compared with the reference in test_backend_equivalence.py like every
+backend's; these add what only the GPU path has: NVRTC compilation from the shipped
+sources, CuPy arrays through the public API, and long grid-stride launches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyengine import backends, evaluate_batch
+from pyengine import reference as R
+from pyengine import schema as S
+from pyengine.backends import cupy_gpu
+from pyengine.space import Space
+from pyengine.specs import Hardware, Limits, Model, Plan
+
+REASON = cupy_gpu.unavailable()
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(REASON is not None, reason=f"cupy backend: {REASON}")]
+
+
+def _model_hw():
+    m = Model(name="mix", n_layers=56, hidden=6144, n_heads=48, n_kv_heads=8,
+              ffn_hidden=16384, vocab=32768, gated_mlp=True, n_experts=8, top_k=2,
+              expert_ffn_hidden=16384)
+    h = Hardware(name="h100", peak_bf16_flops_per_s=989e12, peak_fp8_flops_per_s=1979e12,
+                 hbm_capacity_bytes=80e9, hbm_bandwidth_bytes_per_s=3.35e12, gpus_per_node=8,
+                 intra_node_bandwidth_bytes_per_s=450e9,
+                 inter_node_bandwidth_bytes_per_s=50e9)
+    return m, h
+
+
+def _space():
+    return Space(base=Plan(global_batch=1024, seq_len=4096), mode=["train", "prefill", "decode"],
+                 gen_tokens=[128], tp=[1, 2, 4, 8], pp=[1, 2, 4, 8], dp=[1, 2, 4, 8, 16, 32],
+                 ep=[1, 2, 4, 8], cp=[1, 2], micro_batch=[1, 2],
+                 recompute=["none", "selective", "full"], zero=[0, 1, 2, 3],
+                 capacity_factor=[0.5, 1.0, 1.25], limits=Limits(gpus_max=1024))
+
+
+def test_kernels_compile_with_nvrtc():
+    kernels = cupy_gpu._module()
+    assert set(kernels) == set(cupy_gpu.KERNELS)
+
+
+def test_public_api_keeps_arrays_on_the_device():
+    import cupy
+
+    model, hw = _model_hw()
+    sp = _space()
+    rows = sp.decode(np.arange(0, len(sp), 97))
+    res = evaluate_batch(model, hw, cupy.asarray(rows), backend="cupy", limits=sp.limits)
+    assert isinstance(res.block, cupy.ndarray) and isinstance(res.codes, cupy.ndarray)
+    ref = evaluate_batch(model, hw, rows, backend="reference", limits=sp.limits)
+    np.testing.assert_array_equal(res.codes.get(), ref.codes)
+    np.testing.assert_allclose(res.block.get(), ref.block, rtol=1e-9, atol=1e-300)
+
+
+def test_whole_space_count_equals_native_or_numba():
+    other = next((n for n in ("native", "numba") if backends.why_unavailable(n) is None), None)
+    if other is None:
+        pytest.skip("no CPU backend to compare with")
+    model, hw = _model_hw()
+    sp = _space()
+    m, h, k = R.model_vector(model), R.hardware_vector(hw), R.limits_vector(sp.limits)
+    P = sp.packed
+    got = cupy_gpu.count_space(m, h, k, P.values, P.offsets, P.lengths, 0, len(sp))
+    want = backends.get(other).count_space(m, h, k, P.values, P.offsets, P.lengths, 0,
+                                           len(sp))
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    assert got[1].shape == (len(S.VIOLATIONS),)
