@@ -148,9 +148,11 @@ def merge_fronts(a: Front, b: Front, duplicates: str = "all") -> Front:
     xp = _xp(a.values)
     values = xp.concatenate([a.values, b.values])
     index = xp.concatenate([a.index, b.index])
+    # payload rows travel when every non-empty part carries them
+    carried = [f.rows for f in (a, b) if f.rows is not None or len(f)]
     rows = None
-    if a.rows is not None and b.rows is not None:
-        rows = xp.concatenate([a.rows, b.rows])
+    if carried and all(r is not None for r in carried):
+        rows = xp.concatenate(carried)
     merged = Front.of(values, a.senses, index, rows, duplicates=duplicates)
     return merged.sorted()
 

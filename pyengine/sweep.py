@@ -1,0 +1,620 @@
+"""Chunked design-space sweeps: evaluate -> constrain -> Pareto front / top-k / counts.
+
+``sweep(model, hardware, space)`` streams a :class:`~pyengine.space.Space` through
+:func:`pyengine.engine.evaluate_space` in chunks of linear indices (the backend decodes
+them), and keeps only what was asked for: the exact Pareto front of the objectives, the
+top-k plans by one objective, a fixed-size uniform sample of feasible plans (for plots),
+and counts of feasible and infeasible plans by reason. The working set is one chunk of
+outputs plus those small tables, whatever the size of the space.
+
+Constraints come in two kinds:
+
+- decided inside the kernel (:class:`~pyengine.specs.Limits`): ``gpus_exact`` (alias
+  ``gpus``), ``gpus_max`` (``max_gpus``), ``mem_fraction`` (``mem_headroom``: usable
+  fraction of HBM). Their violations are kernel bits (``GPUS_EXACT``, ``GPUS_MAX``,
+  ``MEMORY``).
+- applied to the outputs of kernel-feasible plans, chunk by chunk: ``min_<output>`` and
+  ``max_<output>`` for any output column, e.g. ``min_tokens_per_s``, ``max_tpot_s``,
+  ``max_ttft_s``, ``max_dropped_fraction``. Each is its own reason (``MIN_TOKENS_PER_S``).
+  By default ``max_dropped_fraction = 0``: plans whose expert capacity drops tokens are
+  infeasible unless allowed (pass a larger bound, or None to remove it).
+
+Counts: ``evaluated = feasible + infeasible``; ``by_reason[name]`` counts the plans with
+that reason (a plan may have several). Output-constraint reasons are counted among plans
+the kernel found feasible only (an infeasible plan's outputs are not meaningful).
+
+Results are exact and independent of chunking and of how work is split over a Dask
+cluster: the front is a set (ordered by index), the top-k is ordered by (objective,
+index), the sample is the feasible plans with the smallest hash of their index.
+With ``backend="cupy"`` outputs, filtering and the running front/top-k stay on the GPU;
+only the small tables and the counts come back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from . import backends
+from . import schema as S
+from .engine import evaluate_space
+from .errors import SpecError
+from .pareto import Front, argsort_stable, merge_fronts, pareto_front
+from .space import Space
+from .specs import Hardware, Limits, Model
+
+DEFAULT_OBJECTIVES = (("tokens_per_s_per_gpu", "max"), ("n_gpus", "min"),
+                      ("mem_total_bytes", "min"))
+DEFAULT_CONSTRAINTS = {"max_dropped_fraction": 0.0}
+KERNEL_CONSTRAINTS = {"gpus_exact": "gpus_exact", "gpus": "gpus_exact",
+                      "gpus_max": "gpus_max", "max_gpus": "gpus_max",
+                      "mem_fraction": "mem_fraction", "mem_headroom": "mem_fraction"}
+CPU_CHUNK = 1 << 17
+GPU_CHUNK = 1 << 23
+SAMPLE_SIZE = 2000
+_OUT = {name: i for i, name in enumerate(S.OUTPUT_NAMES)}
+_MAX_BY_DEFAULT = ("tokens_per_s", "tokens_per_s_per_gpu", "mfu", "model_tflops_per_gpu",
+                   "hw_tflops_per_gpu")
+
+Progress = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- options
+
+
+def parse_objectives(objectives) -> tuple[tuple[str, str], ...]:
+    """Objectives as ((output column, "min"|"max"), ...).
+
+    Accepts None (the defaults), a mapping {column: sense}, or a sequence of
+    "column:sense" strings or (column, sense) pairs.
+    """
+    if objectives is None:
+        return DEFAULT_OBJECTIVES
+    items = objectives.items() if isinstance(objectives, Mapping) else objectives
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            col, _, sense = item.partition(":")
+            sense = sense or _default_sense(col)
+        else:
+            col, sense = item
+        if col not in _OUT:
+            raise SpecError("sweep", "objective", col,
+                            "an output column: " + ", ".join(S.OUTPUT_NAMES))
+        if sense not in ("min", "max"):
+            raise SpecError("sweep", f"objective {col}", sense, "'min' or 'max'")
+        out.append((col, sense))
+    if not out:
+        raise SpecError("sweep", "objectives", [], "at least one objective")
+    if len({c for c, _ in out}) != len(out):
+        raise SpecError("sweep", "objectives", out, "each column at most once")
+    return tuple(out)
+
+
+def _default_sense(col: str) -> str:
+    return "max" if col in _MAX_BY_DEFAULT else "min"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An output constraint: ``column >= value`` ("min") or ``column <= value`` ("max")."""
+
+    column: str
+    kind: str  # "min" | "max"
+    value: float
+
+    @property
+    def reason(self) -> str:
+        return f"{self.kind}_{self.column}".upper()
+
+    def describe(self) -> str:
+        op = ">=" if self.kind == "min" else "<="
+        return f"{self.column} {op} {self.value:g}"
+
+
+def parse_constraints(constraints, limits: Limits | None = None):
+    """(Limits for the kernel, output Bounds) from a constraints mapping.
+
+    Defaults (``max_dropped_fraction = 0``) apply unless overridden; a value of None
+    removes a constraint. Kernel limits start from ``limits`` (the space's own).
+    """
+    merged = dict(DEFAULT_CONSTRAINTS)
+    merged.update(constraints or {})
+    lim = (limits or Limits()).to_dict()
+    bounds = []
+    for key, value in merged.items():
+        if value is None:
+            continue
+        if key in KERNEL_CONSTRAINTS:
+            lim[KERNEL_CONSTRAINTS[key]] = value
+            continue
+        kind, _, col = key.partition("_")
+        if kind not in ("min", "max") or col not in _OUT:
+            raise SpecError("sweep", "constraint", key,
+                            "one of " + ", ".join(sorted(KERNEL_CONSTRAINTS))
+                            + ", or min_<output> / max_<output> for an output column")
+        v = float(value)
+        if math.isnan(v):
+            raise SpecError("sweep", key, value, "a number")
+        bounds.append(Bound(col, kind, v))
+    return Limits(**lim), tuple(bounds)
+
+
+@dataclass(frozen=True)
+class _Config:
+    """What every chunk needs to reduce its outputs (picklable, sent to Dask workers)."""
+
+    objectives: tuple[tuple[str, str], ...]
+    bounds: tuple[Bound, ...]
+    sort_by: tuple[str, str]
+    top_k: int
+    sample_size: int
+    duplicates: str
+    backend: str
+    chunk_size: int | None
+
+    @property
+    def senses(self) -> tuple[str, ...]:
+        return tuple(s for _, s in self.objectives)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return S.VIOLATION_NAMES + tuple(b.reason for b in self.bounds)
+
+
+# --------------------------------------------------------------------------- partials
+
+
+@dataclass
+class Partial:
+    """A reduction of some plans: counts, front, top-k, sample (NumPy or CuPy arrays)."""
+
+    evaluated: int
+    feasible: object  # int64 scalar array (device-resident on the GPU)
+    by_reason: object  # int64 [n_reasons]
+    front: Front
+    top_key: object
+    top_index: object
+    top_rows: object
+    sample_key: object
+    sample_index: object
+    sample_rows: object
+
+    @classmethod
+    def empty(cls, cfg: _Config, xp=np) -> Partial:
+        z = xp.empty(0, dtype=xp.int64)
+        rows = xp.empty((0, S.N_OUTPUTS))
+        return cls(0, xp.zeros((), dtype=xp.int64), xp.zeros(len(cfg.reasons), dtype=xp.int64),
+                   Front.empty(cfg.senses, S.N_OUTPUTS, xp), xp.empty(0), z, rows,
+                   xp.empty(0, dtype=xp.uint64), z, rows)
+
+    def to_host(self) -> Partial:
+        def h(a):
+            return a if _xp_of(a) is np else a.get()
+
+        f = self.front
+        return Partial(self.evaluated, np.asarray(h(self.feasible)), h(self.by_reason),
+                       Front(h(f.values), h(f.index), f.senses, h(f.rows)),
+                       h(self.top_key), h(self.top_index), h(self.top_rows),
+                       h(self.sample_key), h(self.sample_index), h(self.sample_rows))
+
+
+def _xp_of(a):
+    if type(a).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def smallest(key, index, k: int):
+    """Positions of the k smallest entries under (key, index) order, in that order.
+
+    ``index`` values are unique, so the order is total and the answer independent of the
+    input order: that makes top-k and samples mergeable across chunks and workers.
+    """
+    xp = _xp_of(key)
+    n = int(key.shape[0])
+    if k <= 0 or n == 0:
+        return xp.empty(0, dtype=xp.int64)
+    if n > k:
+        kth = xp.partition(key, k - 1)[k - 1]
+        cand = xp.flatnonzero(key <= kth)
+    else:
+        cand = xp.arange(n, dtype=xp.int64)
+    o = argsort_stable(index[cand])
+    o = o[argsort_stable(key[cand][o])]
+    return cand[o[:k]]
+
+
+def _hash(index, xp):
+    """splitmix64 of the plan index: a fixed pseudo-random order for the sample."""
+    z = index.astype(xp.uint64) + xp.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> xp.uint64(30))) * xp.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> xp.uint64(27))) * xp.uint64(0x94D049BB133111EB)
+    return z ^ (z >> xp.uint64(31))
+
+
+def merge_partials(a: Partial, b: Partial, cfg: _Config) -> Partial:
+    """Combine two reductions (associative and commutative)."""
+    xp = _xp_of(a.by_reason)
+    front = merge_fronts(a.front, b.front, cfg.duplicates)
+    tk = xp.concatenate([a.top_key, b.top_key])
+    ti = xp.concatenate([a.top_index, b.top_index])
+    tr = xp.concatenate([a.top_rows, b.top_rows])
+    sel = smallest(tk, ti, cfg.top_k)
+    sk = xp.concatenate([a.sample_key, b.sample_key])
+    si = xp.concatenate([a.sample_index, b.sample_index])
+    sr = xp.concatenate([a.sample_rows, b.sample_rows])
+    ssel = smallest(sk, si, cfg.sample_size)
+    return Partial(a.evaluated + b.evaluated, a.feasible + b.feasible,
+                   a.by_reason + b.by_reason, front, tk[sel], ti[sel], tr[sel],
+                   sk[ssel], si[ssel], sr[ssel])
+
+
+@njit(cache=True)
+def _bit_counts(codes, n_bits):
+    out = np.zeros(n_bits, dtype=np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        if c != 0:
+            for b in range(n_bits):
+                if (c >> b) & 1:
+                    out[b] += 1
+    return out
+
+
+def reduce_chunk(block, codes, start: int, cfg: _Config) -> Partial:
+    """Reduce one chunk: outputs ``block`` [N_OUTPUTS, n] and ``codes`` [n] of the plans
+    ``start .. start + n - 1`` (NumPy, or CuPy on the GPU where it stays)."""
+    xp = _xp_of(codes)
+    n = int(codes.shape[0])
+    ok = codes == 0
+    n_bits = len(S.VIOLATIONS)
+    if xp is np:
+        kernel_counts = _bit_counts(codes, n_bits)
+    else:
+        kernel_counts = xp.stack([xp.count_nonzero(codes & (1 << b)) for b in range(n_bits)])
+    feasible = ok
+    post = []
+    for bound in cfg.bounds:
+        v = block[_OUT[bound.column]]
+        bad = ~(v >= bound.value) if bound.kind == "min" else ~(v <= bound.value)  # NaN fails
+        bad &= ok
+        post.append(xp.count_nonzero(bad))
+        feasible = feasible & ~bad
+    by_reason = kernel_counts.astype(xp.int64)
+    if post:
+        by_reason = xp.concatenate([by_reason, xp.stack(post).astype(xp.int64)])
+    pos = xp.flatnonzero(feasible)
+    index = pos.astype(xp.int64) + start
+    part = Partial.empty(cfg, xp)
+    part.evaluated = n
+    part.feasible = xp.asarray(pos.shape[0], dtype=xp.int64)
+    part.by_reason = by_reason
+    if pos.shape[0] == 0:
+        return part
+    values = xp.stack([block[_OUT[c], pos] for c, _ in cfg.objectives], axis=1)
+    keep = pareto_front(values, cfg.senses, duplicates=cfg.duplicates, order=index)
+    part.front = Front(values[keep], index[keep], cfg.senses, block[:, pos[keep]].T.copy())
+    if cfg.top_k > 0:
+        col, sense = cfg.sort_by
+        key = block[_OUT[col], pos] * (1.0 if sense == "min" else -1.0)
+        good = xp.flatnonzero(~xp.isnan(key))
+        sel = good[smallest(key[good], index[good], cfg.top_k)]
+        part.top_key, part.top_index = key[sel], index[sel]
+        part.top_rows = block[:, pos[sel]].T.copy()
+    if cfg.sample_size > 0:
+        h = _hash(index, xp)
+        sel = smallest(h, index, cfg.sample_size)
+        part.sample_key, part.sample_index = h[sel], index[sel]
+        part.sample_rows = block[:, pos[sel]].T.copy()
+    return part
+
+
+def _resolve_backend(name: str):
+    be = backends.get(name)
+    return be.NAME
+
+
+def sweep_range(model: Model, hardware: Hardware, space: Space, start: int, stop: int,
+                cfg: _Config, progress: Progress | None = None, total: int | None = None,
+                done: int = 0) -> Partial:
+    """Sweep plans [start, stop) chunk by chunk; the result on the host."""
+    backend = _resolve_backend(cfg.backend)
+    xp = np
+    if backend == "cupy":
+        import cupy
+
+        xp = cupy
+    chunk = cfg.chunk_size or (GPU_CHUNK if backend == "cupy" else CPU_CHUNK)
+    buf = None
+    acc = Partial.empty(cfg, xp)
+    for s, e in space.chunks(chunk, start, stop):
+        n = e - s
+        if buf is None and n == chunk:
+            buf = xp.empty((S.N_OUTPUTS, chunk))
+        res = evaluate_space(model, hardware, space, s, e, backend=backend,
+                             out=buf if n == chunk else None)
+        acc = merge_partials(acc, reduce_chunk(res.block, res.codes, s, cfg), cfg)
+        if progress is not None:
+            progress(done + e - start, total if total is not None else stop - start)
+    return acc.to_host()
+
+
+# --------------------------------------------------------------------------- result
+
+
+def plan_frame_columns(space: Space, index: np.ndarray) -> dict:
+    """Plan columns of the plans at ``index`` with human values (names, bools, ints)."""
+    rows = space.decode(index)
+    data = {}
+    for i, col in enumerate(S.PLAN):
+        v = rows[:, i]
+        if col.kind == "choice":
+            data[col.name] = np.array(col.choices, dtype=object)[v.astype(np.int64)]
+        elif col.kind == "bool":
+            data[col.name] = v > 0
+        elif col.kind == "int":
+            data[col.name] = v.astype(np.int64)
+        else:
+            data[col.name] = v
+    return data
+
+
+def _frame(space: Space, index: np.ndarray, rows: np.ndarray):
+    import pandas as pd
+
+    index = np.asarray(index, dtype=np.int64)
+    data = {"index": index}
+    data.update(plan_frame_columns(space, index))
+    rows = np.asarray(rows).reshape(-1, S.N_OUTPUTS)
+    for j, name in enumerate(S.OUTPUT_NAMES):
+        data[name] = rows[:, j]
+    data["violations"] = np.zeros(index.size, dtype=np.int64)
+    return pd.DataFrame(data)
+
+
+def _py(v):
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return v
+
+
+def _records(df) -> list[dict]:
+    cols = list(df.columns)
+    return [{c: _py(v) for c, v in zip(cols, row)} for row in df.itertuples(index=False)]
+
+
+@dataclass
+class SweepResult:
+    """What a sweep keeps: counts, the Pareto front, the top-k plans, a feasible sample.
+
+    ``front``, ``top`` and ``sample`` are DataFrames with ``index`` (the plan's linear
+    index in the space), every plan column (human values), every output column and
+    ``violations`` (0: they are feasible). ``front`` is ordered best-first by
+    ``sort_by``, then by index; ``top`` likewise.
+    """
+
+    model: Model
+    hardware: Hardware
+    space: Space
+    objectives: tuple[tuple[str, str], ...]
+    bounds: tuple[Bound, ...]
+    limits: Limits
+    sort_by: tuple[str, str]
+    counts: dict
+    front: object
+    top: object
+    sample: object
+    backend: str
+    elapsed_s: float
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def plans_per_s(self) -> float:
+        return self.counts["evaluated"] / self.elapsed_s if self.elapsed_s > 0 else float("inf")
+
+    @property
+    def front_index(self) -> np.ndarray:
+        return np.sort(self.front["index"].to_numpy())
+
+    def table(self, which: str = "front"):
+        if which not in ("front", "top", "sample"):
+            raise ValueError(f"which={which!r}: use 'front', 'top' or 'sample'")
+        return getattr(self, which)
+
+    def to_arrow(self, which: str = "front"):
+        """The table as a pyarrow Table; column units and the sweep's summary as metadata."""
+        import pyarrow as pa
+
+        df = self.table(which)
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        units = {c.name: c.unit for c in S.PLAN + S.OUTPUTS}
+        fields = []
+        for f in table.schema:
+            meta = {"unit": units[f.name]} if units.get(f.name) else None
+            fields.append(f.with_metadata(meta) if meta else f)
+        summary = {k: v for k, v in self.to_dict(tables=False).items()}
+        schema = pa.schema(fields, metadata={b"pyengine": json.dumps(summary).encode()})
+        return table.cast(schema)
+
+    def to_dict(self, tables: bool = True) -> dict:
+        d = {
+            "model": self.model.name,
+            "hardware": self.hardware.name,
+            "plans": len(self.space),
+            "axes": {name: _axis_values(self.space, name) for name in self.space.varying},
+            "objectives": [{"column": c, "sense": s} for c, s in self.objectives],
+            "constraints": [{"column": b.column, "kind": b.kind, "value": b.value}
+                            for b in self.bounds],
+            "limits": self.limits.to_dict(),
+            "sort_by": {"column": self.sort_by[0], "sense": self.sort_by[1]},
+            "counts": self.counts,
+            "backend": self.backend,
+            "elapsed_s": self.elapsed_s,
+            "plans_per_s": _py(self.plans_per_s),
+        }
+        d.update(self.meta)
+        if tables:
+            d["front"] = _records(self.front)
+            d["top"] = _records(self.top)
+        return d
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, path, which: str = "front") -> Path:
+        """Write the front (or ``which`` table): .parquet, .csv, or .json (everything)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(self.to_arrow(which), path)
+        elif suffix == ".csv":
+            self.table(which).to_csv(path, index=False)
+        elif suffix == ".json":
+            path.write_text(self.to_json(indent=1))
+        else:
+            raise SpecError("SweepResult.save", "path", str(path),
+                            "a file name ending in .parquet, .csv or .json")
+        return path
+
+
+def _axis_values(space: Space, name: str) -> list:
+    col = S.PLAN[S.PLAN_NAMES.index(name)]
+    vals = space.axes[name]
+    if col.kind == "choice":
+        return [col.choices[int(v)] for v in vals]
+    if col.kind == "bool":
+        return [bool(v) for v in vals]
+    if col.kind == "int":
+        return [int(v) for v in vals]
+    return [float(v) for v in vals]
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=None,
+          constraints: Mapping | None = None, backend: str = "auto",
+          chunk_size: int | None = None, top_k: int = 20, sort_by: str | None = None,
+          client=None, progress: Progress | None = None, sample_size: int = SAMPLE_SIZE,
+          duplicates: str = "all") -> SweepResult:
+    """Sweep a design space; keep the Pareto front, the top-k plans and the counts.
+
+    ``objectives``: output columns with "min"/"max" (default: max tokens_per_s_per_gpu,
+    min n_gpus, min mem_total_bytes). ``constraints``: see the module docstring.
+    ``sort_by``: "column" or "column:sense" for the top-k (default: the first
+    objective). ``chunk_size``: plans per evaluated chunk (default 2**17 on CPU,
+    2**23 on the GPU). ``client``: a ``distributed.Client`` to spread chunk ranges over
+    its workers. ``progress(done, total)`` is called as plans complete.
+    ``duplicates``: "all" keeps every plan whose objective vector is on the front,
+    "first" only the lowest-index plan of each vector.
+    """
+    if isinstance(space, Mapping):
+        space = Space(**space)
+    if top_k < 0:
+        raise SpecError("sweep", "top_k", top_k, "an integer >= 0")
+    if chunk_size is not None and chunk_size < 1:
+        raise SpecError("sweep", "chunk_size", chunk_size, "an integer >= 1")
+    objs = parse_objectives(objectives)
+    limits, bounds = parse_constraints(constraints, space.limits)
+    if sort_by is None:
+        key = objs[0]
+    else:
+        col, _, sense = sort_by.partition(":")
+        if not sense:
+            sense = dict(objs).get(col, _default_sense(col))
+        key = parse_objectives([(col, sense)])[0]
+    cfg = _Config(objs, bounds, key, int(top_k), int(sample_size), duplicates, backend,
+                  chunk_size)
+    backends.get(backend)  # fail early and loudly if a named backend cannot run here
+    work = copy.copy(space)
+    work.limits = limits
+    t0 = time.perf_counter()
+    total = len(work)
+    if client is None:
+        part = sweep_range(model, hardware, work, 0, total, cfg, progress, total)
+        used = _resolve_backend(backend)
+    else:
+        part, used = _sweep_dask(client, model, hardware, work, cfg, progress)
+    elapsed = time.perf_counter() - t0
+    return _result(model, hardware, work, cfg, limits, part, used, elapsed)
+
+
+def _result(model, hardware, space, cfg, limits, part: Partial, used, elapsed) -> SweepResult:
+    feasible = int(part.feasible)
+    counts = {
+        "evaluated": int(part.evaluated),
+        "feasible": feasible,
+        "infeasible": int(part.evaluated) - feasible,
+        "by_reason": {name: int(c) for name, c in zip(cfg.reasons, part.by_reason.tolist())},
+    }
+    col, sense = cfg.sort_by
+    sg = 1.0 if sense == "min" else -1.0
+    front = _frame(space, part.front.index, part.front.rows)
+    if len(front):
+        key = front[col].to_numpy() * sg
+        order = np.lexsort((front["index"].to_numpy(), np.where(np.isnan(key), np.inf, key)))
+        front = front.iloc[order].reset_index(drop=True)
+    top = _frame(space, part.top_index, part.top_rows)
+    sample = _frame(space, part.sample_index, part.sample_rows)
+    return SweepResult(model, hardware, space, cfg.objectives, cfg.bounds, limits, cfg.sort_by,
+                       counts, front, top, sample, used, elapsed)
+
+
+def task_ranges(total: int, chunk: int, n_tasks: int):
+    """Split [0, total) into about n_tasks ranges, each a whole number of chunks."""
+    per = max(1, math.ceil(total / max(1, n_tasks) / chunk)) * chunk
+    for s in range(0, total, per):
+        yield s, min(s + per, total)
+
+
+def _worker_range(model, hardware, space, start, stop, cfg):
+    part = sweep_range(model, hardware, space, start, stop, cfg)
+    return part, _resolve_backend(cfg.backend)
+
+
+def _sweep_dask(client, model, hardware, space, cfg: _Config, progress):
+    """Chunk ranges as Dask tasks; each worker reduces its range; merged here."""
+    from distributed import as_completed
+
+    total = len(space)
+    threads = sum(client.nthreads().values()) or 1
+    chunk = cfg.chunk_size or CPU_CHUNK
+    ranges = list(task_ranges(total, chunk, 8 * threads)) if total else []
+    futures = [client.submit(_worker_range, model, hardware, space, s, e, cfg, pure=False)
+               for s, e in ranges]
+    sizes = {f.key: e - s for f, (s, e) in zip(futures, ranges)}
+    acc = Partial.empty(cfg)
+    done = 0
+    used = set()
+    for fut in as_completed(futures):
+        part, name = fut.result()
+        used.add(name)
+        acc = merge_partials(acc, part, cfg)
+        done += sizes[fut.key]
+        fut.release()
+        if progress is not None:
+            progress(done, total)
+    return acc, "dask:" + "+".join(sorted(used)) if used else "dask"
+
+
+__all__ = ["sweep", "SweepResult", "Bound", "Partial", "parse_objectives",
+           "parse_constraints", "reduce_chunk", "merge_partials", "smallest", "sweep_range",
+           "task_ranges", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS"]
