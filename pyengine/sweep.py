@@ -326,8 +326,7 @@ def _resolve_backend(name: str):
 
 
 def sweep_range(model: Model, hardware: Hardware, space: Space, start: int, stop: int,
-                cfg: _Config, progress: Progress | None = None, total: int | None = None,
-                done: int = 0) -> Partial:
+                cfg: _Config, progress: Progress | None = None) -> Partial:
     """Sweep plans [start, stop) chunk by chunk; the result on the host."""
     backend = _resolve_backend(cfg.backend)
     xp = np
@@ -346,7 +345,7 @@ def sweep_range(model: Model, hardware: Hardware, space: Space, start: int, stop
                              out=buf if n == chunk else None)
         acc = merge_partials(acc, reduce_chunk(res.block, res.codes, s, cfg), cfg)
         if progress is not None:
-            progress(done + e - start, total if total is not None else stop - start)
+            progress(e - start, stop - start)
     return acc.to_host()
 
 
@@ -514,7 +513,7 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
           constraints: Mapping | None = None, backend: str = "auto",
           chunk_size: int | None = None, top_k: int = 20, sort_by: str | None = None,
           client=None, progress: Progress | None = None, sample_size: int = SAMPLE_SIZE,
-          duplicates: str = "all") -> SweepResult:
+          duplicates: str = "all", start: int = 0, stop: int | None = None) -> SweepResult:
     """Sweep a design space; keep the Pareto front, the top-k plans and the counts.
 
     ``objectives``: output columns with "min"/"max" (default: max tokens_per_s_per_gpu,
@@ -524,7 +523,8 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
     2**23 on the GPU). ``client``: a ``distributed.Client`` to spread chunk ranges over
     its workers. ``progress(done, total)`` is called as plans complete.
     ``duplicates``: "all" keeps every plan whose objective vector is on the front,
-    "first" only the lowest-index plan of each vector.
+    "first" only the lowest-index plan of each vector. ``start``/``stop``: sweep only
+    the plans with linear indices in [start, stop).
     """
     if isinstance(space, Mapping):
         space = Space(**space)
@@ -546,15 +546,20 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
     backends.get(backend)  # fail early and loudly if a named backend cannot run here
     work = copy.copy(space)
     work.limits = limits
+    stop = len(work) if stop is None else min(int(stop), len(work))
+    if not 0 <= start <= stop:
+        raise SpecError("sweep", "start", start, f"an index in [0, {stop}]")
     t0 = time.perf_counter()
-    total = len(work)
     if client is None:
-        part = sweep_range(model, hardware, work, 0, total, cfg, progress, total)
+        part = sweep_range(model, hardware, work, start, stop, cfg, progress)
         used = _resolve_backend(backend)
     else:
-        part, used = _sweep_dask(client, model, hardware, work, cfg, progress)
+        part, used = _sweep_dask(client, model, hardware, work, start, stop, cfg, progress)
     elapsed = time.perf_counter() - t0
-    return _result(model, hardware, work, cfg, limits, part, used, elapsed)
+    result = _result(model, hardware, work, cfg, limits, part, used, elapsed)
+    if (start, stop) != (0, len(work)):
+        result.meta.update(start=start, stop=stop)
+    return result
 
 
 def _result(model, hardware, space, cfg, limits, part: Partial, used, elapsed) -> SweepResult:
@@ -578,11 +583,11 @@ def _result(model, hardware, space, cfg, limits, part: Partial, used, elapsed) -
                        counts, front, top, sample, used, elapsed)
 
 
-def task_ranges(total: int, chunk: int, n_tasks: int):
-    """Split [0, total) into about n_tasks ranges, each a whole number of chunks."""
-    per = max(1, math.ceil(total / max(1, n_tasks) / chunk)) * chunk
-    for s in range(0, total, per):
-        yield s, min(s + per, total)
+def task_ranges(start: int, stop: int, chunk: int, n_tasks: int):
+    """Split [start, stop) into about n_tasks ranges, each a whole number of chunks."""
+    per = max(1, math.ceil((stop - start) / max(1, n_tasks) / chunk)) * chunk
+    for s in range(start, stop, per):
+        yield s, min(s + per, stop)
 
 
 def _worker_range(model, hardware, space, start, stop, cfg):
@@ -590,14 +595,14 @@ def _worker_range(model, hardware, space, start, stop, cfg):
     return part, _resolve_backend(cfg.backend)
 
 
-def _sweep_dask(client, model, hardware, space, cfg: _Config, progress):
+def _sweep_dask(client, model, hardware, space, start, stop, cfg: _Config, progress):
     """Chunk ranges as Dask tasks; each worker reduces its range; merged here."""
     from distributed import as_completed
 
-    total = len(space)
+    total = stop - start
     threads = sum(client.nthreads().values()) or 1
     chunk = cfg.chunk_size or CPU_CHUNK
-    ranges = list(task_ranges(total, chunk, 8 * threads)) if total else []
+    ranges = list(task_ranges(start, stop, chunk, 8 * threads))
     futures = [client.submit(_worker_range, model, hardware, space, s, e, cfg, pure=False)
                for s, e in ranges]
     sizes = {f.key: e - s for f, (s, e) in zip(futures, ranges)}

@@ -43,9 +43,10 @@ def test_dask_sweep_is_identical_to_local(processes):
 
 
 def test_task_ranges_cover_the_space_in_whole_chunks():
-    ranges = list(task_ranges(10_000, 64, 16))
+    ranges = list(task_ranges(0, 10_000, 64, 16))
     assert ranges[0][0] == 0 and ranges[-1][1] == 10_000
     assert all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:]))
     assert all((e - s) % 64 == 0 for s, e in ranges[:-1])
     assert 8 <= len(ranges) <= 16
-    assert list(task_ranges(0, 64, 4)) == []
+    assert list(task_ranges(0, 0, 64, 4)) == []
+    assert list(task_ranges(100, 300, 64, 2)) == [(100, 228), (228, 300)]

@@ -127,6 +127,21 @@ def test_results_do_not_depend_on_chunking_or_duplicates_mode():
     assert len(first.front) <= len(runs[0].front)
 
 
+def test_a_slice_of_the_space():
+    space = moe_space()
+    r = sweep(MOE, GPU, space, backend=BACKEND, chunk_size=100, start=500, stop=1700)
+    res = evaluate_space(MOE, GPU, space, 500, 1700, backend=BACKEND)
+    ok = (res.codes == 0) & (res["dropped_fraction"] <= 0)
+    pos = np.flatnonzero(ok)
+    values = np.stack([res[c][pos] for c, _ in DEFAULT_OBJECTIVES], axis=1)
+    expected = 500 + pos[brute_front(values, [s for _, s in DEFAULT_OBJECTIVES])]
+    assert r.counts["evaluated"] == 1200 and r.counts["feasible"] == ok.sum()
+    np.testing.assert_array_equal(r.front_index, expected)
+    assert r.to_dict()["start"] == 500 and r.to_dict()["stop"] == 1700
+    with pytest.raises(SpecError, match="start"):
+        sweep(MOE, GPU, space, start=10, stop=5)
+
+
 def test_counts_add_up_and_every_infeasible_plan_has_a_reason():
     space = moe_space()
     r = sweep(MOE, GPU, space, backend=BACKEND, constraints={"min_tokens_per_s": 2e5})
