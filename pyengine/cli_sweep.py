@@ -355,6 +355,8 @@ def report(result, top: int, front_rows: int) -> str:
 def run(args) -> int:
     from .sweep import sweep
 
+    if args.out and Path(args.out).suffix.lower() not in (".parquet", ".csv", ".json"):
+        raise SpecError("sweep", "out", args.out, "a file name ending in .parquet, .csv or .json")
     model = load_spec("model", args.model)
     hardware = load_spec("hardware", args.hardware)
     space, budget = build_space(args, model, hardware)

@@ -137,3 +137,18 @@ def test_progress_bar():
     bar(1000, 1000)
     text = stream.getvalue()
     assert "100.0%" in text and "plans/s" in text and text.endswith("\n")
+
+
+def test_scheduler_address(files, capsys):
+    distributed = pytest.importorskip("distributed")
+    m, h = files
+    argv = ["sweep", "-m", m, "-H", h, "--max-gpus", "8", *BASE, "--json",
+            "--micro-batch", "1", "--chunk-size", "256"]
+    rc, local = run(argv, capsys)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  host="127.0.0.1", protocol="tcp", dashboard_address=None,
+                                  silence_logs=40) as lc:
+        rc, remote = run(argv + ["--scheduler", lc.scheduler_address], capsys)
+    a, b = json.loads(local.out), json.loads(remote.out)
+    assert rc == 0 and b["backend"] == "dask:numba"
+    assert a["counts"] == b["counts"] and a["front"] == b["front"] and a["top"] == b["top"]
