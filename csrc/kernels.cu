@@ -7,7 +7,7 @@
 // covers billions of plans. A thread keeps the per-layer cost cache of its previous plan
 // and reuses it when the columns before CACHE_FROM are the same (evaluate_plan's `reuse`).
 // The evaluate kernels give consecutive plans to consecutive threads (coalesced output
-// stores); count_space_kernel, which stores nothing, gives each thread a run of RUN
+// stores); count_space_kernel, which stores nothing, gives each thread a run of `run`
 // consecutive plans, stepped by an odometer that also tells when the cache still holds.
 #include "cost_model.hpp"
 
@@ -19,7 +19,6 @@ using pyengine::N_OUTPUTS;
 using pyengine::N_PLAN;
 
 constexpr int MAX_BITS = 64;
-constexpr long long RUN = 16;  // consecutive plans per thread in count_space_kernel
 
 // Linear index -> plan columns, last column fastest (reference_loop._decode). Once the
 // remainder fits in 32 bits the cheaper 32-bit division gives the same digits.
@@ -159,15 +158,15 @@ extern "C" __global__ void evaluate_space_kernel(const double* __restrict__ m,
 
 // feasible plans in [start, stop) and, per violation bit, the plans violating it: a
 // shared-memory reduction per block, then one atomicAdd per block and counter.
-// feasible [1] and by_bit [n_bits] (n_bits <= 64) are zeroed by the caller.
+// feasible [1] and by_bit [n_bits] (n_bits <= 64) are zeroed by the caller; run >= 1.
 extern "C" __global__ void count_space_kernel(const double* __restrict__ m,
                                               const double* __restrict__ h,
                                               const double* __restrict__ k,
                                               const double* __restrict__ values,
                                               const long long* __restrict__ offsets,
                                               const long long* __restrict__ lengths,
-                                              long long start, long long stop, int n_bits,
-                                              unsigned long long* feasible,
+                                              long long start, long long stop, long long run,
+                                              int n_bits, unsigned long long* feasible,
                                               unsigned long long* by_bit) {
     __shared__ unsigned long long block_feasible;
     __shared__ unsigned long long block_by_bit[MAX_BITS];
@@ -183,12 +182,12 @@ extern "C" __global__ void count_space_kernel(const double* __restrict__ m,
     double col[N_OUTPUTS];
     double cache[N_CACHE];
     unsigned long long my_feasible = 0ULL;
-    const long long n_runs = (n + RUN - 1) / RUN;
+    const long long n_runs = (n + run - 1) / run;
     const long long stride = static_cast<long long>(blockDim.x) * gridDim.x;
-    for (long long run = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-         run < n_runs; run += stride) {
-        const long long lo = run * RUN;
-        const long long hi = lo + RUN < n ? lo + RUN : n;
+    for (long long r = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+         r < n_runs; r += stride) {
+        const long long lo = r * run;
+        const long long hi = lo + run < n ? lo + run : n;
         double p[N_PLAN];
         long long digits[N_PLAN];
         decode_digits(values, offsets, lengths, start + lo, digits, p);

@@ -170,6 +170,25 @@ inline void flush(const double (*tmp)[N_OUTPUTS], std::int64_t count, double* ou
     }
 }
 
+// Rows [lo, hi) of plans into out/codes (flattened like space_block).
+__attribute__((flatten)) void rows_block(const Inputs& in, const double* plans, std::int64_t lo,
+                                         std::int64_t hi, double* out, std::int64_t* codes,
+                                         std::int64_t n) {
+    double tmp[CHUNK][N_OUTPUTS];
+    double cache[pyengine::N_CACHE];
+    for (std::int64_t i = lo; i < hi; i += CHUNK) {
+        const std::int64_t count = std::min(CHUNK, hi - i);
+        for (std::int64_t r = 0; r < count; ++r) {
+            const double* p = plans + (i + r) * N_PLAN;
+            // rows equal (bit for bit) in the columns before CACHE_FROM share costs
+            const bool reuse = i + r > lo &&
+                std::memcmp(p, p - N_PLAN, sizeof(double) * pyengine::CACHE_FROM) == 0;
+            codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache, reuse);
+        }
+        flush(tmp, count, out, n, i);
+    }
+}
+
 void evaluate_rows(const py::object& m_, const py::object& h_, const py::object& k_,
                    const py::object& plans_, const py::object& out_, const py::object& codes_) {
     const Inputs in = inputs(m_, h_, k_);
@@ -181,22 +200,31 @@ void evaluate_rows(const py::object& m_, const py::object& h_, const py::object&
     const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static)
     for (std::int64_t b = 0; b < n_blocks; ++b) {
-        double tmp[CHUNK][N_OUTPUTS];
-        double cache[pyengine::N_CACHE];
         const std::int64_t lo = b * BLOCK;
-        const std::int64_t hi = std::min(n, lo + BLOCK);
-        for (std::int64_t i = lo; i < hi; i += CHUNK) {
-            const std::int64_t count = std::min(CHUNK, hi - i);
-            for (std::int64_t r = 0; r < count; ++r) {
-                const double* p = plans + (i + r) * N_PLAN;
-                // rows equal (bit for bit) in the columns before CACHE_FROM share costs
-                const bool reuse = i + r > lo &&
-                    std::memcmp(p, p - N_PLAN, sizeof(double) * pyengine::CACHE_FROM) == 0;
-                codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache,
-                                                       reuse);
+        rows_block(in, plans, lo, std::min(n, lo + BLOCK), out, codes, n);
+    }
+}
+
+// Plans [lo, hi) of the space window starting at `start`, into out/codes (flattened:
+// evaluate_plan and everything it calls inlined into one loop).
+__attribute__((flatten)) void space_block(const Inputs& in, const Axes& a, std::int64_t start,
+                                          std::int64_t lo, std::int64_t hi, double* out,
+                                          std::int64_t* codes, std::int64_t n) {
+    double tmp[CHUNK][N_OUTPUTS];
+    double cache[pyengine::N_CACHE];
+    double p[N_PLAN];
+    std::int64_t digits[N_PLAN];
+    decode(a, start + lo, digits, p);
+    bool reuse = false;
+    for (std::int64_t i = lo; i < hi; i += CHUNK) {
+        const std::int64_t count = std::min(CHUNK, hi - i);
+        for (std::int64_t r = 0; r < count; ++r) {
+            if (i + r > lo) {
+                reuse = advance(a, digits, p) >= pyengine::CACHE_FROM;
             }
-            flush(tmp, count, out, n, i);
+            codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache, reuse);
         }
+        flush(tmp, count, out, n, i);
     }
 }
 
@@ -213,26 +241,35 @@ void evaluate_space(const py::object& m_, const py::object& h_, const py::object
     const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static)
     for (std::int64_t b = 0; b < n_blocks; ++b) {
-        double tmp[CHUNK][N_OUTPUTS];
-        double cache[pyengine::N_CACHE];
-        double p[N_PLAN];
-        std::int64_t digits[N_PLAN];
         const std::int64_t lo = b * BLOCK;
-        const std::int64_t hi = std::min(n, lo + BLOCK);
-        decode(a, start + lo, digits, p);
-        bool reuse = false;
-        for (std::int64_t i = lo; i < hi; i += CHUNK) {
-            const std::int64_t count = std::min(CHUNK, hi - i);
-            for (std::int64_t r = 0; r < count; ++r) {
-                if (i + r > lo) {
-                    reuse = advance(a, digits, p) >= pyengine::CACHE_FROM;
-                }
-                codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache,
-                                                       reuse);
-            }
-            flush(tmp, count, out, n, i);
+        space_block(in, a, start, lo, std::min(n, lo + BLOCK), out, codes, n);
+    }
+}
+
+// Feasibility codes of the plans [lo, hi) of a space, counted. Everything evaluate_plan
+// calls is inlined here (flatten), so the compiler drops the work no code depends on
+// (the timings): counting costs a fraction of evaluating.
+__attribute__((flatten)) void count_block(const Inputs& in, const Axes& a, std::int64_t first,
+                                          std::int64_t count, std::int64_t* feasible,
+                                          std::int64_t* by_bit) {
+    double col[N_OUTPUTS];
+    double cache[pyengine::N_CACHE];
+    double p[N_PLAN];
+    std::int64_t digits[N_PLAN];
+    std::int64_t n_feasible = 0;
+    decode(a, first, digits, p);
+    for (std::int64_t i = 0; i < count; ++i) {
+        if (i > 0) {
+            advance(a, digits, p);
+        }
+        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, col, cache, false);
+        n_feasible += code == 0;
+        for (unsigned long long bits = static_cast<unsigned long long>(code); bits != 0;
+             bits &= bits - 1) {
+            ++by_bit[__builtin_ctzll(bits)];
         }
     }
+    *feasible += n_feasible;
 }
 
 py::tuple count_space(const py::object& m_, const py::object& h_, const py::object& k_,
@@ -258,28 +295,9 @@ py::tuple count_space(const py::object& m_, const py::object& h_, const py::obje
             std::int64_t my_by_bit[MAX_BITS] = {0};
 #pragma omp for schedule(static)
             for (std::int64_t b = 0; b < n_blocks; ++b) {
-                double col[N_OUTPUTS];
-                double cache[pyengine::N_CACHE];
-                double p[N_PLAN];
-                std::int64_t digits[N_PLAN];
                 const std::int64_t lo = b * BLOCK;
-                const std::int64_t hi = std::min(n, lo + BLOCK);
-                decode(a, start + lo, digits, p);
-                bool reuse = false;
-                for (std::int64_t i = lo; i < hi; ++i) {
-                    if (i > lo) {
-                        reuse = advance(a, digits, p) >= pyengine::CACHE_FROM;
-                    }
-                    const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, col,
-                                                                   cache, reuse);
-                    if (code == 0) {
-                        ++my_feasible;
-                    }
-                    for (unsigned long long bits = static_cast<unsigned long long>(code);
-                         bits != 0; bits &= bits - 1) {
-                        ++my_by_bit[__builtin_ctzll(bits)];
-                    }
-                }
+                count_block(in, a, start + lo, std::min(n, lo + BLOCK) - lo, &my_feasible,
+                            my_by_bit);
             }
 #pragma omp critical
             {

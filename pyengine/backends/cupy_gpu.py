@@ -25,6 +25,7 @@ from .. import schema as S
 NAME = "cupy"
 THREADS = 256  # threads per block (the kernels use ~250 registers per thread)
 BLOCKS_PER_SM = 8  # grid-stride loops: a few waves of blocks cover any number of plans
+RUN = 16  # consecutive plans per thread in count_space (odometer steps, cost cache reuse)
 OPTIONS = ("--std=c++17", "--fmad=false")
 KERNELS = ("evaluate_rows_kernel", "evaluate_space_kernel", "count_space_kernel")
 MAX_BITS = 64
@@ -186,7 +187,7 @@ def count_space(m, h, k, values, offsets, lengths, start, stop):
     n = stop - start
     if n:
         _module()["count_space_kernel"](
-            _grid(n), (THREADS,),
+            _grid(-(-n // RUN)), (THREADS,),
             (m, h, k, values, offsets, lengths, np.int64(start), np.int64(stop),
-             np.int32(n_bits), feasible, by_bit))
+             np.int64(RUN), np.int32(n_bits), feasible, by_bit))
     return int(feasible.get()[0]), by_bit.get().astype(np.int64)
