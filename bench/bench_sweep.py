@@ -134,6 +134,7 @@ def main(argv=None) -> int:
           f"numba {info.get('numba_threads')} threads)" + (f", GPU {info['gpu']}"
                                                           if info.get("gpu") else ""))
     names = args.backend or [n for n in backends.AUTO_ORDER]
+    load_before = os.getloadavg()
     result = {
         "machine": info,
         "libraries": _versions(),
@@ -142,6 +143,8 @@ def main(argv=None) -> int:
                                  "mem_total_bytes:min"],
                   "backends": bench_sweeps(names, args.plans, args.chunk_size)},
         "pareto": bench_pareto(args.points, args.repeats),
+        # other processes on the machine skew timings: the 1-minute load before and after
+        "load_average_1min": [load_before[0], os.getloadavg()[0]],
     }
     if not args.quick:
         path = Path(args.out) if args.out else result_path(info)
