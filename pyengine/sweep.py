@@ -546,7 +546,8 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
         key = parse_objectives([(col, sense)])[0]
     cfg = _Config(objs, bounds, key, int(top_k), int(sample_size), duplicates, backend,
                   chunk_size)
-    backends.get(backend)  # fail early and loudly if a named backend cannot run here
+    if client is None:
+        backends.get(backend)  # fail early and loudly if a named backend cannot run here
     work = copy.copy(space)
     work.limits = limits
     stop = len(work) if stop is None else min(int(stop), len(work))
@@ -605,7 +606,9 @@ def _sweep_dask(client, model, hardware, space, start, stop, cfg: _Config, progr
     total = stop - start
     threads = sum(client.nthreads().values()) or 1
     chunk = cfg.chunk_size or CPU_CHUNK
-    ranges = list(task_ranges(start, stop, chunk, 8 * threads))
+    # a few tasks per worker thread, more for big spaces (tasks of ~64 chunks: progress)
+    n_tasks = max(8 * threads, min(100_000, math.ceil(total / (64 * chunk))))
+    ranges = list(task_ranges(start, stop, chunk, n_tasks))
     futures = [client.submit(_worker_range, model, hardware, space, s, e, cfg, pure=False)
                for s, e in ranges]
     sizes = {f.key: e - s for f, (s, e) in zip(futures, ranges)}
