@@ -134,22 +134,10 @@ def parse_list(col, text: str) -> list:
 
 
 def load_spec(kind: str, name: str):
-    """A model or hardware from a preset name or a file (via pyengine.presets)."""
-    try:
-        from . import presets
+    """A model or hardware from a preset name or a .toml/.json file (pyengine.presets)."""
+    from . import presets
 
-        getter = getattr(presets, kind)
-    except (ImportError, AttributeError):
-        getter = None
-    if getter is None:
-        path = Path(name)
-        if not path.is_file():
-            raise SpecError("sweep", kind, name, "a path to a .toml/.json file (presets are "
-                            "not available in this installation)")
-        from . import loaders
-
-        return getattr(loaders, f"load_{kind}")(path)
-    return getter(name)
+    return getattr(presets, kind)(name)
 
 
 def _pow2(limit: int) -> list[int]:

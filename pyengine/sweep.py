@@ -45,6 +45,7 @@ from numba import njit, prange
 
 from . import backends
 from . import schema as S
+from .engine import _xp as _xp_of
 from .engine import evaluate_space
 from .errors import SpecError
 from .pareto import Front, argsort_stable, merge_fronts, pareto_front
@@ -205,14 +206,6 @@ class Partial:
                        Front(h(f.values), h(f.index), f.senses, h(f.rows)),
                        h(self.top_key), h(self.top_index), h(self.top_rows),
                        h(self.sample_key), h(self.sample_index), h(self.sample_rows))
-
-
-def _xp_of(a):
-    if type(a).__module__.split(".")[0] == "cupy":
-        import cupy
-
-        return cupy
-    return np
 
 
 def smallest(key, index, k: int):
