@@ -1,5 +1,6 @@
 """Builds the pybind11 extension pyengine._native from csrc/ (OpenMP, GIL released)."""
 
+import hashlib
 import os
 import sys
 from glob import glob
@@ -10,6 +11,18 @@ from setuptools.command.build_py import build_py
 
 # The CUDA backend compiles these at run time (NVRTC): ship them as pyengine/_csrc/.
 CUDA_SOURCES = sorted(glob("csrc/*.hpp") + glob("csrc/*.h") + glob("csrc/*.cu"))
+NATIVE_SOURCES = sorted(glob("csrc/*.cpp") + glob("csrc/*.hpp") + glob("csrc/*.h"))
+
+
+def source_hash(paths):
+    """Digest of the native sources, compiled in as _native.SOURCE_HASH: in a checkout,
+    pyengine.backends.native compares it with csrc/ and reports a stale build."""
+    digest = hashlib.sha256()
+    for path in sorted(paths, key=os.path.basename):
+        digest.update(os.path.basename(path).encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
 
 
 class build_py_with_csrc(build_py):
@@ -39,6 +52,7 @@ ext_modules = [
         sorted(glob("csrc/*.cpp")),
         include_dirs=["csrc"],
         depends=CUDA_SOURCES,
+        define_macros=[("PYENGINE_SOURCE_HASH", f'"{source_hash(NATIVE_SOURCES)}"')],
         cxx_std=17,
         extra_compile_args=compile_args,
         extra_link_args=link_args,

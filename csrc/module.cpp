@@ -20,6 +20,10 @@
 #include "cost_model.hpp"
 #include "schema.h"
 
+#ifndef PYENGINE_SOURCE_HASH
+#define PYENGINE_SOURCE_HASH ""  // setup.py defines it: a digest of csrc/*.cpp, *.hpp, *.h
+#endif
+
 namespace py = pybind11;
 
 namespace {
@@ -333,6 +337,7 @@ PYBIND11_MODULE(_native, mod) {
     mod.attr("N_CACHE") = pyengine::N_CACHE;
     mod.attr("CACHE_FROM") = pyengine::CACHE_FROM;
     mod.attr("BLOCK") = BLOCK;
+    mod.attr("SOURCE_HASH") = PYENGINE_SOURCE_HASH;
     mod.def("evaluate_rows", &evaluate_rows, py::arg("m"), py::arg("h"), py::arg("k"),
             py::arg("plans"), py::arg("out"), py::arg("codes"),
             "Evaluate plans [n, N_PLAN] into out [N_OUTPUTS, n] and codes [n], in place.");

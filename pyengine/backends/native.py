@@ -10,7 +10,9 @@ without copies; the GIL is released while OpenMP threads run large blocks of pla
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 from .. import schema as S
 
@@ -36,7 +38,22 @@ def unavailable() -> str | None:
     if built != want:
         return ("pyengine._native was built from another schema (columns "
                 f"{built} != {want}): rebuild it with pip install .")
+    checkout = Path(__file__).resolve().parents[2] / "csrc"
+    if (checkout / "module.cpp").is_file() and getattr(_native, "SOURCE_HASH", ""):
+        if _native.SOURCE_HASH != source_hash(checkout):
+            return ("pyengine._native is stale (csrc/ changed since it was built): rebuild it "
+                    "with pip install . or python setup.py build_ext --inplace")
     return None
+
+
+def source_hash(directory: Path) -> str:
+    """Digest of the native sources in `directory`, as setup.py computes it at build time."""
+    digest = hashlib.sha256()
+    paths = [p for pattern in ("*.cpp", "*.hpp", "*.h") for p in directory.glob(pattern)]
+    for path in sorted(paths, key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def max_threads() -> int:
