@@ -9,7 +9,10 @@ other core is busy; see STYLE.md).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +35,30 @@ except ImportError as exc:  # pragma: no cover - numba is a dependency
     _IMPORT_ERROR = exc
 
 
+def _cache_dir() -> str:
+    """Numba's on-disk cache keys on the kernel file alone, not on reference.py and
+    schema.py, which the kernels inline: a stale cache would silently return the old
+    model. So the cache lives in a folder named after a hash of every source the kernels
+    compile from, and of the Numba version."""
+    here = Path(__file__).resolve()
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in (here, here.parent.parent / "reference.py", here.parent.parent / "schema.py"):
+        digest.update(path.read_bytes())
+    base = os.environ.get("PYENGINE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "pyengine")
+    folder = os.path.join(base, "numba-" + digest.hexdigest()[:16])
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError:
+        folder = os.path.join(tempfile.gettempdir(), "pyengine-numba-" + digest.hexdigest()[:16])
+        os.makedirs(folder, exist_ok=True)
+    return folder
+
+
 def unavailable() -> str | None:
     if numba is None:
         return f"numba is not installed ({_IMPORT_ERROR})"
@@ -39,6 +66,10 @@ def unavailable() -> str | None:
 
 
 if numba is not None:
+    # the cache locator is fixed when a kernel is defined: point it at our folder for
+    # the definitions below only, and leave Numba's setting as it was for everyone else
+    _previous_cache_dir = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = _cache_dir()
     for _fn in R.KERNEL_FUNCTIONS + (R.evaluate_plan,):
         register_jitable(_fn)
     _evaluate_plan = R.evaluate_plan
@@ -136,6 +167,8 @@ if numba is not None:
                         if (code >> bit) & 1:
                             by_bit[b, bit] += 1
         return feasible.sum(), by_bit.sum(axis=0)
+
+    numba.config.CACHE_DIR = _previous_cache_dir
 
 
 def evaluate_rows(m, h, k, plans, out, codes) -> None:
