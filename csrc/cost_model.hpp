@@ -48,6 +48,15 @@ struct StageParams {
     double expert;
 };
 
+// Parameters one GPU holds per layer kind, before ZeRO sharding.
+struct Holdings {
+    double dense_layer;
+    double moe_layer;
+    double expert_layer;
+    double embed_extra;
+    double output_extra;
+};
+
 // Functions used before their definition (Python resolves names at call time).
 PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double n_tok,
                                         double ffn, double tp, double sp_div, double rate,
@@ -56,10 +65,6 @@ PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp);
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
                                           double moe_fwd, double passes, double embed_s,
                                           double output_s);
-PYENGINE_HD inline double stage_memory(double* out, double dense, double expert,
-                                       double dense_shard, double expert_shard, double zero,
-                                       bool training, double wb, double grad_bytes, double act,
-                                       double kv, const double* h, bool write);
 PYENGINE_HD inline LayerCosts load_costs(const double* cache, int at);
 PYENGINE_HD inline void store_costs(double* cache, int at, const LayerCosts& c);
 PYENGINE_HD inline double model_forward_flops_per_token(const double* m, double ctx);
@@ -363,34 +368,45 @@ PYENGINE_HD inline double layer_activation_bytes(const double* m, double n_tok, 
     return replicated / sp_div + (attn_parallel + scores + mlp_parallel) / tp;
 }
 
-// (dense, expert) parameters one GPU of a stage holds before ZeRO sharding.
-//
-// [M1] dense parameters (attention, dense MLP, shared experts, embeddings) are sharded
-// over TP; norms, routers and position embeddings are replicated; routed experts are
-// split E/ep per GPU and each over etp. The first stage holds the input embedding,
-// the last the output layer (a tied embedding needs its own copy there when pp > 1).
-PYENGINE_HD inline StageParams stage_params(const double* m, double n_layers, double n_moe,
-                                            bool first, bool last, double pp, double tp,
-                                            double etp, double ep) {
-    double n_dense = n_layers - n_moe;
-    double dense = (n_dense * (m[M_ATTN_PARAMS] + m[M_MLP_PARAMS]) / tp
-                    + n_layers * m[M_NORM_PARAMS]
-                    + n_moe * (m[M_ATTN_PARAMS] / tp + m[M_SHARED_PARAMS] / tp
-                               + m[M_ROUTER_PARAMS]));
+PYENGINE_HD inline Holdings layer_holdings(const double* m, double pp, double tp, double etp,
+                                           double ep) {
+    // [M1] dense parameters (attention, dense MLP, shared experts, embeddings) are sharded
+    // over TP; norms, routers and position embeddings are replicated; routed experts are
+    // split E/ep per GPU and each over etp. The first stage holds the input embedding,
+    // the last the output layer (a tied embedding needs its own copy there when pp > 1).
+    double dense_layer = (m[M_ATTN_PARAMS] + m[M_MLP_PARAMS]) / tp + m[M_NORM_PARAMS];
+    double moe_layer = ((m[M_ATTN_PARAMS] + m[M_SHARED_PARAMS]) / tp + m[M_NORM_PARAMS]
+                        + m[M_ROUTER_PARAMS]);
+    double expert_layer = 0.0;
+    if (m[M_EXPERTS] > 0.0) {
+        expert_layer = m[M_EXPERTS] / ep * m[M_EXPERT_PARAMS] / etp;
+    }
+    double embed_extra = m[M_EMBED_PARAMS] / tp + m[M_POS_PARAMS];
+    double output_extra = m[M_FINAL_NORM_PARAMS];
+    if (m[M_OUTPUT_PARAMS] > 0.0 || pp > 1.0) {
+        output_extra += m[M_EMBED_PARAMS] / tp;
+    }
+    return Holdings{dense_layer, moe_layer, expert_layer, embed_extra, output_extra};
+}
+
+// (dense, expert) parameters one GPU of a stage holds before ZeRO sharding: its
+// layers' holdings, plus the input embedding on the first stage and the output layer
+// on the last.
+PYENGINE_HD inline StageParams stage_params(double n_layers, double n_moe, bool first, bool last,
+                                            const Holdings& held) {
+    double dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer;
     if (first) {
-        dense += m[M_EMBED_PARAMS] / tp + m[M_POS_PARAMS];
+        dense += held.embed_extra;
     }
     if (last) {
-        dense += m[M_FINAL_NORM_PARAMS];
-        if (m[M_OUTPUT_PARAMS] > 0.0 || pp > 1.0) {
-            dense += m[M_EMBED_PARAMS] / tp;
-        }
+        dense += held.output_extra;
     }
-    double expert = 0.0;
-    if (m[M_EXPERTS] > 0.0) {
-        expert = n_moe * m[M_EXPERTS] / ep * m[M_EXPERT_PARAMS] / etp;
-    }
-    return StageParams{dense, expert};
+    return StageParams{dense, n_moe * held.expert_layer};
+}
+
+PYENGINE_HD inline double zero_shard(double shard, double zero, double stage) {
+    // [M2] ZeRO stage >= 1 shards optimizer states, >= 2 gradients, 3 parameters
+    return zero >= stage ? shard : 1.0;
 }
 
 // --------------------------------------------------------------------------- the plan
@@ -623,15 +639,29 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         p2p_one = 0.0;
     }
 
-    // [M2] parameters per GPU by stage, then ZeRO: stage >= 1 shards optimizer states,
-    // >= 2 gradients, 3 parameters, over DP*CP for dense and EDP for expert parameters.
+    // [M1] parameters one GPU holds, per layer kind and per stage
+    Holdings held = layer_holdings(m, pp, tp, etp, ep);
+    auto [d_first, e_first] = stage_params(layers_first, moe_first, true, pp == 1.0, held);
+    auto [d_last, e_last] = stage_params(layers_last, moe_last, pp == 1.0, true, held);
+    auto [d_mid, e_mid] = stage_params(layers_mid, moe_mid, false, false, held);
+
+    // [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
+    // weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
+    // parameters, EDP for expert parameters. Inference holds the weights only.
     double dense_shard = dp * cp;
     double expert_shard = edp;
-    auto [d_first, e_first] = stage_params(m, layers_first, moe_first, true, pp == 1.0, pp, tp,
-                                           etp, ep);
-    auto [d_last, e_last] = stage_params(m, layers_last, moe_last, pp == 1.0, true, pp, tp, etp,
-                                         ep);
-    auto [d_mid, e_mid] = stage_params(m, layers_mid, moe_mid, false, false, pp, tp, etp, ep);
+    double w_dense = wb / zero_shard(dense_shard, zero, 3.0);
+    double w_expert = wb / zero_shard(expert_shard, zero, 3.0);
+    double g_dense = 0.0;
+    double g_expert = 0.0;
+    double o_dense = 0.0;
+    double o_expert = 0.0;
+    if (training) {
+        g_dense = grad_bytes / zero_shard(dense_shard, zero, 2.0);
+        g_expert = grad_bytes / zero_shard(expert_shard, zero, 2.0);
+        o_dense = 12.0 / zero_shard(dense_shard, zero, 1.0);
+        o_expert = 12.0 / zero_shard(expert_shard, zero, 1.0);
+    }
 
     // [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
     // multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
@@ -686,27 +716,39 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         kv_mid = kv_tok * layers_mid;
     }
 
-    double mem_first = stage_memory(out, d_first, e_first, dense_shard, expert_shard, zero,
-                                    training, wb, grad_bytes, act_first, kv_first, h, false);
-    double mem_last = stage_memory(out, d_last, e_last, dense_shard, expert_shard, zero,
-                                   training, wb, grad_bytes, act_last, kv_last, h, false);
-    double mem_mid = stage_memory(out, d_mid, e_mid, dense_shard, expert_shard, zero, training,
-                                  wb, grad_bytes, act_mid, kv_mid, h, false);
-    // itemise the fullest stage
-    double mem_total;
-    if (mem_first >= mem_last && mem_first >= mem_mid) {
-        stage_memory(out, d_first, e_first, dense_shard, expert_shard, zero, training, wb,
-                     grad_bytes, act_first, kv_first, h, true);
-        mem_total = mem_first;
-    } else if (mem_last >= mem_mid) {
-        stage_memory(out, d_last, e_last, dense_shard, expert_shard, zero, training, wb,
-                     grad_bytes, act_last, kv_last, h, true);
+    // [M4] memory of each stage's GPU; the fullest one is itemised
+    double per_dense = w_dense + g_dense + o_dense;
+    double per_expert = w_expert + g_expert + o_expert;
+    double overhead = h[H_MEM_OVERHEAD];
+    double mem_first = d_first * per_dense + e_first * per_expert + act_first + kv_first + overhead;
+    double mem_last = d_last * per_dense + e_last * per_expert + act_last + kv_last + overhead;
+    double mem_mid = d_mid * per_dense + e_mid * per_expert + act_mid + kv_mid + overhead;
+    double d_full = d_first;
+    double e_full = e_first;
+    double act_full = act_first;
+    double kv_full = kv_first;
+    double mem_total = mem_first;
+    if (mem_last > mem_total) {
+        d_full = d_last;
+        e_full = e_last;
+        act_full = act_last;
+        kv_full = kv_last;
         mem_total = mem_last;
-    } else {
-        stage_memory(out, d_mid, e_mid, dense_shard, expert_shard, zero, training, wb,
-                     grad_bytes, act_mid, kv_mid, h, true);
+    }
+    if (mem_mid > mem_total) {
+        d_full = d_mid;
+        e_full = e_mid;
+        act_full = act_mid;
+        kv_full = kv_mid;
         mem_total = mem_mid;
     }
+    out[O_MEM_WEIGHTS_BYTES] = d_full * w_dense + e_full * w_expert;
+    out[O_MEM_GRADS_BYTES] = d_full * g_dense + e_full * g_expert;
+    out[O_MEM_OPTIMIZER_BYTES] = d_full * o_dense + e_full * o_expert;
+    out[O_MEM_ACTIVATIONS_BYTES] = act_full;
+    out[O_MEM_KV_CACHE_BYTES] = kv_full;
+    out[O_MEM_OVERHEAD_BYTES] = overhead;
+    out[O_MEM_TOTAL_BYTES] = mem_total;
     if (mem_total > h[H_HBM_CAPACITY] * k[K_MEM_FRACTION]) {
         code |= V_MEMORY;
     }
@@ -753,8 +795,8 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         }
         // [T14] optimizer: Adam reads and writes fp32 master weights and both moments,
         // reads the gradient and writes the bf16 weight, for the parameters it owns.
-        double opt_params = (d_max / (zero >= 1.0 ? dense_shard : 1.0)
-                             + e_max / (zero >= 1.0 ? expert_shard : 1.0));
+        double opt_params = (d_max / zero_shard(dense_shard, zero, 1.0)
+                             + e_max / zero_shard(expert_shard, zero, 1.0));
         double opt_s = memory_bound_s(opt_params * (24.0 + grad_bytes + wb), 4.0, h);
         step_s = n_micro * mb_s + bubble_s + p2p_total + dp_s + opt_s;
         tokens = gbs * seq;
@@ -855,36 +897,6 @@ PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double 
                                           double output_s) {
     // [T13] compute of one stage for one micro-batch (forward, and backward when training)
     return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s);
-}
-
-PYENGINE_HD inline double stage_memory(double* out, double dense, double expert,
-                                       double dense_shard, double expert_shard, double zero,
-                                       bool training, double wb, double grad_bytes, double act,
-                                       double kv, const double* h, bool write) {
-    // [M4] memory of one stage's GPU; ZeRO-1/2/3 shard optimizer, gradients, weights.
-    // Optimizer: fp32 master + Adam m and v = 12 B/param (ZeRO paper's K = 12).
-    double weights = (dense / (zero >= 3.0 ? dense_shard : 1.0)
-                      + expert / (zero >= 3.0 ? expert_shard : 1.0)) * wb;
-    double grads = 0.0;
-    double optim = 0.0;
-    if (training) {
-        grads = (dense / (zero >= 2.0 ? dense_shard : 1.0)
-                 + expert / (zero >= 2.0 ? expert_shard : 1.0)) * grad_bytes;
-        optim = (dense / (zero >= 1.0 ? dense_shard : 1.0)
-                 + expert / (zero >= 1.0 ? expert_shard : 1.0)) * 12.0;
-    }
-    double overhead = h[H_MEM_OVERHEAD];
-    double total = weights + grads + optim + act + kv + overhead;
-    if (write) {
-        out[O_MEM_WEIGHTS_BYTES] = weights;
-        out[O_MEM_GRADS_BYTES] = grads;
-        out[O_MEM_OPTIMIZER_BYTES] = optim;
-        out[O_MEM_ACTIVATIONS_BYTES] = act;
-        out[O_MEM_KV_CACHE_BYTES] = kv;
-        out[O_MEM_OVERHEAD_BYTES] = overhead;
-        out[O_MEM_TOTAL_BYTES] = total;
-    }
-    return total;
 }
 
 PYENGINE_HD inline LayerCosts load_costs(const double* cache, int at) {

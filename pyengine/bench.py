@@ -132,8 +132,10 @@ def time_backend(name: str, workloads: list[Workload], plans: int, chunk: int,
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             if mode == "evaluate":
-                res = evaluate_space(model, hw, w.space, start, stop, backend=name,
-                                     out=out[:, : stop - start])
+                # the output block is reused (a column slice would not be contiguous,
+                # so the last, shorter chunk gets its own)
+                buf = out if stop - start == out.shape[1] else None
+                res = evaluate_space(model, hw, w.space, start, stop, backend=name, out=buf)
                 feasible += int((res.codes == 0).sum())
             else:
                 feasible += count_space(model, hw, w.space, start, stop, backend=name)[0]

@@ -59,11 +59,11 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result) ->
         "last": (ll, R.moe_layers_in(L - ll, L, m), pp == 1, True),
     }
     params = {}
+    held = R.layer_holdings(m, float(pp), float(tp), float(etp), float(ep))
     for name, (n_l, n_moe, first, last) in stages.items():
         if name == "middle" and pp <= 2:
             continue
-        d, e = R.stage_params(m, n_l, n_moe, first, last, float(pp), float(tp), float(etp),
-                              float(ep))
+        d, e = R.stage_params(n_l, n_moe, first, last, held)
         params[name] = {"layers": n_l, "moe_layers": n_moe, "dense_params": d,
                         "expert_params": e}
     act_dense = R.layer_activation_bytes(m, n_tok, float(plan.seq_len), float(tp), sp,

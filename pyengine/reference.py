@@ -308,29 +308,44 @@ def layer_activation_bytes(m, n_tok, keys, tp, sp, flash, recompute, moe_layer, 
     return replicated / sp_div + (attn_parallel + scores + mlp_parallel) / tp
 
 
-def stage_params(m, n_layers, n_moe, first, last, pp, tp, etp, ep):
-    """(dense, expert) parameters one GPU of a stage holds before ZeRO sharding.
+# Parameters one GPU holds per layer kind, before ZeRO sharding.
+Holdings = namedtuple("Holdings", ["dense_layer", "moe_layer", "expert_layer", "embed_extra",
+                                   "output_extra"])
 
-    [M1] dense parameters (attention, dense MLP, shared experts, embeddings) are sharded
-    over TP; norms, routers and position embeddings are replicated; routed experts are
-    split E/ep per GPU and each over etp. The first stage holds the input embedding,
-    the last the output layer (a tied embedding needs its own copy there when pp > 1).
-    """
-    n_dense = n_layers - n_moe
-    dense = (n_dense * (m[S.M_ATTN_PARAMS] + m[S.M_MLP_PARAMS]) / tp
-             + n_layers * m[S.M_NORM_PARAMS]
-             + n_moe * (m[S.M_ATTN_PARAMS] / tp + m[S.M_SHARED_PARAMS] / tp
-                        + m[S.M_ROUTER_PARAMS]))
-    if first:
-        dense += m[S.M_EMBED_PARAMS] / tp + m[S.M_POS_PARAMS]
-    if last:
-        dense += m[S.M_FINAL_NORM_PARAMS]
-        if m[S.M_OUTPUT_PARAMS] > 0.0 or pp > 1.0:
-            dense += m[S.M_EMBED_PARAMS] / tp
-    expert = 0.0
+
+def layer_holdings(m, pp, tp, etp, ep):
+    # [M1] dense parameters (attention, dense MLP, shared experts, embeddings) are sharded
+    # over TP; norms, routers and position embeddings are replicated; routed experts are
+    # split E/ep per GPU and each over etp. The first stage holds the input embedding,
+    # the last the output layer (a tied embedding needs its own copy there when pp > 1).
+    dense_layer = (m[S.M_ATTN_PARAMS] + m[S.M_MLP_PARAMS]) / tp + m[S.M_NORM_PARAMS]
+    moe_layer = ((m[S.M_ATTN_PARAMS] + m[S.M_SHARED_PARAMS]) / tp + m[S.M_NORM_PARAMS]
+                 + m[S.M_ROUTER_PARAMS])
+    expert_layer = 0.0
     if m[S.M_EXPERTS] > 0.0:
-        expert = n_moe * m[S.M_EXPERTS] / ep * m[S.M_EXPERT_PARAMS] / etp
-    return dense, expert
+        expert_layer = m[S.M_EXPERTS] / ep * m[S.M_EXPERT_PARAMS] / etp
+    embed_extra = m[S.M_EMBED_PARAMS] / tp + m[S.M_POS_PARAMS]
+    output_extra = m[S.M_FINAL_NORM_PARAMS]
+    if m[S.M_OUTPUT_PARAMS] > 0.0 or pp > 1.0:
+        output_extra += m[S.M_EMBED_PARAMS] / tp
+    return Holdings(dense_layer, moe_layer, expert_layer, embed_extra, output_extra)
+
+
+def stage_params(n_layers, n_moe, first, last, held):
+    """(dense, expert) parameters one GPU of a stage holds before ZeRO sharding: its
+    layers' holdings, plus the input embedding on the first stage and the output layer
+    on the last."""
+    dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer
+    if first:
+        dense += held.embed_extra
+    if last:
+        dense += held.output_extra
+    return dense, n_moe * held.expert_layer
+
+
+def zero_shard(shard, zero, stage):
+    # [M2] ZeRO stage >= 1 shards optimizer states, >= 2 gradients, 3 parameters
+    return shard if zero >= stage else 1.0
 
 
 # --------------------------------------------------------------------------- the plan
@@ -534,14 +549,28 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     if pp <= 1.0:
         p2p_one = 0.0
 
-    # [M2] parameters per GPU by stage, then ZeRO: stage >= 1 shards optimizer states,
-    # >= 2 gradients, 3 parameters, over DP*CP for dense and EDP for expert parameters.
+    # [M1] parameters one GPU holds, per layer kind and per stage
+    held = layer_holdings(m, pp, tp, etp, ep)
+    d_first, e_first = stage_params(layers_first, moe_first, True, pp == 1.0, held)
+    d_last, e_last = stage_params(layers_last, moe_last, pp == 1.0, True, held)
+    d_mid, e_mid = stage_params(layers_mid, moe_mid, False, False, held)
+
+    # [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
+    # weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
+    # parameters, EDP for expert parameters. Inference holds the weights only.
     dense_shard = dp * cp
     expert_shard = edp
-    d_first, e_first = stage_params(m, layers_first, moe_first, True, pp == 1.0, pp, tp,
-                                    etp, ep)
-    d_last, e_last = stage_params(m, layers_last, moe_last, pp == 1.0, True, pp, tp, etp, ep)
-    d_mid, e_mid = stage_params(m, layers_mid, moe_mid, False, False, pp, tp, etp, ep)
+    w_dense = wb / zero_shard(dense_shard, zero, 3.0)
+    w_expert = wb / zero_shard(expert_shard, zero, 3.0)
+    g_dense = 0.0
+    g_expert = 0.0
+    o_dense = 0.0
+    o_expert = 0.0
+    if training:
+        g_dense = grad_bytes / zero_shard(dense_shard, zero, 2.0)
+        g_expert = grad_bytes / zero_shard(expert_shard, zero, 2.0)
+        o_dense = 12.0 / zero_shard(dense_shard, zero, 1.0)
+        o_expert = 12.0 / zero_shard(expert_shard, zero, 1.0)
 
     # [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
     # multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
@@ -588,25 +617,37 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
         kv_last = kv_tok * layers_last
         kv_mid = kv_tok * layers_mid
 
-    mem_first = stage_memory(out, d_first, e_first, dense_shard, expert_shard, zero, training,
-                             wb, grad_bytes, act_first, kv_first, h, False)
-    mem_last = stage_memory(out, d_last, e_last, dense_shard, expert_shard, zero, training,
-                            wb, grad_bytes, act_last, kv_last, h, False)
-    mem_mid = stage_memory(out, d_mid, e_mid, dense_shard, expert_shard, zero, training,
-                           wb, grad_bytes, act_mid, kv_mid, h, False)
-    # itemise the fullest stage
-    if mem_first >= mem_last and mem_first >= mem_mid:
-        stage_memory(out, d_first, e_first, dense_shard, expert_shard, zero, training, wb,
-                     grad_bytes, act_first, kv_first, h, True)
-        mem_total = mem_first
-    elif mem_last >= mem_mid:
-        stage_memory(out, d_last, e_last, dense_shard, expert_shard, zero, training, wb,
-                     grad_bytes, act_last, kv_last, h, True)
+    # [M4] memory of each stage's GPU; the fullest one is itemised
+    per_dense = w_dense + g_dense + o_dense
+    per_expert = w_expert + g_expert + o_expert
+    overhead = h[S.H_MEM_OVERHEAD]
+    mem_first = d_first * per_dense + e_first * per_expert + act_first + kv_first + overhead
+    mem_last = d_last * per_dense + e_last * per_expert + act_last + kv_last + overhead
+    mem_mid = d_mid * per_dense + e_mid * per_expert + act_mid + kv_mid + overhead
+    d_full = d_first
+    e_full = e_first
+    act_full = act_first
+    kv_full = kv_first
+    mem_total = mem_first
+    if mem_last > mem_total:
+        d_full = d_last
+        e_full = e_last
+        act_full = act_last
+        kv_full = kv_last
         mem_total = mem_last
-    else:
-        stage_memory(out, d_mid, e_mid, dense_shard, expert_shard, zero, training, wb,
-                     grad_bytes, act_mid, kv_mid, h, True)
+    if mem_mid > mem_total:
+        d_full = d_mid
+        e_full = e_mid
+        act_full = act_mid
+        kv_full = kv_mid
         mem_total = mem_mid
+    out[S.O_MEM_WEIGHTS_BYTES] = d_full * w_dense + e_full * w_expert
+    out[S.O_MEM_GRADS_BYTES] = d_full * g_dense + e_full * g_expert
+    out[S.O_MEM_OPTIMIZER_BYTES] = d_full * o_dense + e_full * o_expert
+    out[S.O_MEM_ACTIVATIONS_BYTES] = act_full
+    out[S.O_MEM_KV_CACHE_BYTES] = kv_full
+    out[S.O_MEM_OVERHEAD_BYTES] = overhead
+    out[S.O_MEM_TOTAL_BYTES] = mem_total
     if mem_total > h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION]:
         code |= S.V_MEMORY
 
@@ -643,8 +684,8 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
             dp_s += n_micro * max(0.0, 2.0 * gather_s - mb_compute)
         # [T14] optimizer: Adam reads and writes fp32 master weights and both moments,
         # reads the gradient and writes the bf16 weight, for the parameters it owns.
-        opt_params = (d_max / (dense_shard if zero >= 1.0 else 1.0)
-                      + e_max / (expert_shard if zero >= 1.0 else 1.0))
+        opt_params = (d_max / zero_shard(dense_shard, zero, 1.0)
+                      + e_max / zero_shard(expert_shard, zero, 1.0))
         opt_s = memory_bound_s(opt_params * (24.0 + grad_bytes + wb), 4.0, h)
         step_s = n_micro * mb_s + bubble_s + p2p_total + dp_s + opt_s
         tokens = gbs * seq
@@ -740,32 +781,6 @@ def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output
     return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s)
 
 
-def stage_memory(out, dense, expert, dense_shard, expert_shard, zero, training, wb,
-                 grad_bytes, act, kv, h, write):
-    # [M4] memory of one stage's GPU; ZeRO-1/2/3 shard optimizer, gradients, weights.
-    # Optimizer: fp32 master + Adam m and v = 12 B/param (ZeRO paper's K = 12).
-    weights = (dense / (dense_shard if zero >= 3.0 else 1.0)
-               + expert / (expert_shard if zero >= 3.0 else 1.0)) * wb
-    grads = 0.0
-    optim = 0.0
-    if training:
-        grads = (dense / (dense_shard if zero >= 2.0 else 1.0)
-                 + expert / (expert_shard if zero >= 2.0 else 1.0)) * grad_bytes
-        optim = (dense / (dense_shard if zero >= 1.0 else 1.0)
-                 + expert / (expert_shard if zero >= 1.0 else 1.0)) * 12.0
-    overhead = h[S.H_MEM_OVERHEAD]
-    total = weights + grads + optim + act + kv + overhead
-    if write:
-        out[S.O_MEM_WEIGHTS_BYTES] = weights
-        out[S.O_MEM_GRADS_BYTES] = grads
-        out[S.O_MEM_OPTIMIZER_BYTES] = optim
-        out[S.O_MEM_ACTIVATIONS_BYTES] = act
-        out[S.O_MEM_KV_CACHE_BYTES] = kv
-        out[S.O_MEM_OVERHEAD_BYTES] = overhead
-        out[S.O_MEM_TOTAL_BYTES] = total
-    return total
-
-
 def load_costs(cache, at):
     # [T11] (see evaluate_plan) LayerCosts kept in the cache vector
     return LayerCosts(cache[at], cache[at + 1], cache[at + 2], cache[at + 3], cache[at + 4],
@@ -815,8 +830,8 @@ def recompute_flops_per_token(m, ctx, recompute, fwd_flops_tok):
 KERNEL_FUNCTIONS = (
     ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s, group_bandwidth,
     group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in, layer_costs,
-    mlp_forward_s, kv_cache_elems_per_gpu, layer_activation_bytes, stage_params,
-    stage_compute_s, stage_memory, load_costs, store_costs, model_forward_flops_per_token,
+    mlp_forward_s, kv_cache_elems_per_gpu, layer_activation_bytes, layer_holdings, stage_params,
+    zero_shard, stage_compute_s, load_costs, store_costs, model_forward_flops_per_token,
     recompute_flops_per_token,
 )
 

@@ -20,7 +20,8 @@ from .. import reference as R
 from .. import schema as S
 
 NAME = "numba"
-BLOCK = 512  # plans per parallel task; its output block (BLOCK x N_OUT) stays in L2
+BLOCK = 256  # plans per parallel task: its output block (BLOCK x N_OUT x 8 B = 64 KiB) stays
+# in L2 and under glibc's mmap threshold (128 KiB), so each task allocates from the heap
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
