@@ -3,7 +3,8 @@
 For a model, a cluster and a design space of parallel plans, pyengine computes per-GPU
 memory and roofline step time for every plan, says why infeasible plans fail, and finds
 the Pareto front. Start with :func:`evaluate` (one plan, itemised) or
-:func:`evaluate_batch` (arrays of plans on a fast backend).
+:func:`evaluate_batch` (arrays of plans on a fast backend), and :func:`sweep` (a whole
+:class:`Space` down to its Pareto front).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from .errors import BackendUnavailable, SpecError
 from .reference import Result, evaluate
 from .space import Space
 from .specs import Hardware, Limits, Model, Plan
+from .sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailable", "BatchResult", "Hardware", "Limits", "Model", "Plan", "Result",
-    "Space", "SpecError", "count_space", "evaluate", "evaluate_batch", "evaluate_space",
-    "presets", "schema",
+    "Space", "SpecError", "SweepResult", "count_space", "evaluate", "evaluate_batch",
+    "evaluate_space", "presets", "schema", "sweep",
 ]
