@@ -141,8 +141,13 @@ def _vectors(model, hardware, limits, xp=np):
 
 def evaluate_space(model: Model, hardware: Hardware, space: Space, start: int = 0,
                    stop: int | None = None, backend: str = "auto",
-                   out: np.ndarray | None = None) -> BatchResult:
-    """Evaluate plans [start, stop) of a Space; the kernel decodes the indices."""
+                   out: np.ndarray | None = None,
+                   codes: np.ndarray | None = None) -> BatchResult:
+    """Evaluate plans [start, stop) of a Space; the kernel decodes the indices.
+
+    ``out`` ([N_OUTPUTS, n] float64, C-contiguous) and ``codes`` ([n] int64) may be
+    preallocated: a chunked sweep that reuses them allocates nothing per chunk.
+    """
     be = backends.get(backend)
     stop = len(space) if stop is None else min(stop, len(space))
     if not 0 <= start <= stop:
@@ -159,7 +164,14 @@ def evaluate_space(model: Model, hardware: Hardware, space: Space, start: int = 
                                     cupy.asarray(lengths))
     if out is None:
         out = xp.empty((S.N_OUTPUTS, n))
-    codes = xp.empty(n, dtype=xp.int64)
+    elif out.shape != (S.N_OUTPUTS, n) or out.dtype != np.float64:
+        raise SpecError("evaluate_space", "out", f"{out.shape} {out.dtype}",
+                        f"a float64 array of shape ({S.N_OUTPUTS}, {n})")
+    if codes is None:
+        codes = xp.empty(n, dtype=xp.int64)
+    elif codes.shape != (n,) or codes.dtype != np.int64:
+        raise SpecError("evaluate_space", "codes", f"{codes.shape} {codes.dtype}",
+                        f"an int64 array of shape ({n},)")
     m, h, k = _vectors(model, hardware, space.limits, xp)
     if n:
         be.evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes)

@@ -331,14 +331,16 @@ def sweep_range(model: Model, hardware: Hardware, space: Space, start: int, stop
 
         xp = cupy
     chunk = cfg.chunk_size or (GPU_CHUNK if backend == "cupy" else CPU_CHUNK)
-    buf = None
+    buf = codes = None
     acc = Partial.empty(cfg, xp)
     for s, e in space.chunks(chunk, start, stop):
         n = e - s
         if buf is None and n == chunk:
             buf = xp.empty((S.N_OUTPUTS, chunk))
+            codes = xp.empty(chunk, dtype=xp.int64)
         res = evaluate_space(model, hardware, space, s, e, backend=backend,
-                             out=buf if n == chunk else None)
+                             out=buf if n == chunk else None,
+                             codes=codes if n == chunk else None)
         acc = merge_partials(acc, reduce_chunk(res.block, res.codes, s, cfg), cfg)
         if progress is not None:
             progress(e - start, stop - start)
