@@ -460,23 +460,36 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     double n_gpus = tp * cp * pp * dp;
     double edp = tp * cp * dp / (etp * ep);
 
-    // [F1] feasibility: every violated constraint sets its bit.
-    long long code = 0;
-    if (!divides(tp, m[M_HEADS])) {
-        code |= V_TP_HEADS;
-    }
-    if (m[M_MLA] == 0.0 && !divides(tp, m[M_KV_HEADS])
-            && !divides(m[M_KV_HEADS], tp)) {
-        code |= V_TP_KV_HEADS;
-    }
-    if (!divides(tp, m[M_FFN])) {
-        code |= V_TP_FFN;
-    }
-    if (is_moe && !divides(etp, m[M_EXPERT_FFN])) {
-        code |= V_ETP_FFN;
-    }
-    if ((is_moe && !divides(ep, m[M_EXPERTS])) || (!is_moe && ep > 1.0)) {
-        code |= V_EP_EXPERTS;
+    // [F1] feasibility: every violated constraint sets its bit. The checks on columns
+    // before CACHE_FROM (heads, FFN, experts, sequence) are cached with the layer costs.
+    long long code;
+    if (reuse) {
+        code = (long long)cache[11];
+    } else {
+        code = 0;
+        if (!divides(tp, m[M_HEADS])) {
+            code |= V_TP_HEADS;
+        }
+        if (m[M_MLA] == 0.0 && !divides(tp, m[M_KV_HEADS])
+                && !divides(m[M_KV_HEADS], tp)) {
+            code |= V_TP_KV_HEADS;
+        }
+        if (!divides(tp, m[M_FFN])) {
+            code |= V_TP_FFN;
+        }
+        if (is_moe && !divides(etp, m[M_EXPERT_FFN])) {
+            code |= V_ETP_FFN;
+        }
+        if ((is_moe && !divides(ep, m[M_EXPERTS])) || (!is_moe && ep > 1.0)) {
+            code |= V_EP_EXPERTS;
+        }
+        if (cp > 1.0 && !divides(2.0 * cp, seq)) {
+            code |= V_CP_SEQ;
+        }
+        if (sp && !divides(cp * tp, seq)) {
+            code |= V_SP_SEQ;
+        }
+        cache[11] = (double)code;
     }
     if (is_moe && !divides(etp * ep, tp * cp * dp)) {
         code |= V_EP_FOLD;
@@ -488,12 +501,6 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     double n_micro = py_max(1.0, floor(seqs_per_replica / mbs));
     if (vpp > 1.0 && (pp == 1.0 || !divides(pp, n_micro))) {
         code |= V_VPP_SCHEDULE;
-    }
-    if (cp > 1.0 && !divides(2.0 * cp, seq)) {
-        code |= V_CP_SEQ;
-    }
-    if (sp && !divides(cp * tp, seq)) {
-        code |= V_SP_SEQ;
     }
     if (!divides(dp * mbs, gbs)) {
         code |= V_BATCH;

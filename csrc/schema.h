@@ -117,7 +117,7 @@ constexpr int N_HARDWARE = 16;
 constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 20;
 constexpr int N_OUTPUTS = 32;
-constexpr int N_CACHE = 11;
+constexpr int N_CACHE = 12;
 constexpr int CACHE_FROM = 12;
 
 constexpr long long V_TP_HEADS = 1LL << 0;

@@ -398,19 +398,28 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     n_gpus = tp * cp * pp * dp
     edp = tp * cp * dp / (etp * ep)
 
-    # [F1] feasibility: every violated constraint sets its bit.
-    code = 0
-    if not divides(tp, m[S.M_HEADS]):
-        code |= S.V_TP_HEADS
-    if m[S.M_MLA] == 0.0 and not divides(tp, m[S.M_KV_HEADS]) and \
-            not divides(m[S.M_KV_HEADS], tp):
-        code |= S.V_TP_KV_HEADS
-    if not divides(tp, m[S.M_FFN]):
-        code |= S.V_TP_FFN
-    if is_moe and not divides(etp, m[S.M_EXPERT_FFN]):
-        code |= S.V_ETP_FFN
-    if (is_moe and not divides(ep, m[S.M_EXPERTS])) or (not is_moe and ep > 1.0):
-        code |= S.V_EP_EXPERTS
+    # [F1] feasibility: every violated constraint sets its bit. The checks on columns
+    # before S.CACHE_FROM (heads, FFN, experts, sequence) are cached with the layer costs.
+    if reuse:
+        code = int(cache[11])
+    else:
+        code = 0
+        if not divides(tp, m[S.M_HEADS]):
+            code |= S.V_TP_HEADS
+        if m[S.M_MLA] == 0.0 and not divides(tp, m[S.M_KV_HEADS]) and \
+                not divides(m[S.M_KV_HEADS], tp):
+            code |= S.V_TP_KV_HEADS
+        if not divides(tp, m[S.M_FFN]):
+            code |= S.V_TP_FFN
+        if is_moe and not divides(etp, m[S.M_EXPERT_FFN]):
+            code |= S.V_ETP_FFN
+        if (is_moe and not divides(ep, m[S.M_EXPERTS])) or (not is_moe and ep > 1.0):
+            code |= S.V_EP_EXPERTS
+        if cp > 1.0 and not divides(2.0 * cp, seq):
+            code |= S.V_CP_SEQ
+        if sp and not divides(cp * tp, seq):
+            code |= S.V_SP_SEQ
+        cache[11] = code
     if is_moe and not divides(etp * ep, tp * cp * dp):
         code |= S.V_EP_FOLD
     if pp * vpp > L:
@@ -419,10 +428,6 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     n_micro = max(1.0, np.floor(seqs_per_replica / mbs))
     if vpp > 1.0 and (pp == 1.0 or not divides(pp, n_micro)):
         code |= S.V_VPP_SCHEDULE
-    if cp > 1.0 and not divides(2.0 * cp, seq):
-        code |= S.V_CP_SEQ
-    if sp and not divides(cp * tp, seq):
-        code |= S.V_SP_SEQ
     if not divides(dp * mbs, gbs):
         code |= S.V_BATCH
     if k[S.K_GPUS_EXACT] > 0.0 and n_gpus != k[S.K_GPUS_EXACT]:

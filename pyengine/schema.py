@@ -117,10 +117,11 @@ PLAN = (
 CACHE_FROM = 12  # index of global_batch: columns from here on leave layer costs unchanged
 
 # Values evaluate_plan may reuse between consecutive plans (see CACHE_FROM): the forward
-# layer costs of a micro-batch pass, and model FLOPs per token of a pass and a decode step.
+# layer costs of a micro-batch pass, model FLOPs per token of a pass and a decode step, and
+# the feasibility bits that depend only on those columns.
 CACHE = tuple(f"pass_{f}" for f in ("attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s",
                                      "ep_s", "embed_s", "output_s")) + (
-    "fwd_flops_tok", "decode_flops_tok")
+    "fwd_flops_tok", "decode_flops_tok", "layer_code")
 
 OUTPUTS = (
     Column("n_gpus", "GPU", "world size tp*cp*pp*dp"),
