@@ -413,12 +413,14 @@ PYENGINE_HD inline double zero_shard(double shard, double zero, double stage) {
 
 // Evaluate one plan: fill `out` (indices O_*) and return the feasibility code.
 //
-// `cache` (length N_CACHE) receives the per-layer costs; with `reuse` true they are
-// read from it instead, which is valid when the previous call's plan differed only in
-// columns >= CACHE_FROM (space kernels know this from their index odometer).
+// `cache` (length N_CACHE) receives values that depend on leading plan columns only;
+// `reuse` says which may be read back instead of computed: 0 none; 1 the per-layer
+// costs, valid when the previous call's plan differed only in columns >= CACHE_FROM;
+// 2 also the stage split and holdings, valid when it differed only in columns
+// >= CACHE2_FROM (space kernels know which column changed from their odometer).
 PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, const double* k,
                                            const double* p, double* out, double* cache,
-                                           bool reuse) {
+                                           int reuse) {
     // [P1] plan fields
     double mode = p[P_MODE];
     bool training = mode == 0.0;
@@ -515,17 +517,39 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     // [S1] pipeline split: layers as even as possible; the remainder goes to the middle
     // stages so that the first and last (holding the embedding and the output layer)
     // get fewer (Llama 3 405B: 126 layers on 16 stages -> 7, 8 x 14, 7).
-    double base = floor(L / pp);
-    double rem = L - base * pp;
-    double mid_extra = py_min(rem, py_max(pp - 2.0, 0.0));
-    double layers_first = base + (rem - mid_extra);
-    double layers_last = pp > 1.0 ? base : layers_first;
-    double layers_mid = pp > 2.0 ? base + (mid_extra > 0.0 ? 1.0 : 0.0) : 0.0;
-    // [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the middle
-    // stage just before the last, which holds the most MoE layers when dense ones lead.
-    double moe_first = moe_layers_in(0.0, layers_first, m);
-    double moe_last = pp > 1.0 ? moe_layers_in(L - layers_last, L, m) : moe_first;
-    double moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m);
+    double layers_first;
+    double layers_last;
+    double layers_mid;
+    double moe_first;
+    double moe_last;
+    double moe_mid;
+    if (reuse >= 2) {
+        layers_first = cache[12];
+        layers_last = cache[13];
+        layers_mid = cache[14];
+        moe_first = cache[15];
+        moe_last = cache[16];
+        moe_mid = cache[17];
+    } else {
+        double base = floor(L / pp);
+        double rem = L - base * pp;
+        double mid_extra = py_min(rem, py_max(pp - 2.0, 0.0));
+        layers_first = base + (rem - mid_extra);
+        layers_last = pp > 1.0 ? base : layers_first;
+        layers_mid = pp > 2.0 ? base + (mid_extra > 0.0 ? 1.0 : 0.0) : 0.0;
+        // [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the
+        // middle stage just before the last, which holds the most MoE layers when dense
+        // ones lead.
+        moe_first = moe_layers_in(0.0, layers_first, m);
+        moe_last = pp > 1.0 ? moe_layers_in(L - layers_last, L, m) : moe_first;
+        moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m);
+        cache[12] = layers_first;
+        cache[13] = layers_last;
+        cache[14] = layers_mid;
+        cache[15] = moe_first;
+        cache[16] = moe_last;
+        cache[17] = moe_mid;
+    }
 
     // [S3] tokens: a training/prefill pass of a micro-batch puts mbs*seq/cp tokens on
     // each GPU; a decode step puts one token per sequence. Flash skips the masked half
@@ -647,10 +671,37 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     }
 
     // [M1] parameters one GPU holds, per layer kind and per stage
-    Holdings held = layer_holdings(m, pp, tp, etp, ep);
-    auto [d_first, e_first] = stage_params(layers_first, moe_first, true, pp == 1.0, held);
-    auto [d_last, e_last] = stage_params(layers_last, moe_last, pp == 1.0, true, held);
-    auto [d_mid, e_mid] = stage_params(layers_mid, moe_mid, false, false, held);
+    double d_first;
+    double e_first;
+    double d_last;
+    double e_last;
+    double d_mid;
+    double e_mid;
+    if (reuse >= 2) {
+        d_first = cache[18];
+        e_first = cache[19];
+        d_last = cache[20];
+        e_last = cache[21];
+        d_mid = cache[22];
+        e_mid = cache[23];
+    } else {
+        Holdings held = layer_holdings(m, pp, tp, etp, ep);
+        StageParams first_stage = stage_params(layers_first, moe_first, true, pp == 1.0, held);
+        StageParams last_stage = stage_params(layers_last, moe_last, pp == 1.0, true, held);
+        StageParams mid_stage = stage_params(layers_mid, moe_mid, false, false, held);
+        d_first = first_stage.dense;
+        e_first = first_stage.expert;
+        d_last = last_stage.dense;
+        e_last = last_stage.expert;
+        d_mid = mid_stage.dense;
+        e_mid = mid_stage.expert;
+        cache[18] = d_first;
+        cache[19] = e_first;
+        cache[20] = d_last;
+        cache[21] = e_last;
+        cache[22] = d_mid;
+        cache[23] = e_mid;
+    }
 
     // [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
     // weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense

@@ -145,6 +145,14 @@ inline void decode(const Axes& a, std::int64_t index, std::int64_t* digits, doub
     }
 }
 
+// Which cached values evaluate_plan may reuse after the odometer changed column `changed`.
+inline int reuse_level(int changed) {
+    if (changed >= pyengine::CACHE2_FROM) {
+        return 2;
+    }
+    return changed >= pyengine::CACHE_FROM ? 1 : 0;
+}
+
 // Odometer step to index + 1: the plan decode() gives, without integer division.
 // Returns the lowest column that changed: >= CACHE_FROM means the previous plan's
 // per-layer costs still hold (evaluate_plan's `reuse`).
@@ -185,8 +193,12 @@ __attribute__((flatten)) void rows_block(const Inputs& in, const double* plans, 
         for (std::int64_t r = 0; r < count; ++r) {
             const double* p = plans + (i + r) * N_PLAN;
             // rows equal (bit for bit) in the columns before CACHE_FROM share costs
-            const bool reuse = i + r > lo &&
-                std::memcmp(p, p - N_PLAN, sizeof(double) * pyengine::CACHE_FROM) == 0;
+            int reuse = 0;
+            if (i + r > lo &&
+                    std::memcmp(p, p - N_PLAN, sizeof(double) * pyengine::CACHE_FROM) == 0) {
+                reuse = std::memcmp(p, p - N_PLAN, sizeof(double) * pyengine::CACHE2_FROM) == 0
+                            ? 2 : 1;
+            }
             codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache, reuse);
         }
         flush(tmp, count, out, n, i);
@@ -219,12 +231,12 @@ __attribute__((flatten)) void space_block(const Inputs& in, const Axes& a, std::
     double p[N_PLAN];
     std::int64_t digits[N_PLAN];
     decode(a, start + lo, digits, p);
-    bool reuse = false;
+    int reuse = 0;
     for (std::int64_t i = lo; i < hi; i += CHUNK) {
         const std::int64_t count = std::min(CHUNK, hi - i);
         for (std::int64_t r = 0; r < count; ++r) {
             if (i + r > lo) {
-                reuse = advance(a, digits, p) >= pyengine::CACHE_FROM;
+                reuse = reuse_level(advance(a, digits, p));
             }
             codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache, reuse);
         }
@@ -262,11 +274,12 @@ __attribute__((flatten)) void count_block(const Inputs& in, const Axes& a, std::
     std::int64_t digits[N_PLAN];
     std::int64_t n_feasible = 0;
     decode(a, first, digits, p);
+    int reuse = 0;
     for (std::int64_t i = 0; i < count; ++i) {
         if (i > 0) {
-            advance(a, digits, p);
+            reuse = reuse_level(advance(a, digits, p));
         }
-        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, col, cache, false);
+        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, col, cache, reuse);
         n_feasible += code == 0;
         for (unsigned long long bits = static_cast<unsigned long long>(code); bits != 0;
              bits &= bits - 1) {

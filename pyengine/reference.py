@@ -354,9 +354,11 @@ def zero_shard(shard, zero, stage):
 def evaluate_plan(m, h, k, p, out, cache, reuse):
     """Evaluate one plan: fill `out` (indices S.O_*) and return the feasibility code.
 
-    `cache` (length S.N_CACHE) receives the per-layer costs; with `reuse` true they are
-    read from it instead, which is valid when the previous call's plan differed only in
-    columns >= S.CACHE_FROM (space kernels know this from their index odometer).
+    `cache` (length S.N_CACHE) receives values that depend on leading plan columns only;
+    `reuse` says which may be read back instead of computed: 0 none; 1 the per-layer
+    costs, valid when the previous call's plan differed only in columns >= S.CACHE_FROM;
+    2 also the stage split and holdings, valid when it differed only in columns
+    >= S.CACHE2_FROM (space kernels know which column changed from their odometer).
     """
     # [P1] plan fields
     mode = p[S.P_MODE]
@@ -438,17 +440,32 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     # [S1] pipeline split: layers as even as possible; the remainder goes to the middle
     # stages so that the first and last (holding the embedding and the output layer)
     # get fewer (Llama 3 405B: 126 layers on 16 stages -> 7, 8 x 14, 7).
-    base = np.floor(L / pp)
-    rem = L - base * pp
-    mid_extra = min(rem, max(pp - 2.0, 0.0))
-    layers_first = base + (rem - mid_extra)
-    layers_last = base if pp > 1.0 else layers_first
-    layers_mid = base + (1.0 if mid_extra > 0.0 else 0.0) if pp > 2.0 else 0.0
-    # [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the middle
-    # stage just before the last, which holds the most MoE layers when dense ones lead.
-    moe_first = moe_layers_in(0.0, layers_first, m)
-    moe_last = moe_layers_in(L - layers_last, L, m) if pp > 1.0 else moe_first
-    moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m)
+    if reuse >= 2:
+        layers_first = cache[12]
+        layers_last = cache[13]
+        layers_mid = cache[14]
+        moe_first = cache[15]
+        moe_last = cache[16]
+        moe_mid = cache[17]
+    else:
+        base = np.floor(L / pp)
+        rem = L - base * pp
+        mid_extra = min(rem, max(pp - 2.0, 0.0))
+        layers_first = base + (rem - mid_extra)
+        layers_last = base if pp > 1.0 else layers_first
+        layers_mid = base + (1.0 if mid_extra > 0.0 else 0.0) if pp > 2.0 else 0.0
+        # [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the
+        # middle stage just before the last, which holds the most MoE layers when dense
+        # ones lead.
+        moe_first = moe_layers_in(0.0, layers_first, m)
+        moe_last = moe_layers_in(L - layers_last, L, m) if pp > 1.0 else moe_first
+        moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m)
+        cache[12] = layers_first
+        cache[13] = layers_last
+        cache[14] = layers_mid
+        cache[15] = moe_first
+        cache[16] = moe_last
+        cache[17] = moe_mid
 
     # [S3] tokens: a training/prefill pass of a micro-batch puts mbs*seq/cp tokens on
     # each GPU; a decode step puts one token per sequence. Flash skips the masked half
@@ -555,10 +572,24 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
         p2p_one = 0.0
 
     # [M1] parameters one GPU holds, per layer kind and per stage
-    held = layer_holdings(m, pp, tp, etp, ep)
-    d_first, e_first = stage_params(layers_first, moe_first, True, pp == 1.0, held)
-    d_last, e_last = stage_params(layers_last, moe_last, pp == 1.0, True, held)
-    d_mid, e_mid = stage_params(layers_mid, moe_mid, False, False, held)
+    if reuse >= 2:
+        d_first = cache[18]
+        e_first = cache[19]
+        d_last = cache[20]
+        e_last = cache[21]
+        d_mid = cache[22]
+        e_mid = cache[23]
+    else:
+        held = layer_holdings(m, pp, tp, etp, ep)
+        d_first, e_first = stage_params(layers_first, moe_first, True, pp == 1.0, held)
+        d_last, e_last = stage_params(layers_last, moe_last, pp == 1.0, True, held)
+        d_mid, e_mid = stage_params(layers_mid, moe_mid, False, False, held)
+        cache[18] = d_first
+        cache[19] = e_first
+        cache[20] = d_last
+        cache[21] = e_last
+        cache[22] = d_mid
+        cache[23] = e_mid
 
     # [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
     # weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
@@ -1004,6 +1035,6 @@ def evaluate(model: Model, hardware: Hardware, plan: Plan, limits: Limits | None
     """Evaluate one plan with the scalar reference: the specification of every backend."""
     out = np.zeros(S.N_OUTPUTS)
     code = evaluate_plan(model_vector(model), hardware_vector(hardware), limits_vector(limits),
-                         plan_vector(plan), out, np.zeros(S.N_CACHE), False)
+                         plan_vector(plan), out, np.zeros(S.N_CACHE), 0)
     outputs = {c.name: float(out[i]) for i, c in enumerate(S.OUTPUTS)}
     return Result(model, hardware, plan, int(code), outputs)

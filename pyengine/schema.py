@@ -115,13 +115,17 @@ PLAN = (
     Column("tp_overlap", "", "TP collectives pipelined with GEMMs (userbuffers)", "bool", hi=1),
 )
 CACHE_FROM = 12  # index of global_batch: columns from here on leave layer costs unchanged
+CACHE2_FROM = 14  # index of dp: columns from here on also leave the stage split unchanged
 
 # Values evaluate_plan may reuse between consecutive plans (see CACHE_FROM): the forward
 # layer costs of a micro-batch pass, model FLOPs per token of a pass and a decode step, and
 # the feasibility bits that depend only on those columns.
 CACHE = tuple(f"pass_{f}" for f in ("attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s",
                                      "ep_s", "embed_s", "output_s")) + (
-    "fwd_flops_tok", "decode_flops_tok", "layer_code")
+    "fwd_flops_tok", "decode_flops_tok", "layer_code",
+    # level 2 (columns >= CACHE2_FROM changed): the stage split and per-stage holdings
+    "layers_first", "layers_last", "layers_mid", "moe_first", "moe_last", "moe_mid",
+    "dense_first", "expert_first", "dense_last", "expert_last", "dense_mid", "expert_mid")
 
 OUTPUTS = (
     Column("n_gpus", "GPU", "world size tp*cp*pp*dp"),
@@ -191,8 +195,8 @@ INDEX.update(_indices("O", OUTPUTS))
 INDEX.update({f"V_{name}": 1 << i for i, (name, _) in enumerate(VIOLATIONS)})
 INDEX.update(N_MODEL=len(MODEL), N_HARDWARE=len(HARDWARE), N_LIMITS=len(LIMITS),
              N_PLAN=len(PLAN), N_OUTPUTS=len(OUTPUTS), N_CACHE=len(CACHE),
-             CACHE_FROM=CACHE_FROM)
-assert PLAN[CACHE_FROM].name == "global_batch"
+             CACHE_FROM=CACHE_FROM, CACHE2_FROM=CACHE2_FROM)
+assert PLAN[CACHE_FROM].name == "global_batch" and PLAN[CACHE2_FROM].name == "dp"
 globals().update(INDEX)
 
 PLAN_NAMES = tuple(c.name for c in PLAN)
@@ -225,7 +229,7 @@ def render_header() -> str:
             lines.append(f"constexpr int {prefix}_{c.name.upper()} = {i};")
         lines.append("")
     for key in ("N_MODEL", "N_HARDWARE", "N_LIMITS", "N_PLAN", "N_OUTPUTS", "N_CACHE",
-                "CACHE_FROM"):
+                "CACHE_FROM", "CACHE2_FROM"):
         lines.append(f"constexpr int {key} = {INDEX[key]};")
     lines.append("")
     for i, (name, _) in enumerate(VIOLATIONS):

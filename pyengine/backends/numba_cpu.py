@@ -79,6 +79,7 @@ if numba is not None:
     N_BITS = len(S.VIOLATIONS)
     N_CACHE = S.N_CACHE
     CACHE_FROM = S.CACHE_FROM
+    CACHE2_FROM = S.CACHE2_FROM
 
     @njit(inline="always")
     def _decode(values, offsets, lengths, index, digits, p):
@@ -104,6 +105,15 @@ if numba is not None:
         return 0
 
     @njit(inline="always")
+    def _reuse_level(changed):
+        # which cached values the previous plan's still-equal leading columns allow
+        if changed >= CACHE2_FROM:
+            return 2
+        if changed >= CACHE_FROM:
+            return 1
+        return 0
+
+    @njit(inline="always")
     def _flush(tmp, out, lo, count):
         # block outputs leave as contiguous runs, one per column (no strided stores)
         for j in range(N_OUT):
@@ -120,7 +130,7 @@ if numba is not None:
             lo = b * BLOCK
             count = min(n, lo + BLOCK) - lo
             for i in range(count):
-                codes[lo + i] = _evaluate_plan(m, h, k, plans[lo + i], tmp[i], cache, False)
+                codes[lo + i] = _evaluate_plan(m, h, k, plans[lo + i], tmp[i], cache, 0)
             _flush(tmp, out, lo, count)
 
     @njit(parallel=True, error_model="numpy", cache=True)
@@ -135,10 +145,10 @@ if numba is not None:
             count = min(n, lo + BLOCK) - lo
             cache = np.empty(N_CACHE)
             _decode(values, offsets, lengths, start + lo, digits, p)
-            reuse = False
+            reuse = 0
             for i in range(count):
                 if i > 0:
-                    reuse = _advance(values, offsets, lengths, digits, p) >= CACHE_FROM
+                    reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
                 codes[lo + i] = _evaluate_plan(m, h, k, p, tmp[i], cache, reuse)
             _flush(tmp, out, lo, count)
 
@@ -156,10 +166,10 @@ if numba is not None:
             count = min(n, lo + BLOCK) - lo
             cache = np.empty(N_CACHE)
             _decode(values, offsets, lengths, start + lo, digits, p)
-            reuse = False
+            reuse = 0
             for i in range(count):
                 if i > 0:
-                    reuse = _advance(values, offsets, lengths, digits, p) >= CACHE_FROM
+                    reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
                 code = _evaluate_plan(m, h, k, p, col, cache, reuse)
                 if code == 0:
                     feasible[b] += 1

@@ -18,7 +18,7 @@ def evaluate_rows(m, h, k, plans, out, codes) -> None:
     col = np.empty(S.N_OUTPUTS)
     cache = np.empty(S.N_CACHE)
     for i in range(plans.shape[0]):
-        codes[i] = evaluate_plan(m, h, k, plans[i], col, cache, False)
+        codes[i] = evaluate_plan(m, h, k, plans[i], col, cache, 0)
         out[:, i] = col
 
 
@@ -36,7 +36,7 @@ def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -
     cache = np.empty(S.N_CACHE)
     for i in range(stop - start):
         _decode(values, offsets, lengths, start + i, p)
-        codes[i] = evaluate_plan(m, h, k, p, col, cache, False)
+        codes[i] = evaluate_plan(m, h, k, p, col, cache, 0)
         out[:, i] = col
 
 
@@ -48,7 +48,7 @@ def count_space(m, h, k, values, offsets, lengths, start, stop):
     by_bit = np.zeros(len(S.VIOLATIONS), dtype=np.int64)
     for i in range(start, stop):
         _decode(values, offsets, lengths, i, p)
-        code = evaluate_plan(m, h, k, p, col, cache, False)
+        code = evaluate_plan(m, h, k, p, col, cache, 0)
         if code == 0:
             feasible += 1
         for b in range(len(S.VIOLATIONS)):
