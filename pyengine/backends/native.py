@@ -10,6 +10,7 @@ without copies; the GIL is released while OpenMP threads run large blocks of pla
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -40,10 +41,23 @@ def unavailable() -> str | None:
                 f"{built} != {want}): rebuild it with pip install .")
     checkout = Path(__file__).resolve().parents[2] / "csrc"
     if (checkout / "module.cpp").is_file() and getattr(_native, "SOURCE_HASH", ""):
-        if _native.SOURCE_HASH != source_hash(checkout):
+        if _native.SOURCE_HASH != _checkout_hash(checkout):
             return ("pyengine._native is stale (csrc/ changed since it was built): rebuild it "
                     "with pip install . or python setup.py build_ext --inplace")
     return None
+
+
+def _checkout_hash(directory: Path) -> str:
+    """source_hash, recomputed only when a source file's size or mtime changed (this check
+    runs on every backend lookup, e.g. once per sweep chunk)."""
+    paths = sorted(p for pattern in ("*.cpp", "*.hpp", "*.h") for p in directory.glob(pattern))
+    stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    return _hash_for(str(directory), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_for(directory: str, stamp: tuple) -> str:
+    return source_hash(Path(directory))
 
 
 def source_hash(directory: Path) -> str:
