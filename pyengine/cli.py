@@ -140,12 +140,21 @@ def cmd_presets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"models": models, "hardware": hws}, indent=2, default=str))
         return 0
-    print("Models")
+    print(f"{'model':<20} {'layers':>6} {'hidden':>6} {'heads/kv':>9} {'experts':>9} "
+          f"{'vocab':>7} {'params':>9} {'active':>9}")
     for f in models:
-        print("  " + "  ".join(f"{k}={v}" for k, v in f.items() if k != "source"))
-    print("Hardware")
+        experts = f"{f['top_k']}/{f['experts']}" if f["experts"] else "-"
+        print(f"{f['name']:<20} {f['layers']:>6} {f['hidden']:>6} "
+              f"{f['heads']:>4}/{f['kv_heads']:<4} {experts:>9} {f['vocab']:>7} "
+              f"{f['params_total'] / 1e9:>8.2f}B {f['params_active'] / 1e9:>8.2f}B")
+    print()
+    print(f"{'hardware':<12} {'BF16 TFLOP/s':>12} {'FP8 TFLOP/s':>11} {'HBM GiB':>8} "
+          f"{'HBM TB/s':>8} {'GPUs/node':>9} {'NVLink GB/s':>11} {'net GB/s':>8}")
     for f in hws:
-        print("  " + "  ".join(f"{k}={v}" for k, v in f.items() if k != "source"))
+        print(f"{f['name']:<12} {f['bf16_tflops']:>12,.1f} {f['fp8_tflops'] or 0:>11,.1f} "
+              f"{f['hbm_gib']:>8.1f} {f['hbm_tbps']:>8.2f} {f['gpus_per_node']:>9} "
+              f"{f['nvlink_gbps']:>11.0f} {f['network_gbps']:>8.0f}")
+    print("\nsources: pyengine presets --json; files in pyengine/presets/")
     return 0
 
 
@@ -203,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpecError, BackendUnavailable, FileNotFoundError, ValueError) as exc:
         print(f"pyengine {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.: stop quietly
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
