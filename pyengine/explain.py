@@ -7,8 +7,6 @@ what the kernel used.
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import reference as R
 from . import schema as S
 from .reference import Result, evaluate
@@ -186,8 +184,4 @@ def render_text(d: dict) -> str:
     return "\n".join(lines)
 
 
-def plan_columns_doc() -> str:
-    return ", ".join(S.PLAN_NAMES)
-
-
-__all__ = ["explain", "render_text", "derivations", "fmt_bytes", "fmt_s", "np"]
+__all__ = ["explain", "render_text", "derivations", "fmt_bytes", "fmt_s", "fmt_count"]
