@@ -10,7 +10,7 @@ import numpy as np
 from . import backends
 from . import schema as S
 from .errors import SpecError
-from .reference import hardware_vector, limits_vector, model_vector
+from .reference import encode_plan_value, hardware_vector, limits_vector, model_vector, plan_vector
 from .space import Space, encode_column, validate_plan_values
 from .specs import Hardware, Limits, Model, Plan
 
@@ -89,12 +89,8 @@ def pack_plans(plans, defaults: Plan | None = None) -> np.ndarray:
                     values = values.get()
                 block[:, i] = encode_column(col.name, np.atleast_1d(values))
             else:
-                from .reference import encode_plan_value
-
                 block[:, i] = encode_plan_value(col, getattr(base, col.name))
         return block
-    from .reference import plan_vector
-
     rows = [plan_vector(p) for p in plans]
     return np.array(rows, dtype=np.float64).reshape(len(rows), S.N_PLAN)
 
@@ -118,16 +114,37 @@ def evaluate_batch(model: Model, hardware: Hardware, plans, backend: str = "auto
         block = cupy.asarray(block)
     elif _xp(block) is not np:
         block = block.get()
-    if out is None:
-        out = xp.empty((S.N_OUTPUTS, n))
-    elif out.shape != (S.N_OUTPUTS, n) or out.dtype != np.float64:
-        raise SpecError("evaluate_batch", "out", f"{out.shape} {out.dtype}",
-                        f"a float64 array of shape ({S.N_OUTPUTS}, {n})")
-    codes = xp.empty(n, dtype=xp.int64)
+    out, codes = _result_buffers("evaluate_batch", xp, n, out, None)
     m, h, k = _vectors(model, hardware, limits, xp)
     if n:
         be.evaluate_rows(m, h, k, block, out, codes)
     return BatchResult({name: out[i] for i, name in enumerate(S.OUTPUT_NAMES)}, codes, out)
+
+
+def _result_buffers(caller: str, xp, n: int, out, codes):
+    """The [N_OUTPUTS, n] output block and [n] codes: the caller's, checked, or new."""
+    if out is None:
+        out = xp.empty((S.N_OUTPUTS, n))
+    elif out.shape != (S.N_OUTPUTS, n) or out.dtype != np.float64:
+        raise SpecError(caller, "out", f"{out.shape} {out.dtype}",
+                        f"a float64 array of shape ({S.N_OUTPUTS}, {n})")
+    if codes is None:
+        codes = xp.empty(n, dtype=xp.int64)
+    elif codes.shape != (n,) or codes.dtype != np.int64:
+        raise SpecError(caller, "codes", f"{codes.shape} {codes.dtype}",
+                        f"an int64 array of shape ({n},)")
+    return out, codes
+
+
+def _space_arrays(be, space: Space):
+    """The array module of backend `be` and the packed space's axes on its device."""
+    packed = space.packed
+    if be.NAME == "cupy":
+        import cupy
+
+        return (cupy, cupy.asarray(packed.values), cupy.asarray(packed.offsets),
+                cupy.asarray(packed.lengths))
+    return np, packed.values, packed.offsets, packed.lengths
 
 
 def _vectors(model, hardware, limits, xp=np):
@@ -153,25 +170,8 @@ def evaluate_space(model: Model, hardware: Hardware, space: Space, start: int = 
     if not 0 <= start <= stop:
         raise SpecError("evaluate_space", "start", start, f"an index in [0, {stop}]")
     n = stop - start
-    xp = np
-    packed = space.packed
-    values, offsets, lengths = packed.values, packed.offsets, packed.lengths
-    if be.NAME == "cupy":
-        import cupy
-
-        xp = cupy
-        values, offsets, lengths = (cupy.asarray(values), cupy.asarray(offsets),
-                                    cupy.asarray(lengths))
-    if out is None:
-        out = xp.empty((S.N_OUTPUTS, n))
-    elif out.shape != (S.N_OUTPUTS, n) or out.dtype != np.float64:
-        raise SpecError("evaluate_space", "out", f"{out.shape} {out.dtype}",
-                        f"a float64 array of shape ({S.N_OUTPUTS}, {n})")
-    if codes is None:
-        codes = xp.empty(n, dtype=xp.int64)
-    elif codes.shape != (n,) or codes.dtype != np.int64:
-        raise SpecError("evaluate_space", "codes", f"{codes.shape} {codes.dtype}",
-                        f"an int64 array of shape ({n},)")
+    xp, values, offsets, lengths = _space_arrays(be, space)
+    out, codes = _result_buffers("evaluate_space", xp, n, out, codes)
     m, h, k = _vectors(model, hardware, space.limits, xp)
     if n:
         be.evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes)
@@ -183,15 +183,7 @@ def count_space(model: Model, hardware: Hardware, space: Space, start: int = 0,
     """Feasible plans in [start, stop) and how many violate each constraint."""
     be = backends.get(backend)
     stop = len(space) if stop is None else min(stop, len(space))
-    packed = space.packed
-    values, offsets, lengths = packed.values, packed.offsets, packed.lengths
-    xp = np
-    if be.NAME == "cupy":
-        import cupy
-
-        xp = cupy
-        values, offsets, lengths = (cupy.asarray(values), cupy.asarray(offsets),
-                                    cupy.asarray(lengths))
+    xp, values, offsets, lengths = _space_arrays(be, space)
     m, h, k = _vectors(model, hardware, space.limits, xp)
     if stop <= start:
         return 0, {name: 0 for name in S.VIOLATION_NAMES}
