@@ -7,6 +7,8 @@ what the kernel used.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import reference as R
 from . import schema as S
 from .reference import Result, evaluate
@@ -49,21 +51,19 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result) ->
     n_tok = plan.micro_batch * plan.seq_len / cp
     rec = {"none": 0.0, "selective": 1.0, "full": 2.0}[plan.recompute] if training else 0.0
     cap = o["capacity_per_expert"]
-    lf, lm, ll = o["layers_first_stage"], o["layers_middle_stage"], o["layers_last_stage"]
-    L = float(model.n_layers)
-    stages = {
-        "first": (lf, R.moe_layers_in(0.0, lf, m), True, pp == 1),
-        "middle": (lm, R.moe_layers_in(L - ll - lm, L - ll, m), False, False),
-        "last": (ll, R.moe_layers_in(L - ll, L, m), pp == 1, True),
-    }
+    # the kernel's own stage split, MoE layers and holdings per stage: it leaves them in
+    # its cache vector (schema.CACHE names them), so nothing here re-derives them
+    cache = np.zeros(S.N_CACHE)
+    R.evaluate_plan(m, R.hardware_vector(hardware), R.limits_vector(), R.plan_vector(plan),
+                    np.zeros(S.N_OUTPUTS), cache, 0)
+    kept = dict(zip(S.CACHE, cache.tolist()))
     params = {}
-    held = R.layer_holdings(m, float(pp), float(tp), float(etp), float(ep))
-    for name, (n_l, n_moe, first, last) in stages.items():
+    for name, key in (("first", "first"), ("middle", "mid"), ("last", "last")):
         if name == "middle" and pp <= 2:
             continue
-        d, e = R.stage_params(n_l, n_moe, first, last, held)
-        params[name] = {"layers": n_l, "moe_layers": n_moe, "dense_params": d,
-                        "expert_params": e}
+        params[name] = {"layers": kept[f"layers_{key}"], "moe_layers": kept[f"moe_{key}"],
+                        "dense_params": kept[f"dense_{key}"],
+                        "expert_params": kept[f"expert_{key}"]}
     act_dense = R.layer_activation_bytes(m, n_tok, float(plan.seq_len), float(tp), sp,
                                          plan.flash_attention, rec, False, cap, float(etp))
     act_moe = R.layer_activation_bytes(m, n_tok, float(plan.seq_len), float(tp), sp,
