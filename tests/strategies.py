@@ -163,3 +163,16 @@ def spaces(draw, max_size: int = 256) -> Space:
         axes[col.name] = vals
         size *= len(vals)
     return Space(limits=draw(limits()), **axes)
+
+
+def mixtral_like() -> tuple[Model, Hardware]:
+    """A fixed Mixtral-8x22B-shaped MoE on H100-like hardware (uncalibrated defaults):
+    the concrete case the backend and GPU tests evaluate beside the random ones."""
+    m = Model(name="mix", n_layers=56, hidden=6144, n_heads=48, n_kv_heads=8,
+              ffn_hidden=16384, vocab=32768, gated_mlp=True, n_experts=8, top_k=2,
+              expert_ffn_hidden=16384)
+    h = Hardware(name="h100", peak_bf16_flops_per_s=989e12, peak_fp8_flops_per_s=1979e12,
+                 hbm_capacity_bytes=80e9, hbm_bandwidth_bytes_per_s=3.35e12, gpus_per_node=8,
+                 intra_node_bandwidth_bytes_per_s=450e9,
+                 inter_node_bandwidth_bytes_per_s=50e9)
+    return m, h

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import hardware, limits, models, plan_rows, spaces
+from strategies import hardware, limits, mixtral_like, models, plan_rows, spaces
 
 from pyengine import backends
 from pyengine import reference as R
 from pyengine import schema as S
 from pyengine.space import Space
-from pyengine.specs import Hardware, Limits, Model, Plan
+from pyengine.specs import Limits, Plan
 
 RTOL = 1e-9
 ATOL = 1e-300
@@ -150,17 +150,6 @@ def _big_space() -> Space:
         grad_dtype=["fp32", "bf16"], limits=Limits(gpus_max=4096, mem_fraction=0.9))
 
 
-def _mixtral_like() -> tuple[Model, Hardware]:
-    m = Model(name="mix", n_layers=56, hidden=6144, n_heads=48, n_kv_heads=8,
-              ffn_hidden=16384, vocab=32768, gated_mlp=True, n_experts=8, top_k=2,
-              expert_ffn_hidden=16384)
-    h = Hardware(name="h100", peak_bf16_flops_per_s=989e12, peak_fp8_flops_per_s=1979e12,
-                 hbm_capacity_bytes=80e9, hbm_bandwidth_bytes_per_s=3.35e12, gpus_per_node=8,
-                 intra_node_bandwidth_bytes_per_s=450e9,
-                 inter_node_bandwidth_bytes_per_s=50e9)
-    return m, h
-
-
 @pytest.mark.parametrize("where", [0.0, 0.37, 0.999999])
 def test_space_beyond_32_bit_indices(backend, where):
     """A window of a huge space (crossing odometer carries) equals the reference."""
@@ -168,7 +157,7 @@ def test_space_beyond_32_bit_indices(backend, where):
     assert len(space) > 1 << 40
     n = 700
     start = min(int(len(space) * where), len(space) - n)
-    model, hw = _mixtral_like()
+    model, hw = mixtral_like()
     m, h, k = _vectors(model, hw, space.limits)
     plans = space.decode(np.arange(start, start + n))
     ref_out, ref_codes = expected_rows(m, h, k, plans)
@@ -195,7 +184,7 @@ def test_blocks_and_threads_cover_every_plan(backend):
     space = _big_space()
     n = 30_011
     start = 123_456_789
-    model, hw = _mixtral_like()
+    model, hw = mixtral_like()
     m, h, k = _vectors(model, hw, space.limits)
     P = space.packed
     values, offsets, lengths = (_dev(backend, P.values), _dev(backend, P.offsets),

@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from strategies import mixtral_like
 
 from pyengine import backends, evaluate_batch
 from pyengine import reference as R
 from pyengine import schema as S
 from pyengine.backends import cupy_gpu
 from pyengine.space import Space
-from pyengine.specs import Hardware, Limits, Model, Plan
+from pyengine.specs import Limits, Plan
 
 REASON = cupy_gpu.unavailable()
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(REASON is not None, reason=f"cupy backend: {REASON}")]
-
-
-def _model_hw():
-    m = Model(name="mix", n_layers=56, hidden=6144, n_heads=48, n_kv_heads=8,
-              ffn_hidden=16384, vocab=32768, gated_mlp=True, n_experts=8, top_k=2,
-              expert_ffn_hidden=16384)
-    h = Hardware(name="h100", peak_bf16_flops_per_s=989e12, peak_fp8_flops_per_s=1979e12,
-                 hbm_capacity_bytes=80e9, hbm_bandwidth_bytes_per_s=3.35e12, gpus_per_node=8,
-                 intra_node_bandwidth_bytes_per_s=450e9,
-                 inter_node_bandwidth_bytes_per_s=50e9)
-    return m, h
 
 
 def _space():
@@ -49,7 +39,7 @@ def test_kernels_compile_with_nvrtc():
 def test_public_api_keeps_arrays_on_the_device():
     import cupy
 
-    model, hw = _model_hw()
+    model, hw = mixtral_like()
     sp = _space()
     rows = sp.decode(np.arange(0, len(sp), 97))
     res = evaluate_batch(model, hw, cupy.asarray(rows), backend="cupy", limits=sp.limits)
@@ -63,7 +53,7 @@ def test_whole_space_count_equals_native_or_numba():
     other = next((n for n in ("native", "numba") if backends.why_unavailable(n) is None), None)
     if other is None:
         pytest.skip("no CPU backend to compare with")
-    model, hw = _model_hw()
+    model, hw = mixtral_like()
     sp = _space()
     m, h, k = R.model_vector(model), R.hardware_vector(hw), R.limits_vector(sp.limits)
     P = sp.packed
