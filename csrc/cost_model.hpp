@@ -418,6 +418,7 @@ PYENGINE_HD inline double zero_shard(double shard, double zero, double stage) {
 // costs, valid when the previous call's plan differed only in columns >= CACHE_FROM;
 // 2 also the stage split and holdings, valid when it differed only in columns
 // >= CACHE2_FROM (space kernels know which column changed from their odometer).
+// out = nullptr asks for the code only: the timings are skipped.
 PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, const double* k,
                                            const double* p, double* out, double* cache,
                                            int reuse) {
@@ -593,83 +594,6 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         cache[9] = fwd_flops_tok;
         cache[10] = dec_flops_tok;
     }
-    double dense_fwd = c.attn_s + c.mlp_s;
-    double moe_fwd = c.attn_s + c.moe_s;
-    // [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
-    // full recompute repeats each layer's forward, selective only the attention core.
-    double passes = training ? 3.0 : 1.0;
-    double comm_passes = training ? 2.0 : 1.0;
-    double recompute_layer = 0.0;
-    if (recompute == 2.0) {
-        recompute_layer = 1.0;
-    }
-    double recompute_core = recompute == 1.0 ? c.attn_core_s : 0.0;
-
-    // [T13] per-micro-batch time of each stage kind; the slowest one paces the pipeline.
-    double first_compute = stage_compute_s(layers_first, moe_first, dense_fwd, moe_fwd, passes,
-                                           c.embed_s, pp == 1.0 ? c.output_s : 0.0);
-    double last_compute = stage_compute_s(layers_last, moe_last, dense_fwd, moe_fwd, passes,
-                                          pp == 1.0 ? c.embed_s : 0.0, c.output_s);
-    double mid_compute = stage_compute_s(layers_mid, moe_mid, dense_fwd, moe_fwd, passes, 0.0,
-                                         0.0);
-    double first_re = layers_first * recompute_core + recompute_layer * (
-        (layers_first - moe_first) * dense_fwd + moe_first * moe_fwd);
-    double last_re = layers_last * recompute_core + recompute_layer * (
-        (layers_last - moe_last) * dense_fwd + moe_last * moe_fwd);
-    double mid_re = layers_mid * recompute_core + recompute_layer * (
-        (layers_mid - moe_mid) * dense_fwd + moe_mid * moe_fwd);
-    // [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
-    // splits each collective into chunks pipelined with the GEMMs it feeds: only what
-    // exceeds the layer's GEMM time stays exposed.
-    double tp_dense = c.tp_s;
-    double tp_moe = c.tp_s;
-    if (tp_overlap) {
-        tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
-        tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
-    }
-    double first_comm = comm_passes * ((layers_first - moe_first) * tp_dense
-                                       + moe_first * tp_moe
-                                       + layers_first * c.cp_s + moe_first * c.ep_s);
-    double last_comm = comm_passes * ((layers_last - moe_last) * tp_dense + moe_last * tp_moe
-                                      + layers_last * c.cp_s + moe_last * c.ep_s);
-    double mid_comm = comm_passes * ((layers_mid - moe_mid) * tp_dense + moe_mid * tp_moe
-                                     + layers_mid * c.cp_s + moe_mid * c.ep_s);
-    double first_total = first_compute + first_re + first_comm;
-    double last_total = last_compute + last_re + last_comm;
-    double mid_total = mid_compute + mid_re + mid_comm;
-    // pick the slowest stage, and keep its itemisation
-    double mb_s = first_total;
-    double mb_compute = first_compute;
-    double mb_re = first_re;
-    double n_layers_slow = layers_first;
-    double n_moe_slow = moe_first;
-    if (last_total > mb_s) {
-        mb_s = last_total;
-        mb_compute = last_compute;
-        mb_re = last_re;
-        n_layers_slow = layers_last;
-        n_moe_slow = moe_last;
-    }
-    if (mid_total > mb_s) {
-        mb_s = mid_total;
-        mb_compute = mid_compute;
-        mb_re = mid_re;
-        n_layers_slow = layers_mid;
-        n_moe_slow = moe_mid;
-    }
-    double mb_tp = comm_passes * ((n_layers_slow - n_moe_slow) * tp_dense
-                                  + n_moe_slow * tp_moe);
-    double mb_cp = comm_passes * n_layers_slow * c.cp_s;
-    double mb_ep = comm_passes * n_moe_slow * c.ep_s;
-
-    // [C9] pipeline: one activation (/t with SP) per micro-batch per stage boundary and
-    // direction, vpp times with interleaving; PP ranks are tp*cp*dp apart.
-    double pp_stride = tp * cp * dp;
-    double p2p_one = p2p_s(n_tok * m[M_HIDDEN] * ab / (sp ? tp : 1.0), pp_stride, h);
-    if (pp <= 1.0) {
-        p2p_one = 0.0;
-    }
-
     // [M1] parameters one GPU holds, per layer kind and per stage
     double d_first;
     double e_first;
@@ -800,6 +724,16 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
         kv_full = kv_mid;
         mem_total = mem_mid;
     }
+    if (mem_total > h[H_HBM_CAPACITY] * k[K_MEM_FRACTION]) {
+        code |= V_MEMORY;
+    }
+    // [F1] every constraint is decided by now: a caller that wants only the code passes
+    // out = nullptr and skips the timings (count and sweep kernels; the cached values
+    // above are all filled, so a later call may reuse them).
+    if (out == nullptr) {
+        return code;
+    }
+
     out[O_MEM_WEIGHTS_BYTES] = d_full * w_dense + e_full * w_expert;
     out[O_MEM_GRADS_BYTES] = d_full * g_dense + e_full * g_expert;
     out[O_MEM_OPTIMIZER_BYTES] = d_full * o_dense + e_full * o_expert;
@@ -807,9 +741,84 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     out[O_MEM_KV_CACHE_BYTES] = kv_full;
     out[O_MEM_OVERHEAD_BYTES] = overhead;
     out[O_MEM_TOTAL_BYTES] = mem_total;
-    if (mem_total > h[H_HBM_CAPACITY] * k[K_MEM_FRACTION]) {
-        code |= V_MEMORY;
+
+    double dense_fwd = c.attn_s + c.mlp_s;
+    double moe_fwd = c.attn_s + c.moe_s;
+    // [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
+    // full recompute repeats each layer's forward, selective only the attention core.
+    double passes = training ? 3.0 : 1.0;
+    double comm_passes = training ? 2.0 : 1.0;
+    double recompute_layer = 0.0;
+    if (recompute == 2.0) {
+        recompute_layer = 1.0;
     }
+    double recompute_core = recompute == 1.0 ? c.attn_core_s : 0.0;
+
+    // [T13] per-micro-batch time of each stage kind; the slowest one paces the pipeline.
+    double first_compute = stage_compute_s(layers_first, moe_first, dense_fwd, moe_fwd, passes,
+                                           c.embed_s, pp == 1.0 ? c.output_s : 0.0);
+    double last_compute = stage_compute_s(layers_last, moe_last, dense_fwd, moe_fwd, passes,
+                                          pp == 1.0 ? c.embed_s : 0.0, c.output_s);
+    double mid_compute = stage_compute_s(layers_mid, moe_mid, dense_fwd, moe_fwd, passes, 0.0,
+                                         0.0);
+    double first_re = layers_first * recompute_core + recompute_layer * (
+        (layers_first - moe_first) * dense_fwd + moe_first * moe_fwd);
+    double last_re = layers_last * recompute_core + recompute_layer * (
+        (layers_last - moe_last) * dense_fwd + moe_last * moe_fwd);
+    double mid_re = layers_mid * recompute_core + recompute_layer * (
+        (layers_mid - moe_mid) * dense_fwd + moe_mid * moe_fwd);
+    // [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
+    // splits each collective into chunks pipelined with the GEMMs it feeds: only what
+    // exceeds the layer's GEMM time stays exposed.
+    double tp_dense = c.tp_s;
+    double tp_moe = c.tp_s;
+    if (tp_overlap) {
+        tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
+        tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
+    }
+    double first_comm = comm_passes * ((layers_first - moe_first) * tp_dense
+                                       + moe_first * tp_moe
+                                       + layers_first * c.cp_s + moe_first * c.ep_s);
+    double last_comm = comm_passes * ((layers_last - moe_last) * tp_dense + moe_last * tp_moe
+                                      + layers_last * c.cp_s + moe_last * c.ep_s);
+    double mid_comm = comm_passes * ((layers_mid - moe_mid) * tp_dense + moe_mid * tp_moe
+                                     + layers_mid * c.cp_s + moe_mid * c.ep_s);
+    double first_total = first_compute + first_re + first_comm;
+    double last_total = last_compute + last_re + last_comm;
+    double mid_total = mid_compute + mid_re + mid_comm;
+    // pick the slowest stage, and keep its itemisation
+    double mb_s = first_total;
+    double mb_compute = first_compute;
+    double mb_re = first_re;
+    double n_layers_slow = layers_first;
+    double n_moe_slow = moe_first;
+    if (last_total > mb_s) {
+        mb_s = last_total;
+        mb_compute = last_compute;
+        mb_re = last_re;
+        n_layers_slow = layers_last;
+        n_moe_slow = moe_last;
+    }
+    if (mid_total > mb_s) {
+        mb_s = mid_total;
+        mb_compute = mid_compute;
+        mb_re = mid_re;
+        n_layers_slow = layers_mid;
+        n_moe_slow = moe_mid;
+    }
+    double mb_tp = comm_passes * ((n_layers_slow - n_moe_slow) * tp_dense
+                                  + n_moe_slow * tp_moe);
+    double mb_cp = comm_passes * n_layers_slow * c.cp_s;
+    double mb_ep = comm_passes * n_moe_slow * c.ep_s;
+
+    // [C9] pipeline: one activation (/t with SP) per micro-batch per stage boundary and
+    // direction, vpp times with interleaving; PP ranks are tp*cp*dp apart.
+    double pp_stride = tp * cp * dp;
+    double p2p_one = p2p_s(n_tok * m[M_HIDDEN] * ab / (sp ? tp : 1.0), pp_stride, h);
+    if (pp <= 1.0) {
+        p2p_one = 0.0;
+    }
+
 
     // [M4]/[T14] the slowest stage's parameters drive DP traffic and the optimizer step;
     // take the largest stage holding.

@@ -17,6 +17,10 @@
 #include <omp.h>
 #endif
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "cost_model.hpp"
 #include "schema.h"
 
@@ -176,10 +180,23 @@ inline void flush(const double (*tmp)[N_OUTPUTS], std::int64_t count, double* ou
                   std::int64_t n, std::int64_t at) {
     for (int j = 0; j < N_OUTPUTS; ++j) {
         double* dst = out + j * n + at;
+#if defined(__SSE2__)
+        // streaming stores: the block is written once and not read back here, so the
+        // cache lines are not fetched first (a read for ownership doubles the traffic)
+        for (std::int64_t r = 0; r < count; ++r) {
+            long long bits;
+            std::memcpy(&bits, &tmp[r][j], sizeof bits);
+            _mm_stream_si64(reinterpret_cast<long long*>(dst + r), bits);
+        }
+#else
         for (std::int64_t r = 0; r < count; ++r) {
             dst[r] = tmp[r][j];
         }
+#endif
     }
+#if defined(__SSE2__)
+    _mm_sfence();  // order the streaming stores before the block is handed back
+#endif
 }
 
 // Rows [lo, hi) of plans into out/codes (flattened like space_block).
@@ -262,13 +279,11 @@ void evaluate_space(const py::object& m_, const py::object& h_, const py::object
     }
 }
 
-// Feasibility codes of the plans [lo, hi) of a space, counted. Everything evaluate_plan
-// calls is inlined here (flatten), so the compiler drops the work no code depends on
-// (the timings): counting costs a fraction of evaluating.
+// Feasibility codes of the plans [lo, hi) of a space, counted: evaluate_plan gets no
+// output array, so it stops once the code is decided (no timings).
 __attribute__((flatten)) void count_block(const Inputs& in, const Axes& a, std::int64_t first,
                                           std::int64_t count, std::int64_t* feasible,
                                           std::int64_t* by_bit) {
-    double col[N_OUTPUTS];
     double cache[pyengine::N_CACHE];
     double p[N_PLAN];
     std::int64_t digits[N_PLAN];
@@ -279,7 +294,8 @@ __attribute__((flatten)) void count_block(const Inputs& in, const Axes& a, std::
         if (i > 0) {
             reuse = reuse_level(advance(a, digits, p));
         }
-        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, col, cache, reuse);
+        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, nullptr, cache,
+                                                       reuse);
         n_feasible += code == 0;
         for (unsigned long long bits = static_cast<unsigned long long>(code); bits != 0;
              bits &= bits - 1) {
@@ -294,12 +310,8 @@ py::tuple count_space(const py::object& m_, const py::object& h_, const py::obje
                       const py::object& lengths_, std::int64_t start, std::int64_t stop) {
     const Inputs in = inputs(m_, h_, k_);
     const Axes a = axes(values_, offsets_, lengths_, start, stop);
-    // the number of violation bits comes from the one list, pyengine.schema.VIOLATIONS
-    const int n_bits = static_cast<int>(
-        py::len(py::module_::import("pyengine.schema").attr("VIOLATIONS")));
-    if (n_bits > MAX_BITS) {
-        throw py::value_error("pyengine.schema.VIOLATIONS has more than 64 entries");
-    }
+    constexpr int n_bits = pyengine::N_VIOLATIONS;
+    static_assert(n_bits <= MAX_BITS, "feasibility codes are 64-bit sets");
     const std::int64_t n = stop - start;
     std::int64_t feasible = 0;
     std::int64_t by_bit[MAX_BITS] = {0};
@@ -330,6 +342,113 @@ py::tuple count_space(const py::object& m_, const py::object& h_, const py::obje
     return py::make_tuple(feasible, counts);
 }
 
+// The feasible plans of [first, first + count) of a space: their indices and the output
+// columns `cols`, written from slot `at` on (out: [n_cols, stride]); returns how many.
+// A first call without outputs decides feasibility (as count_block); only a feasible
+// plan is evaluated again, reusing every cached value (level 2: the same plan), for its
+// outputs. A sweep, where most plans are infeasible, pays for timings only where kept.
+__attribute__((flatten)) std::int64_t sweep_block(
+        const Inputs& in, const Axes& a, std::int64_t first, std::int64_t count,
+        const std::int64_t* cols, std::int64_t n_cols, double* out, std::int64_t stride,
+        std::int64_t* index, std::int64_t at, std::int64_t* by_bit) {
+    double col[N_OUTPUTS];
+    double cache[pyengine::N_CACHE];
+    double p[N_PLAN];
+    std::int64_t digits[N_PLAN];
+    std::int64_t found = 0;
+    decode(a, first, digits, p);
+    int reuse = 0;
+    for (std::int64_t i = 0; i < count; ++i) {
+        if (i > 0) {
+            reuse = reuse_level(advance(a, digits, p));
+        }
+        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, nullptr, cache,
+                                                       reuse);
+        if (code == 0) {
+            pyengine::evaluate_plan(in.m, in.h, in.k, p, col, cache, 2);
+            for (std::int64_t c = 0; c < n_cols; ++c) {
+                out[c * stride + at + found] = col[cols[c]];
+            }
+            index[at + found] = first + i;
+            ++found;
+        }
+        for (unsigned long long bits = static_cast<unsigned long long>(code); bits != 0;
+             bits &= bits - 1) {
+            ++by_bit[__builtin_ctzll(bits)];
+        }
+    }
+    return found;
+}
+
+// sweep_space: the feasible plans of [start, stop), compacted in index order into
+// out[:, :found] (the output columns `cols`) and index[:found]; (found, by_bit).
+py::tuple sweep_space(const py::object& m_, const py::object& h_, const py::object& k_,
+                      const py::object& values_, const py::object& offsets_,
+                      const py::object& lengths_, std::int64_t start, std::int64_t stop,
+                      const py::object& cols_, const py::object& out_,
+                      const py::object& index_) {
+    const Inputs in = inputs(m_, h_, k_);
+    const Axes a = axes(values_, offsets_, lengths_, start, stop);
+    const std::int64_t n = stop - start;
+    const std::int64_t* cols = array_ptr<std::int64_t>(cols_, "cols", {-1}, false);
+    const std::int64_t n_cols = py::reinterpret_borrow<py::array>(cols_).shape(0);
+    for (std::int64_t c = 0; c < n_cols; ++c) {
+        if (cols[c] < 0 || cols[c] >= N_OUTPUTS) {
+            throw py::value_error("cols[" + std::to_string(c) + "] = " +
+                                  std::to_string(cols[c]) + " is not an output column (0 to " +
+                                  std::to_string(N_OUTPUTS - 1) + ")");
+        }
+    }
+    double* out = array_ptr<double>(out_, "out", {n_cols, -1}, true);
+    const std::int64_t stride = py::reinterpret_borrow<py::array>(out_).shape(1);
+    std::int64_t* index = array_ptr<std::int64_t>(index_, "index", {-1}, true);
+    const std::int64_t capacity = py::reinterpret_borrow<py::array>(index_).shape(0);
+    if (stride < n || capacity < n) {
+        throw py::value_error("out and index must hold stop - start = " + std::to_string(n) +
+                              " plans, got " + std::to_string(stride) + " and " +
+                              std::to_string(capacity));
+    }
+    constexpr int n_bits = pyengine::N_VIOLATIONS;
+    const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
+    std::vector<std::int64_t> found(static_cast<size_t>(n_blocks), 0);
+    std::int64_t by_bit[MAX_BITS] = {0};
+    std::int64_t total = 0;
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel
+        {
+            std::int64_t my_by_bit[MAX_BITS] = {0};
+#pragma omp for schedule(static)
+            for (std::int64_t b = 0; b < n_blocks; ++b) {
+                const std::int64_t lo = b * BLOCK;
+                found[b] = sweep_block(in, a, start + lo, std::min(n, lo + BLOCK) - lo, cols,
+                                       n_cols, out, stride, index, lo, my_by_bit);
+            }
+#pragma omp critical
+            {
+                for (int bit = 0; bit < n_bits; ++bit) {
+                    by_bit[bit] += my_by_bit[bit];
+                }
+            }
+        }
+        // each block wrote its plans at its own offset: close the gaps, in order
+        for (std::int64_t b = 0; b < n_blocks; ++b) {
+            const std::int64_t lo = b * BLOCK;
+            if (lo != total && found[b] > 0) {
+                for (std::int64_t c = 0; c < n_cols; ++c) {
+                    std::memmove(out + c * stride + total, out + c * stride + lo,
+                                 sizeof(double) * found[b]);
+                }
+                std::memmove(index + total, index + lo, sizeof(std::int64_t) * found[b]);
+            }
+            total += found[b];
+        }
+    }
+    py::array_t<std::int64_t> counts(n_bits);
+    std::copy(by_bit, by_bit + n_bits, counts.mutable_data());
+    return py::make_tuple(total, counts);
+}
+
 int max_threads() {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -349,6 +468,7 @@ PYBIND11_MODULE(_native, mod) {
     mod.attr("N_LIMITS") = N_LIMITS;
     mod.attr("N_CACHE") = pyengine::N_CACHE;
     mod.attr("CACHE_FROM") = pyengine::CACHE_FROM;
+    mod.attr("N_VIOLATIONS") = pyengine::N_VIOLATIONS;
     mod.attr("BLOCK") = BLOCK;
     mod.attr("SOURCE_HASH") = PYENGINE_SOURCE_HASH;
     mod.def("evaluate_rows", &evaluate_rows, py::arg("m"), py::arg("h"), py::arg("k"),
@@ -363,5 +483,11 @@ PYBIND11_MODULE(_native, mod) {
             py::arg("stop"),
             "(feasible, by_bit): feasible plans in [start, stop) and, per violation bit, "
             "how many plans violate it.");
+    mod.def("sweep_space", &sweep_space, py::arg("m"), py::arg("h"), py::arg("k"),
+            py::arg("values"), py::arg("offsets"), py::arg("lengths"), py::arg("start"),
+            py::arg("stop"), py::arg("cols"), py::arg("out"), py::arg("index"),
+            "(found, by_bit): the feasible plans of [start, stop) compacted in index order "
+            "into out[:, :found] (output columns `cols`) and index[:found], and per "
+            "violation bit how many plans violate it.");
     mod.def("max_threads", &max_threads, "OpenMP threads a parallel region uses.");
 }

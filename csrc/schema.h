@@ -117,6 +117,7 @@ constexpr int N_HARDWARE = 16;
 constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 20;
 constexpr int N_OUTPUTS = 32;
+constexpr int N_VIOLATIONS = 15;
 constexpr int N_CACHE = 24;
 constexpr int CACHE_FROM = 12;
 constexpr int CACHE2_FROM = 14;

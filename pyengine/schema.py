@@ -194,8 +194,9 @@ INDEX.update(_indices("P", PLAN))
 INDEX.update(_indices("O", OUTPUTS))
 INDEX.update({f"V_{name}": 1 << i for i, (name, _) in enumerate(VIOLATIONS)})
 INDEX.update(N_MODEL=len(MODEL), N_HARDWARE=len(HARDWARE), N_LIMITS=len(LIMITS),
-             N_PLAN=len(PLAN), N_OUTPUTS=len(OUTPUTS), N_CACHE=len(CACHE),
-             CACHE_FROM=CACHE_FROM, CACHE2_FROM=CACHE2_FROM)
+             N_PLAN=len(PLAN), N_OUTPUTS=len(OUTPUTS), N_VIOLATIONS=len(VIOLATIONS),
+             N_CACHE=len(CACHE), CACHE_FROM=CACHE_FROM, CACHE2_FROM=CACHE2_FROM)
+assert len(VIOLATIONS) <= 62, "feasibility codes are int64 bit sets"
 assert PLAN[CACHE_FROM].name == "global_batch" and PLAN[CACHE2_FROM].name == "dp"
 globals().update(INDEX)
 
@@ -228,8 +229,8 @@ def render_header() -> str:
         for i, c in enumerate(cols):
             lines.append(f"constexpr int {prefix}_{c.name.upper()} = {i};")
         lines.append("")
-    for key in ("N_MODEL", "N_HARDWARE", "N_LIMITS", "N_PLAN", "N_OUTPUTS", "N_CACHE",
-                "CACHE_FROM", "CACHE2_FROM"):
+    for key in ("N_MODEL", "N_HARDWARE", "N_LIMITS", "N_PLAN", "N_OUTPUTS", "N_VIOLATIONS",
+                "N_CACHE", "CACHE_FROM", "CACHE2_FROM"):
         lines.append(f"constexpr int {key} = {INDEX[key]};")
     lines.append("")
     for i, (name, _) in enumerate(VIOLATIONS):

@@ -45,8 +45,8 @@ from numba import njit, prange
 
 from . import backends
 from . import schema as S
+from .engine import _space_arrays, _vectors, evaluate_batch, evaluate_space
 from .engine import _xp as _xp_of
-from .engine import evaluate_space
 from .errors import SpecError
 from .pareto import Front, argsort_stable, merge_fronts, pareto_front
 from .space import Space
@@ -58,7 +58,7 @@ DEFAULT_CONSTRAINTS = {"max_dropped_fraction": 0.0}
 KERNEL_CONSTRAINTS = {"gpus_exact": "gpus_exact", "gpus": "gpus_exact",
                       "gpus_max": "gpus_max", "max_gpus": "gpus_max",
                       "mem_fraction": "mem_fraction", "mem_headroom": "mem_fraction"}
-CPU_CHUNK = 1 << 17
+CPU_CHUNK = 1 << 19
 GPU_CHUNK = 1 << 23
 SAMPLE_SIZE = 2000
 _OUT = {name: i for i, name in enumerate(S.OUTPUT_NAMES)}
@@ -170,13 +170,22 @@ class _Config:
     def reasons(self) -> tuple[str, ...]:
         return S.VIOLATION_NAMES + tuple(b.reason for b in self.bounds)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The output columns a chunk's reduction reads: objectives, bounds, sort key."""
+        names = [c for c, _ in self.objectives] + [b.column for b in self.bounds]
+        names.append(self.sort_by[0])
+        return tuple(dict.fromkeys(names))
+
 
 # --------------------------------------------------------------------------- partials
 
 
 @dataclass
 class Partial:
-    """A reduction of some plans: counts, front, top-k, sample (NumPy or CuPy arrays)."""
+    """A reduction of some plans: counts, and the plan indices (with the values they were
+    chosen by) of the front, the top-k and the sample (NumPy or CuPy arrays). Full output
+    rows are computed once at the end, for the few plans kept."""
 
     evaluated: int
     feasible: object  # int64 scalar array (device-resident on the GPU)
@@ -184,18 +193,15 @@ class Partial:
     front: Front
     top_key: object
     top_index: object
-    top_rows: object
     sample_key: object
     sample_index: object
-    sample_rows: object
 
     @classmethod
     def empty(cls, cfg: _Config, xp=np) -> Partial:
         z = xp.empty(0, dtype=xp.int64)
-        rows = xp.empty((0, S.N_OUTPUTS))
         return cls(0, xp.zeros((), dtype=xp.int64), xp.zeros(len(cfg.reasons), dtype=xp.int64),
-                   Front.empty(cfg.senses, S.N_OUTPUTS, xp), xp.empty(0), z, rows,
-                   xp.empty(0, dtype=xp.uint64), z, rows)
+                   Front.empty(cfg.senses, None, xp), xp.empty(0), z,
+                   xp.empty(0, dtype=xp.uint64), z)
 
     def to_host(self) -> Partial:
         def h(a):
@@ -203,9 +209,8 @@ class Partial:
 
         f = self.front
         return Partial(self.evaluated, np.asarray(h(self.feasible)), h(self.by_reason),
-                       Front(h(f.values), h(f.index), f.senses, h(f.rows)),
-                       h(self.top_key), h(self.top_index), h(self.top_rows),
-                       h(self.sample_key), h(self.sample_index), h(self.sample_rows))
+                       Front(h(f.values), h(f.index), f.senses), h(self.top_key),
+                       h(self.top_index), h(self.sample_key), h(self.sample_index))
 
 
 def smallest(key, index, k: int):
@@ -242,15 +247,12 @@ def merge_partials(a: Partial, b: Partial, cfg: _Config) -> Partial:
     front = merge_fronts(a.front, b.front, cfg.duplicates)
     tk = xp.concatenate([a.top_key, b.top_key])
     ti = xp.concatenate([a.top_index, b.top_index])
-    tr = xp.concatenate([a.top_rows, b.top_rows])
     sel = smallest(tk, ti, cfg.top_k)
     sk = xp.concatenate([a.sample_key, b.sample_key])
     si = xp.concatenate([a.sample_index, b.sample_index])
-    sr = xp.concatenate([a.sample_rows, b.sample_rows])
     ssel = smallest(sk, si, cfg.sample_size)
     return Partial(a.evaluated + b.evaluated, a.feasible + b.feasible,
-                   a.by_reason + b.by_reason, front, tk[sel], ti[sel], tr[sel],
-                   sk[ssel], si[ssel], sr[ssel])
+                   a.by_reason + b.by_reason, front, tk[sel], ti[sel], sk[ssel], si[ssel])
 
 
 @njit(parallel=True, cache=True)
@@ -268,51 +270,58 @@ def _bit_counts(codes, n_bits):
     return acc.sum(axis=0)
 
 
-def reduce_chunk(block, codes, start: int, cfg: _Config) -> Partial:
-    """Reduce one chunk: outputs ``block`` [N_OUTPUTS, n] and ``codes`` [n] of the plans
-    ``start .. start + n - 1`` (NumPy, or CuPy on the GPU where it stays)."""
+def compact_chunk(codes, block, start: int, cfg: _Config):
+    """The sweep kernel's answer from a fully evaluated chunk (a backend without
+    ``sweep_space``, e.g. CuPy): (values [n_columns, found], index [found], by_bit)."""
     xp = _xp_of(codes)
-    n = int(codes.shape[0])
-    ok = codes == 0
-    n_bits = len(S.VIOLATIONS)
     if xp is np:
-        kernel_counts = _bit_counts(codes, n_bits)
+        by_bit = _bit_counts(codes, S.N_VIOLATIONS)
     else:
-        kernel_counts = xp.stack([xp.count_nonzero(codes & (1 << b)) for b in range(n_bits)])
-    feasible = ok
+        by_bit = xp.stack([xp.count_nonzero(codes & (1 << b)) for b in range(S.N_VIOLATIONS)])
+    pos = xp.flatnonzero(codes == 0)
+    rows = xp.asarray([_OUT[c] for c in cfg.columns], dtype=xp.int64)
+    return block[rows][:, pos], pos.astype(xp.int64) + start, by_bit.astype(xp.int64)
+
+
+def reduce_chunk(values, index, by_bit, evaluated: int, cfg: _Config) -> Partial:
+    """Reduce the kernel-feasible plans of one chunk of ``evaluated`` plans: ``values``
+    [len(cfg.columns), n] (NumPy, or CuPy on the GPU where it stays), their plan
+    ``index`` [n] and the chunk's per-bit violation counts ``by_bit``."""
+    xp = _xp_of(index)
+    at = {c: i for i, c in enumerate(cfg.columns)}
+    feasible = None
     post = []
     for bound in cfg.bounds:
-        v = block[_OUT[bound.column]]
-        bad = ~(v >= bound.value) if bound.kind == "min" else ~(v <= bound.value)  # NaN fails
-        bad &= ok
-        post.append(xp.count_nonzero(bad))
-        feasible = feasible & ~bad
-    by_reason = kernel_counts.astype(xp.int64)
+        v = values[at[bound.column]]
+        ok = (v >= bound.value) if bound.kind == "min" else (v <= bound.value)  # NaN fails
+        post.append(int(ok.shape[0]) - xp.count_nonzero(ok))
+        feasible = ok if feasible is None else feasible & ok
+    by_reason = by_bit.astype(xp.int64)
     if post:
-        by_reason = xp.concatenate([by_reason, xp.stack(post).astype(xp.int64)])
-    pos = xp.flatnonzero(feasible)
-    index = pos.astype(xp.int64) + start
+        by_reason = xp.concatenate([by_reason, xp.stack(
+            [xp.asarray(c, dtype=xp.int64) for c in post])])
+    if feasible is not None:
+        keep = xp.flatnonzero(feasible)
+        values, index = values[:, keep], index[keep]
     part = Partial.empty(cfg, xp)
-    part.evaluated = n
-    part.feasible = xp.asarray(pos.shape[0], dtype=xp.int64)
+    part.evaluated = evaluated
+    part.feasible = xp.asarray(index.shape[0], dtype=xp.int64)
     part.by_reason = by_reason
-    if pos.shape[0] == 0:
+    if index.shape[0] == 0:
         return part
-    values = xp.stack([block[_OUT[c], pos] for c, _ in cfg.objectives], axis=1)
-    keep = pareto_front(values, cfg.senses, duplicates=cfg.duplicates, order=index)
-    part.front = Front(values[keep], index[keep], cfg.senses, block[:, pos[keep]].T.copy())
+    objs = xp.stack([values[at[c]] for c, _ in cfg.objectives], axis=1)
+    keep = pareto_front(objs, cfg.senses, duplicates=cfg.duplicates, order=index)
+    part.front = Front(objs[keep], index[keep], cfg.senses)
     if cfg.top_k > 0:
         col, sense = cfg.sort_by
-        key = block[_OUT[col], pos] * (1.0 if sense == "min" else -1.0)
+        key = values[at[col]] * (1.0 if sense == "min" else -1.0)
         good = xp.flatnonzero(~xp.isnan(key))
         sel = good[smallest(key[good], index[good], cfg.top_k)]
         part.top_key, part.top_index = key[sel], index[sel]
-        part.top_rows = block[:, pos[sel]].T.copy()
     if cfg.sample_size > 0:
         h = _hash(index, xp)
         sel = smallest(h, index, cfg.sample_size)
         part.sample_key, part.sample_index = h[sel], index[sel]
-        part.sample_rows = block[:, pos[sel]].T.copy()
     return part
 
 
@@ -323,25 +332,37 @@ def _resolve_backend(name: str):
 
 def sweep_range(model: Model, hardware: Hardware, space: Space, start: int, stop: int,
                 cfg: _Config, progress: Progress | None = None) -> Partial:
-    """Sweep plans [start, stop) chunk by chunk; the result on the host."""
-    backend = _resolve_backend(cfg.backend)
-    xp = np
-    if backend == "cupy":
-        import cupy
+    """Sweep plans [start, stop) chunk by chunk; the result on the host.
 
-        xp = cupy
-    chunk = cfg.chunk_size or (GPU_CHUNK if backend == "cupy" else CPU_CHUNK)
-    buf = codes = None
+    A backend with a sweep kernel (``sweep_space``: native, numba, reference) returns
+    only the feasible plans' indices and the columns the reduction reads; others (CuPy)
+    evaluate each chunk in full and compact it where it lies. The buffers are allocated
+    once: the working set is one chunk, whatever the size of the space."""
+    be = backends.get(cfg.backend)
+    xp, values, offsets, lengths = _space_arrays(be, space)
+    m, h, k = _vectors(model, hardware, space.limits, xp)
+    chunk = cfg.chunk_size or (GPU_CHUNK if be.NAME == "cupy" else CPU_CHUNK)
+    chunk = max(1, min(chunk, stop - start))
+    kernel = getattr(be, "sweep_space", None)
+    if kernel is not None:
+        cols = np.array([_OUT[c] for c in cfg.columns], dtype=np.int64)
+        buf = np.empty((cols.shape[0], chunk))
+        index = np.empty(chunk, dtype=np.int64)
+    else:
+        buf = xp.empty((S.N_OUTPUTS, chunk))
+        codes = xp.empty(chunk, dtype=xp.int64)
     acc = Partial.empty(cfg, xp)
     for s, e in space.chunks(chunk, start, stop):
         n = e - s
-        if buf is None and n == chunk:
-            buf = xp.empty((S.N_OUTPUTS, chunk))
-            codes = xp.empty(chunk, dtype=xp.int64)
-        res = evaluate_space(model, hardware, space, s, e, backend=backend,
-                             out=buf if n == chunk else None,
-                             codes=codes if n == chunk else None)
-        acc = merge_partials(acc, reduce_chunk(res.block, res.codes, s, cfg), cfg)
+        if kernel is not None:
+            found, by_bit = kernel(m, h, k, values, offsets, lengths, s, e, cols, buf, index)
+            part = reduce_chunk(buf[:, :found], index[:found], np.asarray(by_bit), n, cfg)
+        else:
+            full = n == chunk
+            res = evaluate_space(model, hardware, space, s, e, backend=be.NAME,
+                                 out=buf if full else None, codes=codes if full else None)
+            part = reduce_chunk(*compact_chunk(res.codes, res.block, s, cfg), n, cfg)
+        acc = merge_partials(acc, part, cfg)
         if progress is not None:
             progress(e - start, stop - start)
     return acc.to_host()
@@ -554,14 +575,33 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
         used = _resolve_backend(backend)
     else:
         part, used = _sweep_dask(client, model, hardware, work, start, stop, cfg, progress)
+    kept = kept_rows(model, hardware, work, part, cfg.backend)
     elapsed = time.perf_counter() - t0
-    result = _result(model, hardware, work, cfg, limits, part, used, elapsed)
+    result = _result(model, hardware, work, cfg, limits, part, kept, used, elapsed)
     if (start, stop) != (0, len(work)):
         result.meta.update(start=start, stop=stop)
     return result
 
 
-def _result(model, hardware, space, cfg, limits, part: Partial, used, elapsed) -> SweepResult:
+def kept_rows(model: Model, hardware: Hardware, space: Space, part: Partial,
+              backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """(index, rows [n, N_OUTPUTS]): every output of the plans the sweep kept (front,
+    top-k, sample), sorted by index. Chunks carry only indices and the columns they are
+    chosen by; the few plans kept are evaluated once more here, by the same kernel."""
+    index = np.unique(np.concatenate([np.asarray(part.front.index, dtype=np.int64),
+                                      np.asarray(part.top_index, dtype=np.int64),
+                                      np.asarray(part.sample_index, dtype=np.int64)]))
+    if index.size == 0:
+        return index, np.empty((0, S.N_OUTPUTS))
+    name = backend if backends.why_unavailable(backend) is None else "auto"
+    res = evaluate_batch(model, hardware, space.decode(index), backend=name,
+                         limits=space.limits)
+    block = res.block if _xp_of(res.block) is np else res.block.get()
+    return index, np.ascontiguousarray(block.T)
+
+
+def _result(model, hardware, space, cfg, limits, part: Partial, kept, used,
+            elapsed) -> SweepResult:
     feasible = int(part.feasible)
     counts = {
         "evaluated": int(part.evaluated),
@@ -569,17 +609,22 @@ def _result(model, hardware, space, cfg, limits, part: Partial, used, elapsed) -
         "infeasible": int(part.evaluated) - feasible,
         "by_reason": {name: int(c) for name, c in zip(cfg.reasons, part.by_reason.tolist())},
     }
+    index, rows = kept
+
+    def table(which):
+        which = np.asarray(which, dtype=np.int64)
+        return _frame(space, which, rows[np.searchsorted(index, which)])
+
     col, sense = cfg.sort_by
     sg = 1.0 if sense == "min" else -1.0
-    front = _frame(space, part.front.index, part.front.rows)
+    front = table(part.front.index)
     if len(front):
         key = front[col].to_numpy() * sg
         order = np.lexsort((front["index"].to_numpy(), np.where(np.isnan(key), np.inf, key)))
         front = front.iloc[order].reset_index(drop=True)
-    top = _frame(space, part.top_index, part.top_rows)
-    sample = _frame(space, part.sample_index, part.sample_rows)
     return SweepResult(model, hardware, space, cfg.objectives, cfg.bounds, limits, cfg.sort_by,
-                       counts, front, top, sample, used, elapsed)
+                       counts, front, table(part.top_index), table(part.sample_index), used,
+                       elapsed)
 
 
 def task_ranges(start: int, stop: int, chunk: int, n_tasks: int):
@@ -622,5 +667,6 @@ def _sweep_dask(client, model, hardware, space, start, stop, cfg: _Config, progr
 
 
 __all__ = ["sweep", "SweepResult", "Bound", "Partial", "parse_objectives",
-           "parse_constraints", "reduce_chunk", "merge_partials", "smallest", "sweep_range",
-           "task_ranges", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS"]
+           "parse_constraints", "reduce_chunk", "compact_chunk", "kept_rows", "merge_partials",
+           "smallest", "sweep_range", "task_ranges", "DEFAULT_OBJECTIVES",
+           "DEFAULT_CONSTRAINTS"]

@@ -32,8 +32,8 @@ NAME = "native"
 def unavailable() -> str | None:
     if _native is None:
         return f"pyengine._native is not built: run pip install . ({_IMPORT_ERROR})"
-    keys = ("N_PLAN", "N_OUTPUTS", "N_MODEL", "N_HARDWARE", "N_LIMITS", "N_CACHE",
-            "CACHE_FROM")
+    keys = ("N_PLAN", "N_OUTPUTS", "N_MODEL", "N_HARDWARE", "N_LIMITS", "N_VIOLATIONS",
+            "N_CACHE", "CACHE_FROM")
     built = tuple(getattr(_native, key, None) for key in keys)
     want = tuple(getattr(S, key) for key in keys)
     if built != want:
@@ -81,6 +81,14 @@ def evaluate_rows(m, h, k, plans, out, codes) -> None:
 
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
     _native.evaluate_space(m, h, k, values, offsets, lengths, int(start), int(stop), out, codes)
+
+
+def sweep_space(m, h, k, values, offsets, lengths, start, stop, cols, out, index):
+    """The feasible plans of [start, stop) compacted, in index order, into out[:, :found]
+    (output columns ``cols``) and index[:found]; returns (found, by_bit)."""
+    found, by_bit = _native.sweep_space(m, h, k, values, offsets, lengths, int(start),
+                                        int(stop), cols, out, index)
+    return int(found), by_bit
 
 
 def count_space(m, h, k, values, offsets, lengths, start, stop):

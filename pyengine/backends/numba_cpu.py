@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import tempfile
+import types
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,45 @@ def _cache_dir() -> str:
     return folder
 
 
+def _streaming_intrinsics():
+    """``store(ary2d, i, j, value)``: ``ary2d[i, j] = value`` as an LLVM non-temporal store
+    (movnti on x86); ``fence()``: sfence on x86, nothing elsewhere. The native backend's
+    flush() does the same with _mm_stream_si64 and _mm_sfence."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+    @intrinsic
+    def store(typingctx, ary, i, j, value):
+        def codegen(context, builder, sig, args):
+            aryty = sig.args[0]
+            a = context.make_array(aryty)(context, builder, args[0])
+            idx = [context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 2)]
+            ptr = cgutils.get_item_pointer(context, builder, aryty, a, idx, wraparound=False)
+            val = context.cast(builder, args[3], sig.args[3], aryty.dtype)
+            instr = builder.store(val, ptr)
+            instr.set_metadata("nontemporal", builder.module.add_metadata(
+                [ir.Constant(ir.IntType(32), 1)]))
+            return context.get_dummy_value()
+
+        return types.void(ary, i, j, value), codegen
+
+    @intrinsic
+    def fence(typingctx):
+        def codegen(context, builder, sig, args):
+            if x86:
+                fn = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence")
+                builder.call(fn, [])
+            return context.get_dummy_value()
+
+        return types.void(), codegen
+
+    return store, fence
+
+
 def unavailable() -> str | None:
     if numba is None:
         return f"numba is not installed ({_IMPORT_ERROR})"
@@ -67,6 +108,7 @@ def unavailable() -> str | None:
 
 
 if numba is not None:
+    _store_streaming, _store_fence = _streaming_intrinsics()
     # the cache locator is fixed when a kernel is defined: point it at our folder for
     # the definitions below only, and leave Numba's setting as it was for everyone else
     _previous_cache_dir = numba.config.CACHE_DIR
@@ -74,6 +116,15 @@ if numba is not None:
     for _fn in R.KERNEL_FUNCTIONS + (R.evaluate_plan,):
         register_jitable(_fn)
     _evaluate_plan = R.evaluate_plan
+    # The same function under a second name, inlined (Numba IR inlining) where every
+    # output is written: called, it takes and drops a reference on each of its seven array
+    # arguments per plan (atomic increments), about a fifth of its time. The count and
+    # sweep kernels call it instead: they mostly stop at the code, and inlining two more
+    # copies would cost a minute of compilation.
+    _evaluate_plan_inlined = types.FunctionType(
+        R.evaluate_plan.__code__, R.evaluate_plan.__globals__, "evaluate_plan_inlined",
+        R.evaluate_plan.__defaults__, R.evaluate_plan.__closure__)
+    register_jitable(inline="always")(_evaluate_plan_inlined)
     N_OUT = S.N_OUTPUTS
     N_PLAN = S.N_PLAN
     N_BITS = len(S.VIOLATIONS)
@@ -115,69 +166,148 @@ if numba is not None:
 
     @njit(inline="always")
     def _flush(tmp, out, lo, count):
-        # block outputs leave as contiguous runs, one per column (no strided stores)
+        # block outputs leave as contiguous runs, one per column (no strided stores), in
+        # streaming stores: written once and not read back here, so the cache lines are
+        # not fetched first (a read for ownership would double the memory traffic)
         for j in range(N_OUT):
             for i in range(count):
-                out[j, lo + i] = tmp[i, j]
+                _store_streaming(out, j, lo + i, tmp[i, j])
+        _store_fence()
+
+    # Each kernel is a prange over blocks of BLOCK plans calling a plain njit block
+    # function: evaluate_plan is inlined there, not into the parfor body, which Numba's
+    # parallel passes would analyse again at great compile-time cost.
+
+    @njit(error_model="numpy", cache=True)
+    def _evaluate_block(m, h, k, plans, values, offsets, lengths, first, count, out, codes,
+                        lo):
+        # plans [first, first + count) into out[:, lo:] / codes[lo:]: rows of `plans`,
+        # or, when `plans` has no rows, plans of the packed space (odometer, cache reuse)
+        tmp = np.empty((BLOCK, N_OUT))
+        col = np.empty(N_OUT)
+        p = np.empty(N_PLAN)
+        digits = np.empty(N_PLAN, dtype=np.int64)
+        cache = np.empty(N_CACHE)
+        from_space = plans.shape[0] == 0
+        if from_space:
+            _decode(values, offsets, lengths, first, digits, p)
+        reuse = 0
+        for i in range(count):
+            if from_space:
+                if i > 0:
+                    reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
+            else:
+                for c in range(N_PLAN):
+                    p[c] = plans[first + i, c]
+            # into `col`, not a row view tmp[i]: a view is a new array whose reference
+            # count would be raised and dropped for every plan
+            codes[lo + i] = _evaluate_plan_inlined(m, h, k, p, col, cache, reuse)
+            for j in range(N_OUT):
+                tmp[i, j] = col[j]
+        _flush(tmp, out, lo, count)
+
+    @njit(error_model="numpy", cache=True)
+    def _sweep_block(m, h, k, values, offsets, lengths, first, count, cols, out, index, at,
+                     by_bit):
+        # the feasible plans of [first, first + count): their indices into index[at:] and
+        # output columns `cols` into out[:, at:]; returns how many. As the native
+        # sweep_block: a call without outputs decides feasibility; only a feasible plan
+        # is evaluated again, reusing every cached value (level 2: the same plan).
+        # Block-local copies of m, h, k: the reference counts a call takes on its array
+        # arguments then stay in this thread's cache instead of bouncing between cores.
+        m = m.copy()
+        h = h.copy()
+        k = k.copy()
+        none = np.empty(0)
+        col = np.empty(N_OUT)
+        p = np.empty(N_PLAN)
+        digits = np.empty(N_PLAN, dtype=np.int64)
+        cache = np.empty(N_CACHE)
+        found = 0
+        _decode(values, offsets, lengths, first, digits, p)
+        reuse = 0
+        for i in range(count):
+            if i > 0:
+                reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
+            code = _evaluate_plan(m, h, k, p, none, cache, reuse)
+            if code == 0:
+                if cols.shape[0] > 0:
+                    _evaluate_plan(m, h, k, p, col, cache, 2)
+                    for c in range(cols.shape[0]):
+                        out[c, at + found] = col[cols[c]]
+                index[at + found] = first + i
+                found += 1
+            else:
+                for bit in range(N_BITS):
+                    by_bit[bit] += (code >> bit) & 1
+        return found
 
     @njit(parallel=True, error_model="numpy", cache=True)
     def _rows_kernel(m, h, k, plans, out, codes):
         n = plans.shape[0]
         n_blocks = (n + BLOCK - 1) // BLOCK
+        none = np.zeros(1, dtype=np.int64)
         for b in prange(n_blocks):
-            tmp = np.empty((BLOCK, N_OUT))
-            cache = np.empty(N_CACHE)
             lo = b * BLOCK
-            count = min(n, lo + BLOCK) - lo
-            for i in range(count):
-                codes[lo + i] = _evaluate_plan(m, h, k, plans[lo + i], tmp[i], cache, 0)
-            _flush(tmp, out, lo, count)
+            _evaluate_block(m, h, k, plans, m, none, none, lo, min(n, lo + BLOCK) - lo, out,
+                            codes, lo)
 
     @njit(parallel=True, error_model="numpy", cache=True)
     def _space_kernel(m, h, k, values, offsets, lengths, start, stop, out, codes):
         n = stop - start
         n_blocks = (n + BLOCK - 1) // BLOCK
+        no_rows = np.empty((0, N_PLAN))
         for b in prange(n_blocks):
-            tmp = np.empty((BLOCK, N_OUT))
-            p = np.empty(N_PLAN)
-            digits = np.empty(N_PLAN, dtype=np.int64)
             lo = b * BLOCK
-            count = min(n, lo + BLOCK) - lo
-            cache = np.empty(N_CACHE)
-            _decode(values, offsets, lengths, start + lo, digits, p)
-            reuse = 0
-            for i in range(count):
-                if i > 0:
-                    reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-                codes[lo + i] = _evaluate_plan(m, h, k, p, tmp[i], cache, reuse)
-            _flush(tmp, out, lo, count)
+            _evaluate_block(m, h, k, no_rows, values, offsets, lengths, start + lo,
+                            min(n, lo + BLOCK) - lo, out, codes, lo)
+
+    @njit(parallel=True, error_model="numpy", cache=True)
+    def _sweep_kernel(m, h, k, values, offsets, lengths, start, stop, cols, out, index):
+        n = stop - start
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        found = np.zeros(n_blocks, dtype=np.int64)
+        by_bit = np.zeros((n_blocks, N_BITS), dtype=np.int64)
+        for b in prange(n_blocks):
+            lo = b * BLOCK
+            o = np.empty((cols.shape[0], BLOCK))
+            ix = np.empty(BLOCK, dtype=np.int64)
+            f = _sweep_block(m, h, k, values, offsets, lengths, start + lo,
+                             min(n, lo + BLOCK) - lo, cols, o, ix, 0, by_bit[b])
+            for c in range(cols.shape[0]):
+                for j in range(f):
+                    out[c, lo + j] = o[c, j]
+            for j in range(f):
+                index[lo + j] = ix[j]
+            found[b] = f
+        # each block wrote its plans at its own offset: close the gaps, in order
+        total = 0
+        for b in range(n_blocks):
+            lo = b * BLOCK
+            f = found[b]
+            if lo != total:
+                for c in range(cols.shape[0]):
+                    for j in range(f):
+                        out[c, total + j] = out[c, lo + j]
+                for j in range(f):
+                    index[total + j] = index[lo + j]
+            total += f
+        return total, by_bit.sum(axis=0)
 
     @njit(parallel=True, error_model="numpy", cache=True)
     def _count_kernel(m, h, k, values, offsets, lengths, start, stop):
         n = stop - start
         n_blocks = (n + BLOCK - 1) // BLOCK
-        feasible = np.zeros(n_blocks, dtype=np.int64)
+        found = np.zeros(n_blocks, dtype=np.int64)
         by_bit = np.zeros((n_blocks, N_BITS), dtype=np.int64)
+        no_cols = np.empty(0, dtype=np.int64)
         for b in prange(n_blocks):
-            col = np.empty(N_OUT)
-            p = np.empty(N_PLAN)
-            digits = np.empty(N_PLAN, dtype=np.int64)
             lo = b * BLOCK
-            count = min(n, lo + BLOCK) - lo
-            cache = np.empty(N_CACHE)
-            _decode(values, offsets, lengths, start + lo, digits, p)
-            reuse = 0
-            for i in range(count):
-                if i > 0:
-                    reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-                code = _evaluate_plan(m, h, k, p, col, cache, reuse)
-                if code == 0:
-                    feasible[b] += 1
-                else:
-                    for bit in range(N_BITS):
-                        if (code >> bit) & 1:
-                            by_bit[b, bit] += 1
-        return feasible.sum(), by_bit.sum(axis=0)
+            out = np.empty((0, BLOCK))
+            index = np.empty(BLOCK, dtype=np.int64)
+            found[b] = _sweep_block(m, h, k, values, offsets, lengths, start + lo,
+                                    min(n, lo + BLOCK) - lo, no_cols, out, index, 0, by_bit[b])
+        return found.sum(), by_bit.sum(axis=0)
 
     numba.config.CACHE_DIR = _previous_cache_dir
 
@@ -188,6 +318,14 @@ def evaluate_rows(m, h, k, plans, out, codes) -> None:
 
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
     _space_kernel(m, h, k, values, offsets, lengths, np.int64(start), np.int64(stop), out, codes)
+
+
+def sweep_space(m, h, k, values, offsets, lengths, start, stop, cols, out, index):
+    """The feasible plans of [start, stop) compacted, in index order, into out[:, :found]
+    (output columns ``cols``) and index[:found]; returns (found, by_bit)."""
+    found, by_bit = _sweep_kernel(m, h, k, values, offsets, lengths, np.int64(start),
+                                  np.int64(stop), cols, out, index)
+    return int(found), by_bit
 
 
 def count_space(m, h, k, values, offsets, lengths, start, stop):

@@ -40,9 +40,32 @@ def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -
         out[:, i] = col
 
 
-def count_space(m, h, k, values, offsets, lengths, start, stop):
+def sweep_space(m, h, k, values, offsets, lengths, start, stop, cols, out, index):
+    """The feasible plans of [start, stop), compacted in index order into out[:, :found]
+    (output columns ``cols``) and index[:found]; returns (found, by_bit)."""
     p = np.empty(S.N_PLAN)
     col = np.empty(S.N_OUTPUTS)
+    none = np.empty(0)
+    cache = np.empty(S.N_CACHE)
+    found = 0
+    by_bit = np.zeros(S.N_VIOLATIONS, dtype=np.int64)
+    for i in range(start, stop):
+        _decode(values, offsets, lengths, i, p)
+        code = evaluate_plan(m, h, k, p, none, cache, 0)
+        if code == 0:
+            evaluate_plan(m, h, k, p, col, cache, 0)
+            out[:, found] = col[cols]
+            index[found] = i
+            found += 1
+        for b in range(S.N_VIOLATIONS):
+            if code >> b & 1:
+                by_bit[b] += 1
+    return found, by_bit
+
+
+def count_space(m, h, k, values, offsets, lengths, start, stop):
+    p = np.empty(S.N_PLAN)
+    col = np.empty(0)  # no outputs: the code only
     cache = np.empty(S.N_CACHE)
     feasible = 0
     by_bit = np.zeros(len(S.VIOLATIONS), dtype=np.int64)
