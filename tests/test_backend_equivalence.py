@@ -213,6 +213,86 @@ def test_blocks_and_threads_cover_every_plan(backend):
     assert_same(_host(out)[:, sample], codes[sample], ref_out, ref_codes, rows[sample])
 
 
+# ------------------------------------------------------------------ the sweep kernel
+
+
+def _sweep_kernel(backend):
+    if not hasattr(backend, "sweep_space"):
+        pytest.skip(f"backend {backend.NAME!r} has no sweep kernel: sweeps evaluate its "
+                    "chunks in full and compact them (sweep.compact_chunk)")
+    return backend.sweep_space
+
+
+def assert_sweep_same(backend, m, h, k, space, start, stop, cols, spare, ref_out, ref_codes):
+    """sweep_space keeps exactly the reference's feasible plans, in index order, with
+    their `cols` outputs, and counts every violation bit; `spare` extra buffer slots."""
+    kernel = _sweep_kernel(backend)
+    n = stop - start
+    P = space.packed
+    out = np.full((len(cols), n + spare), np.nan)
+    index = np.full(n + spare, -1, dtype=np.int64)
+    found, by_bit = kernel(m, h, k, P.values, P.offsets, P.lengths, start, stop,
+                           np.asarray(cols, dtype=np.int64), out, index)
+    pos = np.flatnonzero(ref_codes == 0)
+    assert found == pos.size
+    np.testing.assert_array_equal(index[:found], start + pos)
+    got = out[:, :found]
+    want = ref_out[np.asarray(cols, dtype=np.int64)][:, pos]
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(_host(by_bit), count_codes(ref_codes)[1])
+
+
+@SETTINGS
+@given(model=models(), hw=hardware(), space=spaces(), data=st.data())
+def test_sweep_kernel_matches_reference(backend, model, hw, space, data):
+    """The sweep kernel (codes first, outputs only for feasible plans, compacted across
+    blocks) returns the reference's feasible plans and their chosen columns."""
+    _sweep_kernel(backend)
+    n = len(space)
+    start = data.draw(st.integers(0, n - 1), label="start")
+    stop = data.draw(st.integers(start + 1, n), label="stop")
+    cols = data.draw(st.lists(st.integers(0, S.N_OUTPUTS - 1), max_size=6), label="cols")
+    spare = data.draw(st.sampled_from([0, 3]), label="spare")
+    m, h, k = _vectors(model, hw, space.limits)
+    ref_out, ref_codes = expected_rows(m, h, k, space.decode(np.arange(start, stop)))
+    assert_sweep_same(backend, m, h, k, space, start, stop, cols, spare, ref_out, ref_codes)
+
+
+def test_sweep_kernel_over_many_blocks(backend):
+    """30k plans of a huge space: every block's feasible plans land in order."""
+    _sweep_kernel(backend)
+    if backend.NAME == "reference":
+        pytest.skip("the reference loop is the oracle itself; too slow for 30k plans")
+    space = _big_space()
+    start, n = 987_654_321, 30_011
+    model, hw = mixtral_like()
+    m, h, k = _vectors(model, hw, space.limits)
+    out = np.empty((S.N_OUTPUTS, n))
+    codes = np.empty(n, dtype=np.int64)
+    backends.get("reference" if backend.NAME == "numba" else "numba").evaluate_space(
+        m, h, k, space.packed.values, space.packed.offsets, space.packed.lengths, start,
+        start + n, out, codes)
+    assert 0 < np.count_nonzero(codes == 0) < n
+    assert_sweep_same(backend, m, h, k, space, start, start + n,
+                      list(range(S.N_OUTPUTS)), 5, out, codes)
+
+
+def test_code_only_evaluation_stops_early_with_the_same_code():
+    """evaluate_plan with an empty `out` returns the same code, and leaves the cache as
+    a full evaluation does (a later call may reuse it)."""
+    space = _big_space()
+    model, hw = mixtral_like()
+    m, h, k = _vectors(model, hw, space.limits)
+    plans = space.decode(np.arange(5_000_000, 5_000_400))
+    full, codes = expected_rows(m, h, k, plans)
+    cache = np.empty(S.N_CACHE)
+    col = np.empty(S.N_OUTPUTS)
+    for i, p in enumerate(plans):
+        assert R.evaluate_plan(m, h, k, p, np.empty(0), cache, 0) == codes[i]
+        assert R.evaluate_plan(m, h, k, p, col, cache, 2) == codes[i]
+        np.testing.assert_array_equal(col, full[:, i])
+
+
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(model=models(), hw=hardware(), lim=limits(), plans=plan_rows(1, 16))

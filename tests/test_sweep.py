@@ -127,6 +127,29 @@ def test_results_do_not_depend_on_chunking_or_duplicates_mode():
     assert len(first.front) <= len(runs[0].front)
 
 
+@pytest.mark.parametrize("backend", ["native", "reference", "evaluate-and-compact"])
+def test_every_sweep_path_gives_the_same_result(backend, monkeypatch):
+    """native and the reference loop (their own sweep kernels), and the path a backend
+    without one takes (CuPy: evaluate the chunk in full, compact it), equal numba's."""
+    from pyengine import backends
+
+    space = moe_space()
+    kwargs = dict(chunk_size=500, top_k=10, sample_size=50,
+                  constraints={"max_dropped_fraction": 0.1, "min_mfu": 0.02})
+    want = sweep(MOE, GPU, space, backend=BACKEND, **kwargs)
+    if backend == "evaluate-and-compact":
+        numba = backends.get("numba")
+        monkeypatch.delattr(numba, "sweep_space")
+        backend = "numba"
+    elif backends.why_unavailable(backend):
+        pytest.skip(backends.why_unavailable(backend))
+    got = sweep(MOE, GPU, space, backend=backend, **kwargs)
+    assert got.counts == want.counts and got.counts["feasible"] > 0
+    for table in ("front", "top", "sample"):
+        pd.testing.assert_frame_equal(getattr(got, table), getattr(want, table),
+                                      check_exact=False, rtol=1e-9)
+
+
 def test_a_slice_of_the_space():
     space = moe_space()
     r = sweep(MOE, GPU, space, backend=BACKEND, chunk_size=100, start=500, stop=1700)
