@@ -184,7 +184,6 @@ if numba is not None:
         # plans [first, first + count) into out[:, lo:] / codes[lo:]: rows of `plans`,
         # or, when `plans` has no rows, plans of the packed space (odometer, cache reuse)
         tmp = np.empty((BLOCK, N_OUT))
-        col = np.empty(N_OUT)
         p = np.empty(N_PLAN)
         digits = np.empty(N_PLAN, dtype=np.int64)
         cache = np.empty(N_CACHE)
@@ -199,11 +198,8 @@ if numba is not None:
             else:
                 for c in range(N_PLAN):
                     p[c] = plans[first + i, c]
-            # into `col`, not a row view tmp[i]: a view is a new array whose reference
-            # count would be raised and dropped for every plan
-            codes[lo + i] = _evaluate_plan_inlined(m, h, k, p, col, cache, reuse)
-            for j in range(N_OUT):
-                tmp[i, j] = col[j]
+            # inlined, the row view tmp[i] costs no reference counting
+            codes[lo + i] = _evaluate_plan_inlined(m, h, k, p, tmp[i], cache, reuse)
         _flush(tmp, out, lo, count)
 
     @njit(error_model="numpy", cache=True)
