@@ -166,7 +166,7 @@ def time_backend(name: str, workloads: list[Workload], plans: int, chunk: int,
 
 
 def run(backend_names=None, plans: int | None = None, reference_plans: int = 20_000,
-        chunk: int = 1 << 20, modes=("evaluate", "count"), repeat: int = 3) -> dict:
+        chunk: int = 1 << 20, modes=("evaluate", "count"), repeat: int = 5) -> dict:
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     workloads = standard_spaces()
     names = backend_names or backends.available()
@@ -227,7 +227,7 @@ def add_parser(sub) -> None:
                    help="plans per fast backend, split over the two workloads "
                         "[the whole standard space, 10.5 million]")
     p.add_argument("--reference-plans", type=int, default=20_000)
-    p.add_argument("--repeat", type=int, default=3, help="runs per backend; the best counts")
+    p.add_argument("--repeat", type=int, default=5, help="runs per backend; the best counts")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", help="also write the JSON result to this file")
     p.set_defaults(func=cmd_bench)

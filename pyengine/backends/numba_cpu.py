@@ -116,11 +116,11 @@ if numba is not None:
     for _fn in R.KERNEL_FUNCTIONS + (R.evaluate_plan,):
         register_jitable(_fn)
     _evaluate_plan = R.evaluate_plan
-    # The same function under a second name, inlined (Numba IR inlining) where every
-    # output is written: called, it takes and drops a reference on each of its seven array
-    # arguments per plan (atomic increments), about a fifth of its time. The count and
-    # sweep kernels call it instead: they mostly stop at the code, and inlining two more
-    # copies would cost a minute of compilation.
+    # The same function under a second name, inlined (Numba IR inlining) where it runs
+    # for every plan: called, it takes and drops a reference on each of its seven array
+    # arguments (atomic increments), about a fifth of its time. The sweep block calls
+    # the plain one for the few feasible plans it evaluates in full: each inlined copy
+    # costs about 20 s of compilation (once; the kernels are cached on disk).
     _evaluate_plan_inlined = types.FunctionType(
         R.evaluate_plan.__code__, R.evaluate_plan.__globals__, "evaluate_plan_inlined",
         R.evaluate_plan.__defaults__, R.evaluate_plan.__closure__)
@@ -203,14 +203,15 @@ if numba is not None:
         _flush(tmp, out, lo, count)
 
     @njit(error_model="numpy", cache=True)
-    def _sweep_block(m, h, k, values, offsets, lengths, first, count, cols, out, index, at,
+    def _sweep_block(m, h, k, values, offsets, lengths, first, count, cols, out, index,
                      by_bit):
-        # the feasible plans of [first, first + count): their indices into index[at:] and
-        # output columns `cols` into out[:, at:]; returns how many. As the native
+        # the feasible plans of [first, first + count): their indices into index and
+        # output columns `cols` into out (block-sized); returns how many. As the native
         # sweep_block: a call without outputs decides feasibility; only a feasible plan
         # is evaluated again, reusing every cached value (level 2: the same plan).
-        # Block-local copies of m, h, k: the reference counts a call takes on its array
-        # arguments then stay in this thread's cache instead of bouncing between cores.
+        # Block-local copies of m, h, k: the reference counts the full evaluation's call
+        # takes on its array arguments stay in this thread's cache instead of bouncing
+        # between cores.
         m = m.copy()
         h = h.copy()
         k = k.copy()
@@ -225,13 +226,13 @@ if numba is not None:
         for i in range(count):
             if i > 0:
                 reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-            code = _evaluate_plan(m, h, k, p, none, cache, reuse)
+            code = _evaluate_plan_inlined(m, h, k, p, none, cache, reuse)
             if code == 0:
                 if cols.shape[0] > 0:
                     _evaluate_plan(m, h, k, p, col, cache, 2)
                     for c in range(cols.shape[0]):
-                        out[c, at + found] = col[cols[c]]
-                index[at + found] = first + i
+                        out[c, found] = col[cols[c]]
+                index[found] = first + i
                 found += 1
             else:
                 for bit in range(N_BITS):
@@ -266,10 +267,12 @@ if numba is not None:
         by_bit = np.zeros((n_blocks, N_BITS), dtype=np.int64)
         for b in prange(n_blocks):
             lo = b * BLOCK
+            # through block-local buffers: the block function writing into the shared
+            # out/index itself ran 3x slower on two threads than on one (measured)
             o = np.empty((cols.shape[0], BLOCK))
             ix = np.empty(BLOCK, dtype=np.int64)
             f = _sweep_block(m, h, k, values, offsets, lengths, start + lo,
-                             min(n, lo + BLOCK) - lo, cols, o, ix, 0, by_bit[b])
+                             min(n, lo + BLOCK) - lo, cols, o, ix, by_bit[b])
             for c in range(cols.shape[0]):
                 for j in range(f):
                     out[c, lo + j] = o[c, j]
@@ -302,7 +305,7 @@ if numba is not None:
             out = np.empty((0, BLOCK))
             index = np.empty(BLOCK, dtype=np.int64)
             found[b] = _sweep_block(m, h, k, values, offsets, lengths, start + lo,
-                                    min(n, lo + BLOCK) - lo, no_cols, out, index, 0, by_bit[b])
+                                    min(n, lo + BLOCK) - lo, no_cols, out, index, by_bit[b])
         return found.sum(), by_bit.sum(axis=0)
 
     numba.config.CACHE_DIR = _previous_cache_dir
