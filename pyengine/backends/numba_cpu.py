@@ -22,8 +22,10 @@ from .. import reference as R
 from .. import schema as S
 
 NAME = "numba"
-BLOCK = 256  # plans per parallel task: its output block (BLOCK x N_OUT x 8 B = 64 KiB) stays
-# in L2 and under glibc's mmap threshold (128 KiB), so each task allocates from the heap
+BLOCK = 4096  # plans per parallel task: few tasks, so the references a task's call takes on
+# the shared arrays (atomic, contended between threads) are rare; as native's BLOCK
+STAGE = 256  # plans staged between flushes: STAGE x N_OUT x 8 B = 64 KiB stays in L2 and
+# under glibc's mmap threshold (128 KiB), so each task allocates it from the heap
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
@@ -183,7 +185,7 @@ if numba is not None:
                         lo):
         # plans [first, first + count) into out[:, lo:] / codes[lo:]: rows of `plans`,
         # or, when `plans` has no rows, plans of the packed space (odometer, cache reuse)
-        tmp = np.empty((BLOCK, N_OUT))
+        tmp = np.empty((STAGE, N_OUT))
         p = np.empty(N_PLAN)
         digits = np.empty(N_PLAN, dtype=np.int64)
         cache = np.empty(N_CACHE)
@@ -191,16 +193,19 @@ if numba is not None:
         if from_space:
             _decode(values, offsets, lengths, first, digits, p)
         reuse = 0
-        for i in range(count):
-            if from_space:
-                if i > 0:
-                    reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-            else:
-                for c in range(N_PLAN):
-                    p[c] = plans[first + i, c]
-            # inlined, the row view tmp[i] costs no reference counting
-            codes[lo + i] = _evaluate_plan_inlined(m, h, k, p, tmp[i], cache, reuse)
-        _flush(tmp, out, lo, count)
+        for s in range(0, count, STAGE):
+            staged = min(STAGE, count - s)
+            for r in range(staged):
+                i = s + r
+                if from_space:
+                    if i > 0:
+                        reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
+                else:
+                    for c in range(N_PLAN):
+                        p[c] = plans[first + i, c]
+                # inlined, the row view tmp[r] costs no reference counting
+                codes[lo + i] = _evaluate_plan_inlined(m, h, k, p, tmp[r], cache, reuse)
+            _flush(tmp, out, lo + s, staged)
 
     @njit(error_model="numpy", cache=True)
     def _sweep_block(m, h, k, values, offsets, lengths, first, count, cols, out, index,
