@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyengine.bench import render, run  # noqa: E402
+from pyengine.bench import append_history, headline, render, run  # noqa: E402
 
 
 def result_path(result: dict, prefix: str) -> Path:
@@ -46,7 +46,8 @@ def main() -> int:
         path = result_path(result, "engine")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {path.relative_to(ROOT)}")
+        history = append_history(path, headline(result))
+        print(f"wrote {path.relative_to(ROOT)}, appended to {history.relative_to(ROOT)}")
     return 0
 
 

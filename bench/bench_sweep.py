@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pyengine import backends, presets  # noqa: E402
-from pyengine.bench import machine_info, standard_spaces  # noqa: E402
+from pyengine.bench import append_history, machine_info, standard_spaces  # noqa: E402
 from pyengine.pareto import pareto_front  # noqa: E402
 from pyengine.sweep import sweep  # noqa: E402
 
@@ -156,6 +156,11 @@ def main(argv=None) -> int:
         path = Path(args.out) if args.out else result_path(info)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1) + "\n")
+        summary = {name: round(r["plans_per_s"]) for name, r in
+                   result["sweep"]["backends"].items() if "plans_per_s" in r}
+        summary["pareto_3d_10M_s"] = result["pareto"].get("3d", {}).get("cpu_seconds_best")
+        summary["load_average_1min"] = result["load_average_1min"]
+        print(f"appended to {append_history(path, summary)}")
         print(f"wrote {path}")
     return 0
 

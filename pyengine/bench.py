@@ -25,6 +25,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -163,6 +164,42 @@ def time_backend(name: str, workloads: list[Workload], plans: int, chunk: int,
         total_s += dt
     return {"plans": total_plans, "seconds": total_s, "plans_per_s": total_plans / total_s,
             "workloads": per}
+
+
+def append_history(path: Path, summary: dict) -> Path:
+    """Add one line (UTC time, commit, the run's headline numbers) to ``<path>.history.jsonl``
+    next to a results file: on a shared machine one run is a sample, the history is the
+    range."""
+    import datetime
+    import subprocess
+
+    line = {"utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    try:
+        def git(*args):
+            return subprocess.run(["git", *args], capture_output=True, text=True,
+                                  cwd=path.parent, timeout=10).stdout.strip()
+
+        commit = git("rev-parse", "--short", "HEAD") or None
+        # uncommitted changes to the code (not to the results themselves) make it "+dirty"
+        if commit and git("status", "--porcelain", "--", "../../pyengine", "../../csrc"):
+            commit += "+dirty"
+        line["commit"] = commit
+    except (OSError, subprocess.SubprocessError):
+        line["commit"] = None
+    line.update(summary)
+    history = path.with_name(path.stem + ".history.jsonl")
+    with history.open("a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    return history
+
+
+def headline(result: dict) -> dict:
+    """plans/s per backend and mode of a ``run()`` result, and the load average."""
+    out = {"load_average": result.get("load_average")}
+    for name, r in result["backends"].items():
+        if "unavailable" not in r:
+            out[name] = {mode: round(v["plans_per_s"]) for mode, v in r.items()}
+    return out
 
 
 def run(backend_names=None, plans: int | None = None, reference_plans: int = 20_000,
