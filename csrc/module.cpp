@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -281,9 +282,9 @@ void evaluate_space(const py::object& m_, const py::object& h_, const py::object
 
 // Feasibility codes of the plans [lo, hi) of a space, counted: evaluate_plan gets no
 // output array, so it stops once the code is decided (no timings).
-__attribute__((flatten)) void count_block(const Inputs& in, const Axes& a, std::int64_t first,
-                                          std::int64_t count, std::int64_t* feasible,
-                                          std::int64_t* by_bit) {
+__attribute__((flatten)) std::int64_t count_block(const Inputs& in, const Axes& a,
+                                                  std::int64_t first, std::int64_t count,
+                                                  std::int64_t* by_bit) {
     double cache[pyengine::N_CACHE];
     double p[N_PLAN];
     std::int64_t digits[N_PLAN];
@@ -302,7 +303,36 @@ __attribute__((flatten)) void count_block(const Inputs& in, const Axes& a, std::
             ++by_bit[__builtin_ctzll(bits)];
         }
     }
-    *feasible += n_feasible;
+    return n_feasible;
+}
+
+// block(b, lo, count, by_bit) for every BLOCK-sized block b of n plans (first plan lo), in
+// parallel; each thread counts violations into its own by_bit, summed into `by_bit`.
+template <typename Block>
+void over_blocks(std::int64_t n, std::int64_t* by_bit, const Block& block) {
+    const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel
+    {
+        std::int64_t my_by_bit[MAX_BITS] = {0};
+#pragma omp for schedule(static)
+        for (std::int64_t b = 0; b < n_blocks; ++b) {
+            const std::int64_t lo = b * BLOCK;
+            block(b, lo, std::min(n, lo + BLOCK) - lo, my_by_bit);
+        }
+#pragma omp critical
+        {
+            for (int bit = 0; bit < MAX_BITS; ++bit) {
+                by_bit[bit] += my_by_bit[bit];
+            }
+        }
+    }
+}
+
+// (found, counts per violation bit) as count_space and sweep_space return them
+py::tuple found_and_counts(std::int64_t found, const std::int64_t* by_bit) {
+    py::array_t<std::int64_t> counts(pyengine::N_VIOLATIONS);
+    std::copy(by_bit, by_bit + pyengine::N_VIOLATIONS, counts.mutable_data());
+    return py::make_tuple(found, counts);
 }
 
 py::tuple count_space(const py::object& m_, const py::object& h_, const py::object& k_,
@@ -310,36 +340,19 @@ py::tuple count_space(const py::object& m_, const py::object& h_, const py::obje
                       const py::object& lengths_, std::int64_t start, std::int64_t stop) {
     const Inputs in = inputs(m_, h_, k_);
     const Axes a = axes(values_, offsets_, lengths_, start, stop);
-    constexpr int n_bits = pyengine::N_VIOLATIONS;
-    static_assert(n_bits <= MAX_BITS, "feasibility codes are 64-bit sets");
+    static_assert(pyengine::N_VIOLATIONS <= MAX_BITS, "feasibility codes are 64-bit sets");
     const std::int64_t n = stop - start;
-    std::int64_t feasible = 0;
+    std::vector<std::int64_t> feasible(static_cast<size_t>((n + BLOCK - 1) / BLOCK), 0);
     std::int64_t by_bit[MAX_BITS] = {0};
     {
         py::gil_scoped_release release;
-        const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
-#pragma omp parallel
-        {
-            std::int64_t my_feasible = 0;
-            std::int64_t my_by_bit[MAX_BITS] = {0};
-#pragma omp for schedule(static)
-            for (std::int64_t b = 0; b < n_blocks; ++b) {
-                const std::int64_t lo = b * BLOCK;
-                count_block(in, a, start + lo, std::min(n, lo + BLOCK) - lo, &my_feasible,
-                            my_by_bit);
-            }
-#pragma omp critical
-            {
-                feasible += my_feasible;
-                for (int bit = 0; bit < MAX_BITS; ++bit) {
-                    by_bit[bit] += my_by_bit[bit];
-                }
-            }
-        }
+        over_blocks(n, by_bit, [&](std::int64_t b, std::int64_t lo, std::int64_t count,
+                                   std::int64_t* my_by_bit) {
+            feasible[b] = count_block(in, a, start + lo, count, my_by_bit);
+        });
     }
-    py::array_t<std::int64_t> counts(n_bits);
-    std::copy(by_bit, by_bit + n_bits, counts.mutable_data());
-    return py::make_tuple(feasible, counts);
+    return found_and_counts(std::accumulate(feasible.begin(), feasible.end(), std::int64_t{0}),
+                            by_bit);
 }
 
 // The feasible plans of [first, first + count) of a space: their indices and the output
@@ -408,29 +421,17 @@ py::tuple sweep_space(const py::object& m_, const py::object& h_, const py::obje
                               " plans, got " + std::to_string(stride) + " and " +
                               std::to_string(capacity));
     }
-    constexpr int n_bits = pyengine::N_VIOLATIONS;
     const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
     std::vector<std::int64_t> found(static_cast<size_t>(n_blocks), 0);
     std::int64_t by_bit[MAX_BITS] = {0};
     std::int64_t total = 0;
     {
         py::gil_scoped_release release;
-#pragma omp parallel
-        {
-            std::int64_t my_by_bit[MAX_BITS] = {0};
-#pragma omp for schedule(static)
-            for (std::int64_t b = 0; b < n_blocks; ++b) {
-                const std::int64_t lo = b * BLOCK;
-                found[b] = sweep_block(in, a, start + lo, std::min(n, lo + BLOCK) - lo, cols,
-                                       n_cols, out, stride, index, lo, my_by_bit);
-            }
-#pragma omp critical
-            {
-                for (int bit = 0; bit < n_bits; ++bit) {
-                    by_bit[bit] += my_by_bit[bit];
-                }
-            }
-        }
+        over_blocks(n, by_bit, [&](std::int64_t b, std::int64_t lo, std::int64_t count,
+                                   std::int64_t* my_by_bit) {
+            found[b] = sweep_block(in, a, start + lo, count, cols, n_cols, out, stride, index, lo,
+                                   my_by_bit);
+        });
         // each block wrote its plans at its own offset: close the gaps, in order
         for (std::int64_t b = 0; b < n_blocks; ++b) {
             const std::int64_t lo = b * BLOCK;
@@ -444,9 +445,7 @@ py::tuple sweep_space(const py::object& m_, const py::object& h_, const py::obje
             total += found[b];
         }
     }
-    py::array_t<std::int64_t> counts(n_bits);
-    std::copy(by_bit, by_bit + n_bits, counts.mutable_data());
-    return py::make_tuple(total, counts);
+    return found_and_counts(total, by_bit);
 }
 
 int max_threads() {
