@@ -1,11 +1,15 @@
 """Chunked design-space sweeps: evaluate -> constrain -> Pareto front / top-k / counts.
 
-``sweep(model, hardware, space)`` streams a :class:`~pyengine.space.Space` through
-:func:`pyengine.engine.evaluate_space` in chunks of linear indices (the backend decodes
-them), and keeps only what was asked for: the exact Pareto front of the objectives, the
-top-k plans by one objective, a fixed-size uniform sample of feasible plans (for plots),
-and counts of feasible and infeasible plans by reason. The working set is one chunk of
-outputs plus those small tables, whatever the size of the space.
+``sweep(model, hardware, space)`` streams a :class:`~pyengine.space.Space` in chunks of
+linear indices through the backend's sweep kernel (``sweep_space``: the backend decodes
+the indices, decides feasibility first and evaluates the timings of feasible plans only,
+returning their indices and the few output columns the reduction reads; a backend
+without one, CuPy, evaluates the chunk in full and compacts it where it lies). It keeps
+only what was asked for: the exact Pareto front of the objectives, the top-k plans by one
+objective, a fixed-size uniform sample of feasible plans (for plots), and counts of
+feasible and infeasible plans by reason; the kept plans' full output rows are evaluated
+once at the end. The working set is one chunk of kernel output plus those small tables,
+whatever the size of the space.
 
 Constraints come in two kinds:
 
