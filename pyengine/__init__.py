@@ -3,14 +3,22 @@
 For a model, a cluster and a design space of parallel plans, pyengine computes per-GPU
 memory and roofline step time for every plan, says why infeasible plans fail, and finds
 the Pareto front. Start with :func:`evaluate` (one plan, itemised) or
-:func:`evaluate_batch` (arrays of plans on a fast backend), and :func:`sweep` (a whole
-:class:`Space` down to its Pareto front).
+:func:`evaluate_batch` (arrays of plans on a fast backend), :func:`feasible_space` (only
+the feasible plans of a :class:`Space`, with the columns asked for), and :func:`sweep` (a
+whole :class:`Space` down to its Pareto front).
 """
 
 from __future__ import annotations
 
 from . import presets, schema
-from .engine import BatchResult, count_space, evaluate_batch, evaluate_space
+from .engine import (
+    BatchResult,
+    FeasibleResult,
+    count_space,
+    evaluate_batch,
+    evaluate_space,
+    feasible_space,
+)
 from .errors import BackendUnavailable, SpecError
 from .reference import Result, evaluate
 from .space import Space
@@ -20,7 +28,7 @@ from .sweep import SweepResult, sweep
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendUnavailable", "BatchResult", "Hardware", "Limits", "Model", "Plan", "Result",
-    "Space", "SpecError", "SweepResult", "count_space", "evaluate", "evaluate_batch",
-    "evaluate_space", "presets", "schema", "sweep",
+    "BackendUnavailable", "BatchResult", "FeasibleResult", "Hardware", "Limits", "Model",
+    "Plan", "Result", "Space", "SpecError", "SweepResult", "count_space", "evaluate",
+    "evaluate_batch", "evaluate_space", "feasible_space", "presets", "schema", "sweep",
 ]

@@ -189,3 +189,81 @@ def count_space(model: Model, hardware: Hardware, space: Space, start: int = 0,
         return 0, {name: 0 for name in S.VIOLATION_NAMES}
     feasible, by_bit = be.count_space(m, h, k, values, offsets, lengths, start, stop)
     return int(feasible), {name: int(by_bit[i]) for i, name in enumerate(S.VIOLATION_NAMES)}
+
+
+@dataclass
+class FeasibleResult:
+    """The feasible plans of a window of a Space: their indices (ascending), the chosen
+    output columns (views into one [len(names), found] block) and, for every plan of the
+    window, how many violate each constraint."""
+
+    index: np.ndarray
+    values: np.ndarray
+    names: tuple[str, ...]
+    by_bit: np.ndarray
+    evaluated: int
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[self.names.index(name)]
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Plans of the window violating each constraint (a plan may violate several)."""
+        return {name: int(self.by_bit[i]) for i, name in enumerate(S.VIOLATION_NAMES)}
+
+
+def feasible_space(model: Model, hardware: Hardware, space: Space, start: int = 0,
+                   stop: int | None = None, columns=("tokens_per_s_per_gpu",),
+                   backend: str = "auto", out: np.ndarray | None = None,
+                   index: np.ndarray | None = None) -> FeasibleResult:
+    """Only the feasible plans of [start, stop): indices and the output ``columns``.
+
+    On a backend with a sweep kernel (native, numba, reference) the kernel decides
+    feasibility first and computes the timings of feasible plans only, so this is
+    several times faster than :func:`evaluate_space` where most plans are infeasible;
+    others (CuPy) evaluate the window in full and compact it where it lies. ``out``
+    ([len(columns), >= n] float64, C-contiguous) and ``index`` ([>= n] int64) may be
+    preallocated for the kernel path: a chunked sweep reuses them.
+    """
+    be = backends.get(backend)
+    names = tuple(columns)
+    for name in names:
+        if name not in S.OUTPUT_NAMES:
+            raise SpecError("feasible_space", "columns", name,
+                            "output columns: " + ", ".join(S.OUTPUT_NAMES))
+    stop = len(space) if stop is None else min(stop, len(space))
+    if not 0 <= start <= stop:
+        raise SpecError("feasible_space", "start", start, f"an index in [0, {stop}]")
+    n = stop - start
+    rows = np.array([S.OUTPUT_NAMES.index(c) for c in names], dtype=np.int64)
+    kernel = getattr(be, "sweep_space", None)
+    if kernel is None:
+        res = evaluate_space(model, hardware, space, start, stop, backend=be.NAME)
+        xp = _xp(res.codes)
+        pos = xp.flatnonzero(res.codes == 0)
+        by_bit = xp.stack([xp.count_nonzero(res.codes & (1 << b))
+                           for b in range(S.N_VIOLATIONS)]).astype(xp.int64)
+        return FeasibleResult(pos.astype(xp.int64) + start,
+                              res.block[xp.asarray(rows)][:, pos], names, by_bit, n)
+    if out is None:
+        out = np.empty((rows.shape[0], max(n, 1)))
+    elif (out.ndim != 2 or out.shape[0] != rows.shape[0] or out.shape[1] < n
+          or out.dtype != np.float64 or not out.flags.c_contiguous):
+        raise SpecError("feasible_space", "out", f"{out.shape} {out.dtype}",
+                        f"a C-contiguous float64 array of shape ({rows.shape[0]}, >= {n})")
+    if index is None:
+        index = np.empty(max(n, 1), dtype=np.int64)
+    elif index.ndim != 1 or index.shape[0] < n or index.dtype != np.int64:
+        raise SpecError("feasible_space", "index", f"{index.shape} {index.dtype}",
+                        f"an int64 array of length >= {n}")
+    if n == 0:
+        return FeasibleResult(index[:0], out[:, :0], names,
+                              np.zeros(S.N_VIOLATIONS, dtype=np.int64), 0)
+    _, values, offsets, lengths = _space_arrays(be, space)
+    m, h, k = _vectors(model, hardware, space.limits)
+    found, by_bit = kernel(m, h, k, values, offsets, lengths, start, stop, rows, out, index)
+    return FeasibleResult(index[:found], out[:, :found], names,
+                          np.asarray(by_bit, dtype=np.int64), n)

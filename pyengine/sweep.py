@@ -45,12 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numba import njit, prange
 
 from . import backends
 from . import schema as S
-from .engine import _space_arrays, _vectors, evaluate_batch, evaluate_space
 from .engine import _xp as _xp_of
+from .engine import evaluate_batch, feasible_space
 from .errors import SpecError
 from .pareto import Front, argsort_stable, merge_fronts, pareto_front
 from .space import Space
@@ -259,34 +258,6 @@ def merge_partials(a: Partial, b: Partial, cfg: _Config) -> Partial:
                    a.by_reason + b.by_reason, front, tk[sel], ti[sel], sk[ssel], si[ssel])
 
 
-@njit(parallel=True, cache=True)
-def _bit_counts(codes, n_bits):
-    """Plans with each violation bit set (branch-free, in parallel blocks)."""
-    n = codes.shape[0]
-    block = 16384
-    nb = (n + block - 1) // block
-    acc = np.zeros((nb, n_bits), dtype=np.int64)
-    for b in prange(nb):
-        for i in range(b * block, min(n, (b + 1) * block)):
-            c = codes[i]
-            for bit in range(n_bits):
-                acc[b, bit] += (c >> bit) & 1
-    return acc.sum(axis=0)
-
-
-def compact_chunk(codes, block, start: int, cfg: _Config):
-    """The sweep kernel's answer from a fully evaluated chunk (a backend without
-    ``sweep_space``, e.g. CuPy): (values [n_columns, found], index [found], by_bit)."""
-    xp = _xp_of(codes)
-    if xp is np:
-        by_bit = _bit_counts(codes, S.N_VIOLATIONS)
-    else:
-        by_bit = xp.stack([xp.count_nonzero(codes & (1 << b)) for b in range(S.N_VIOLATIONS)])
-    pos = xp.flatnonzero(codes == 0)
-    rows = xp.asarray([_OUT[c] for c in cfg.columns], dtype=xp.int64)
-    return block[rows][:, pos], pos.astype(xp.int64) + start, by_bit.astype(xp.int64)
-
-
 def reduce_chunk(values, index, by_bit, evaluated: int, cfg: _Config) -> Partial:
     """Reduce the kernel-feasible plans of one chunk of ``evaluated`` plans: ``values``
     [len(cfg.columns), n] (NumPy, or CuPy on the GPU where it stays), their plan
@@ -338,34 +309,24 @@ def sweep_range(model: Model, hardware: Hardware, space: Space, start: int, stop
                 cfg: _Config, progress: Progress | None = None) -> Partial:
     """Sweep plans [start, stop) chunk by chunk; the result on the host.
 
-    A backend with a sweep kernel (``sweep_space``: native, numba, reference) returns
-    only the feasible plans' indices and the columns the reduction reads; others (CuPy)
-    evaluate each chunk in full and compact it where it lies. The buffers are allocated
-    once: the working set is one chunk, whatever the size of the space."""
+    Each chunk goes through :func:`pyengine.engine.feasible_space` (the backend's sweep
+    kernel: only the feasible plans' indices and the columns the reduction reads); its
+    buffers are allocated once: the working set is one chunk, whatever the space's size."""
     be = backends.get(cfg.backend)
-    xp, values, offsets, lengths = _space_arrays(be, space)
-    m, h, k = _vectors(model, hardware, space.limits, xp)
+    xp = np
+    if be.NAME == "cupy":
+        import cupy as xp  # noqa: N813
     chunk = cfg.chunk_size or (GPU_CHUNK if be.NAME == "cupy" else CPU_CHUNK)
     chunk = max(1, min(chunk, stop - start))
-    kernel = getattr(be, "sweep_space", None)
-    if kernel is not None:
-        cols = np.array([_OUT[c] for c in cfg.columns], dtype=np.int64)
-        buf = np.empty((cols.shape[0], chunk))
+    out = index = None
+    if hasattr(be, "sweep_space"):  # the kernel path's buffers, reused for every chunk
+        out = np.empty((len(cfg.columns), chunk))
         index = np.empty(chunk, dtype=np.int64)
-    else:
-        buf = xp.empty((S.N_OUTPUTS, chunk))
-        codes = xp.empty(chunk, dtype=xp.int64)
     acc = Partial.empty(cfg, xp)
     for s, e in space.chunks(chunk, start, stop):
-        n = e - s
-        if kernel is not None:
-            found, by_bit = kernel(m, h, k, values, offsets, lengths, s, e, cols, buf, index)
-            part = reduce_chunk(buf[:, :found], index[:found], np.asarray(by_bit), n, cfg)
-        else:
-            full = n == chunk
-            res = evaluate_space(model, hardware, space, s, e, backend=be.NAME,
-                                 out=buf if full else None, codes=codes if full else None)
-            part = reduce_chunk(*compact_chunk(res.codes, res.block, s, cfg), n, cfg)
+        res = feasible_space(model, hardware, space, s, e, cfg.columns, backend=be.NAME,
+                             out=out, index=index)
+        part = reduce_chunk(res.values, res.index, res.by_bit, e - s, cfg)
         acc = merge_partials(acc, part, cfg)
         if progress is not None:
             progress(e - start, stop - start)
@@ -671,6 +632,6 @@ def _sweep_dask(client, model, hardware, space, start, stop, cfg: _Config, progr
 
 
 __all__ = ["sweep", "SweepResult", "Bound", "Partial", "parse_objectives",
-           "parse_constraints", "reduce_chunk", "compact_chunk", "kept_rows", "merge_partials",
+           "parse_constraints", "reduce_chunk", "kept_rows", "merge_partials",
            "smallest", "sweep_range", "task_ranges", "DEFAULT_OBJECTIVES",
            "DEFAULT_CONSTRAINTS"]
