@@ -417,7 +417,9 @@ PYENGINE_HD inline double zero_shard(double shard, double zero, double stage) {
 // `reuse` says which may be read back instead of computed: 0 none; 1 the per-layer
 // costs, valid when the previous call's plan differed only in columns >= CACHE_FROM;
 // 2 also the stage split and holdings, valid when it differed only in columns
-// >= CACHE2_FROM (space kernels know which column changed from their odometer).
+// >= CACHE2_FROM; 3 also the micro-batch count and the checks before vpp, valid when it
+// differed only in columns >= CACHE3_FROM (space kernels know which column changed from
+// their odometer). Every cache slot is written before the code-only return.
 // out = nullptr asks for the code only: the timings are skipped.
 PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, const double* k,
                                            const double* p, double* out, double* cache,
@@ -464,55 +466,68 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     double edp = tp * cp * dp / (etp * ep);
 
     // [F1] feasibility: every violated constraint sets its bit. The checks on columns
-    // before CACHE_FROM (heads, FFN, experts, sequence) are cached with the layer costs.
+    // before CACHE_FROM (heads, FFN, experts, sequence) are cached with the layer costs,
+    // those on columns before CACHE3_FROM (EP folding, batch, GPU count) with the
+    // micro-batch count; only the pipeline-depth checks involve vpp.
     long long code;
-    if (reuse) {
-        code = (long long)cache[11];
+    double seqs_per_replica;
+    double n_micro;
+    if (reuse >= 3) {
+        code = (long long)cache[24];
+        seqs_per_replica = cache[25];
+        n_micro = cache[26];
     } else {
-        code = 0;
-        if (!divides(tp, m[M_HEADS])) {
-            code |= V_TP_HEADS;
+        if (reuse) {
+            code = (long long)cache[11];
+        } else {
+            code = 0;
+            if (!divides(tp, m[M_HEADS])) {
+                code |= V_TP_HEADS;
+            }
+            if (m[M_MLA] == 0.0 && !divides(tp, m[M_KV_HEADS])
+                    && !divides(m[M_KV_HEADS], tp)) {
+                code |= V_TP_KV_HEADS;
+            }
+            if (!divides(tp, m[M_FFN])) {
+                code |= V_TP_FFN;
+            }
+            if (is_moe && !divides(etp, m[M_EXPERT_FFN])) {
+                code |= V_ETP_FFN;
+            }
+            if ((is_moe && !divides(ep, m[M_EXPERTS])) || (!is_moe && ep > 1.0)) {
+                code |= V_EP_EXPERTS;
+            }
+            if (cp > 1.0 && !divides(2.0 * cp, seq)) {
+                code |= V_CP_SEQ;
+            }
+            if (sp && !divides(cp * tp, seq)) {
+                code |= V_SP_SEQ;
+            }
+            cache[11] = (double)code;
         }
-        if (m[M_MLA] == 0.0 && !divides(tp, m[M_KV_HEADS])
-                && !divides(m[M_KV_HEADS], tp)) {
-            code |= V_TP_KV_HEADS;
+        if (is_moe && !divides(etp * ep, tp * cp * dp)) {
+            code |= V_EP_FOLD;
         }
-        if (!divides(tp, m[M_FFN])) {
-            code |= V_TP_FFN;
+        seqs_per_replica = gbs / dp;
+        n_micro = py_max(1.0, floor(seqs_per_replica / mbs));
+        if (!divides(dp * mbs, gbs)) {
+            code |= V_BATCH;
         }
-        if (is_moe && !divides(etp, m[M_EXPERT_FFN])) {
-            code |= V_ETP_FFN;
+        if (k[K_GPUS_EXACT] > 0.0 && n_gpus != k[K_GPUS_EXACT]) {
+            code |= V_GPUS_EXACT;
         }
-        if ((is_moe && !divides(ep, m[M_EXPERTS])) || (!is_moe && ep > 1.0)) {
-            code |= V_EP_EXPERTS;
+        if (k[K_GPUS_MAX] > 0.0 && n_gpus > k[K_GPUS_MAX]) {
+            code |= V_GPUS_MAX;
         }
-        if (cp > 1.0 && !divides(2.0 * cp, seq)) {
-            code |= V_CP_SEQ;
-        }
-        if (sp && !divides(cp * tp, seq)) {
-            code |= V_SP_SEQ;
-        }
-        cache[11] = (double)code;
-    }
-    if (is_moe && !divides(etp * ep, tp * cp * dp)) {
-        code |= V_EP_FOLD;
+        cache[24] = (double)code;
+        cache[25] = seqs_per_replica;
+        cache[26] = n_micro;
     }
     if (pp * vpp > L) {
         code |= V_PP_LAYERS;
     }
-    double seqs_per_replica = gbs / dp;
-    double n_micro = py_max(1.0, floor(seqs_per_replica / mbs));
     if (vpp > 1.0 && (pp == 1.0 || !divides(pp, n_micro))) {
         code |= V_VPP_SCHEDULE;
-    }
-    if (!divides(dp * mbs, gbs)) {
-        code |= V_BATCH;
-    }
-    if (k[K_GPUS_EXACT] > 0.0 && n_gpus != k[K_GPUS_EXACT]) {
-        code |= V_GPUS_EXACT;
-    }
-    if (k[K_GPUS_MAX] > 0.0 && n_gpus > k[K_GPUS_MAX]) {
-        code |= V_GPUS_MAX;
     }
 
     // [S1] pipeline split: layers as even as possible; the remainder goes to the middle
@@ -564,9 +579,16 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     double capacity = 0.0;
     double dropped = 0.0;
     if (is_moe) {
-        double t_router = n_tok;
-        capacity = ceil(m[M_TOP_K] * t_router * cf / m[M_EXPERTS]);
-        dropped = py_max(0.0, 1.0 - m[M_EXPERTS] * capacity / (m[M_TOP_K] * t_router));
+        if (reuse) {
+            capacity = cache[27];
+            dropped = cache[28];
+        } else {
+            double t_router = n_tok;
+            capacity = ceil(m[M_TOP_K] * t_router * cf / m[M_EXPERTS]);
+            dropped = py_max(0.0, 1.0 - m[M_EXPERTS] * capacity / (m[M_TOP_K] * t_router));
+            cache[27] = capacity;
+            cache[28] = dropped;
+        }
         if (capacity <= 0.0) {
             code |= V_MOE_NO_CAPACITY;
         }
@@ -688,7 +710,10 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
 
     // [M7] KV cache (inference): sequences per replica x context x layers on the stage x
     // values per token and layer on this GPU; CP shards the context.
-    double kv_tok = kv_cache_elems_per_gpu(m, tp) * kvb * seqs_per_replica * ctx / cp;
+    if (!reuse) {
+        cache[29] = kv_cache_elems_per_gpu(m, tp);
+    }
+    double kv_tok = cache[29] * kvb * seqs_per_replica * ctx / cp;
     double kv_first = 0.0;
     double kv_last = 0.0;
     double kv_mid = 0.0;

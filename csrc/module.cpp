@@ -152,6 +152,9 @@ inline void decode(const Axes& a, std::int64_t index, std::int64_t* digits, doub
 
 // Which cached values evaluate_plan may reuse after the odometer changed column `changed`.
 inline int reuse_level(int changed) {
+    if (changed >= pyengine::CACHE3_FROM) {
+        return 3;
+    }
     if (changed >= pyengine::CACHE2_FROM) {
         return 2;
     }
@@ -200,6 +203,15 @@ inline void flush(const double (*tmp)[N_OUTPUTS], std::int64_t count, double* ou
 #endif
 }
 
+// The first column in which two plans differ, bit for bit (N_PLAN: none).
+inline int first_difference(const double* p, const double* q) {
+    int c = 0;
+    while (c < N_PLAN && std::memcmp(p + c, q + c, sizeof(double)) == 0) {
+        ++c;
+    }
+    return c;
+}
+
 // Rows [lo, hi) of plans into out/codes (flattened like space_block).
 __attribute__((flatten)) void rows_block(const Inputs& in, const double* plans, std::int64_t lo,
                                          std::int64_t hi, double* out, std::int64_t* codes,
@@ -210,13 +222,9 @@ __attribute__((flatten)) void rows_block(const Inputs& in, const double* plans, 
         const std::int64_t count = std::min(CHUNK, hi - i);
         for (std::int64_t r = 0; r < count; ++r) {
             const double* p = plans + (i + r) * N_PLAN;
-            // rows equal (bit for bit) in the columns before CACHE_FROM share costs
-            int reuse = 0;
-            if (i + r > lo &&
-                    std::memcmp(p, p - N_PLAN, sizeof(double) * pyengine::CACHE_FROM) == 0) {
-                reuse = std::memcmp(p, p - N_PLAN, sizeof(double) * pyengine::CACHE2_FROM) == 0
-                            ? 2 : 1;
-            }
+            // a row equal (bit for bit) to the previous one in its leading columns shares
+            // what depends on them only, as consecutive plans of a space do
+            const int reuse = i + r > lo ? reuse_level(first_difference(p, p - N_PLAN)) : 0;
             codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache, reuse);
         }
         flush(tmp, count, out, n, i);

@@ -118,9 +118,10 @@ constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 20;
 constexpr int N_OUTPUTS = 32;
 constexpr int N_VIOLATIONS = 15;
-constexpr int N_CACHE = 24;
+constexpr int N_CACHE = 30;
 constexpr int CACHE_FROM = 12;
 constexpr int CACHE2_FROM = 14;
+constexpr int CACHE3_FROM = 15;
 
 constexpr long long V_TP_HEADS = 1LL << 0;
 constexpr long long V_TP_KV_HEADS = 1LL << 1;

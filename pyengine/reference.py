@@ -360,7 +360,9 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     `reuse` says which may be read back instead of computed: 0 none; 1 the per-layer
     costs, valid when the previous call's plan differed only in columns >= S.CACHE_FROM;
     2 also the stage split and holdings, valid when it differed only in columns
-    >= S.CACHE2_FROM (space kernels know which column changed from their odometer).
+    >= S.CACHE2_FROM; 3 also the micro-batch count and the checks before vpp, valid when
+    it differed only in columns >= S.CACHE3_FROM (space kernels know which column changed
+    from their odometer). Every cache slot is written before the code-only return.
     """
     # [P1] plan fields
     mode = p[S.P_MODE]
@@ -403,41 +405,51 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     edp = tp * cp * dp / (etp * ep)
 
     # [F1] feasibility: every violated constraint sets its bit. The checks on columns
-    # before S.CACHE_FROM (heads, FFN, experts, sequence) are cached with the layer costs.
-    if reuse:
-        code = int(cache[11])
+    # before S.CACHE_FROM (heads, FFN, experts, sequence) are cached with the layer costs,
+    # those on columns before S.CACHE3_FROM (EP folding, batch, GPU count) with the
+    # micro-batch count; only the pipeline-depth checks involve vpp.
+    if reuse >= 3:
+        code = int(cache[24])
+        seqs_per_replica = cache[25]
+        n_micro = cache[26]
     else:
-        code = 0
-        if not divides(tp, m[S.M_HEADS]):
-            code |= S.V_TP_HEADS
-        if m[S.M_MLA] == 0.0 and not divides(tp, m[S.M_KV_HEADS]) and \
-                not divides(m[S.M_KV_HEADS], tp):
-            code |= S.V_TP_KV_HEADS
-        if not divides(tp, m[S.M_FFN]):
-            code |= S.V_TP_FFN
-        if is_moe and not divides(etp, m[S.M_EXPERT_FFN]):
-            code |= S.V_ETP_FFN
-        if (is_moe and not divides(ep, m[S.M_EXPERTS])) or (not is_moe and ep > 1.0):
-            code |= S.V_EP_EXPERTS
-        if cp > 1.0 and not divides(2.0 * cp, seq):
-            code |= S.V_CP_SEQ
-        if sp and not divides(cp * tp, seq):
-            code |= S.V_SP_SEQ
-        cache[11] = code
-    if is_moe and not divides(etp * ep, tp * cp * dp):
-        code |= S.V_EP_FOLD
+        if reuse:
+            code = int(cache[11])
+        else:
+            code = 0
+            if not divides(tp, m[S.M_HEADS]):
+                code |= S.V_TP_HEADS
+            if m[S.M_MLA] == 0.0 and not divides(tp, m[S.M_KV_HEADS]) and \
+                    not divides(m[S.M_KV_HEADS], tp):
+                code |= S.V_TP_KV_HEADS
+            if not divides(tp, m[S.M_FFN]):
+                code |= S.V_TP_FFN
+            if is_moe and not divides(etp, m[S.M_EXPERT_FFN]):
+                code |= S.V_ETP_FFN
+            if (is_moe and not divides(ep, m[S.M_EXPERTS])) or (not is_moe and ep > 1.0):
+                code |= S.V_EP_EXPERTS
+            if cp > 1.0 and not divides(2.0 * cp, seq):
+                code |= S.V_CP_SEQ
+            if sp and not divides(cp * tp, seq):
+                code |= S.V_SP_SEQ
+            cache[11] = code
+        if is_moe and not divides(etp * ep, tp * cp * dp):
+            code |= S.V_EP_FOLD
+        seqs_per_replica = gbs / dp
+        n_micro = max(1.0, np.floor(seqs_per_replica / mbs))
+        if not divides(dp * mbs, gbs):
+            code |= S.V_BATCH
+        if k[S.K_GPUS_EXACT] > 0.0 and n_gpus != k[S.K_GPUS_EXACT]:
+            code |= S.V_GPUS_EXACT
+        if k[S.K_GPUS_MAX] > 0.0 and n_gpus > k[S.K_GPUS_MAX]:
+            code |= S.V_GPUS_MAX
+        cache[24] = code
+        cache[25] = seqs_per_replica
+        cache[26] = n_micro
     if pp * vpp > L:
         code |= S.V_PP_LAYERS
-    seqs_per_replica = gbs / dp
-    n_micro = max(1.0, np.floor(seqs_per_replica / mbs))
     if vpp > 1.0 and (pp == 1.0 or not divides(pp, n_micro)):
         code |= S.V_VPP_SCHEDULE
-    if not divides(dp * mbs, gbs):
-        code |= S.V_BATCH
-    if k[S.K_GPUS_EXACT] > 0.0 and n_gpus != k[S.K_GPUS_EXACT]:
-        code |= S.V_GPUS_EXACT
-    if k[S.K_GPUS_MAX] > 0.0 and n_gpus > k[S.K_GPUS_MAX]:
-        code |= S.V_GPUS_MAX
 
     # [S1] pipeline split: layers as even as possible; the remainder goes to the middle
     # stages so that the first and last (holding the embedding and the output layer)
@@ -481,9 +493,15 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
     capacity = 0.0
     dropped = 0.0
     if is_moe:
-        t_router = n_tok
-        capacity = np.ceil(m[S.M_TOP_K] * t_router * cf / m[S.M_EXPERTS])
-        dropped = max(0.0, 1.0 - m[S.M_EXPERTS] * capacity / (m[S.M_TOP_K] * t_router))
+        if reuse:
+            capacity = cache[27]
+            dropped = cache[28]
+        else:
+            t_router = n_tok
+            capacity = np.ceil(m[S.M_TOP_K] * t_router * cf / m[S.M_EXPERTS])
+            dropped = max(0.0, 1.0 - m[S.M_EXPERTS] * capacity / (m[S.M_TOP_K] * t_router))
+            cache[27] = capacity
+            cache[28] = dropped
         if capacity <= 0.0:
             code |= S.V_MOE_NO_CAPACITY
 
@@ -577,7 +595,9 @@ def evaluate_plan(m, h, k, p, out, cache, reuse):
 
     # [M7] KV cache (inference): sequences per replica x context x layers on the stage x
     # values per token and layer on this GPU; CP shards the context.
-    kv_tok = kv_cache_elems_per_gpu(m, tp) * kvb * seqs_per_replica * ctx / cp
+    if not reuse:
+        cache[29] = kv_cache_elems_per_gpu(m, tp)
+    kv_tok = cache[29] * kvb * seqs_per_replica * ctx / cp
     kv_first = 0.0
     kv_last = 0.0
     kv_mid = 0.0

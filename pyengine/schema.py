@@ -116,6 +116,8 @@ PLAN = (
 )
 CACHE_FROM = 12  # index of global_batch: columns from here on leave layer costs unchanged
 CACHE2_FROM = 14  # index of dp: columns from here on also leave the stage split unchanged
+CACHE3_FROM = 15  # index of vpp: columns from here on also leave the micro-batch count and
+# the checks of EP folding, batch divisibility and GPU count unchanged
 
 # Values evaluate_plan may reuse between consecutive plans (see CACHE_FROM): the forward
 # layer costs of a micro-batch pass, model FLOPs per token of a pass and a decode step, and
@@ -125,7 +127,12 @@ CACHE = tuple(f"pass_{f}" for f in ("attn_s", "attn_core_s", "mlp_s", "moe_s", "
     "fwd_flops_tok", "decode_flops_tok", "layer_code",
     # level 2 (columns >= CACHE2_FROM changed): the stage split and per-stage holdings
     "layers_first", "layers_last", "layers_mid", "moe_first", "moe_last", "moe_mid",
-    "dense_first", "expert_first", "dense_last", "expert_last", "dense_mid", "expert_mid")
+    "dense_first", "expert_first", "dense_last", "expert_last", "dense_mid", "expert_mid",
+    # level 3 (columns >= CACHE3_FROM changed): the code before the vpp checks, the
+    # sequences per replica and the micro-batch count
+    "plan_code", "seqs_per_replica", "n_micro",
+    # level 1 again: expert capacity and dropped fraction, KV values per token and layer
+    "capacity", "dropped", "kv_elems")
 
 OUTPUTS = (
     Column("n_gpus", "GPU", "world size tp*cp*pp*dp"),
@@ -195,9 +202,11 @@ INDEX.update(_indices("O", OUTPUTS))
 INDEX.update({f"V_{name}": 1 << i for i, (name, _) in enumerate(VIOLATIONS)})
 INDEX.update(N_MODEL=len(MODEL), N_HARDWARE=len(HARDWARE), N_LIMITS=len(LIMITS),
              N_PLAN=len(PLAN), N_OUTPUTS=len(OUTPUTS), N_VIOLATIONS=len(VIOLATIONS),
-             N_CACHE=len(CACHE), CACHE_FROM=CACHE_FROM, CACHE2_FROM=CACHE2_FROM)
+             N_CACHE=len(CACHE), CACHE_FROM=CACHE_FROM, CACHE2_FROM=CACHE2_FROM,
+             CACHE3_FROM=CACHE3_FROM)
 assert len(VIOLATIONS) <= 62, "feasibility codes are int64 bit sets"
 assert PLAN[CACHE_FROM].name == "global_batch" and PLAN[CACHE2_FROM].name == "dp"
+assert PLAN[CACHE3_FROM].name == "vpp"
 globals().update(INDEX)
 
 PLAN_NAMES = tuple(c.name for c in PLAN)
@@ -230,7 +239,7 @@ def render_header() -> str:
             lines.append(f"constexpr int {prefix}_{c.name.upper()} = {i};")
         lines.append("")
     for key in ("N_MODEL", "N_HARDWARE", "N_LIMITS", "N_PLAN", "N_OUTPUTS", "N_VIOLATIONS",
-                "N_CACHE", "CACHE_FROM", "CACHE2_FROM"):
+                "N_CACHE", "CACHE_FROM", "CACHE2_FROM", "CACHE3_FROM"):
         lines.append(f"constexpr int {key} = {INDEX[key]};")
     lines.append("")
     for i, (name, _) in enumerate(VIOLATIONS):

@@ -133,6 +133,7 @@ if numba is not None:
     N_CACHE = S.N_CACHE
     CACHE_FROM = S.CACHE_FROM
     CACHE2_FROM = S.CACHE2_FROM
+    CACHE3_FROM = S.CACHE3_FROM
 
     @njit(inline="always")
     def _decode(values, offsets, lengths, index, digits, p):
@@ -160,6 +161,8 @@ if numba is not None:
     @njit(inline="always")
     def _reuse_level(changed):
         # which cached values the previous plan's still-equal leading columns allow
+        if changed >= CACHE3_FROM:
+            return 3
         if changed >= CACHE2_FROM:
             return 2
         if changed >= CACHE_FROM:
