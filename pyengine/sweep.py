@@ -50,7 +50,7 @@ from . import backends
 from . import schema as S
 from .engine import _xp as _xp_of
 from .engine import evaluate_batch, feasible_space
-from .errors import SpecError
+from .errors import BackendUnavailable, SpecError
 from .pareto import Front, argsort_stable, merge_fronts, pareto_front
 from .space import Space
 from .specs import Hardware, Limits, Model
@@ -558,7 +558,10 @@ def kept_rows(model: Model, hardware: Hardware, space: Space, part: Partial,
                                       np.asarray(part.sample_index, dtype=np.int64)]))
     if index.size == 0:
         return index, np.empty((0, S.N_OUTPUTS))
-    name = backend if backends.why_unavailable(backend) is None else "auto"
+    try:
+        name = backends.get(backend).NAME
+    except BackendUnavailable:  # a Dask worker's backend this machine lacks
+        name = "auto"
     res = evaluate_batch(model, hardware, space.decode(index), backend=name,
                          limits=space.limits)
     block = res.block if _xp_of(res.block) is np else res.block.get()

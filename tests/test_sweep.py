@@ -150,6 +150,17 @@ def test_every_sweep_path_gives_the_same_result(backend, monkeypatch):
                                       check_exact=False, rtol=1e-9)
 
 
+def test_auto_backend_sweeps_and_fills_the_kept_rows():
+    """backend="auto" (what the CLI passes) resolves for the final rows too."""
+    space = moe_space()
+    r = sweep(MOE, GPU, space, backend="auto", top_k=5)
+    want = sweep(MOE, GPU, space, backend=BACKEND, top_k=5)
+    assert r.counts == want.counts and len(r.front) > 0
+    np.testing.assert_array_equal(r.front_index, want.front_index)
+    np.testing.assert_allclose(r.top["tokens_per_s_per_gpu"], want.top["tokens_per_s_per_gpu"],
+                               rtol=1e-9)
+
+
 def test_a_slice_of_the_space():
     space = moe_space()
     r = sweep(MOE, GPU, space, backend=BACKEND, chunk_size=100, start=500, stop=1700)
