@@ -53,6 +53,17 @@ def test_table_output_with_units(files, capsys):
     assert out.err == ""  # no progress bar when stderr is not a terminal
 
 
+def test_default_backend(files, capsys):
+    """No --backend: the best one here (what a user types first)."""
+    m, h = files
+    rc, out = run(["sweep", "-m", m, "-H", h, "--max-gpus", "8", "--global-batch", "16",
+                   "--seq-len", "2048", "--top", "3", "--json"], capsys)
+    assert rc == 0
+    body = json.loads(out.out)
+    assert body["counts"]["feasible"] > 0 and len(body["top"]) == 3
+    assert body["backend"] in ("cupy", "native", "numba")
+
+
 def test_json_output_and_files(files, capsys, tmp_path):
     m, h = files
     out_file = tmp_path / "front.parquet"
