@@ -63,3 +63,23 @@ def test_whole_space_count_equals_native_or_numba():
     assert got[0] == want[0]
     np.testing.assert_array_equal(got[1], want[1])
     assert got[1].shape == (len(S.VIOLATIONS),)
+
+
+def test_feasible_space_on_the_device_equals_the_cpu_kernel():
+    """CuPy has no sweep kernel: feasible_space evaluates and compacts on the device."""
+    import cupy
+
+    from pyengine import feasible_space
+
+    other = next((n for n in ("native", "numba") if backends.why_unavailable(n) is None), None)
+    if other is None:
+        pytest.skip("no CPU backend to compare with")
+    model, hw = mixtral_like()
+    sp = _space()
+    cols = ("tokens_per_s_per_gpu", "n_gpus", "mem_total_bytes")
+    got = feasible_space(model, hw, sp, 0, len(sp), cols, backend="cupy")
+    want = feasible_space(model, hw, sp, 0, len(sp), cols, backend=other)
+    assert isinstance(got.index, cupy.ndarray)
+    np.testing.assert_array_equal(got.index.get(), want.index)
+    np.testing.assert_allclose(got.values.get(), want.values, rtol=1e-9)
+    np.testing.assert_array_equal(got.by_bit.get(), want.by_bit)
