@@ -224,7 +224,9 @@ def feasible_space(model: Model, hardware: Hardware, space: Space, start: int = 
     On a backend with a sweep kernel (native, numba, reference) the kernel decides
     feasibility first and computes the timings of feasible plans only, so this is
     several times faster than :func:`evaluate_space` where most plans are infeasible;
-    others (CuPy) evaluate the window in full and compact it where it lies. ``out``
+    others (CuPy) evaluate the window in full (N_OUTPUTS x 8 bytes per plan of device
+    memory: call it on windows of millions, not billions) and compact it where it lies.
+    ``out``
     ([len(columns), >= n] float64, C-contiguous) and ``index`` ([>= n] int64) may be
     preallocated for the kernel path: a chunked sweep reuses them.
     """
