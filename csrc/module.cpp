@@ -288,15 +288,23 @@ void evaluate_space(const py::object& m_, const py::object& h_, const py::object
     }
 }
 
-// Feasibility codes of the plans [lo, hi) of a space, counted: evaluate_plan gets no
-// output array, so it stops once the code is decided (no timings).
-__attribute__((flatten)) std::int64_t count_block(const Inputs& in, const Axes& a,
-                                                  std::int64_t first, std::int64_t count,
-                                                  std::int64_t* by_bit) {
+// The feasible plans of [first, first + count) of a space: how many, with every violation
+// bit counted, and with `keep` their indices and output columns `cols`, written from slot
+// `at` on (out: [n_cols, stride]). A first call without outputs decides feasibility and
+// stops before the timings; with `keep` a feasible plan is evaluated again, reusing every
+// cached value (level 2: the same plan), for the columns. count_space is the instance
+// without `keep` (a compile-time choice: the unused second evaluation costs a counting
+// loop a fifth more instructions even when skipped at run time).
+template <bool keep>
+__attribute__((flatten)) std::int64_t sweep_block(
+        const Inputs& in, const Axes& a, std::int64_t first, std::int64_t count,
+        const std::int64_t* cols, std::int64_t n_cols, double* out, std::int64_t stride,
+        std::int64_t* index, std::int64_t at, std::int64_t* by_bit) {
+    double col[N_OUTPUTS];
     double cache[pyengine::N_CACHE];
     double p[N_PLAN];
     std::int64_t digits[N_PLAN];
-    std::int64_t n_feasible = 0;
+    std::int64_t found = 0;
     decode(a, first, digits, p);
     int reuse = 0;
     for (std::int64_t i = 0; i < count; ++i) {
@@ -305,13 +313,24 @@ __attribute__((flatten)) std::int64_t count_block(const Inputs& in, const Axes& 
         }
         const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, nullptr, cache,
                                                        reuse);
-        n_feasible += code == 0;
+        if (code == 0) {
+            if constexpr (keep) {
+                if (n_cols > 0) {
+                    pyengine::evaluate_plan(in.m, in.h, in.k, p, col, cache, 2);
+                    for (std::int64_t c = 0; c < n_cols; ++c) {
+                        out[c * stride + at + found] = col[cols[c]];
+                    }
+                }
+                index[at + found] = first + i;
+            }
+            ++found;
+        }
         for (unsigned long long bits = static_cast<unsigned long long>(code); bits != 0;
              bits &= bits - 1) {
             ++by_bit[__builtin_ctzll(bits)];
         }
     }
-    return n_feasible;
+    return found;
 }
 
 // block(b, lo, count, by_bit) for every BLOCK-sized block b of n plans (first plan lo), in
@@ -356,49 +375,12 @@ py::tuple count_space(const py::object& m_, const py::object& h_, const py::obje
         py::gil_scoped_release release;
         over_blocks(n, by_bit, [&](std::int64_t b, std::int64_t lo, std::int64_t count,
                                    std::int64_t* my_by_bit) {
-            feasible[b] = count_block(in, a, start + lo, count, my_by_bit);
+            feasible[b] = sweep_block<false>(in, a, start + lo, count, nullptr, 0, nullptr, 0,
+                                             nullptr, 0, my_by_bit);
         });
     }
     return found_and_counts(std::accumulate(feasible.begin(), feasible.end(), std::int64_t{0}),
                             by_bit);
-}
-
-// The feasible plans of [first, first + count) of a space: their indices and the output
-// columns `cols`, written from slot `at` on (out: [n_cols, stride]); returns how many.
-// A first call without outputs decides feasibility (as count_block); only a feasible
-// plan is evaluated again, reusing every cached value (level 2: the same plan), for its
-// outputs. A sweep, where most plans are infeasible, pays for timings only where kept.
-__attribute__((flatten)) std::int64_t sweep_block(
-        const Inputs& in, const Axes& a, std::int64_t first, std::int64_t count,
-        const std::int64_t* cols, std::int64_t n_cols, double* out, std::int64_t stride,
-        std::int64_t* index, std::int64_t at, std::int64_t* by_bit) {
-    double col[N_OUTPUTS];
-    double cache[pyengine::N_CACHE];
-    double p[N_PLAN];
-    std::int64_t digits[N_PLAN];
-    std::int64_t found = 0;
-    decode(a, first, digits, p);
-    int reuse = 0;
-    for (std::int64_t i = 0; i < count; ++i) {
-        if (i > 0) {
-            reuse = reuse_level(advance(a, digits, p));
-        }
-        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, nullptr, cache,
-                                                       reuse);
-        if (code == 0) {
-            pyengine::evaluate_plan(in.m, in.h, in.k, p, col, cache, 2);
-            for (std::int64_t c = 0; c < n_cols; ++c) {
-                out[c * stride + at + found] = col[cols[c]];
-            }
-            index[at + found] = first + i;
-            ++found;
-        }
-        for (unsigned long long bits = static_cast<unsigned long long>(code); bits != 0;
-             bits &= bits - 1) {
-            ++by_bit[__builtin_ctzll(bits)];
-        }
-    }
-    return found;
 }
 
 // sweep_space: the feasible plans of [start, stop), compacted in index order into
@@ -437,8 +419,8 @@ py::tuple sweep_space(const py::object& m_, const py::object& h_, const py::obje
         py::gil_scoped_release release;
         over_blocks(n, by_bit, [&](std::int64_t b, std::int64_t lo, std::int64_t count,
                                    std::int64_t* my_by_bit) {
-            found[b] = sweep_block(in, a, start + lo, count, cols, n_cols, out, stride, index, lo,
-                                   my_by_bit);
+            found[b] = sweep_block<true>(in, a, start + lo, count, cols, n_cols, out, stride,
+                                         index, lo, my_by_bit);
         });
         // each block wrote its plans at its own offset: close the gaps, in order
         for (std::int64_t b = 0; b < n_blocks; ++b) {
