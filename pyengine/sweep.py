@@ -559,7 +559,7 @@ def kept_rows(model: Model, hardware: Hardware, space: Space, part: Partial,
     if index.size == 0:
         return index, np.empty((0, S.N_OUTPUTS))
     try:
-        name = backends.get(backend).NAME
+        name = _resolve_backend(backend)
     except BackendUnavailable:  # a Dask worker's backend this machine lacks
         name = "auto"
     res = evaluate_batch(model, hardware, space.decode(index), backend=name,
