@@ -95,6 +95,19 @@ def count_codes(codes):
     return int((codes == 0).sum()), by_bit
 
 
+def run_space(backend, m, h, k, space, start, stop):
+    """A backend's evaluate_space and count_space over plans [start, stop) of `space`:
+    (out, codes, feasible, by_bit). Buffers start poisoned (NaN, -1) so unwritten
+    slots show; everything comes back on the host."""
+    P = space.packed
+    dev = [_dev(backend, a) for a in (m, h, k, P.values, P.offsets, P.lengths)]
+    out = _dev(backend, np.full((S.N_OUTPUTS, stop - start), np.nan))
+    codes = _dev(backend, np.full(stop - start, -1, dtype=np.int64))
+    backend.evaluate_space(*dev, start, stop, out, codes)
+    feasible, by_bit = backend.count_space(*dev, start, stop)
+    return _host(out), _host(codes), int(feasible), _host(by_bit)
+
+
 # ------------------------------------------------------------------ tests
 
 
@@ -119,20 +132,10 @@ def test_evaluate_and_count_space_match_reference(backend, model, hw, space, dat
     m, h, k = _vectors(model, hw, space.limits)
     plans = space.decode(np.arange(start, stop))
     ref_out, ref_codes = expected_rows(m, h, k, plans)
-    P = space.packed
-    values, offsets, lengths = (_dev(backend, P.values), _dev(backend, P.offsets),
-                                _dev(backend, P.lengths))
-    out = _dev(backend, np.full((S.N_OUTPUTS, stop - start), np.nan))
-    codes = _dev(backend, np.full(stop - start, -1, dtype=np.int64))
-    backend.evaluate_space(_dev(backend, m), _dev(backend, h), _dev(backend, k), values,
-                           offsets, lengths, start, stop, out, codes)
+    out, codes, feasible, by_bit = run_space(backend, m, h, k, space, start, stop)
     assert_same(out, codes, ref_out, ref_codes, plans)
-
-    feasible, by_bit = backend.count_space(_dev(backend, m), _dev(backend, h),
-                                           _dev(backend, k), values, offsets, lengths,
-                                           start, stop)
     ref_feasible, ref_by_bit = count_codes(ref_codes)
-    assert int(feasible) == ref_feasible
+    assert feasible == ref_feasible
     np.testing.assert_array_equal(_host(by_bit), ref_by_bit)
 
 
@@ -161,19 +164,10 @@ def test_space_beyond_32_bit_indices(backend, where):
     m, h, k = _vectors(model, hw, space.limits)
     plans = space.decode(np.arange(start, start + n))
     ref_out, ref_codes = expected_rows(m, h, k, plans)
-    P = space.packed
-    values, offsets, lengths = (_dev(backend, P.values), _dev(backend, P.offsets),
-                                _dev(backend, P.lengths))
-    out = _dev(backend, np.empty((S.N_OUTPUTS, n)))
-    codes = _dev(backend, np.empty(n, dtype=np.int64))
-    backend.evaluate_space(_dev(backend, m), _dev(backend, h), _dev(backend, k), values,
-                           offsets, lengths, start, start + n, out, codes)
+    out, codes, feasible, by_bit = run_space(backend, m, h, k, space, start, start + n)
     assert_same(out, codes, ref_out, ref_codes, plans)
-    feasible, by_bit = backend.count_space(_dev(backend, m), _dev(backend, h),
-                                           _dev(backend, k), values, offsets, lengths,
-                                           start, start + n)
     ref_feasible, ref_by_bit = count_codes(ref_codes)
-    assert int(feasible) == ref_feasible
+    assert feasible == ref_feasible
     np.testing.assert_array_equal(_host(by_bit), ref_by_bit)
 
 
@@ -186,19 +180,9 @@ def test_blocks_and_threads_cover_every_plan(backend):
     start = 123_456_789
     model, hw = mixtral_like()
     m, h, k = _vectors(model, hw, space.limits)
-    P = space.packed
-    values, offsets, lengths = (_dev(backend, P.values), _dev(backend, P.offsets),
-                                _dev(backend, P.lengths))
-    out = _dev(backend, np.empty((S.N_OUTPUTS, n)))
-    codes = _dev(backend, np.empty(n, dtype=np.int64))
-    backend.evaluate_space(_dev(backend, m), _dev(backend, h), _dev(backend, k), values,
-                           offsets, lengths, start, start + n, out, codes)
-    codes = _host(codes)
-    feasible, by_bit = backend.count_space(_dev(backend, m), _dev(backend, h),
-                                           _dev(backend, k), values, offsets, lengths,
-                                           start, start + n)
+    out, codes, feasible, by_bit = run_space(backend, m, h, k, space, start, start + n)
     ref_feasible, ref_by_bit = count_codes(codes)
-    assert int(feasible) == ref_feasible
+    assert feasible == ref_feasible
     np.testing.assert_array_equal(_host(by_bit), ref_by_bit)
     # rows evaluated independently give the same outputs (cache reuse is invisible)
     rows = np.ascontiguousarray(space.decode(np.arange(start, start + n)))
