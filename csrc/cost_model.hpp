@@ -28,49 +28,6 @@ namespace pyengine {
 PYENGINE_HD inline double py_min(double a, double b) { return b < a ? b : a; }
 PYENGINE_HD inline double py_max(double a, double b) { return b > a ? b : a; }
 
-// Forward cost of one layer for one micro-batch on one GPU, split by kind so that the
-// caller can scale, recompute and expose each part. Seconds.
-struct LayerCosts {
-    double attn_s;
-    double attn_core_s;
-    double mlp_s;
-    double moe_s;
-    double tp_s;
-    double cp_s;
-    double ep_s;
-    double embed_s;
-    double output_s;
-};
-
-// stage_params returns (dense, expert) as Python does: `auto [d, e] = stage_params(...)`.
-struct StageParams {
-    double dense;
-    double expert;
-};
-
-// Parameters one GPU holds per layer kind, before ZeRO sharding.
-struct Holdings {
-    double dense_layer;
-    double moe_layer;
-    double expert_layer;
-    double embed_extra;
-    double output_extra;
-};
-
-// Functions used before their definition (Python resolves names at call time).
-PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double n_tok,
-                                        double ffn, double tp, double sp_div, double rate,
-                                        double ab, double wb);
-PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp);
-PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
-                                          double moe_fwd, double passes, double embed_s,
-                                          double output_s);
-PYENGINE_HD inline LayerCosts load_costs(const double* cache, int at);
-PYENGINE_HD inline void store_costs(double* cache, int at, const LayerCosts& c);
-PYENGINE_HD inline double model_forward_flops_per_token(const double* m, double ctx);
-PYENGINE_HD inline double recompute_flops_per_token(const double* m, double ctx,
-                                                    double recompute, double fwd_flops_tok);
-
 // --------------------------------------------------------------------------- helpers
 
 PYENGINE_HD inline double ceil_div(double a, double b) {
@@ -177,20 +134,45 @@ PYENGINE_HD inline double moe_layers_in(double first, double last, const double*
 
 // --------------------------------------------------------------------------- layers
 
-// Forward cost of each layer kind for n_tok query tokens per GPU.
-// keys: keys each query attends to (causal flash halves them); kv_len: cached context
-// (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
-// rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16).
-PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
-                                          double keys, double kv_len, bool decode, double seqs,
-                                          double tp, double cp, double etp, double ep, bool sp,
-                                          bool flash, double capacity, double rate, double ab,
-                                          double wb, double kvb) {
+PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double n_tok,
+                                        double ffn, double tp, double sp_div, double rate,
+                                        double ab, double wb) {
+    // [T8] a dense or shared-expert MLP of intermediate size ffn: g = 3 matrices if gated
+    // else 2; GEMM traffic x + g*f + y; the activation function reads and writes g*f.
+    double n_mat = 2.0 + m[M_GATED];
+    double hid = m[M_HIDDEN];
+    double flops = 2.0 * n_tok * hid * ffn * n_mat / tp;
+    double nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp);
+    double elem_bytes = n_tok * ab * n_mat * ffn / tp
+                        + n_tok * hid * ab * (5.0 + m[M_DROPOUT]) / sp_div;
+    return (gemm_s(flops, nbytes, py_min(n_tok, ffn / tp), rate, h) + h[H_OP_OVERHEAD]
+            + memory_bound_s(elem_bytes, 3.0, h));
+}
+
+PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp) {
+    // [M7] KV-cache values per token and layer on one GPU: GQA shards K/V heads over TP
+    // (a head is replicated when tp > kv_heads); MLA caches one compressed latent that
+    // every TP rank keeps whole.
+    if (m[M_MLA] > 0.0) {
+        return m[M_KV_CACHE_ELEMS];
+    }
+    return ceil_div(m[M_KV_HEADS], tp) * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
+}
+
+// The attention block's forward time, and its core (QK^T, softmax, AV) alone.
+struct AttentionCosts {
+    double attn_s;
+    double attn_core_s;
+};
+
+PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double* h, double n_tok,
+                                                  double keys, double kv_len, bool decode,
+                                                  double seqs, double tp, double cp,
+                                                  double sp_div, bool flash, double rate,
+                                                  double ab, double wb, double kvb) {
     double hid = m[M_HIDDEN];
     double heads_local = m[M_HEADS] / tp;
-    double sp_div = sp ? tp : 1.0;
     double rate16 = h[H_PEAK_BF16] * h[H_GEMM_EFF_MAX];
-
     // [T5] attention projections (QKV + output): 2 * tokens * weights FLOPs, TP-sharded.
     double q_dim = m[M_HEADS] * m[M_QK_HEAD_DIM];
     double o_dim = m[M_HEADS] * m[M_V_HEAD_DIM];
@@ -221,47 +203,84 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     // [T7] attention-side elementwise: norm (r+w), residual add (2r+w), rope, dropout.
     double attn_elem_s = memory_bound_s(n_tok * hid * ab * (5.0 + 2.0 * m[M_DROPOUT]) / sp_div
                                         + n_tok * ab * q_dim / tp, 3.0, h);
-    double attn_s = proj_s + attn_core_s + attn_elem_s;
+    return AttentionCosts{proj_s + attn_core_s + attn_elem_s, attn_core_s};
+}
 
-    // [T8] dense MLP: g = 3 matrices if gated else 2; GEMM traffic x + g*f + y;
-    // activation function reads and writes g*f.
-    double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
+// An MoE layer's MLP forward time (router, permutes, experts, shared experts) and its
+// expert-parallel communication.
+struct MoeCosts {
+    double moe_s;
+    double ep_s;
+};
 
+PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n_tok, double tp,
+                                      double etp, double ep, double sp_div, double capacity,
+                                      double rate, double ab, double wb) {
+    if (m[M_EXPERTS] <= 0.0) {
+        return MoeCosts{0.0, 0.0};
+    }
+    double hid = m[M_HIDDEN];
+    double rate16 = h[H_PEAK_BF16] * h[H_GEMM_EFF_MAX];
     // [T9] MoE MLP: router GEMM, permute/unpermute, routed experts, shared experts.
     // Per GPU the experts process E*capacity/tp token-slots (conservation over the
     // folded expert group), m_e = capacity*ep*etp/tp slots per local expert, each
     // expert sharded over etp. Thin m_e makes the expert GEMMs memory-bound by itself.
-    double moe_s = 0.0;
-    double ep_s = 0.0;
-    if (m[M_EXPERTS] > 0.0) {
-        double gated = m[M_GATED];
-        double n_mat = 2.0 + gated;
-        double experts_local = m[M_EXPERTS] / ep;
-        double slots = m[M_EXPERTS] * capacity / tp;
-        double m_e = capacity * ep * etp / tp;
-        double router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[M_EXPERTS],
-                                 n_tok / sp_div * (hid * ab + m[M_EXPERTS] * 4.0),
-                                 py_min(n_tok / sp_div, m[M_EXPERTS]), rate16, h);
-        double permute_s = memory_bound_s(4.0 * slots * hid * ab, 4.0, h);
-        double expert_flops = 2.0 * experts_local * m_e * hid * m[M_EXPERT_FFN] * n_mat / etp;
-        double expert_bytes = experts_local * (hid * m[M_EXPERT_FFN] * n_mat / etp * wb
-                                               + m_e * ab * (2.0 * hid
-                                                             + 2.0 * n_mat * m[M_EXPERT_FFN]
-                                                                   / etp));
-        double experts_s = (gemm_s(expert_flops, expert_bytes,
-                                   py_min(m_e, m[M_EXPERT_FFN] / etp), rate, h)
-                            + 2.0 * h[H_OP_OVERHEAD]);
-        double shared_s = 0.0;
-        if (m[M_SHARED_FFN] > 0.0) {
-            shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, ab, wb);
-        }
-        moe_s = router_s + permute_s + experts_s + shared_s;
-        // [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
-        // (stride etp); with etp > 1 the slots are also gathered / scattered over ETP.
-        double slot_bytes = slots * hid * ab;
-        ep_s = (2.0 * alltoall_s(slot_bytes, ep, etp, h)
-                + 2.0 * allgather_s(slot_bytes, etp, 1.0, h));
+    double n_mat = 2.0 + m[M_GATED];
+    double experts_local = m[M_EXPERTS] / ep;
+    double slots = m[M_EXPERTS] * capacity / tp;
+    double m_e = capacity * ep * etp / tp;
+    double router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[M_EXPERTS],
+                             n_tok / sp_div * (hid * ab + m[M_EXPERTS] * 4.0),
+                             py_min(n_tok / sp_div, m[M_EXPERTS]), rate16, h);
+    double permute_s = memory_bound_s(4.0 * slots * hid * ab, 4.0, h);
+    double expert_flops = 2.0 * experts_local * m_e * hid * m[M_EXPERT_FFN] * n_mat / etp;
+    double expert_bytes = experts_local * (hid * m[M_EXPERT_FFN] * n_mat / etp * wb
+                                           + m_e * ab * (2.0 * hid
+                                                         + 2.0 * n_mat * m[M_EXPERT_FFN] / etp));
+    double experts_s = (gemm_s(expert_flops, expert_bytes, py_min(m_e, m[M_EXPERT_FFN] / etp),
+                               rate, h)
+                        + 2.0 * h[H_OP_OVERHEAD]);
+    double shared_s = 0.0;
+    if (m[M_SHARED_FFN] > 0.0) {
+        shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, ab, wb);
     }
+    // [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
+    // (stride etp); with etp > 1 the slots are also gathered / scattered over ETP.
+    double slot_bytes = slots * hid * ab;
+    double ep_s = (2.0 * alltoall_s(slot_bytes, ep, etp, h)
+                   + 2.0 * allgather_s(slot_bytes, etp, 1.0, h));
+    return MoeCosts{router_s + permute_s + experts_s + shared_s, ep_s};
+}
+
+// Forward cost of one layer for one micro-batch on one GPU, split by kind so that the
+// caller can scale, recompute and expose each part. Seconds.
+struct LayerCosts {
+    double attn_s;
+    double attn_core_s;
+    double mlp_s;
+    double moe_s;
+    double tp_s;
+    double cp_s;
+    double ep_s;
+    double embed_s;
+    double output_s;
+};
+
+// Forward cost of each layer kind for n_tok query tokens per GPU.
+// keys: keys each query attends to (causal flash halves them); kv_len: cached context
+// (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
+// rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16).
+PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
+                                          double keys, double kv_len, bool decode, double seqs,
+                                          double tp, double cp, double etp, double ep, bool sp,
+                                          bool flash, double capacity, double rate, double ab,
+                                          double wb, double kvb) {
+    double hid = m[M_HIDDEN];
+    double sp_div = sp ? tp : 1.0;
+    AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
+                                          sp_div, flash, rate, ab, wb, kvb);
+    double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
+    MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb);
 
     // [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     // sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -279,10 +298,12 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     double cp_s = 0.0;
     if (cp > 1.0) {
         if (decode) {
+            double o_dim = m[M_HEADS] * m[M_V_HEAD_DIM];
             cp_s = allreduce_s(n_tok * o_dim / tp * ab, cp, tp, h);
         } else {
+            double kv_dim = m[M_KV_HEADS] * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
             double ring_s = (cp - 1.0) * p2p_s(n_tok * kv_dim / tp * ab, tp, h);
-            cp_s = py_max(0.0, ring_s - attn_core_s);
+            cp_s = py_max(0.0, ring_s - attn.attn_core_s);
         }
     }
 
@@ -293,31 +314,8 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
                               hid * m[M_VOCAB] / tp * wb + out_tok * m[M_VOCAB] / tp * 4.0,
                               py_min(out_tok, hid), rate, h)
                        + memory_bound_s(2.0 * out_tok * m[M_VOCAB] / tp * 4.0, 2.0, h));
-    return LayerCosts{attn_s, attn_core_s, mlp_s, moe_s, tp_s, cp_s, ep_s, embed_s, output_s};
-}
-
-PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double n_tok,
-                                        double ffn, double tp, double sp_div, double rate,
-                                        double ab, double wb) {
-    // [T8] (see layer_costs) a dense or shared-expert MLP of intermediate size ffn.
-    double n_mat = 2.0 + m[M_GATED];
-    double hid = m[M_HIDDEN];
-    double flops = 2.0 * n_tok * hid * ffn * n_mat / tp;
-    double nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp);
-    double elem_bytes = n_tok * ab * n_mat * ffn / tp
-                        + n_tok * hid * ab * (5.0 + m[M_DROPOUT]) / sp_div;
-    return (gemm_s(flops, nbytes, py_min(n_tok, ffn / tp), rate, h) + h[H_OP_OVERHEAD]
-            + memory_bound_s(elem_bytes, 3.0, h));
-}
-
-PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp) {
-    // [M7] KV-cache values per token and layer on one GPU: GQA shards K/V heads over TP
-    // (a head is replicated when tp > kv_heads); MLA caches one compressed latent that
-    // every TP rank keeps whole.
-    if (m[M_MLA] > 0.0) {
-        return m[M_KV_CACHE_ELEMS];
-    }
-    return ceil_div(m[M_KV_HEADS], tp) * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
+    return LayerCosts{attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
+                      embed_s, output_s};
 }
 
 // --------------------------------------------------------------------------- memory
@@ -368,6 +366,15 @@ PYENGINE_HD inline double layer_activation_bytes(const double* m, double n_tok, 
     return replicated / sp_div + (attn_parallel + scores + mlp_parallel) / tp;
 }
 
+// Parameters one GPU holds per layer kind, before ZeRO sharding.
+struct Holdings {
+    double dense_layer;
+    double moe_layer;
+    double expert_layer;
+    double embed_extra;
+    double output_extra;
+};
+
 PYENGINE_HD inline Holdings layer_holdings(const double* m, double pp, double tp, double etp,
                                            double ep) {
     // [M1] dense parameters (attention, dense MLP, shared experts, embeddings) are sharded
@@ -389,625 +396,12 @@ PYENGINE_HD inline Holdings layer_holdings(const double* m, double pp, double tp
     return Holdings{dense_layer, moe_layer, expert_layer, embed_extra, output_extra};
 }
 
-// (dense, expert) parameters one GPU of a stage holds before ZeRO sharding: its
-// layers' holdings, plus the input embedding on the first stage and the output layer
-// on the last.
-PYENGINE_HD inline StageParams stage_params(double n_layers, double n_moe, bool first, bool last,
-                                            const Holdings& held) {
-    double dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer;
-    if (first) {
-        dense += held.embed_extra;
-    }
-    if (last) {
-        dense += held.output_extra;
-    }
-    return StageParams{dense, n_moe * held.expert_layer};
-}
-
 PYENGINE_HD inline double zero_shard(double shard, double zero, double stage) {
     // [M2] ZeRO stage >= 1 shards optimizer states, >= 2 gradients, 3 parameters
     return zero >= stage ? shard : 1.0;
 }
 
-// --------------------------------------------------------------------------- the plan
-
-// Evaluate one plan: fill `out` (indices O_*) and return the feasibility code.
-//
-// `cache` (length N_CACHE) receives values that depend on leading plan columns only;
-// `reuse` says which may be read back instead of computed: 0 none; 1 the per-layer
-// costs, valid when the previous call's plan differed only in columns >= CACHE_FROM;
-// 2 also the stage split and holdings, valid when it differed only in columns
-// >= CACHE2_FROM; 3 also the micro-batch count and the checks before vpp, valid when it
-// differed only in columns >= CACHE3_FROM (space kernels know which column changed from
-// their odometer). Every cache slot is written before the code-only return.
-// out = nullptr asks for the code only: the timings are skipped.
-PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, const double* k,
-                                           const double* p, double* out, double* cache,
-                                           int reuse) {
-    // [P1] plan fields
-    double mode = p[P_MODE];
-    bool training = mode == 0.0;
-    bool decode = mode == 2.0;
-    bool fp8 = p[P_DTYPE] == 1.0;
-    double gbs = p[P_GLOBAL_BATCH];
-    double mbs = p[P_MICRO_BATCH];
-    double seq = p[P_SEQ_LEN];
-    double gen = p[P_GEN_TOKENS];
-    double tp = p[P_TP];
-    double pp = p[P_PP];
-    double dp = p[P_DP];
-    double cp = p[P_CP];
-    double ep = p[P_EP];
-    double etp = p[P_ETP] > 0.0 ? p[P_ETP] : tp;
-    double vpp = p[P_VPP];
-    double zero = training ? p[P_ZERO] : 0.0;
-    double recompute = training ? p[P_RECOMPUTE] : 0.0;
-    bool sp = p[P_SEQUENCE_PARALLEL] > 0.0 && tp > 1.0;
-    double cf = p[P_CAPACITY_FACTOR];
-    bool flash = p[P_FLASH_ATTENTION] > 0.0;
-    double grad_bytes = p[P_GRAD_DTYPE] == 1.0 ? 2.0 : 4.0;
-    bool tp_overlap = p[P_TP_OVERLAP] > 0.0;
-
-    // [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
-    // master copies); FP8 inference stores weights and the KV cache in one byte.
-    double ab = 2.0;
-    double wb = fp8 && !training ? 1.0 : 2.0;
-    double kvb = fp8 && !training ? 1.0 : 2.0;
-    double peak = h[H_PEAK_BF16];
-    double rate = peak * h[H_GEMM_EFF_MAX];
-    if (fp8 && h[H_PEAK_FP8] > 0.0) {
-        peak = h[H_PEAK_FP8];
-        rate = peak * h[H_GEMM_EFF_MAX_FP8];
-    }
-
-    double L = m[M_LAYERS];
-    bool is_moe = m[M_EXPERTS] > 0.0;
-    double n_gpus = tp * cp * pp * dp;
-    double edp = tp * cp * dp / (etp * ep);
-
-    // [F1] feasibility: every violated constraint sets its bit. The checks on columns
-    // before CACHE_FROM (heads, FFN, experts, sequence) are cached with the layer costs,
-    // those on columns before CACHE3_FROM (EP folding, batch, GPU count) with the
-    // micro-batch count; only the pipeline-depth checks involve vpp.
-    long long code;
-    double seqs_per_replica;
-    double n_micro;
-    if (reuse >= 3) {
-        code = (long long)cache[24];
-        seqs_per_replica = cache[25];
-        n_micro = cache[26];
-    } else {
-        if (reuse) {
-            code = (long long)cache[11];
-        } else {
-            code = 0;
-            if (!divides(tp, m[M_HEADS])) {
-                code |= V_TP_HEADS;
-            }
-            if (m[M_MLA] == 0.0 && !divides(tp, m[M_KV_HEADS])
-                    && !divides(m[M_KV_HEADS], tp)) {
-                code |= V_TP_KV_HEADS;
-            }
-            if (!divides(tp, m[M_FFN])) {
-                code |= V_TP_FFN;
-            }
-            if (is_moe && !divides(etp, m[M_EXPERT_FFN])) {
-                code |= V_ETP_FFN;
-            }
-            if ((is_moe && !divides(ep, m[M_EXPERTS])) || (!is_moe && ep > 1.0)) {
-                code |= V_EP_EXPERTS;
-            }
-            if (cp > 1.0 && !divides(2.0 * cp, seq)) {
-                code |= V_CP_SEQ;
-            }
-            if (sp && !divides(cp * tp, seq)) {
-                code |= V_SP_SEQ;
-            }
-            cache[11] = (double)code;
-        }
-        if (is_moe && !divides(etp * ep, tp * cp * dp)) {
-            code |= V_EP_FOLD;
-        }
-        seqs_per_replica = gbs / dp;
-        n_micro = py_max(1.0, floor(seqs_per_replica / mbs));
-        if (!divides(dp * mbs, gbs)) {
-            code |= V_BATCH;
-        }
-        if (k[K_GPUS_EXACT] > 0.0 && n_gpus != k[K_GPUS_EXACT]) {
-            code |= V_GPUS_EXACT;
-        }
-        if (k[K_GPUS_MAX] > 0.0 && n_gpus > k[K_GPUS_MAX]) {
-            code |= V_GPUS_MAX;
-        }
-        cache[24] = (double)code;
-        cache[25] = seqs_per_replica;
-        cache[26] = n_micro;
-    }
-    if (pp * vpp > L) {
-        code |= V_PP_LAYERS;
-    }
-    if (vpp > 1.0 && (pp == 1.0 || !divides(pp, n_micro))) {
-        code |= V_VPP_SCHEDULE;
-    }
-
-    // [S1] pipeline split: layers as even as possible; the remainder goes to the middle
-    // stages so that the first and last (holding the embedding and the output layer)
-    // get fewer (Llama 3 405B: 126 layers on 16 stages -> 7, 8 x 14, 7).
-    double layers_first;
-    double layers_last;
-    double layers_mid;
-    double moe_first;
-    double moe_last;
-    double moe_mid;
-    if (reuse >= 2) {
-        layers_first = cache[12];
-        layers_last = cache[13];
-        layers_mid = cache[14];
-        moe_first = cache[15];
-        moe_last = cache[16];
-        moe_mid = cache[17];
-    } else {
-        double base = floor(L / pp);
-        double rem = L - base * pp;
-        double mid_extra = py_min(rem, py_max(pp - 2.0, 0.0));
-        layers_first = base + (rem - mid_extra);
-        layers_last = pp > 1.0 ? base : layers_first;
-        layers_mid = pp > 2.0 ? base + (mid_extra > 0.0 ? 1.0 : 0.0) : 0.0;
-        // [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the
-        // middle stage just before the last, which holds the most MoE layers when dense
-        // ones lead.
-        moe_first = moe_layers_in(0.0, layers_first, m);
-        moe_last = pp > 1.0 ? moe_layers_in(L - layers_last, L, m) : moe_first;
-        moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m);
-        cache[12] = layers_first;
-        cache[13] = layers_last;
-        cache[14] = layers_mid;
-        cache[15] = moe_first;
-        cache[16] = moe_last;
-        cache[17] = moe_mid;
-    }
-
-    // [S3] tokens: a training/prefill pass of a micro-batch puts mbs*seq/cp tokens on
-    // each GPU; a decode step puts one token per sequence. Flash skips the masked half
-    // of causal attention; unfused attention computes every score.
-    double n_tok = mbs * seq / cp;
-    double keys = flash ? seq * 0.5 : seq;
-    double ctx = decode ? seq + gen : seq;
-
-    // [S4] expert capacity (DESIGN.md): capacity = ceil(k * T * cf / E) per expert for the
-    // T tokens one router rank sees; balanced routing drops what exceeds it.
-    double capacity = 0.0;
-    double dropped = 0.0;
-    if (is_moe) {
-        if (reuse) {
-            capacity = cache[27];
-            dropped = cache[28];
-        } else {
-            double t_router = n_tok;
-            capacity = ceil(m[M_TOP_K] * t_router * cf / m[M_EXPERTS]);
-            dropped = py_max(0.0, 1.0 - m[M_EXPERTS] * capacity / (m[M_TOP_K] * t_router));
-            cache[27] = capacity;
-            cache[28] = dropped;
-        }
-        if (capacity <= 0.0) {
-            code |= V_MOE_NO_CAPACITY;
-        }
-    }
-
-    // [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
-    // a pass and of a decode step (at the mean context seq + gen/2).
-    double kv_mean = seq + 0.5 * gen;
-    LayerCosts c;
-    double fwd_flops_tok;
-    double dec_flops_tok;
-    if (reuse) {
-        c = load_costs(cache, 0);
-        fwd_flops_tok = cache[9];
-        dec_flops_tok = cache[10];
-    } else {
-        c = layer_costs(m, h, n_tok, keys, 0.0, false, mbs, tp, cp, etp, ep, sp, flash,
-                        capacity, rate, ab, wb, kvb);
-        fwd_flops_tok = model_forward_flops_per_token(m, seq);
-        dec_flops_tok = 0.0;
-        if (decode) {
-            dec_flops_tok = model_forward_flops_per_token(m, kv_mean);
-        }
-        store_costs(cache, 0, c);
-        cache[9] = fwd_flops_tok;
-        cache[10] = dec_flops_tok;
-    }
-    // [M1] parameters one GPU holds, per layer kind and per stage
-    double d_first;
-    double e_first;
-    double d_last;
-    double e_last;
-    double d_mid;
-    double e_mid;
-    if (reuse >= 2) {
-        d_first = cache[18];
-        e_first = cache[19];
-        d_last = cache[20];
-        e_last = cache[21];
-        d_mid = cache[22];
-        e_mid = cache[23];
-    } else {
-        Holdings held = layer_holdings(m, pp, tp, etp, ep);
-        StageParams first_stage = stage_params(layers_first, moe_first, true, pp == 1.0, held);
-        StageParams last_stage = stage_params(layers_last, moe_last, pp == 1.0, true, held);
-        StageParams mid_stage = stage_params(layers_mid, moe_mid, false, false, held);
-        d_first = first_stage.dense;
-        e_first = first_stage.expert;
-        d_last = last_stage.dense;
-        e_last = last_stage.expert;
-        d_mid = mid_stage.dense;
-        e_mid = mid_stage.expert;
-        cache[18] = d_first;
-        cache[19] = e_first;
-        cache[20] = d_last;
-        cache[21] = e_last;
-        cache[22] = d_mid;
-        cache[23] = e_mid;
-    }
-
-    // [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
-    // weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
-    // parameters, EDP for expert parameters. Inference holds the weights only.
-    double dense_shard = dp * cp;
-    double expert_shard = edp;
-    double w_dense = wb / zero_shard(dense_shard, zero, 3.0);
-    double w_expert = wb / zero_shard(expert_shard, zero, 3.0);
-    double g_dense = 0.0;
-    double g_expert = 0.0;
-    double o_dense = 0.0;
-    double o_expert = 0.0;
-    if (training) {
-        g_dense = grad_bytes / zero_shard(dense_shard, zero, 2.0);
-        g_expert = grad_bytes / zero_shard(expert_shard, zero, 2.0);
-        o_dense = 12.0 / zero_shard(dense_shard, zero, 1.0);
-        o_expert = 12.0 / zero_shard(expert_shard, zero, 1.0);
-    }
-
-    // [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
-    // multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
-    double inflight_first = py_min(n_micro, pp);
-    if (vpp > 1.0) {
-        inflight_first = inflight_first * (1.0 + (pp - 1.0) / (pp * vpp));
-    }
-    double inflight_mid = py_min(n_micro, py_max(pp - 1.0, 1.0));
-    double act_dense = layer_activation_bytes(m, n_tok, seq, tp, sp, flash, recompute, false,
-                                              capacity, etp);
-    double act_moe = layer_activation_bytes(m, n_tok, seq, tp, sp, flash, recompute, true,
-                                            capacity, etp);
-    // [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
-    double logits_bytes = n_tok * m[M_VOCAB] / tp * 4.0;
-
-    double act_first;
-    double act_last;
-    double act_mid;
-    if (training) {
-        act_first = inflight_first * ((layers_first - moe_first) * act_dense
-                                      + moe_first * act_moe
-                                      + 2.0 * n_tok * m[M_HIDDEN] / (sp ? tp : 1.0));
-        act_last = (layers_last - moe_last) * act_dense + moe_last * act_moe + logits_bytes;
-        if (pp == 1.0) {
-            act_first = act_first + logits_bytes;
-            act_last = act_first;
-        }
-        act_mid = inflight_mid * ((layers_mid - moe_mid) * act_dense + moe_mid * act_moe);
-    } else {
-        // [M8] inference keeps no activations for backward: the working set of one layer
-        // (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
-        double act_inf = ab * n_tok * (4.0 * m[M_HIDDEN] + (2.0 + m[M_GATED])
-                                       * py_max(m[M_FFN], m[M_EXPERT_FFN]) / tp);
-        if (!flash) {
-            act_inf += ab * n_tok * seq * m[M_HEADS] / tp;
-        }
-        act_inf += mbs * m[M_VOCAB] / tp * 4.0;
-        act_first = act_inf;
-        act_last = act_inf;
-        act_mid = act_inf;
-    }
-
-    // [M7] KV cache (inference): sequences per replica x context x layers on the stage x
-    // values per token and layer on this GPU; CP shards the context.
-    if (!reuse) {
-        cache[29] = kv_cache_elems_per_gpu(m, tp);
-    }
-    double kv_tok = cache[29] * kvb * seqs_per_replica * ctx / cp;
-    double kv_first = 0.0;
-    double kv_last = 0.0;
-    double kv_mid = 0.0;
-    if (!training) {
-        kv_first = kv_tok * layers_first;
-        kv_last = kv_tok * layers_last;
-        kv_mid = kv_tok * layers_mid;
-    }
-
-    // [M4] memory of each stage's GPU; the fullest one is itemised
-    double per_dense = w_dense + g_dense + o_dense;
-    double per_expert = w_expert + g_expert + o_expert;
-    double overhead = h[H_MEM_OVERHEAD];
-    double mem_first = d_first * per_dense + e_first * per_expert + act_first + kv_first + overhead;
-    double mem_last = d_last * per_dense + e_last * per_expert + act_last + kv_last + overhead;
-    double mem_mid = d_mid * per_dense + e_mid * per_expert + act_mid + kv_mid + overhead;
-    double d_full = d_first;
-    double e_full = e_first;
-    double act_full = act_first;
-    double kv_full = kv_first;
-    double mem_total = mem_first;
-    if (mem_last > mem_total) {
-        d_full = d_last;
-        e_full = e_last;
-        act_full = act_last;
-        kv_full = kv_last;
-        mem_total = mem_last;
-    }
-    if (mem_mid > mem_total) {
-        d_full = d_mid;
-        e_full = e_mid;
-        act_full = act_mid;
-        kv_full = kv_mid;
-        mem_total = mem_mid;
-    }
-    if (mem_total > h[H_HBM_CAPACITY] * k[K_MEM_FRACTION]) {
-        code |= V_MEMORY;
-    }
-    // [F1] every constraint is decided by now: a caller that wants only the code passes
-    // out = nullptr and skips the timings (count and sweep kernels; the cached values
-    // above are all filled, so a later call may reuse them).
-    if (out == nullptr) {
-        return code;
-    }
-
-    out[O_MEM_WEIGHTS_BYTES] = d_full * w_dense + e_full * w_expert;
-    out[O_MEM_GRADS_BYTES] = d_full * g_dense + e_full * g_expert;
-    out[O_MEM_OPTIMIZER_BYTES] = d_full * o_dense + e_full * o_expert;
-    out[O_MEM_ACTIVATIONS_BYTES] = act_full;
-    out[O_MEM_KV_CACHE_BYTES] = kv_full;
-    out[O_MEM_OVERHEAD_BYTES] = overhead;
-    out[O_MEM_TOTAL_BYTES] = mem_total;
-
-    double dense_fwd = c.attn_s + c.mlp_s;
-    double moe_fwd = c.attn_s + c.moe_s;
-    // [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
-    // full recompute repeats each layer's forward, selective only the attention core.
-    double passes = training ? 3.0 : 1.0;
-    double comm_passes = training ? 2.0 : 1.0;
-    double recompute_layer = 0.0;
-    if (recompute == 2.0) {
-        recompute_layer = 1.0;
-    }
-    double recompute_core = recompute == 1.0 ? c.attn_core_s : 0.0;
-
-    // [T13] per-micro-batch time of each stage kind; the slowest one paces the pipeline.
-    double first_compute = stage_compute_s(layers_first, moe_first, dense_fwd, moe_fwd, passes,
-                                           c.embed_s, pp == 1.0 ? c.output_s : 0.0);
-    double last_compute = stage_compute_s(layers_last, moe_last, dense_fwd, moe_fwd, passes,
-                                          pp == 1.0 ? c.embed_s : 0.0, c.output_s);
-    double mid_compute = stage_compute_s(layers_mid, moe_mid, dense_fwd, moe_fwd, passes, 0.0,
-                                         0.0);
-    double first_re = layers_first * recompute_core + recompute_layer * (
-        (layers_first - moe_first) * dense_fwd + moe_first * moe_fwd);
-    double last_re = layers_last * recompute_core + recompute_layer * (
-        (layers_last - moe_last) * dense_fwd + moe_last * moe_fwd);
-    double mid_re = layers_mid * recompute_core + recompute_layer * (
-        (layers_mid - moe_mid) * dense_fwd + moe_mid * moe_fwd);
-    // [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
-    // splits each collective into chunks pipelined with the GEMMs it feeds: only what
-    // exceeds the layer's GEMM time stays exposed.
-    double tp_dense = c.tp_s;
-    double tp_moe = c.tp_s;
-    if (tp_overlap) {
-        tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
-        tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
-    }
-    double first_comm = comm_passes * ((layers_first - moe_first) * tp_dense
-                                       + moe_first * tp_moe
-                                       + layers_first * c.cp_s + moe_first * c.ep_s);
-    double last_comm = comm_passes * ((layers_last - moe_last) * tp_dense + moe_last * tp_moe
-                                      + layers_last * c.cp_s + moe_last * c.ep_s);
-    double mid_comm = comm_passes * ((layers_mid - moe_mid) * tp_dense + moe_mid * tp_moe
-                                     + layers_mid * c.cp_s + moe_mid * c.ep_s);
-    double first_total = first_compute + first_re + first_comm;
-    double last_total = last_compute + last_re + last_comm;
-    double mid_total = mid_compute + mid_re + mid_comm;
-    // pick the slowest stage, and keep its itemisation
-    double mb_s = first_total;
-    double mb_compute = first_compute;
-    double mb_re = first_re;
-    double n_layers_slow = layers_first;
-    double n_moe_slow = moe_first;
-    if (last_total > mb_s) {
-        mb_s = last_total;
-        mb_compute = last_compute;
-        mb_re = last_re;
-        n_layers_slow = layers_last;
-        n_moe_slow = moe_last;
-    }
-    if (mid_total > mb_s) {
-        mb_s = mid_total;
-        mb_compute = mid_compute;
-        mb_re = mid_re;
-        n_layers_slow = layers_mid;
-        n_moe_slow = moe_mid;
-    }
-    double mb_tp = comm_passes * ((n_layers_slow - n_moe_slow) * tp_dense
-                                  + n_moe_slow * tp_moe);
-    double mb_cp = comm_passes * n_layers_slow * c.cp_s;
-    double mb_ep = comm_passes * n_moe_slow * c.ep_s;
-
-    // [C9] pipeline: one activation (/t with SP) per micro-batch per stage boundary and
-    // direction, vpp times with interleaving; PP ranks are tp*cp*dp apart.
-    double pp_stride = tp * cp * dp;
-    double p2p_one = p2p_s(n_tok * m[M_HIDDEN] * ab / (sp ? tp : 1.0), pp_stride, h);
-    if (pp <= 1.0) {
-        p2p_one = 0.0;
-    }
-
-
-    // [M4]/[T14] the slowest stage's parameters drive DP traffic and the optimizer step;
-    // take the largest stage holding.
-    double d_max = py_max(d_first, py_max(d_last, d_mid));
-    double e_max = py_max(e_first, py_max(e_last, e_mid));
-
-    double step_s;
-    double tokens;
-    double model_flops;
-    double hw_flops;
-    double ttft;
-    double tpot;
-    if (training) {
-        // [T16] step = m micro-batches of the slowest stage + bubble (p-1)/v of them
-        // + pipeline sends + exposed DP traffic + optimizer.
-        double bubble_s = (pp - 1.0) / vpp * mb_s;
-        double p2p_total = 2.0 * n_micro * vpp * p2p_one;
-        // [C10] gradients: all-reduce (ZeRO 0) or reduce-scatter + parameter all-gather
-        // (ZeRO >= 1, distributed optimizer) over DP*CP (stride tp) for dense and EDP
-        // (stride etp*ep) for expert parameters. The gradient reduction overlaps the last
-        // micro-batch's backward, the parameter all-gather the next step's first forward;
-        // the excess is exposed. ZeRO-3 also gathers parameters in every fwd and bwd.
-        double fwd_mb = mb_compute / 3.0;
-        double bwd_mb = mb_compute - fwd_mb + mb_re;
-        double gather_dp = 0.0;
-        double reduce_dp;
-        if (zero == 0.0) {
-            reduce_dp = (allreduce_s(d_max * grad_bytes, dense_shard, tp, h)
-                         + allreduce_s(e_max * grad_bytes, expert_shard, etp * ep, h));
-        } else {
-            reduce_dp = (allgather_s(d_max * grad_bytes, dense_shard, tp, h)
-                         + allgather_s(e_max * grad_bytes, expert_shard, etp * ep, h));
-            gather_dp = (allgather_s(d_max * wb, dense_shard, tp, h)
-                         + allgather_s(e_max * wb, expert_shard, etp * ep, h));
-        }
-        double dp_s = py_max(0.0, reduce_dp - bwd_mb) + py_max(0.0, gather_dp - fwd_mb);
-        if (zero == 3.0) {
-            double gather_s = (allgather_s(d_max * wb, dense_shard, tp, h)
-                               + allgather_s(e_max * wb, expert_shard, etp * ep, h));
-            dp_s += n_micro * py_max(0.0, 2.0 * gather_s - mb_compute);
-        }
-        // [T14] optimizer: Adam reads and writes fp32 master weights and both moments,
-        // reads the gradient and writes the bf16 weight, for the parameters it owns.
-        double opt_params = (d_max / zero_shard(dense_shard, zero, 1.0)
-                             + e_max / zero_shard(expert_shard, zero, 1.0));
-        double opt_s = memory_bound_s(opt_params * (24.0 + grad_bytes + wb), 4.0, h);
-        step_s = n_micro * mb_s + bubble_s + p2p_total + dp_s + opt_s;
-        tokens = gbs * seq;
-        model_flops = 3.0 * fwd_flops_tok * tokens;
-        hw_flops = model_flops + tokens * recompute_flops_per_token(m, seq, recompute,
-                                                                    fwd_flops_tok);
-        out[O_TIME_COMPUTE_S] = n_micro * mb_compute;
-        out[O_TIME_RECOMPUTE_S] = n_micro * mb_re;
-        out[O_TIME_TP_S] = n_micro * mb_tp;
-        out[O_TIME_CP_S] = n_micro * mb_cp;
-        out[O_TIME_EP_S] = n_micro * mb_ep;
-        out[O_TIME_PP_P2P_S] = p2p_total;
-        out[O_TIME_PP_BUBBLE_S] = bubble_s;
-        out[O_TIME_DP_S] = dp_s;
-        out[O_TIME_OPTIMIZER_S] = opt_s;
-        ttft = 0.0;
-        tpot = 0.0;
-    } else {
-        // [T17] inference. Prefill: the replica's prompts flow through the pipeline in
-        // n_micro micro-batches, (n_micro + p - 1) slowest-stage times (TTFT). Decode
-        // (continuous batching): each step advances every sequence of the replica by one
-        // token, in p groups that keep the pipeline full, at the mean context
-        // seq + gen/2: TPOT = p x one group's slowest-stage time.
-        double fill = n_micro + pp - 1.0;
-        ttft = fill * (mb_s + p2p_one);
-        double t_compute = n_micro * mb_compute;
-        double t_tp = n_micro * mb_tp;
-        double t_cp = n_micro * mb_cp;
-        double t_ep = n_micro * mb_ep;
-        double t_p2p = fill * p2p_one;
-        double bubble_s = (pp - 1.0) * mb_s;
-        model_flops = fwd_flops_tok * gbs * seq;
-        tpot = 0.0;
-        if (decode) {
-            double group = py_max(1.0, floor(seqs_per_replica / pp));
-            double d_cap = 0.0;
-            if (is_moe) {
-                d_cap = ceil(m[M_TOP_K] * group * cf / m[M_EXPERTS]);
-            }
-            LayerCosts dc = layer_costs(m, h, group, kv_mean, kv_mean, true, group, tp, cp, etp,
-                                        ep, false, flash, d_cap, rate, ab, wb, kvb);
-            double n_l = n_layers_slow;
-            double n_mo = n_moe_slow;
-            double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s)
-                                  + n_mo * (dc.attn_s + dc.moe_s)
-                                  + dc.embed_s + dc.output_s);
-            double dec_tp = n_l * dc.tp_s;
-            double dec_cp = n_l * dc.cp_s;
-            double dec_ep = n_mo * dc.ep_s;
-            double dec_p2p = 0.0;
-            if (pp > 1.0) {
-                dec_p2p = p2p_s(group * m[M_HIDDEN] * ab, pp_stride, h);
-            }
-            tpot = pp * (dec_compute + dec_tp + dec_cp + dec_ep + dec_p2p);
-            t_compute += gen * pp * dec_compute;
-            t_tp += gen * pp * dec_tp;
-            t_cp += gen * pp * dec_cp;
-            t_ep += gen * pp * dec_ep;
-            t_p2p += gen * pp * dec_p2p;
-            model_flops += gen * gbs * dec_flops_tok;
-        }
-        step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s;
-        out[O_TIME_COMPUTE_S] = t_compute;
-        out[O_TIME_RECOMPUTE_S] = 0.0;
-        out[O_TIME_TP_S] = t_tp;
-        out[O_TIME_CP_S] = t_cp;
-        out[O_TIME_EP_S] = t_ep;
-        out[O_TIME_PP_P2P_S] = t_p2p;
-        out[O_TIME_PP_BUBBLE_S] = bubble_s;
-        out[O_TIME_DP_S] = 0.0;
-        out[O_TIME_OPTIMIZER_S] = 0.0;
-        tokens = decode ? gbs * gen : gbs * seq;
-        hw_flops = model_flops;
-    }
-
-    // [O1] outputs
-    out[O_N_GPUS] = n_gpus;
-    out[O_N_MICRO_BATCHES] = n_micro;
-    out[O_LAYERS_FIRST_STAGE] = layers_first;
-    out[O_LAYERS_MIDDLE_STAGE] = layers_mid;
-    out[O_LAYERS_LAST_STAGE] = layers_last;
-    out[O_CAPACITY_PER_EXPERT] = capacity;
-    out[O_DROPPED_FRACTION] = dropped;
-    out[O_TIME_STEP_S] = step_s;
-    out[O_TOKENS_PER_S] = tokens / step_s;
-    out[O_TOKENS_PER_S_PER_GPU] = tokens / step_s / n_gpus;
-    out[O_MODEL_FLOPS_PER_STEP] = model_flops;
-    out[O_MFU] = model_flops / (step_s * n_gpus * peak);
-    out[O_MODEL_TFLOPS_PER_GPU] = model_flops / (step_s * n_gpus) * 1e-12;
-    out[O_HW_TFLOPS_PER_GPU] = hw_flops / (step_s * n_gpus) * 1e-12;
-    out[O_TTFT_S] = ttft;
-    out[O_TPOT_S] = tpot;
-    return code;
-}
-
-PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
-                                          double moe_fwd, double passes, double embed_s,
-                                          double output_s) {
-    // [T13] compute of one stage for one micro-batch (forward, and backward when training)
-    return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s);
-}
-
-PYENGINE_HD inline LayerCosts load_costs(const double* cache, int at) {
-    // [T11] (see evaluate_plan) LayerCosts kept in the cache vector
-    return LayerCosts{cache[at], cache[at + 1], cache[at + 2], cache[at + 3], cache[at + 4],
-                      cache[at + 5], cache[at + 6], cache[at + 7], cache[at + 8]};
-}
-
-PYENGINE_HD inline void store_costs(double* cache, int at, const LayerCosts& c) {
-    cache[at] = c.attn_s;
-    cache[at + 1] = c.attn_core_s;
-    cache[at + 2] = c.mlp_s;
-    cache[at + 3] = c.moe_s;
-    cache[at + 4] = c.tp_s;
-    cache[at + 5] = c.cp_s;
-    cache[at + 6] = c.ep_s;
-    cache[at + 7] = c.embed_s;
-    cache[at + 8] = c.output_s;
-}
+// --------------------------------------------------------------------------- FLOPs
 
 PYENGINE_HD inline double model_forward_flops_per_token(const double* m, double ctx) {
     // [T15] model FLOPs per token, forward (Narayanan et al. 2021 eq. 3 counting): 2 FLOPs
@@ -1037,6 +431,784 @@ PYENGINE_HD inline double recompute_flops_per_token(const double* m, double ctx,
         return 2.0 * m[M_LAYERS] * ctx * m[M_HEADS] * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
     }
     return 0.0;
+}
+
+// --------------------------------------------------------------------------- the plan
+// evaluate_plan (at the end) composes the stages below in the order the data flows,
+// which is also the order of the plan columns (schema.PLAN): each cached stage reads
+// only the columns before its level's boundary, so a walker whose next plan differs only
+// in later columns keeps its result (`reuse`):
+//   level 1, columns before CACHE_FROM (global_batch): layer_stage, the layer shape;
+//   level 2, columns before CACHE2_FROM (dp): split_stage, the pipeline split;
+//   level 3, columns before CACHE3_FROM (vpp): batch_stage, micro-batches and GPU count;
+//   every plan: pipeline checks, memory per stage, time per stage, the step, outputs.
+
+// The plan row as named fields, and the precisions it implies.
+struct PlanFields {
+    bool training;
+    bool decode;
+    bool fp8;
+    double gbs;
+    double mbs;
+    double seq;
+    double gen;
+    double tp;
+    double pp;
+    double dp;
+    double cp;
+    double ep;
+    double etp;
+    double vpp;
+    double zero;
+    double recompute;
+    bool sp;
+    double cf;
+    bool flash;
+    double grad_bytes;
+    bool tp_overlap;
+};
+
+struct Precisions {
+    double ab;
+    double wb;
+    double kvb;
+    double peak;
+    double rate;
+};
+
+PYENGINE_HD inline PlanFields plan_fields(const double* p) {
+    // [P1] plan fields; ZeRO and recomputation apply to training only, sequence
+    // parallelism needs tp > 1, etp = 0 means "as tp".
+    double mode = p[P_MODE];
+    bool training = mode == 0.0;
+    double tp = p[P_TP];
+    return PlanFields{
+        training, mode == 2.0, p[P_DTYPE] == 1.0, p[P_GLOBAL_BATCH], p[P_MICRO_BATCH],
+        p[P_SEQ_LEN], p[P_GEN_TOKENS], tp, p[P_PP], p[P_DP], p[P_CP], p[P_EP],
+        p[P_ETP] > 0.0 ? p[P_ETP] : tp, p[P_VPP],
+        training ? p[P_ZERO] : 0.0, training ? p[P_RECOMPUTE] : 0.0,
+        p[P_SEQUENCE_PARALLEL] > 0.0 && tp > 1.0, p[P_CAPACITY_FACTOR],
+        p[P_FLASH_ATTENTION] > 0.0, p[P_GRAD_DTYPE] == 1.0 ? 2.0 : 4.0,
+        p[P_TP_OVERLAP] > 0.0};
+}
+
+PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
+    // [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
+    // master copies); FP8 inference stores weights and the KV cache in one byte.
+    double ab = 2.0;
+    double wb = f.fp8 && !f.training ? 1.0 : 2.0;
+    double kvb = f.fp8 && !f.training ? 1.0 : 2.0;
+    double peak = h[H_PEAK_BF16];
+    double rate = peak * h[H_GEMM_EFF_MAX];
+    if (f.fp8 && h[H_PEAK_FP8] > 0.0) {
+        peak = h[H_PEAK_FP8];
+        rate = peak * h[H_GEMM_EFF_MAX_FP8];
+    }
+    return Precisions{ab, wb, kvb, peak, rate};
+}
+
+// ---- level 1: the layer shape (columns before global_batch)
+
+// What the layer-shape columns decide: their feasibility bits, the tokens of a
+// micro-batch pass on one GPU, expert capacity, the per-layer forward costs of a pass,
+// model FLOPs per token of a pass and of a decode step, and KV values per token and layer.
+struct LayerStage {
+    long long code;
+    double n_tok;
+    double capacity;
+    double dropped;
+    LayerCosts costs;
+    double fwd_flops_tok;
+    double dec_flops_tok;
+    double kv_elems;
+};
+
+PYENGINE_HD inline long long layer_checks(const double* m, const PlanFields& f) {
+    // [F1] feasibility of the layer shape: every violated constraint sets its bit.
+    bool is_moe = m[M_EXPERTS] > 0.0;
+    long long code = 0;
+    if (!divides(f.tp, m[M_HEADS])) {
+        code |= V_TP_HEADS;
+    }
+    if (m[M_MLA] == 0.0 && !divides(f.tp, m[M_KV_HEADS]) && !divides(m[M_KV_HEADS], f.tp)) {
+        code |= V_TP_KV_HEADS;
+    }
+    if (!divides(f.tp, m[M_FFN])) {
+        code |= V_TP_FFN;
+    }
+    if (is_moe && !divides(f.etp, m[M_EXPERT_FFN])) {
+        code |= V_ETP_FFN;
+    }
+    if ((is_moe && !divides(f.ep, m[M_EXPERTS])) || (!is_moe && f.ep > 1.0)) {
+        code |= V_EP_EXPERTS;
+    }
+    if (f.cp > 1.0 && !divides(2.0 * f.cp, f.seq)) {
+        code |= V_CP_SEQ;
+    }
+    if (f.sp && !divides(f.cp * f.tp, f.seq)) {
+        code |= V_SP_SEQ;
+    }
+    return code;
+}
+
+// Tokens each expert takes per router rank, and the routed token-slots it drops.
+struct Capacity {
+    double capacity;
+    double dropped;
+};
+
+PYENGINE_HD inline Capacity expert_capacity(const double* m, double t_router, double cf) {
+    // [S4] expert capacity (DESIGN.md): capacity = ceil(k * T * cf / E) per expert for the
+    // T tokens one router rank sees; balanced routing drops what exceeds it. (0, 0) for a
+    // dense model.
+    if (m[M_EXPERTS] <= 0.0) {
+        return Capacity{0.0, 0.0};
+    }
+    double capacity = ceil(m[M_TOP_K] * t_router * cf / m[M_EXPERTS]);
+    double dropped = py_max(0.0, 1.0 - m[M_EXPERTS] * capacity / (m[M_TOP_K] * t_router));
+    return Capacity{capacity, dropped};
+}
+
+// Level 1: everything the columns before global_batch decide.
+PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, const PlanFields& f,
+                                          const Precisions& pr) {
+    long long code = layer_checks(m, f);
+    // [S3] tokens: a training/prefill pass of a micro-batch puts mbs*seq/cp tokens on
+    // each GPU; a decode step puts one token per sequence. Flash skips the masked half
+    // of causal attention; unfused attention computes every score.
+    double n_tok = f.mbs * f.seq / f.cp;
+    double keys = f.flash ? f.seq * 0.5 : f.seq;
+    Capacity cap = expert_capacity(m, n_tok, f.cf);
+    if (m[M_EXPERTS] > 0.0 && cap.capacity <= 0.0) {
+        code |= V_MOE_NO_CAPACITY;
+    }
+    // [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
+    // a pass and of a decode step (at the mean context seq + gen/2).
+    LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, f.tp, f.cp, f.etp, f.ep,
+                                   f.sp, f.flash, cap.capacity, pr.rate, pr.ab, pr.wb, pr.kvb);
+    double fwd_flops_tok = model_forward_flops_per_token(m, f.seq);
+    double dec_flops_tok = 0.0;
+    if (f.decode) {
+        dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen);
+    }
+    double kv_elems = kv_cache_elems_per_gpu(m, f.tp);
+    return LayerStage{code, n_tok, cap.capacity, cap.dropped, costs, fwd_flops_tok,
+                      dec_flops_tok, kv_elems};
+}
+
+// ---- level 2: the pipeline split (columns before dp)
+
+// One kind of pipeline stage (first, middle, last): its transformer layers, MoE layers
+// among them, the (dense, expert) parameters one of its GPUs holds before ZeRO sharding,
+// and whether it holds the input embedding (first) and the output layer (last).
+struct StageShape {
+    double layers;
+    double moe_layers;
+    double dense_params;
+    double expert_params;
+    bool first;
+    bool last;
+};
+
+struct SplitStage {
+    StageShape first;
+    StageShape mid;
+    StageShape last;
+};
+
+// A stage kind holding n_layers layers (n_moe of them MoE): its layers' holdings, plus the
+// input embedding on the first stage and the output layer on the last.
+PYENGINE_HD inline StageShape stage_shape(double n_layers, double n_moe, bool first, bool last,
+                                          const Holdings& held) {
+    double dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer;
+    if (first) {
+        dense += held.embed_extra;
+    }
+    if (last) {
+        dense += held.output_extra;
+    }
+    return StageShape{n_layers, n_moe, dense, n_moe * held.expert_layer, first, last};
+}
+
+// Level 2: the layers of each stage kind and what its GPUs hold.
+PYENGINE_HD inline SplitStage split_stage(const double* m, const PlanFields& f) {
+    double L = m[M_LAYERS];
+    double pp = f.pp;
+    // [S1] pipeline split: layers as even as possible; the remainder goes to the middle
+    // stages so that the first and last (holding the embedding and the output layer)
+    // get fewer (Llama 3 405B: 126 layers on 16 stages -> 7, 8 x 14, 7).
+    double base = floor(L / pp);
+    double rem = L - base * pp;
+    double mid_extra = py_min(rem, py_max(pp - 2.0, 0.0));
+    double layers_first = base + (rem - mid_extra);
+    double layers_last = pp > 1.0 ? base : layers_first;
+    double layers_mid = pp > 2.0 ? base + (mid_extra > 0.0 ? 1.0 : 0.0) : 0.0;
+    // [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the
+    // middle stage just before the last, which holds the most MoE layers when dense
+    // ones lead.
+    double moe_first = moe_layers_in(0.0, layers_first, m);
+    double moe_last = pp > 1.0 ? moe_layers_in(L - layers_last, L, m) : moe_first;
+    double moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m);
+    Holdings held = layer_holdings(m, pp, f.tp, f.etp, f.ep);
+    return SplitStage{stage_shape(layers_first, moe_first, true, pp == 1.0, held),
+                      stage_shape(layers_mid, moe_mid, false, false, held),
+                      stage_shape(layers_last, moe_last, pp == 1.0, true, held)};
+}
+
+// ---- level 3: micro-batches and GPU count (columns before vpp)
+
+struct BatchStage {
+    long long code;
+    double n_gpus;
+    double seqs_per_replica;
+    double n_micro;
+};
+
+// Level 3: the micro-batch count and the checks on expert folding, the batch and the GPU
+// count, added to the layer-shape bits.
+PYENGINE_HD inline BatchStage batch_stage(const double* m, const double* k, const PlanFields& f,
+                                          long long layer_code) {
+    // [F2] feasibility of the batch and of the GPU count
+    long long code = layer_code;
+    if (m[M_EXPERTS] > 0.0 && !divides(f.etp * f.ep, f.tp * f.cp * f.dp)) {
+        code |= V_EP_FOLD;
+    }
+    double seqs_per_replica = f.gbs / f.dp;
+    double n_micro = py_max(1.0, floor(seqs_per_replica / f.mbs));
+    if (!divides(f.dp * f.mbs, f.gbs)) {
+        code |= V_BATCH;
+    }
+    double n_gpus = f.tp * f.cp * f.pp * f.dp;
+    if (k[K_GPUS_EXACT] > 0.0 && n_gpus != k[K_GPUS_EXACT]) {
+        code |= V_GPUS_EXACT;
+    }
+    if (k[K_GPUS_MAX] > 0.0 && n_gpus > k[K_GPUS_MAX]) {
+        code |= V_GPUS_MAX;
+    }
+    return BatchStage{code, n_gpus, seqs_per_replica, n_micro};
+}
+
+// What the walkers keep between consecutive plans: reuse level k means the first k stage
+// results are those of the previous plan.
+struct Stages {
+    LayerStage layer;
+    SplitStage split;
+    BatchStage batch;
+};
+
+// The walkers' starting value (the first plan is evaluated with reuse 0).
+PYENGINE_HD inline Stages no_stages() {
+    LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, false, false};
+    return Stages{LayerStage{0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
+                  SplitStage{shape, shape, shape}, BatchStage{0, 0.0, 0.0, 0.0}};
+}
+
+// ---- every plan: pipeline checks and memory
+
+PYENGINE_HD inline long long pipeline_checks(const double* m, const PlanFields& f,
+                                             double n_micro) {
+    // [F3] feasibility of the pipeline depth (the only checks involving vpp)
+    long long code = 0;
+    if (f.pp * f.vpp > m[M_LAYERS]) {
+        code |= V_PP_LAYERS;
+    }
+    if (f.vpp > 1.0 && (f.pp == 1.0 || !divides(f.pp, n_micro))) {
+        code |= V_VPP_SCHEDULE;
+    }
+    return code;
+}
+
+// Bytes held per parameter, dense (sharded over DP*CP) and expert (over EDP).
+struct ParamBytes {
+    double dense_shard;
+    double expert_shard;
+    double w_dense;
+    double w_expert;
+    double g_dense;
+    double g_expert;
+    double o_dense;
+    double o_expert;
+};
+
+PYENGINE_HD inline ParamBytes bytes_per_param(const PlanFields& f, const Precisions& pr) {
+    // [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
+    // weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
+    // parameters, EDP = tp*cp*dp/(etp*ep) for expert parameters. Inference holds the
+    // weights only.
+    double dense_shard = f.dp * f.cp;
+    double expert_shard = f.tp * f.cp * f.dp / (f.etp * f.ep);
+    double w_dense = pr.wb / zero_shard(dense_shard, f.zero, 3.0);
+    double w_expert = pr.wb / zero_shard(expert_shard, f.zero, 3.0);
+    double g_dense = 0.0;
+    double g_expert = 0.0;
+    double o_dense = 0.0;
+    double o_expert = 0.0;
+    if (f.training) {
+        g_dense = f.grad_bytes / zero_shard(dense_shard, f.zero, 2.0);
+        g_expert = f.grad_bytes / zero_shard(expert_shard, f.zero, 2.0);
+        o_dense = 12.0 / zero_shard(dense_shard, f.zero, 1.0);
+        o_expert = 12.0 / zero_shard(expert_shard, f.zero, 1.0);
+    }
+    return ParamBytes{dense_shard, expert_shard, w_dense, w_expert, g_dense, g_expert,
+                      o_dense, o_expert};
+}
+
+// Activation bytes: per dense and per MoE layer of one micro-batch, the first stage's
+// embedding output, the last stage's logits; and inference's working set.
+struct Activations {
+    double dense_layer;
+    double moe_layer;
+    double embedding;
+    double logits;
+    double inference;
+};
+
+PYENGINE_HD inline Activations activations(const double* m, const PlanFields& f,
+                                           const Precisions& pr, const LayerStage& layer) {
+    double n_tok = layer.n_tok;
+    double act_dense = 0.0;
+    double act_moe = 0.0;
+    double act_inf = 0.0;
+    if (f.training) {
+        act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, f.recompute,
+                                           false, layer.capacity, f.etp);
+        act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, f.recompute,
+                                         true, layer.capacity, f.etp);
+    } else {
+        // [M8] inference keeps no activations for backward: the working set of one layer
+        // (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
+        act_inf = pr.ab * n_tok * (4.0 * m[M_HIDDEN] + (2.0 + m[M_GATED])
+                                   * py_max(m[M_FFN], m[M_EXPERT_FFN]) / f.tp);
+        if (!f.flash) {
+            act_inf += pr.ab * n_tok * f.seq * m[M_HEADS] / f.tp;
+        }
+        act_inf += f.mbs * m[M_VOCAB] / f.tp * 4.0;
+    }
+    // [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
+    double logits_bytes = n_tok * m[M_VOCAB] / f.tp * 4.0;
+    double embedding = 2.0 * n_tok * m[M_HIDDEN] / (f.sp ? f.tp : 1.0);
+    return Activations{act_dense, act_moe, embedding, logits_bytes, act_inf};
+}
+
+// One stage kind's memory per GPU, itemised.
+struct StageMemory {
+    double dense_params;
+    double expert_params;
+    double activations;
+    double kv_cache;
+    double total;
+};
+
+PYENGINE_HD inline StageMemory stage_memory(const StageShape& shape, double inflight,
+                                            const Activations& act, double kv_tok,
+                                            const ParamBytes& pb, double overhead,
+                                            bool training) {
+    // [M4] memory of one GPU of a stage kind: its parameters at their bytes per
+    // parameter, the activations of its in-flight micro-batches (training) or the working
+    // set and KV cache of its layers (inference), and the fixed overhead.
+    double kv = 0.0;
+    double held_act;
+    if (training) {
+        double layers = (shape.layers - shape.moe_layers) * act.dense_layer
+                        + shape.moe_layers * act.moe_layer;
+        if (shape.first) {
+            layers = layers + act.embedding;
+        }
+        held_act = inflight * layers;
+        if (shape.last) {
+            held_act = held_act + act.logits;
+        }
+    } else {
+        held_act = act.inference;
+        kv = kv_tok * shape.layers;
+    }
+    double per_dense = pb.w_dense + pb.g_dense + pb.o_dense;
+    double per_expert = pb.w_expert + pb.g_expert + pb.o_expert;
+    double total = (shape.dense_params * per_dense + shape.expert_params * per_expert + held_act
+                    + kv + overhead);
+    return StageMemory{shape.dense_params, shape.expert_params, held_act, kv, total};
+}
+
+PYENGINE_HD inline StageMemory fuller(const StageMemory& a, const StageMemory& b) {
+    // the stage kind with more memory (the earlier one on a tie)
+    return b.total > a.total ? b : a;
+}
+
+// The memory of the fullest stage kind.
+PYENGINE_HD inline StageMemory fullest_stage(const double* m, const double* h,
+                                             const PlanFields& f, const Precisions& pr,
+                                             const LayerStage& layer, const SplitStage& split,
+                                             const BatchStage& batch, const ParamBytes& pb) {
+    Activations act = activations(m, f, pr, layer);
+    // [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
+    // multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
+    double inflight_first = py_min(batch.n_micro, f.pp);
+    if (f.vpp > 1.0) {
+        inflight_first = inflight_first * (1.0 + (f.pp - 1.0) / (f.pp * f.vpp));
+    }
+    double inflight_mid = py_min(batch.n_micro, py_max(f.pp - 1.0, 1.0));
+    double inflight_last = f.pp > 1.0 ? 1.0 : inflight_first;
+    // [M7] KV cache (inference): sequences per replica x context x layers on the stage x
+    // values per token and layer on this GPU; CP shards the context.
+    double ctx = f.decode ? f.seq + f.gen : f.seq;
+    double kv_tok = layer.kv_elems * pr.kvb * batch.seqs_per_replica * ctx / f.cp;
+    double overhead = h[H_MEM_OVERHEAD];
+    StageMemory first = stage_memory(split.first, inflight_first, act, kv_tok, pb, overhead,
+                                     f.training);
+    StageMemory last = stage_memory(split.last, inflight_last, act, kv_tok, pb, overhead,
+                                    f.training);
+    StageMemory mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead,
+                                   f.training);
+    return fuller(fuller(first, last), mid);
+}
+
+// ---- every plan: time
+
+// Per-layer times of one micro-batch, as a stage adds them up.
+struct LayerTimes {
+    double dense_fwd;
+    double moe_fwd;
+    double passes;
+    double comm_passes;
+    double recompute_core;
+    double recompute_layer;
+    double tp_dense;
+    double tp_moe;
+};
+
+PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields& f) {
+    double dense_fwd = c.attn_s + c.mlp_s;
+    double moe_fwd = c.attn_s + c.moe_s;
+    // [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
+    // full recompute repeats each layer's forward, selective only the attention core.
+    double passes = f.training ? 3.0 : 1.0;
+    double comm_passes = f.training ? 2.0 : 1.0;
+    double recompute_layer = f.recompute == 2.0 ? 1.0 : 0.0;
+    double recompute_core = f.recompute == 1.0 ? c.attn_core_s : 0.0;
+    // [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
+    // splits each collective into chunks pipelined with the GEMMs it feeds: only what
+    // exceeds the layer's GEMM time stays exposed.
+    double tp_dense = c.tp_s;
+    double tp_moe = c.tp_s;
+    if (f.tp_overlap) {
+        tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
+        tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
+    }
+    return LayerTimes{dense_fwd, moe_fwd, passes, comm_passes, recompute_core, recompute_layer,
+                      tp_dense, tp_moe};
+}
+
+PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
+                                          double moe_fwd, double passes, double embed_s,
+                                          double output_s) {
+    // [T13] compute of one stage for one micro-batch (forward, and backward when training)
+    return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s);
+}
+
+// One stage kind's time per micro-batch: total, compute, recompute; and its layers.
+struct StageTime {
+    double total;
+    double compute;
+    double recompute;
+    double layers;
+    double moe_layers;
+};
+
+// The time of one stage kind for one micro-batch: its layers' compute (with the embedding
+// on the first stage and the output layer on the last), recomputation and exposed TP, CP
+// and EP communication.
+PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTimes& lt,
+                                        const LayerCosts& c) {
+    double dense = shape.layers - shape.moe_layers;
+    double compute = stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
+                                     lt.passes, shape.first ? c.embed_s : 0.0,
+                                     shape.last ? c.output_s : 0.0);
+    double recompute = shape.layers * lt.recompute_core + lt.recompute_layer * (
+        dense * lt.dense_fwd + shape.moe_layers * lt.moe_fwd);
+    double comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
+                                    + shape.layers * c.cp_s + shape.moe_layers * c.ep_s);
+    return StageTime{compute + recompute + comm, compute, recompute, shape.layers,
+                     shape.moe_layers};
+}
+
+PYENGINE_HD inline StageTime slower(const StageTime& a, const StageTime& b) {
+    // the stage kind that takes longer (the earlier one on a tie)
+    return b.total > a.total ? b : a;
+}
+
+// The slowest stage's micro-batch time, itemised: it paces the pipeline.
+struct MicroBatch {
+    double total;
+    double compute;
+    double recompute;
+    double tp;
+    double cp;
+    double ep;
+    double layers;
+    double moe_layers;
+};
+
+PYENGINE_HD inline MicroBatch micro_batch_time(const LayerCosts& c, const PlanFields& f,
+                                               const SplitStage& split) {
+    LayerTimes lt = layer_times(c, f);
+    StageTime slow = slower(slower(stage_time(split.first, lt, c), stage_time(split.last, lt, c)),
+                            stage_time(split.mid, lt, c));
+    return MicroBatch{slow.total, slow.compute, slow.recompute,
+                      lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
+                                        + slow.moe_layers * lt.tp_moe),
+                      lt.comm_passes * slow.layers * c.cp_s,
+                      lt.comm_passes * slow.moe_layers * c.ep_s, slow.layers, slow.moe_layers};
+}
+
+PYENGINE_HD inline double pipeline_send_s(const double* m, const double* h, const PlanFields& f,
+                                          const Precisions& pr, double n_tok) {
+    // [C9] pipeline: one activation (/t with SP) per micro-batch per stage boundary and
+    // direction, vpp times with interleaving; PP ranks are tp*cp*dp apart.
+    if (f.pp <= 1.0) {
+        return 0.0;
+    }
+    return p2p_s(n_tok * m[M_HIDDEN] * pr.ab / (f.sp ? f.tp : 1.0), f.tp * f.cp * f.dp, h);
+}
+
+// The step, itemised (seconds), with the tokens and FLOPs it processes.
+struct StepTime {
+    double compute;
+    double recompute;
+    double tp;
+    double cp;
+    double ep;
+    double pp_p2p;
+    double pp_bubble;
+    double dp;
+    double optimizer;
+    double step;
+    double tokens;
+    double model_flops;
+    double hw_flops;
+    double ttft;
+    double tpot;
+};
+
+PYENGINE_HD inline double data_parallel_s(const double* h, const PlanFields& f,
+                                          const Precisions& pr, const ParamBytes& pb,
+                                          double d_max, double e_max, const MicroBatch& mb,
+                                          double n_micro) {
+    // [C10] gradients: all-reduce (ZeRO 0) or reduce-scatter + parameter all-gather
+    // (ZeRO >= 1, distributed optimizer) over DP*CP (stride tp) for dense and EDP
+    // (stride etp*ep) for expert parameters. The gradient reduction overlaps the last
+    // micro-batch's backward, the parameter all-gather the next step's first forward;
+    // the excess is exposed. ZeRO-3 also gathers parameters in every fwd and bwd.
+    double fwd_mb = mb.compute / 3.0;
+    double bwd_mb = mb.compute - fwd_mb + mb.recompute;
+    double expert_stride = f.etp * f.ep;
+    double gather_dp = 0.0;
+    double reduce_dp;
+    if (f.zero == 0.0) {
+        reduce_dp = (allreduce_s(d_max * f.grad_bytes, pb.dense_shard, f.tp, h)
+                     + allreduce_s(e_max * f.grad_bytes, pb.expert_shard, expert_stride, h));
+    } else {
+        reduce_dp = (allgather_s(d_max * f.grad_bytes, pb.dense_shard, f.tp, h)
+                     + allgather_s(e_max * f.grad_bytes, pb.expert_shard, expert_stride, h));
+        gather_dp = (allgather_s(d_max * pr.wb, pb.dense_shard, f.tp, h)
+                     + allgather_s(e_max * pr.wb, pb.expert_shard, expert_stride, h));
+    }
+    double dp_s = py_max(0.0, reduce_dp - bwd_mb) + py_max(0.0, gather_dp - fwd_mb);
+    if (f.zero == 3.0) {
+        double gather_s = (allgather_s(d_max * pr.wb, pb.dense_shard, f.tp, h)
+                           + allgather_s(e_max * pr.wb, pb.expert_shard, expert_stride, h));
+        dp_s += n_micro * py_max(0.0, 2.0 * gather_s - mb.compute);
+    }
+    return dp_s;
+}
+
+PYENGINE_HD inline StepTime training_step(const double* m, const double* h, const PlanFields& f,
+                                          const Precisions& pr, const LayerStage& layer,
+                                          const SplitStage& split, const BatchStage& batch,
+                                          const ParamBytes& pb, const MicroBatch& mb,
+                                          double p2p_one) {
+    // [T16] step = m micro-batches of the slowest stage + bubble (p-1)/v of them
+    // + pipeline sends + exposed DP traffic + optimizer.
+    double n_micro = batch.n_micro;
+    double bubble_s = (f.pp - 1.0) / f.vpp * mb.total;
+    double p2p_total = 2.0 * n_micro * f.vpp * p2p_one;
+    // the largest stage holding drives DP traffic and the optimizer step
+    double d_max = py_max(split.first.dense_params,
+                          py_max(split.last.dense_params, split.mid.dense_params));
+    double e_max = py_max(split.first.expert_params,
+                          py_max(split.last.expert_params, split.mid.expert_params));
+    double dp_s = data_parallel_s(h, f, pr, pb, d_max, e_max, mb, n_micro);
+    // [T14] optimizer: Adam reads and writes fp32 master weights and both moments,
+    // reads the gradient and writes the bf16 weight, for the parameters it owns.
+    double opt_params = (d_max / zero_shard(pb.dense_shard, f.zero, 1.0)
+                         + e_max / zero_shard(pb.expert_shard, f.zero, 1.0));
+    double opt_s = memory_bound_s(opt_params * (24.0 + f.grad_bytes + pr.wb), 4.0, h);
+    double step_s = n_micro * mb.total + bubble_s + p2p_total + dp_s + opt_s;
+    double tokens = f.gbs * f.seq;
+    double model_flops = 3.0 * layer.fwd_flops_tok * tokens;
+    double hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f.recompute,
+                                                                       layer.fwd_flops_tok);
+    return StepTime{n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.tp,
+                    n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s, step_s,
+                    tokens, model_flops, hw_flops, 0.0, 0.0};
+}
+
+// One decode step of one pipeline group on the slowest stage, itemised.
+struct DecodeStep {
+    double compute;
+    double tp;
+    double cp;
+    double ep;
+    double p2p;
+};
+
+PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, const PlanFields& f,
+                                          const Precisions& pr, const BatchStage& batch,
+                                          const MicroBatch& mb) {
+    // (see inference_step) a group of the replica's sequences advances by one token at
+    // the mean context seq + gen/2; its experts see the group's tokens.
+    double group = py_max(1.0, floor(batch.seqs_per_replica / f.pp));
+    double kv_mean = f.seq + 0.5 * f.gen;
+    double d_cap = 0.0;
+    if (m[M_EXPERTS] > 0.0) {
+        d_cap = ceil(m[M_TOP_K] * group * f.cf / m[M_EXPERTS]);
+    }
+    LayerCosts dc = layer_costs(m, h, group, kv_mean, kv_mean, true, group, f.tp, f.cp, f.etp,
+                                f.ep, false, f.flash, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb);
+    double n_l = mb.layers;
+    double n_mo = mb.moe_layers;
+    double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
+                          + dc.embed_s + dc.output_s);
+    double dec_p2p = 0.0;
+    if (f.pp > 1.0) {
+        dec_p2p = p2p_s(group * m[M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h);
+    }
+    return DecodeStep{dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p};
+}
+
+PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
+                                           const PlanFields& f, const Precisions& pr,
+                                           const LayerStage& layer, const BatchStage& batch,
+                                           const MicroBatch& mb, double p2p_one) {
+    // [T17] inference. Prefill: the replica's prompts flow through the pipeline in
+    // n_micro micro-batches, (n_micro + p - 1) slowest-stage times (TTFT). Decode
+    // (continuous batching): each step advances every sequence of the replica by one
+    // token, in p groups that keep the pipeline full, at the mean context
+    // seq + gen/2: TPOT = p x one group's slowest-stage time.
+    double n_micro = batch.n_micro;
+    double pp = f.pp;
+    double fill = n_micro + pp - 1.0;
+    double ttft = fill * (mb.total + p2p_one);
+    double t_compute = n_micro * mb.compute;
+    double t_tp = n_micro * mb.tp;
+    double t_cp = n_micro * mb.cp;
+    double t_ep = n_micro * mb.ep;
+    double t_p2p = fill * p2p_one;
+    double bubble_s = (pp - 1.0) * mb.total;
+    double model_flops = layer.fwd_flops_tok * f.gbs * f.seq;
+    double tpot = 0.0;
+    if (f.decode) {
+        DecodeStep d = decode_step(m, h, f, pr, batch, mb);
+        tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.p2p);
+        t_compute += f.gen * pp * d.compute;
+        t_tp += f.gen * pp * d.tp;
+        t_cp += f.gen * pp * d.cp;
+        t_ep += f.gen * pp * d.ep;
+        t_p2p += f.gen * pp * d.p2p;
+        model_flops += f.gen * f.gbs * layer.dec_flops_tok;
+    }
+    double step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s;
+    double tokens = f.decode ? f.gbs * f.gen : f.gbs * f.seq;
+    return StepTime{t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, step_s, tokens,
+                    model_flops, model_flops, ttft, tpot};
+}
+
+PYENGINE_HD inline void write_outputs(double* out, const LayerStage& layer,
+                                      const SplitStage& split, const BatchStage& batch,
+                                      const ParamBytes& pb, const StageMemory& mem,
+                                      double overhead, const StepTime& t, double peak) {
+    // [O1] outputs: the fullest stage's memory, the step's times, rates and utilisation
+    double n_gpus = batch.n_gpus;
+    out[O_N_GPUS] = n_gpus;
+    out[O_N_MICRO_BATCHES] = batch.n_micro;
+    out[O_LAYERS_FIRST_STAGE] = split.first.layers;
+    out[O_LAYERS_MIDDLE_STAGE] = split.mid.layers;
+    out[O_LAYERS_LAST_STAGE] = split.last.layers;
+    out[O_CAPACITY_PER_EXPERT] = layer.capacity;
+    out[O_DROPPED_FRACTION] = layer.dropped;
+    out[O_MEM_WEIGHTS_BYTES] = mem.dense_params * pb.w_dense + mem.expert_params * pb.w_expert;
+    out[O_MEM_GRADS_BYTES] = mem.dense_params * pb.g_dense + mem.expert_params * pb.g_expert;
+    out[O_MEM_OPTIMIZER_BYTES] = (mem.dense_params * pb.o_dense
+                                  + mem.expert_params * pb.o_expert);
+    out[O_MEM_ACTIVATIONS_BYTES] = mem.activations;
+    out[O_MEM_KV_CACHE_BYTES] = mem.kv_cache;
+    out[O_MEM_OVERHEAD_BYTES] = overhead;
+    out[O_MEM_TOTAL_BYTES] = mem.total;
+    out[O_TIME_COMPUTE_S] = t.compute;
+    out[O_TIME_RECOMPUTE_S] = t.recompute;
+    out[O_TIME_TP_S] = t.tp;
+    out[O_TIME_CP_S] = t.cp;
+    out[O_TIME_EP_S] = t.ep;
+    out[O_TIME_PP_P2P_S] = t.pp_p2p;
+    out[O_TIME_PP_BUBBLE_S] = t.pp_bubble;
+    out[O_TIME_DP_S] = t.dp;
+    out[O_TIME_OPTIMIZER_S] = t.optimizer;
+    out[O_TIME_STEP_S] = t.step;
+    out[O_TOKENS_PER_S] = t.tokens / t.step;
+    out[O_TOKENS_PER_S_PER_GPU] = t.tokens / t.step / n_gpus;
+    out[O_MODEL_FLOPS_PER_STEP] = t.model_flops;
+    out[O_MFU] = t.model_flops / (t.step * n_gpus * peak);
+    out[O_MODEL_TFLOPS_PER_GPU] = t.model_flops / (t.step * n_gpus) * 1e-12;
+    out[O_HW_TFLOPS_PER_GPU] = t.hw_flops / (t.step * n_gpus) * 1e-12;
+    out[O_TTFT_S] = t.ttft;
+    out[O_TPOT_S] = t.tpot;
+}
+
+// Evaluate one plan: fill `out` (indices O_*) and return the feasibility code.
+//
+// out == nullptr asks for the code only: the timings are skipped. `stages` holds the
+// previous plan's stage results; `reuse` says how many of them still hold (0 none; 1
+// layer, when the plans differ only in columns >= CACHE_FROM; 2 also split,
+// >= CACHE2_FROM; 3 also batch, >= CACHE3_FROM). On return `stages` holds this plan's
+// (Python returns them with the code).
+PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, const double* k,
+                                           const double* p, double* out, Stages& stages,
+                                           int reuse) {
+    PlanFields f = plan_fields(p);
+    Precisions pr = precisions(h, f);
+    if (reuse < 1) {
+        stages.layer = layer_stage(m, h, f, pr);
+    }
+    if (reuse < 2) {
+        stages.split = split_stage(m, f);
+    }
+    if (reuse < 3) {
+        stages.batch = batch_stage(m, k, f, stages.layer.code);
+    }
+    const LayerStage& layer = stages.layer;
+    const SplitStage& split = stages.split;
+    const BatchStage& batch = stages.batch;
+    long long code = batch.code | pipeline_checks(m, f, batch.n_micro);
+    ParamBytes pb = bytes_per_param(f, pr);
+    StageMemory mem = fullest_stage(m, h, f, pr, layer, split, batch, pb);
+    if (mem.total > h[H_HBM_CAPACITY] * k[K_MEM_FRACTION]) {
+        code |= V_MEMORY;
+    }
+    // every constraint is decided by now: a caller that wants only the code (count and
+    // sweep kernels) passes out = nullptr and skips the timings
+    if (out == nullptr) {
+        return code;
+    }
+    MicroBatch mb = micro_batch_time(layer.costs, f, split);
+    double p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok);
+    StepTime t;
+    if (f.training) {
+        t = training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one);
+    } else {
+        t = inference_step(m, h, f, pr, layer, batch, mb, p2p_one);
+    }
+    write_outputs(out, layer, split, batch, pb, mem, h[H_MEM_OVERHEAD], t, pr.peak);
+    return code;
 }
 
 }  // namespace pyengine

@@ -14,7 +14,6 @@
 namespace {
 
 using pyengine::CACHE_FROM;
-using pyengine::N_CACHE;
 using pyengine::N_OUTPUTS;
 using pyengine::N_PLAN;
 
@@ -108,7 +107,7 @@ extern "C" __global__ void evaluate_rows_kernel(const double* __restrict__ m,
                                                 double* __restrict__ out,
                                                 long long* __restrict__ codes, long long n) {
     double col[N_OUTPUTS];
-    double cache[N_CACHE];
+    pyengine::Stages stages = pyengine::no_stages();
     double prev[CACHE_FROM];
     bool have_prev = false;
     const long long stride = static_cast<long long>(blockDim.x) * gridDim.x;
@@ -120,7 +119,7 @@ extern "C" __global__ void evaluate_rows_kernel(const double* __restrict__ m,
         }
         const bool reuse = same_leading_columns(p, prev, have_prev);
         have_prev = true;
-        codes[i] = pyengine::evaluate_plan(m, h, k, p, col, cache, reuse);
+        codes[i] = pyengine::evaluate_plan(m, h, k, p, col, stages, reuse);
         for (int j = 0; j < N_OUTPUTS; ++j) {
             out[j * n + i] = col[j];
         }
@@ -139,7 +138,7 @@ extern "C" __global__ void evaluate_space_kernel(const double* __restrict__ m,
                                                  long long* __restrict__ codes) {
     const long long n = stop - start;
     double col[N_OUTPUTS];
-    double cache[N_CACHE];
+    pyengine::Stages stages = pyengine::no_stages();
     double prev[CACHE_FROM];
     bool have_prev = false;
     const long long stride = static_cast<long long>(blockDim.x) * gridDim.x;
@@ -149,7 +148,7 @@ extern "C" __global__ void evaluate_space_kernel(const double* __restrict__ m,
         decode_plan(values, offsets, lengths, start + i, p);
         const bool reuse = same_leading_columns(p, prev, have_prev);
         have_prev = true;
-        codes[i] = pyengine::evaluate_plan(m, h, k, p, col, cache, reuse);
+        codes[i] = pyengine::evaluate_plan(m, h, k, p, col, stages, reuse);
         for (int j = 0; j < N_OUTPUTS; ++j) {
             out[j * n + i] = col[j];
         }
@@ -179,7 +178,7 @@ extern "C" __global__ void count_space_kernel(const double* __restrict__ m,
     __syncthreads();
 
     const long long n = stop - start;
-    double cache[N_CACHE];
+    pyengine::Stages stages = pyengine::no_stages();
     unsigned long long my_feasible = 0ULL;
     const long long n_runs = (n + run - 1) / run;
     const long long stride = static_cast<long long>(blockDim.x) * gridDim.x;
@@ -196,7 +195,7 @@ extern "C" __global__ void count_space_kernel(const double* __restrict__ m,
                 reuse = advance_plan(values, offsets, lengths, digits, p) >= CACHE_FROM;
             }
             // no outputs: the code only (evaluate_plan skips the timings)
-            const long long code = pyengine::evaluate_plan(m, h, k, p, nullptr, cache, reuse);
+            const long long code = pyengine::evaluate_plan(m, h, k, p, nullptr, stages, reuse);
             if (code == 0) {
                 ++my_feasible;
             }

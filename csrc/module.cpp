@@ -217,7 +217,7 @@ __attribute__((flatten)) void rows_block(const Inputs& in, const double* plans, 
                                          std::int64_t hi, double* out, std::int64_t* codes,
                                          std::int64_t n) {
     double tmp[CHUNK][N_OUTPUTS];
-    double cache[pyengine::N_CACHE];
+    pyengine::Stages stages = pyengine::no_stages();
     for (std::int64_t i = lo; i < hi; i += CHUNK) {
         const std::int64_t count = std::min(CHUNK, hi - i);
         for (std::int64_t r = 0; r < count; ++r) {
@@ -225,7 +225,7 @@ __attribute__((flatten)) void rows_block(const Inputs& in, const double* plans, 
             // a row equal (bit for bit) to the previous one in its leading columns shares
             // what depends on them only, as consecutive plans of a space do
             const int reuse = i + r > lo ? reuse_level(first_difference(p, p - N_PLAN)) : 0;
-            codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache, reuse);
+            codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], stages, reuse);
         }
         flush(tmp, count, out, n, i);
     }
@@ -253,7 +253,7 @@ __attribute__((flatten)) void space_block(const Inputs& in, const Axes& a, std::
                                           std::int64_t lo, std::int64_t hi, double* out,
                                           std::int64_t* codes, std::int64_t n) {
     double tmp[CHUNK][N_OUTPUTS];
-    double cache[pyengine::N_CACHE];
+    pyengine::Stages stages = pyengine::no_stages();
     double p[N_PLAN];
     std::int64_t digits[N_PLAN];
     decode(a, start + lo, digits, p);
@@ -264,7 +264,7 @@ __attribute__((flatten)) void space_block(const Inputs& in, const Axes& a, std::
             if (i + r > lo) {
                 reuse = reuse_level(advance(a, digits, p));
             }
-            codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], cache, reuse);
+            codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], stages, reuse);
         }
         flush(tmp, count, out, n, i);
     }
@@ -301,7 +301,7 @@ __attribute__((flatten)) std::int64_t sweep_block(
         const std::int64_t* cols, std::int64_t n_cols, double* out, std::int64_t stride,
         std::int64_t* index, std::int64_t at, std::int64_t* by_bit) {
     double col[N_OUTPUTS];
-    double cache[pyengine::N_CACHE];
+    pyengine::Stages stages = pyengine::no_stages();
     double p[N_PLAN];
     std::int64_t digits[N_PLAN];
     std::int64_t found = 0;
@@ -311,12 +311,12 @@ __attribute__((flatten)) std::int64_t sweep_block(
         if (i > 0) {
             reuse = reuse_level(advance(a, digits, p));
         }
-        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, nullptr, cache,
+        const long long code = pyengine::evaluate_plan(in.m, in.h, in.k, p, nullptr, stages,
                                                        reuse);
         if (code == 0) {
             if constexpr (keep) {
                 if (n_cols > 0) {
-                    pyengine::evaluate_plan(in.m, in.h, in.k, p, col, cache, 2);
+                    pyengine::evaluate_plan(in.m, in.h, in.k, p, col, stages, 3);
                     for (std::int64_t c = 0; c < n_cols; ++c) {
                         out[c * stride + at + found] = col[cols[c]];
                     }
@@ -455,7 +455,6 @@ PYBIND11_MODULE(_native, mod) {
     mod.attr("N_MODEL") = N_MODEL;
     mod.attr("N_HARDWARE") = N_HARDWARE;
     mod.attr("N_LIMITS") = N_LIMITS;
-    mod.attr("N_CACHE") = pyengine::N_CACHE;
     mod.attr("CACHE_FROM") = pyengine::CACHE_FROM;
     mod.attr("N_VIOLATIONS") = pyengine::N_VIOLATIONS;
     mod.attr("BLOCK") = BLOCK;

@@ -118,7 +118,6 @@ constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 20;
 constexpr int N_OUTPUTS = 32;
 constexpr int N_VIOLATIONS = 15;
-constexpr int N_CACHE = 30;
 constexpr int CACHE_FROM = 12;
 constexpr int CACHE2_FROM = 14;
 constexpr int CACHE3_FROM = 15;

@@ -41,39 +41,34 @@ def fmt_count(x: float) -> str:
 
 
 def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result) -> dict:
-    """Intermediate quantities behind the terms, from the reference's helpers."""
+    """Intermediate quantities behind the terms: the kernel's own stage results (the
+    pipeline split, MoE layers and holdings per stage kind, activation bytes per layer,
+    ZeRO shards), so nothing here re-derives them."""
     m = R.model_vector(model)
-    o = result.outputs
+    h = R.hardware_vector(hardware)
+    p = R.plan_vector(plan)
+    f = R.plan_fields(p)
+    pr = R.precisions(h, f)
+    _, stages = R.evaluate_plan(m, h, R.limits_vector(), p, np.zeros(S.N_OUTPUTS),
+                                R.no_stages(), 0)
     tp, pp, dp, cp, ep = plan.tp, plan.pp, plan.dp, plan.cp, plan.ep
     etp = plan.expert_tp
-    training = plan.mode == "train"
-    sp = plan.sequence_parallel and tp > 1
-    n_tok = plan.micro_batch * plan.seq_len / cp
-    rec = {"none": 0.0, "selective": 1.0, "full": 2.0}[plan.recompute] if training else 0.0
-    cap = o["capacity_per_expert"]
-    # the kernel's own stage split, MoE layers and holdings per stage: it leaves them in
-    # its cache vector (schema.CACHE names them), so nothing here re-derives them
-    cache = np.zeros(S.N_CACHE)
-    R.evaluate_plan(m, R.hardware_vector(hardware), R.limits_vector(), R.plan_vector(plan),
-                    np.zeros(S.N_OUTPUTS), cache, 0)
-    kept = dict(zip(S.CACHE, cache.tolist()))
     params = {}
-    for name, key in (("first", "first"), ("middle", "mid"), ("last", "last")):
+    for name, shape in (("first", stages.split.first), ("middle", stages.split.mid),
+                        ("last", stages.split.last)):
         if name == "middle" and pp <= 2:
             continue
-        params[name] = {"layers": kept[f"layers_{key}"], "moe_layers": kept[f"moe_{key}"],
-                        "dense_params": kept[f"dense_{key}"],
-                        "expert_params": kept[f"expert_{key}"]}
-    act_dense = R.layer_activation_bytes(m, n_tok, float(plan.seq_len), float(tp), sp,
-                                         plan.flash_attention, rec, False, cap, float(etp))
-    act_moe = R.layer_activation_bytes(m, n_tok, float(plan.seq_len), float(tp), sp,
-                                       plan.flash_attention, rec, True, cap, float(etp))
-    edp = tp * cp * dp / (etp * ep)
+        params[name] = {"layers": shape.layers, "moe_layers": shape.moe_layers,
+                        "dense_params": shape.dense_params, "expert_params": shape.expert_params}
+    act = R.activations(m, f._replace(training=True), pr, stages.layer)
+    pb = R.bytes_per_param(f, pr)
+    edp = pb.expert_shard
     return {
-        "tokens_per_microbatch_per_gpu": n_tok,
-        "micro_batches": o["n_micro_batches"],
+        "tokens_per_microbatch_per_gpu": stages.layer.n_tok,
+        "micro_batches": stages.batch.n_micro,
         "stages": params,
-        "activation_bytes_per_layer": {"dense": act_dense, "moe": act_moe if model.is_moe else 0},
+        "activation_bytes_per_layer": {"dense": act.dense_layer,
+                                       "moe": act.moe_layer if model.is_moe else 0},
         "zero_shard_dense": dp * cp, "zero_shard_expert": edp,
         "edp": edp, "params_total": m[S.M_PARAMS_TOTAL], "params_active": m[S.M_PARAMS_ACTIVE],
         "world": f"{tp * cp * pp * dp} = tp {tp} x cp {cp} x pp {pp} x dp {dp}",

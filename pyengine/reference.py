@@ -121,27 +121,37 @@ def moe_layers_in(first, last, m):
 
 # --------------------------------------------------------------------------- layers
 
-# Forward cost of one layer for one micro-batch on one GPU, split by kind so that the
-# caller can scale, recompute and expose each part. Seconds.
-LayerCosts = namedtuple(
-    "LayerCosts",
-    ["attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s", "output_s"],
-)
+
+def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, rate, ab, wb):
+    # [T8] a dense or shared-expert MLP of intermediate size ffn: g = 3 matrices if gated
+    # else 2; GEMM traffic x + g*f + y; the activation function reads and writes g*f.
+    n_mat = 2.0 + m[S.M_GATED]
+    hid = m[S.M_HIDDEN]
+    flops = 2.0 * n_tok * hid * ffn * n_mat / tp
+    nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp)
+    elem_bytes = n_tok * ab * n_mat * ffn / tp + n_tok * hid * ab * (5.0 + m[S.M_DROPOUT]) / sp_div
+    return (gemm_s(flops, nbytes, min(n_tok, ffn / tp), rate, h) + h[S.H_OP_OVERHEAD]
+            + memory_bound_s(elem_bytes, 3.0, h))
 
 
-def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, flash,
-                capacity, rate, ab, wb, kvb):
-    """Forward cost of each layer kind for n_tok query tokens per GPU.
+def kv_cache_elems_per_gpu(m, tp):
+    # [M7] KV-cache values per token and layer on one GPU: GQA shards K/V heads over TP
+    # (a head is replicated when tp > kv_heads); MLA caches one compressed latent that
+    # every TP rank keeps whole.
+    if m[S.M_MLA] > 0.0:
+        return m[S.M_KV_CACHE_ELEMS]
+    return ceil_div(m[S.M_KV_HEADS], tp) * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
 
-    keys: keys each query attends to (causal flash halves them); kv_len: cached context
-    (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
-    rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16).
-    """
+
+# The attention block's forward time, and its core (QK^T, softmax, AV) alone.
+AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s"])
+
+
+def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, rate,
+                    ab, wb, kvb):
     hid = m[S.M_HIDDEN]
     heads_local = m[S.M_HEADS] / tp
-    sp_div = tp if sp else 1.0
     rate16 = h[S.H_PEAK_BF16] * h[S.H_GEMM_EFF_MAX]
-
     # [T5] attention projections (QKV + output): 2 * tokens * weights FLOPs, TP-sharded.
     q_dim = m[S.M_HEADS] * m[S.M_QK_HEAD_DIM]
     o_dim = m[S.M_HEADS] * m[S.M_V_HEAD_DIM]
@@ -168,44 +178,70 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
     # [T7] attention-side elementwise: norm (r+w), residual add (2r+w), rope, dropout.
     attn_elem_s = memory_bound_s(n_tok * hid * ab * (5.0 + 2.0 * m[S.M_DROPOUT]) / sp_div
                                  + n_tok * ab * q_dim / tp, 3.0, h)
-    attn_s = proj_s + attn_core_s + attn_elem_s
+    return AttentionCosts(proj_s + attn_core_s + attn_elem_s, attn_core_s)
 
-    # [T8] dense MLP: g = 3 matrices if gated else 2; GEMM traffic x + g*f + y;
-    # activation function reads and writes g*f.
-    mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
 
+# An MoE layer's MLP forward time (router, permutes, experts, shared experts) and its
+# expert-parallel communication.
+MoeCosts = namedtuple("MoeCosts", ["moe_s", "ep_s"])
+
+
+def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
+    if m[S.M_EXPERTS] <= 0.0:
+        return MoeCosts(0.0, 0.0)
+    hid = m[S.M_HIDDEN]
+    rate16 = h[S.H_PEAK_BF16] * h[S.H_GEMM_EFF_MAX]
     # [T9] MoE MLP: router GEMM, permute/unpermute, routed experts, shared experts.
     # Per GPU the experts process E*capacity/tp token-slots (conservation over the
     # folded expert group), m_e = capacity*ep*etp/tp slots per local expert, each
     # expert sharded over etp. Thin m_e makes the expert GEMMs memory-bound by itself.
-    moe_s = 0.0
-    ep_s = 0.0
-    if m[S.M_EXPERTS] > 0.0:
-        gated = m[S.M_GATED]
-        n_mat = 2.0 + gated
-        experts_local = m[S.M_EXPERTS] / ep
-        slots = m[S.M_EXPERTS] * capacity / tp
-        m_e = capacity * ep * etp / tp
-        router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[S.M_EXPERTS],
-                          n_tok / sp_div * (hid * ab + m[S.M_EXPERTS] * 4.0),
-                          min(n_tok / sp_div, m[S.M_EXPERTS]), rate16, h)
-        permute_s = memory_bound_s(4.0 * slots * hid * ab, 4.0, h)
-        expert_flops = 2.0 * experts_local * m_e * hid * m[S.M_EXPERT_FFN] * n_mat / etp
-        expert_bytes = experts_local * (hid * m[S.M_EXPERT_FFN] * n_mat / etp * wb
-                                        + m_e * ab * (2.0 * hid
-                                                      + 2.0 * n_mat * m[S.M_EXPERT_FFN] / etp))
-        experts_s = (gemm_s(expert_flops, expert_bytes,
-                            min(m_e, m[S.M_EXPERT_FFN] / etp), rate, h)
-                     + 2.0 * h[S.H_OP_OVERHEAD])
-        shared_s = 0.0
-        if m[S.M_SHARED_FFN] > 0.0:
-            shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, ab, wb)
-        moe_s = router_s + permute_s + experts_s + shared_s
-        # [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
-        # (stride etp); with etp > 1 the slots are also gathered / scattered over ETP.
-        slot_bytes = slots * hid * ab
-        ep_s = (2.0 * alltoall_s(slot_bytes, ep, etp, h)
-                + 2.0 * allgather_s(slot_bytes, etp, 1.0, h))
+    n_mat = 2.0 + m[S.M_GATED]
+    experts_local = m[S.M_EXPERTS] / ep
+    slots = m[S.M_EXPERTS] * capacity / tp
+    m_e = capacity * ep * etp / tp
+    router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[S.M_EXPERTS],
+                      n_tok / sp_div * (hid * ab + m[S.M_EXPERTS] * 4.0),
+                      min(n_tok / sp_div, m[S.M_EXPERTS]), rate16, h)
+    permute_s = memory_bound_s(4.0 * slots * hid * ab, 4.0, h)
+    expert_flops = 2.0 * experts_local * m_e * hid * m[S.M_EXPERT_FFN] * n_mat / etp
+    expert_bytes = experts_local * (hid * m[S.M_EXPERT_FFN] * n_mat / etp * wb
+                                    + m_e * ab * (2.0 * hid
+                                                  + 2.0 * n_mat * m[S.M_EXPERT_FFN] / etp))
+    experts_s = (gemm_s(expert_flops, expert_bytes, min(m_e, m[S.M_EXPERT_FFN] / etp), rate, h)
+                 + 2.0 * h[S.H_OP_OVERHEAD])
+    shared_s = 0.0
+    if m[S.M_SHARED_FFN] > 0.0:
+        shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, ab, wb)
+    # [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
+    # (stride etp); with etp > 1 the slots are also gathered / scattered over ETP.
+    slot_bytes = slots * hid * ab
+    ep_s = (2.0 * alltoall_s(slot_bytes, ep, etp, h)
+            + 2.0 * allgather_s(slot_bytes, etp, 1.0, h))
+    return MoeCosts(router_s + permute_s + experts_s + shared_s, ep_s)
+
+
+# Forward cost of one layer for one micro-batch on one GPU, split by kind so that the
+# caller can scale, recompute and expose each part. Seconds.
+LayerCosts = namedtuple(
+    "LayerCosts",
+    ["attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s", "output_s"],
+)
+
+
+def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, flash,
+                capacity, rate, ab, wb, kvb):
+    """Forward cost of each layer kind for n_tok query tokens per GPU.
+
+    keys: keys each query attends to (causal flash halves them); kv_len: cached context
+    (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
+    rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16).
+    """
+    hid = m[S.M_HIDDEN]
+    sp_div = tp if sp else 1.0
+    attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash,
+                           rate, ab, wb, kvb)
+    mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
+    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb)
 
     # [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     # sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -221,10 +257,12 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
     cp_s = 0.0
     if cp > 1.0:
         if decode:
+            o_dim = m[S.M_HEADS] * m[S.M_V_HEAD_DIM]
             cp_s = allreduce_s(n_tok * o_dim / tp * ab, cp, tp, h)
         else:
+            kv_dim = m[S.M_KV_HEADS] * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
             ring_s = (cp - 1.0) * p2p_s(n_tok * kv_dim / tp * ab, tp, h)
-            cp_s = max(0.0, ring_s - attn_core_s)
+            cp_s = max(0.0, ring_s - attn.attn_core_s)
 
     # [T10] embedding lookup (first stage) and output layer + loss (last stage).
     embed_s = memory_bound_s(2.0 * n_tok * hid * ab / sp_div, 1.0, h)
@@ -233,27 +271,8 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
                        hid * m[S.M_VOCAB] / tp * wb + out_tok * m[S.M_VOCAB] / tp * 4.0,
                        min(out_tok, hid), rate, h)
                 + memory_bound_s(2.0 * out_tok * m[S.M_VOCAB] / tp * 4.0, 2.0, h))
-    return LayerCosts(attn_s, attn_core_s, mlp_s, moe_s, tp_s, cp_s, ep_s, embed_s, output_s)
-
-
-def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, rate, ab, wb):
-    # [T8] (see layer_costs) a dense or shared-expert MLP of intermediate size ffn.
-    n_mat = 2.0 + m[S.M_GATED]
-    hid = m[S.M_HIDDEN]
-    flops = 2.0 * n_tok * hid * ffn * n_mat / tp
-    nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp)
-    elem_bytes = n_tok * ab * n_mat * ffn / tp + n_tok * hid * ab * (5.0 + m[S.M_DROPOUT]) / sp_div
-    return (gemm_s(flops, nbytes, min(n_tok, ffn / tp), rate, h) + h[S.H_OP_OVERHEAD]
-            + memory_bound_s(elem_bytes, 3.0, h))
-
-
-def kv_cache_elems_per_gpu(m, tp):
-    # [M7] KV-cache values per token and layer on one GPU: GQA shards K/V heads over TP
-    # (a head is replicated when tp > kv_heads); MLA caches one compressed latent that
-    # every TP rank keeps whole.
-    if m[S.M_MLA] > 0.0:
-        return m[S.M_KV_CACHE_ELEMS]
-    return ceil_div(m[S.M_KV_HEADS], tp) * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
+    return LayerCosts(attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
+                      embed_s, output_s)
 
 
 # --------------------------------------------------------------------------- memory
@@ -331,537 +350,12 @@ def layer_holdings(m, pp, tp, etp, ep):
     return Holdings(dense_layer, moe_layer, expert_layer, embed_extra, output_extra)
 
 
-def stage_params(n_layers, n_moe, first, last, held):
-    """(dense, expert) parameters one GPU of a stage holds before ZeRO sharding: its
-    layers' holdings, plus the input embedding on the first stage and the output layer
-    on the last."""
-    dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer
-    if first:
-        dense += held.embed_extra
-    if last:
-        dense += held.output_extra
-    return dense, n_moe * held.expert_layer
-
-
 def zero_shard(shard, zero, stage):
     # [M2] ZeRO stage >= 1 shards optimizer states, >= 2 gradients, 3 parameters
     return shard if zero >= stage else 1.0
 
 
-# --------------------------------------------------------------------------- the plan
-
-
-def evaluate_plan(m, h, k, p, out, cache, reuse):
-    """Evaluate one plan: fill `out` (indices S.O_*) and return the feasibility code.
-
-    An empty `out` (length 0) asks for the code only: the timings are skipped.
-
-    `cache` (length S.N_CACHE) receives values that depend on leading plan columns only;
-    `reuse` says which may be read back instead of computed: 0 none; 1 the per-layer
-    costs, valid when the previous call's plan differed only in columns >= S.CACHE_FROM;
-    2 also the stage split and holdings, valid when it differed only in columns
-    >= S.CACHE2_FROM; 3 also the micro-batch count and the checks before vpp, valid when
-    it differed only in columns >= S.CACHE3_FROM (space kernels know which column changed
-    from their odometer). Every cache slot is written before the code-only return.
-    """
-    # [P1] plan fields
-    mode = p[S.P_MODE]
-    training = mode == 0.0
-    decode = mode == 2.0
-    fp8 = p[S.P_DTYPE] == 1.0
-    gbs = p[S.P_GLOBAL_BATCH]
-    mbs = p[S.P_MICRO_BATCH]
-    seq = p[S.P_SEQ_LEN]
-    gen = p[S.P_GEN_TOKENS]
-    tp = p[S.P_TP]
-    pp = p[S.P_PP]
-    dp = p[S.P_DP]
-    cp = p[S.P_CP]
-    ep = p[S.P_EP]
-    etp = p[S.P_ETP] if p[S.P_ETP] > 0.0 else tp
-    vpp = p[S.P_VPP]
-    zero = p[S.P_ZERO] if training else 0.0
-    recompute = p[S.P_RECOMPUTE] if training else 0.0
-    sp = p[S.P_SEQUENCE_PARALLEL] > 0.0 and tp > 1.0
-    cf = p[S.P_CAPACITY_FACTOR]
-    flash = p[S.P_FLASH_ATTENTION] > 0.0
-    grad_bytes = 2.0 if p[S.P_GRAD_DTYPE] == 1.0 else 4.0
-    tp_overlap = p[S.P_TP_OVERLAP] > 0.0
-
-    # [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
-    # master copies); FP8 inference stores weights and the KV cache in one byte.
-    ab = 2.0
-    wb = 1.0 if fp8 and not training else 2.0
-    kvb = 1.0 if fp8 and not training else 2.0
-    peak = h[S.H_PEAK_BF16]
-    rate = peak * h[S.H_GEMM_EFF_MAX]
-    if fp8 and h[S.H_PEAK_FP8] > 0.0:
-        peak = h[S.H_PEAK_FP8]
-        rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
-
-    L = m[S.M_LAYERS]
-    is_moe = m[S.M_EXPERTS] > 0.0
-    n_gpus = tp * cp * pp * dp
-    edp = tp * cp * dp / (etp * ep)
-
-    # [F1] feasibility: every violated constraint sets its bit. The checks on columns
-    # before S.CACHE_FROM (heads, FFN, experts, sequence) are cached with the layer costs,
-    # those on columns before S.CACHE3_FROM (EP folding, batch, GPU count) with the
-    # micro-batch count; only the pipeline-depth checks involve vpp.
-    if reuse >= 3:
-        code = int(cache[24])
-        seqs_per_replica = cache[25]
-        n_micro = cache[26]
-    else:
-        if reuse:
-            code = int(cache[11])
-        else:
-            code = 0
-            if not divides(tp, m[S.M_HEADS]):
-                code |= S.V_TP_HEADS
-            if m[S.M_MLA] == 0.0 and not divides(tp, m[S.M_KV_HEADS]) and \
-                    not divides(m[S.M_KV_HEADS], tp):
-                code |= S.V_TP_KV_HEADS
-            if not divides(tp, m[S.M_FFN]):
-                code |= S.V_TP_FFN
-            if is_moe and not divides(etp, m[S.M_EXPERT_FFN]):
-                code |= S.V_ETP_FFN
-            if (is_moe and not divides(ep, m[S.M_EXPERTS])) or (not is_moe and ep > 1.0):
-                code |= S.V_EP_EXPERTS
-            if cp > 1.0 and not divides(2.0 * cp, seq):
-                code |= S.V_CP_SEQ
-            if sp and not divides(cp * tp, seq):
-                code |= S.V_SP_SEQ
-            cache[11] = code
-        if is_moe and not divides(etp * ep, tp * cp * dp):
-            code |= S.V_EP_FOLD
-        seqs_per_replica = gbs / dp
-        n_micro = max(1.0, np.floor(seqs_per_replica / mbs))
-        if not divides(dp * mbs, gbs):
-            code |= S.V_BATCH
-        if k[S.K_GPUS_EXACT] > 0.0 and n_gpus != k[S.K_GPUS_EXACT]:
-            code |= S.V_GPUS_EXACT
-        if k[S.K_GPUS_MAX] > 0.0 and n_gpus > k[S.K_GPUS_MAX]:
-            code |= S.V_GPUS_MAX
-        cache[24] = code
-        cache[25] = seqs_per_replica
-        cache[26] = n_micro
-    if pp * vpp > L:
-        code |= S.V_PP_LAYERS
-    if vpp > 1.0 and (pp == 1.0 or not divides(pp, n_micro)):
-        code |= S.V_VPP_SCHEDULE
-
-    # [S1] pipeline split: layers as even as possible; the remainder goes to the middle
-    # stages so that the first and last (holding the embedding and the output layer)
-    # get fewer (Llama 3 405B: 126 layers on 16 stages -> 7, 8 x 14, 7).
-    if reuse >= 2:
-        layers_first = cache[12]
-        layers_last = cache[13]
-        layers_mid = cache[14]
-        moe_first = cache[15]
-        moe_last = cache[16]
-        moe_mid = cache[17]
-    else:
-        base = np.floor(L / pp)
-        rem = L - base * pp
-        mid_extra = min(rem, max(pp - 2.0, 0.0))
-        layers_first = base + (rem - mid_extra)
-        layers_last = base if pp > 1.0 else layers_first
-        layers_mid = base + (1.0 if mid_extra > 0.0 else 0.0) if pp > 2.0 else 0.0
-        # [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the
-        # middle stage just before the last, which holds the most MoE layers when dense
-        # ones lead.
-        moe_first = moe_layers_in(0.0, layers_first, m)
-        moe_last = moe_layers_in(L - layers_last, L, m) if pp > 1.0 else moe_first
-        moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m)
-        cache[12] = layers_first
-        cache[13] = layers_last
-        cache[14] = layers_mid
-        cache[15] = moe_first
-        cache[16] = moe_last
-        cache[17] = moe_mid
-
-    # [S3] tokens: a training/prefill pass of a micro-batch puts mbs*seq/cp tokens on
-    # each GPU; a decode step puts one token per sequence. Flash skips the masked half
-    # of causal attention; unfused attention computes every score.
-    n_tok = mbs * seq / cp
-    keys = seq * 0.5 if flash else seq
-    ctx = seq + gen if decode else seq
-
-    # [S4] expert capacity (DESIGN.md): capacity = ceil(k * T * cf / E) per expert for the
-    # T tokens one router rank sees; balanced routing drops what exceeds it.
-    capacity = 0.0
-    dropped = 0.0
-    if is_moe:
-        if reuse:
-            capacity = cache[27]
-            dropped = cache[28]
-        else:
-            t_router = n_tok
-            capacity = np.ceil(m[S.M_TOP_K] * t_router * cf / m[S.M_EXPERTS])
-            dropped = max(0.0, 1.0 - m[S.M_EXPERTS] * capacity / (m[S.M_TOP_K] * t_router))
-            cache[27] = capacity
-            cache[28] = dropped
-        if capacity <= 0.0:
-            code |= S.V_MOE_NO_CAPACITY
-
-    # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
-    # a pass and of a decode step (at the mean context seq + gen/2).
-    kv_mean = seq + 0.5 * gen
-    if reuse:
-        c = load_costs(cache, 0)
-        fwd_flops_tok = cache[9]
-        dec_flops_tok = cache[10]
-    else:
-        c = layer_costs(m, h, n_tok, keys, 0.0, False, mbs, tp, cp, etp, ep, sp, flash,
-                        capacity, rate, ab, wb, kvb)
-        fwd_flops_tok = model_forward_flops_per_token(m, seq)
-        dec_flops_tok = 0.0
-        if decode:
-            dec_flops_tok = model_forward_flops_per_token(m, kv_mean)
-        store_costs(cache, 0, c)
-        cache[9] = fwd_flops_tok
-        cache[10] = dec_flops_tok
-    # [M1] parameters one GPU holds, per layer kind and per stage
-    if reuse >= 2:
-        d_first = cache[18]
-        e_first = cache[19]
-        d_last = cache[20]
-        e_last = cache[21]
-        d_mid = cache[22]
-        e_mid = cache[23]
-    else:
-        held = layer_holdings(m, pp, tp, etp, ep)
-        d_first, e_first = stage_params(layers_first, moe_first, True, pp == 1.0, held)
-        d_last, e_last = stage_params(layers_last, moe_last, pp == 1.0, True, held)
-        d_mid, e_mid = stage_params(layers_mid, moe_mid, False, False, held)
-        cache[18] = d_first
-        cache[19] = e_first
-        cache[20] = d_last
-        cache[21] = e_last
-        cache[22] = d_mid
-        cache[23] = e_mid
-
-    # [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
-    # weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
-    # parameters, EDP for expert parameters. Inference holds the weights only.
-    dense_shard = dp * cp
-    expert_shard = edp
-    w_dense = wb / zero_shard(dense_shard, zero, 3.0)
-    w_expert = wb / zero_shard(expert_shard, zero, 3.0)
-    g_dense = 0.0
-    g_expert = 0.0
-    o_dense = 0.0
-    o_expert = 0.0
-    if training:
-        g_dense = grad_bytes / zero_shard(dense_shard, zero, 2.0)
-        g_expert = grad_bytes / zero_shard(expert_shard, zero, 2.0)
-        o_dense = 12.0 / zero_shard(dense_shard, zero, 1.0)
-        o_expert = 12.0 / zero_shard(expert_shard, zero, 1.0)
-
-    # [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
-    # multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
-    inflight_first = min(n_micro, pp)
-    if vpp > 1.0:
-        inflight_first = inflight_first * (1.0 + (pp - 1.0) / (pp * vpp))
-    inflight_mid = min(n_micro, max(pp - 1.0, 1.0))
-    act_dense = layer_activation_bytes(m, n_tok, seq, tp, sp, flash, recompute, False,
-                                       capacity, etp)
-    act_moe = layer_activation_bytes(m, n_tok, seq, tp, sp, flash, recompute, True,
-                                     capacity, etp)
-    # [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
-    logits_bytes = n_tok * m[S.M_VOCAB] / tp * 4.0
-
-    if training:
-        act_first = inflight_first * ((layers_first - moe_first) * act_dense
-                                      + moe_first * act_moe
-                                      + 2.0 * n_tok * m[S.M_HIDDEN] / (tp if sp else 1.0))
-        act_last = (layers_last - moe_last) * act_dense + moe_last * act_moe + logits_bytes
-        if pp == 1.0:
-            act_first = act_first + logits_bytes
-            act_last = act_first
-        act_mid = inflight_mid * ((layers_mid - moe_mid) * act_dense + moe_mid * act_moe)
-    else:
-        # [M8] inference keeps no activations for backward: the working set of one layer
-        # (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
-        act_inf = ab * n_tok * (4.0 * m[S.M_HIDDEN] + (2.0 + m[S.M_GATED])
-                                * max(m[S.M_FFN], m[S.M_EXPERT_FFN]) / tp)
-        if not flash:
-            act_inf += ab * n_tok * seq * m[S.M_HEADS] / tp
-        act_inf += mbs * m[S.M_VOCAB] / tp * 4.0
-        act_first = act_inf
-        act_last = act_inf
-        act_mid = act_inf
-
-    # [M7] KV cache (inference): sequences per replica x context x layers on the stage x
-    # values per token and layer on this GPU; CP shards the context.
-    if not reuse:
-        cache[29] = kv_cache_elems_per_gpu(m, tp)
-    kv_tok = cache[29] * kvb * seqs_per_replica * ctx / cp
-    kv_first = 0.0
-    kv_last = 0.0
-    kv_mid = 0.0
-    if not training:
-        kv_first = kv_tok * layers_first
-        kv_last = kv_tok * layers_last
-        kv_mid = kv_tok * layers_mid
-
-    # [M4] memory of each stage's GPU; the fullest one is itemised
-    per_dense = w_dense + g_dense + o_dense
-    per_expert = w_expert + g_expert + o_expert
-    overhead = h[S.H_MEM_OVERHEAD]
-    mem_first = d_first * per_dense + e_first * per_expert + act_first + kv_first + overhead
-    mem_last = d_last * per_dense + e_last * per_expert + act_last + kv_last + overhead
-    mem_mid = d_mid * per_dense + e_mid * per_expert + act_mid + kv_mid + overhead
-    d_full = d_first
-    e_full = e_first
-    act_full = act_first
-    kv_full = kv_first
-    mem_total = mem_first
-    if mem_last > mem_total:
-        d_full = d_last
-        e_full = e_last
-        act_full = act_last
-        kv_full = kv_last
-        mem_total = mem_last
-    if mem_mid > mem_total:
-        d_full = d_mid
-        e_full = e_mid
-        act_full = act_mid
-        kv_full = kv_mid
-        mem_total = mem_mid
-    if mem_total > h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION]:
-        code |= S.V_MEMORY
-    # [F1] every constraint is decided by now: a caller that wants only the code passes
-    # an empty `out` and skips the timings (count and sweep kernels; the cached values
-    # above are all filled, so a later call may reuse them).
-    if out.shape[0] == 0:
-        return code
-
-    out[S.O_MEM_WEIGHTS_BYTES] = d_full * w_dense + e_full * w_expert
-    out[S.O_MEM_GRADS_BYTES] = d_full * g_dense + e_full * g_expert
-    out[S.O_MEM_OPTIMIZER_BYTES] = d_full * o_dense + e_full * o_expert
-    out[S.O_MEM_ACTIVATIONS_BYTES] = act_full
-    out[S.O_MEM_KV_CACHE_BYTES] = kv_full
-    out[S.O_MEM_OVERHEAD_BYTES] = overhead
-    out[S.O_MEM_TOTAL_BYTES] = mem_total
-
-    dense_fwd = c.attn_s + c.mlp_s
-    moe_fwd = c.attn_s + c.moe_s
-    # [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
-    # full recompute repeats each layer's forward, selective only the attention core.
-    passes = 3.0 if training else 1.0
-    comm_passes = 2.0 if training else 1.0
-    recompute_layer = 0.0
-    if recompute == 2.0:
-        recompute_layer = 1.0
-    recompute_core = c.attn_core_s if recompute == 1.0 else 0.0
-
-    # [T13] per-micro-batch time of each stage kind; the slowest one paces the pipeline.
-    first_compute = stage_compute_s(layers_first, moe_first, dense_fwd, moe_fwd, passes,
-                                    c.embed_s, c.output_s if pp == 1.0 else 0.0)
-    last_compute = stage_compute_s(layers_last, moe_last, dense_fwd, moe_fwd, passes,
-                                   c.embed_s if pp == 1.0 else 0.0, c.output_s)
-    mid_compute = stage_compute_s(layers_mid, moe_mid, dense_fwd, moe_fwd, passes, 0.0, 0.0)
-    first_re = layers_first * recompute_core + recompute_layer * (
-        (layers_first - moe_first) * dense_fwd + moe_first * moe_fwd)
-    last_re = layers_last * recompute_core + recompute_layer * (
-        (layers_last - moe_last) * dense_fwd + moe_last * moe_fwd)
-    mid_re = layers_mid * recompute_core + recompute_layer * (
-        (layers_mid - moe_mid) * dense_fwd + moe_mid * moe_fwd)
-    # [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
-    # splits each collective into chunks pipelined with the GEMMs it feeds: only what
-    # exceeds the layer's GEMM time stays exposed.
-    tp_dense = c.tp_s
-    tp_moe = c.tp_s
-    if tp_overlap:
-        tp_dense = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s))
-        tp_moe = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s))
-    first_comm = comm_passes * ((layers_first - moe_first) * tp_dense + moe_first * tp_moe
-                                + layers_first * c.cp_s + moe_first * c.ep_s)
-    last_comm = comm_passes * ((layers_last - moe_last) * tp_dense + moe_last * tp_moe
-                               + layers_last * c.cp_s + moe_last * c.ep_s)
-    mid_comm = comm_passes * ((layers_mid - moe_mid) * tp_dense + moe_mid * tp_moe
-                              + layers_mid * c.cp_s + moe_mid * c.ep_s)
-    first_total = first_compute + first_re + first_comm
-    last_total = last_compute + last_re + last_comm
-    mid_total = mid_compute + mid_re + mid_comm
-    # pick the slowest stage, and keep its itemisation
-    mb_s = first_total
-    mb_compute = first_compute
-    mb_re = first_re
-    n_layers_slow = layers_first
-    n_moe_slow = moe_first
-    if last_total > mb_s:
-        mb_s = last_total
-        mb_compute = last_compute
-        mb_re = last_re
-        n_layers_slow = layers_last
-        n_moe_slow = moe_last
-    if mid_total > mb_s:
-        mb_s = mid_total
-        mb_compute = mid_compute
-        mb_re = mid_re
-        n_layers_slow = layers_mid
-        n_moe_slow = moe_mid
-    mb_tp = comm_passes * ((n_layers_slow - n_moe_slow) * tp_dense + n_moe_slow * tp_moe)
-    mb_cp = comm_passes * n_layers_slow * c.cp_s
-    mb_ep = comm_passes * n_moe_slow * c.ep_s
-
-    # [C9] pipeline: one activation (/t with SP) per micro-batch per stage boundary and
-    # direction, vpp times with interleaving; PP ranks are tp*cp*dp apart.
-    pp_stride = tp * cp * dp
-    p2p_one = p2p_s(n_tok * m[S.M_HIDDEN] * ab / (tp if sp else 1.0), pp_stride, h)
-    if pp <= 1.0:
-        p2p_one = 0.0
-
-
-    # [M4]/[T14] the slowest stage's parameters drive DP traffic and the optimizer step;
-    # take the largest stage holding.
-    d_max = max(d_first, max(d_last, d_mid))
-    e_max = max(e_first, max(e_last, e_mid))
-
-    if training:
-        # [T16] step = m micro-batches of the slowest stage + bubble (p-1)/v of them
-        # + pipeline sends + exposed DP traffic + optimizer.
-        bubble_s = (pp - 1.0) / vpp * mb_s
-        p2p_total = 2.0 * n_micro * vpp * p2p_one
-        # [C10] gradients: all-reduce (ZeRO 0) or reduce-scatter + parameter all-gather
-        # (ZeRO >= 1, distributed optimizer) over DP*CP (stride tp) for dense and EDP
-        # (stride etp*ep) for expert parameters. The gradient reduction overlaps the last
-        # micro-batch's backward, the parameter all-gather the next step's first forward;
-        # the excess is exposed. ZeRO-3 also gathers parameters in every fwd and bwd.
-        fwd_mb = mb_compute / 3.0
-        bwd_mb = mb_compute - fwd_mb + mb_re
-        gather_dp = 0.0
-        if zero == 0.0:
-            reduce_dp = (allreduce_s(d_max * grad_bytes, dense_shard, tp, h)
-                         + allreduce_s(e_max * grad_bytes, expert_shard, etp * ep, h))
-        else:
-            reduce_dp = (allgather_s(d_max * grad_bytes, dense_shard, tp, h)
-                         + allgather_s(e_max * grad_bytes, expert_shard, etp * ep, h))
-            gather_dp = (allgather_s(d_max * wb, dense_shard, tp, h)
-                         + allgather_s(e_max * wb, expert_shard, etp * ep, h))
-        dp_s = max(0.0, reduce_dp - bwd_mb) + max(0.0, gather_dp - fwd_mb)
-        if zero == 3.0:
-            gather_s = (allgather_s(d_max * wb, dense_shard, tp, h)
-                        + allgather_s(e_max * wb, expert_shard, etp * ep, h))
-            dp_s += n_micro * max(0.0, 2.0 * gather_s - mb_compute)
-        # [T14] optimizer: Adam reads and writes fp32 master weights and both moments,
-        # reads the gradient and writes the bf16 weight, for the parameters it owns.
-        opt_params = (d_max / zero_shard(dense_shard, zero, 1.0)
-                      + e_max / zero_shard(expert_shard, zero, 1.0))
-        opt_s = memory_bound_s(opt_params * (24.0 + grad_bytes + wb), 4.0, h)
-        step_s = n_micro * mb_s + bubble_s + p2p_total + dp_s + opt_s
-        tokens = gbs * seq
-        model_flops = 3.0 * fwd_flops_tok * tokens
-        hw_flops = model_flops + tokens * recompute_flops_per_token(m, seq, recompute,
-                                                                    fwd_flops_tok)
-        out[S.O_TIME_COMPUTE_S] = n_micro * mb_compute
-        out[S.O_TIME_RECOMPUTE_S] = n_micro * mb_re
-        out[S.O_TIME_TP_S] = n_micro * mb_tp
-        out[S.O_TIME_CP_S] = n_micro * mb_cp
-        out[S.O_TIME_EP_S] = n_micro * mb_ep
-        out[S.O_TIME_PP_P2P_S] = p2p_total
-        out[S.O_TIME_PP_BUBBLE_S] = bubble_s
-        out[S.O_TIME_DP_S] = dp_s
-        out[S.O_TIME_OPTIMIZER_S] = opt_s
-        ttft = 0.0
-        tpot = 0.0
-    else:
-        # [T17] inference. Prefill: the replica's prompts flow through the pipeline in
-        # n_micro micro-batches, (n_micro + p - 1) slowest-stage times (TTFT). Decode
-        # (continuous batching): each step advances every sequence of the replica by one
-        # token, in p groups that keep the pipeline full, at the mean context
-        # seq + gen/2: TPOT = p x one group's slowest-stage time.
-        fill = n_micro + pp - 1.0
-        ttft = fill * (mb_s + p2p_one)
-        t_compute = n_micro * mb_compute
-        t_tp = n_micro * mb_tp
-        t_cp = n_micro * mb_cp
-        t_ep = n_micro * mb_ep
-        t_p2p = fill * p2p_one
-        bubble_s = (pp - 1.0) * mb_s
-        model_flops = fwd_flops_tok * gbs * seq
-        tpot = 0.0
-        if decode:
-            group = max(1.0, np.floor(seqs_per_replica / pp))
-            d_cap = 0.0
-            if is_moe:
-                d_cap = np.ceil(m[S.M_TOP_K] * group * cf / m[S.M_EXPERTS])
-            dc = layer_costs(m, h, group, kv_mean, kv_mean, True, group, tp, cp, etp, ep,
-                             False, flash, d_cap, rate, ab, wb, kvb)
-            n_l = n_layers_slow
-            n_mo = n_moe_slow
-            dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
-                           + dc.embed_s + dc.output_s)
-            dec_tp = n_l * dc.tp_s
-            dec_cp = n_l * dc.cp_s
-            dec_ep = n_mo * dc.ep_s
-            dec_p2p = 0.0
-            if pp > 1.0:
-                dec_p2p = p2p_s(group * m[S.M_HIDDEN] * ab, pp_stride, h)
-            tpot = pp * (dec_compute + dec_tp + dec_cp + dec_ep + dec_p2p)
-            t_compute += gen * pp * dec_compute
-            t_tp += gen * pp * dec_tp
-            t_cp += gen * pp * dec_cp
-            t_ep += gen * pp * dec_ep
-            t_p2p += gen * pp * dec_p2p
-            model_flops += gen * gbs * dec_flops_tok
-        step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s
-        out[S.O_TIME_COMPUTE_S] = t_compute
-        out[S.O_TIME_RECOMPUTE_S] = 0.0
-        out[S.O_TIME_TP_S] = t_tp
-        out[S.O_TIME_CP_S] = t_cp
-        out[S.O_TIME_EP_S] = t_ep
-        out[S.O_TIME_PP_P2P_S] = t_p2p
-        out[S.O_TIME_PP_BUBBLE_S] = bubble_s
-        out[S.O_TIME_DP_S] = 0.0
-        out[S.O_TIME_OPTIMIZER_S] = 0.0
-        tokens = gbs * gen if decode else gbs * seq
-        hw_flops = model_flops
-
-    # [O1] outputs
-    out[S.O_N_GPUS] = n_gpus
-    out[S.O_N_MICRO_BATCHES] = n_micro
-    out[S.O_LAYERS_FIRST_STAGE] = layers_first
-    out[S.O_LAYERS_MIDDLE_STAGE] = layers_mid
-    out[S.O_LAYERS_LAST_STAGE] = layers_last
-    out[S.O_CAPACITY_PER_EXPERT] = capacity
-    out[S.O_DROPPED_FRACTION] = dropped
-    out[S.O_TIME_STEP_S] = step_s
-    out[S.O_TOKENS_PER_S] = tokens / step_s
-    out[S.O_TOKENS_PER_S_PER_GPU] = tokens / step_s / n_gpus
-    out[S.O_MODEL_FLOPS_PER_STEP] = model_flops
-    out[S.O_MFU] = model_flops / (step_s * n_gpus * peak)
-    out[S.O_MODEL_TFLOPS_PER_GPU] = model_flops / (step_s * n_gpus) * 1e-12
-    out[S.O_HW_TFLOPS_PER_GPU] = hw_flops / (step_s * n_gpus) * 1e-12
-    out[S.O_TTFT_S] = ttft
-    out[S.O_TPOT_S] = tpot
-    return code
-
-
-def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
-    # [T13] compute of one stage for one micro-batch (forward, and backward when training)
-    return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s)
-
-
-def load_costs(cache, at):
-    # [T11] (see evaluate_plan) LayerCosts kept in the cache vector
-    return LayerCosts(cache[at], cache[at + 1], cache[at + 2], cache[at + 3], cache[at + 4],
-                      cache[at + 5], cache[at + 6], cache[at + 7], cache[at + 8])
-
-
-def store_costs(cache, at, c):
-    cache[at] = c.attn_s
-    cache[at + 1] = c.attn_core_s
-    cache[at + 2] = c.mlp_s
-    cache[at + 3] = c.moe_s
-    cache[at + 4] = c.tp_s
-    cache[at + 5] = c.cp_s
-    cache[at + 6] = c.ep_s
-    cache[at + 7] = c.embed_s
-    cache[at + 8] = c.output_s
+# --------------------------------------------------------------------------- FLOPs
 
 
 def model_forward_flops_per_token(m, ctx):
@@ -891,13 +385,614 @@ def recompute_flops_per_token(m, ctx, recompute, fwd_flops_tok):
     return 0.0
 
 
-# Helpers the Numba backend registers as jitable (the kernel's call graph).
+# --------------------------------------------------------------------------- the plan
+# evaluate_plan (at the end) composes the stages below in the order the data flows,
+# which is also the order of the plan columns (schema.PLAN): each cached stage reads
+# only the columns before its level's boundary, so a walker whose next plan differs only
+# in later columns keeps its result (`reuse`):
+#   level 1, columns before CACHE_FROM (global_batch): layer_stage, the layer shape;
+#   level 2, columns before CACHE2_FROM (dp): split_stage, the pipeline split;
+#   level 3, columns before CACHE3_FROM (vpp): batch_stage, micro-batches and GPU count;
+#   every plan: pipeline checks, memory per stage, time per stage, the step, outputs.
+
+# The plan row as named fields, and the precisions it implies.
+PlanFields = namedtuple("PlanFields", [
+    "training", "decode", "fp8", "gbs", "mbs", "seq", "gen", "tp", "pp", "dp", "cp", "ep",
+    "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap"])
+Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate"])
+
+
+def plan_fields(p):
+    # [P1] plan fields; ZeRO and recomputation apply to training only, sequence
+    # parallelism needs tp > 1, etp = 0 means "as tp".
+    mode = p[S.P_MODE]
+    training = mode == 0.0
+    tp = p[S.P_TP]
+    return PlanFields(
+        training, mode == 2.0, p[S.P_DTYPE] == 1.0, p[S.P_GLOBAL_BATCH], p[S.P_MICRO_BATCH],
+        p[S.P_SEQ_LEN], p[S.P_GEN_TOKENS], tp, p[S.P_PP], p[S.P_DP], p[S.P_CP], p[S.P_EP],
+        p[S.P_ETP] if p[S.P_ETP] > 0.0 else tp, p[S.P_VPP],
+        p[S.P_ZERO] if training else 0.0, p[S.P_RECOMPUTE] if training else 0.0,
+        p[S.P_SEQUENCE_PARALLEL] > 0.0 and tp > 1.0, p[S.P_CAPACITY_FACTOR],
+        p[S.P_FLASH_ATTENTION] > 0.0, 2.0 if p[S.P_GRAD_DTYPE] == 1.0 else 4.0,
+        p[S.P_TP_OVERLAP] > 0.0)
+
+
+def precisions(h, f):
+    # [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
+    # master copies); FP8 inference stores weights and the KV cache in one byte.
+    ab = 2.0
+    wb = 1.0 if f.fp8 and not f.training else 2.0
+    kvb = 1.0 if f.fp8 and not f.training else 2.0
+    peak = h[S.H_PEAK_BF16]
+    rate = peak * h[S.H_GEMM_EFF_MAX]
+    if f.fp8 and h[S.H_PEAK_FP8] > 0.0:
+        peak = h[S.H_PEAK_FP8]
+        rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
+    return Precisions(ab, wb, kvb, peak, rate)
+
+
+# ---- level 1: the layer shape (columns before global_batch)
+
+# What the layer-shape columns decide: their feasibility bits, the tokens of a
+# micro-batch pass on one GPU, expert capacity, the per-layer forward costs of a pass,
+# model FLOPs per token of a pass and of a decode step, and KV values per token and layer.
+LayerStage = namedtuple("LayerStage", [
+    "code", "n_tok", "capacity", "dropped", "costs", "fwd_flops_tok", "dec_flops_tok",
+    "kv_elems"])
+
+
+def layer_checks(m, f):
+    # [F1] feasibility of the layer shape: every violated constraint sets its bit.
+    is_moe = m[S.M_EXPERTS] > 0.0
+    code = 0
+    if not divides(f.tp, m[S.M_HEADS]):
+        code |= S.V_TP_HEADS
+    if m[S.M_MLA] == 0.0 and not divides(f.tp, m[S.M_KV_HEADS]) and \
+            not divides(m[S.M_KV_HEADS], f.tp):
+        code |= S.V_TP_KV_HEADS
+    if not divides(f.tp, m[S.M_FFN]):
+        code |= S.V_TP_FFN
+    if is_moe and not divides(f.etp, m[S.M_EXPERT_FFN]):
+        code |= S.V_ETP_FFN
+    if (is_moe and not divides(f.ep, m[S.M_EXPERTS])) or (not is_moe and f.ep > 1.0):
+        code |= S.V_EP_EXPERTS
+    if f.cp > 1.0 and not divides(2.0 * f.cp, f.seq):
+        code |= S.V_CP_SEQ
+    if f.sp and not divides(f.cp * f.tp, f.seq):
+        code |= S.V_SP_SEQ
+    return code
+
+
+# Tokens each expert takes per router rank, and the routed token-slots it drops.
+Capacity = namedtuple("Capacity", ["capacity", "dropped"])
+
+
+def expert_capacity(m, t_router, cf):
+    # [S4] expert capacity (DESIGN.md): capacity = ceil(k * T * cf / E) per expert for the
+    # T tokens one router rank sees; balanced routing drops what exceeds it. (0, 0) for a
+    # dense model.
+    if m[S.M_EXPERTS] <= 0.0:
+        return Capacity(0.0, 0.0)
+    capacity = np.ceil(m[S.M_TOP_K] * t_router * cf / m[S.M_EXPERTS])
+    dropped = max(0.0, 1.0 - m[S.M_EXPERTS] * capacity / (m[S.M_TOP_K] * t_router))
+    return Capacity(capacity, dropped)
+
+
+def layer_stage(m, h, f, pr):
+    """Level 1: everything the columns before global_batch decide."""
+    code = layer_checks(m, f)
+    # [S3] tokens: a training/prefill pass of a micro-batch puts mbs*seq/cp tokens on
+    # each GPU; a decode step puts one token per sequence. Flash skips the masked half
+    # of causal attention; unfused attention computes every score.
+    n_tok = f.mbs * f.seq / f.cp
+    keys = f.seq * 0.5 if f.flash else f.seq
+    cap = expert_capacity(m, n_tok, f.cf)
+    if m[S.M_EXPERTS] > 0.0 and cap.capacity <= 0.0:
+        code |= S.V_MOE_NO_CAPACITY
+    # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
+    # a pass and of a decode step (at the mean context seq + gen/2).
+    costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, f.tp, f.cp, f.etp, f.ep, f.sp,
+                        f.flash, cap.capacity, pr.rate, pr.ab, pr.wb, pr.kvb)
+    fwd_flops_tok = model_forward_flops_per_token(m, f.seq)
+    dec_flops_tok = 0.0
+    if f.decode:
+        dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen)
+    kv_elems = kv_cache_elems_per_gpu(m, f.tp)
+    return LayerStage(code, n_tok, cap.capacity, cap.dropped, costs, fwd_flops_tok,
+                      dec_flops_tok, kv_elems)
+
+
+# ---- level 2: the pipeline split (columns before dp)
+
+# One kind of pipeline stage (first, middle, last): its transformer layers, MoE layers
+# among them, the (dense, expert) parameters one of its GPUs holds before ZeRO sharding,
+# and whether it holds the input embedding (first) and the output layer (last).
+StageShape = namedtuple("StageShape", ["layers", "moe_layers", "dense_params",
+                                       "expert_params", "first", "last"])
+SplitStage = namedtuple("SplitStage", ["first", "mid", "last"])
+
+
+def stage_shape(n_layers, n_moe, first, last, held):
+    """A stage kind holding n_layers layers (n_moe of them MoE): its layers' holdings,
+    plus the input embedding on the first stage and the output layer on the last."""
+    dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer
+    if first:
+        dense += held.embed_extra
+    if last:
+        dense += held.output_extra
+    return StageShape(n_layers, n_moe, dense, n_moe * held.expert_layer, first, last)
+
+
+def split_stage(m, f):
+    """Level 2: the layers of each stage kind and what its GPUs hold."""
+    L = m[S.M_LAYERS]
+    pp = f.pp
+    # [S1] pipeline split: layers as even as possible; the remainder goes to the middle
+    # stages so that the first and last (holding the embedding and the output layer)
+    # get fewer (Llama 3 405B: 126 layers on 16 stages -> 7, 8 x 14, 7).
+    base = np.floor(L / pp)
+    rem = L - base * pp
+    mid_extra = min(rem, max(pp - 2.0, 0.0))
+    layers_first = base + (rem - mid_extra)
+    layers_last = base if pp > 1.0 else layers_first
+    layers_mid = base + (1.0 if mid_extra > 0.0 else 0.0) if pp > 2.0 else 0.0
+    # [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the
+    # middle stage just before the last, which holds the most MoE layers when dense
+    # ones lead.
+    moe_first = moe_layers_in(0.0, layers_first, m)
+    moe_last = moe_layers_in(L - layers_last, L, m) if pp > 1.0 else moe_first
+    moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m)
+    held = layer_holdings(m, pp, f.tp, f.etp, f.ep)
+    return SplitStage(stage_shape(layers_first, moe_first, True, pp == 1.0, held),
+                      stage_shape(layers_mid, moe_mid, False, False, held),
+                      stage_shape(layers_last, moe_last, pp == 1.0, True, held))
+
+
+# ---- level 3: micro-batches and GPU count (columns before vpp)
+
+BatchStage = namedtuple("BatchStage", ["code", "n_gpus", "seqs_per_replica", "n_micro"])
+
+
+def batch_stage(m, k, f, layer_code):
+    """Level 3: the micro-batch count and the checks on expert folding, the batch and
+    the GPU count, added to the layer-shape bits."""
+    # [F2] feasibility of the batch and of the GPU count
+    code = layer_code
+    if m[S.M_EXPERTS] > 0.0 and not divides(f.etp * f.ep, f.tp * f.cp * f.dp):
+        code |= S.V_EP_FOLD
+    seqs_per_replica = f.gbs / f.dp
+    n_micro = max(1.0, np.floor(seqs_per_replica / f.mbs))
+    if not divides(f.dp * f.mbs, f.gbs):
+        code |= S.V_BATCH
+    n_gpus = f.tp * f.cp * f.pp * f.dp
+    if k[S.K_GPUS_EXACT] > 0.0 and n_gpus != k[S.K_GPUS_EXACT]:
+        code |= S.V_GPUS_EXACT
+    if k[S.K_GPUS_MAX] > 0.0 and n_gpus > k[S.K_GPUS_MAX]:
+        code |= S.V_GPUS_MAX
+    return BatchStage(code, n_gpus, seqs_per_replica, n_micro)
+
+
+# What the walkers keep between consecutive plans: reuse level k means the first k
+# stage results are those of the previous plan.
+Stages = namedtuple("Stages", ["layer", "split", "batch"])
+
+
+def no_stages():
+    """The walkers' starting value (the first plan is evaluated with reuse 0)."""
+    c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    shape = StageShape(0.0, 0.0, 0.0, 0.0, False, False)
+    return Stages(LayerStage(0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
+                  SplitStage(shape, shape, shape), BatchStage(0, 0.0, 0.0, 0.0))
+
+
+# ---- every plan: pipeline checks and memory
+
+
+def pipeline_checks(m, f, n_micro):
+    # [F3] feasibility of the pipeline depth (the only checks involving vpp)
+    code = 0
+    if f.pp * f.vpp > m[S.M_LAYERS]:
+        code |= S.V_PP_LAYERS
+    if f.vpp > 1.0 and (f.pp == 1.0 or not divides(f.pp, n_micro)):
+        code |= S.V_VPP_SCHEDULE
+    return code
+
+
+# Bytes held per parameter, dense (sharded over DP*CP) and expert (over EDP).
+ParamBytes = namedtuple("ParamBytes", ["dense_shard", "expert_shard", "w_dense", "w_expert",
+                                       "g_dense", "g_expert", "o_dense", "o_expert"])
+
+
+def bytes_per_param(f, pr):
+    # [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
+    # weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
+    # parameters, EDP = tp*cp*dp/(etp*ep) for expert parameters. Inference holds the
+    # weights only.
+    dense_shard = f.dp * f.cp
+    expert_shard = f.tp * f.cp * f.dp / (f.etp * f.ep)
+    w_dense = pr.wb / zero_shard(dense_shard, f.zero, 3.0)
+    w_expert = pr.wb / zero_shard(expert_shard, f.zero, 3.0)
+    g_dense = 0.0
+    g_expert = 0.0
+    o_dense = 0.0
+    o_expert = 0.0
+    if f.training:
+        g_dense = f.grad_bytes / zero_shard(dense_shard, f.zero, 2.0)
+        g_expert = f.grad_bytes / zero_shard(expert_shard, f.zero, 2.0)
+        o_dense = 12.0 / zero_shard(dense_shard, f.zero, 1.0)
+        o_expert = 12.0 / zero_shard(expert_shard, f.zero, 1.0)
+    return ParamBytes(dense_shard, expert_shard, w_dense, w_expert, g_dense, g_expert,
+                      o_dense, o_expert)
+
+
+# Activation bytes: per dense and per MoE layer of one micro-batch, the first stage's
+# embedding output, the last stage's logits; and inference's working set.
+Activations = namedtuple("Activations", ["dense_layer", "moe_layer", "embedding", "logits",
+                                         "inference"])
+
+
+def activations(m, f, pr, layer):
+    n_tok = layer.n_tok
+    act_dense = 0.0
+    act_moe = 0.0
+    act_inf = 0.0
+    if f.training:
+        act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, f.recompute,
+                                           False, layer.capacity, f.etp)
+        act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, f.recompute,
+                                         True, layer.capacity, f.etp)
+    else:
+        # [M8] inference keeps no activations for backward: the working set of one layer
+        # (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
+        act_inf = pr.ab * n_tok * (4.0 * m[S.M_HIDDEN] + (2.0 + m[S.M_GATED])
+                                   * max(m[S.M_FFN], m[S.M_EXPERT_FFN]) / f.tp)
+        if not f.flash:
+            act_inf += pr.ab * n_tok * f.seq * m[S.M_HEADS] / f.tp
+        act_inf += f.mbs * m[S.M_VOCAB] / f.tp * 4.0
+    # [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
+    logits_bytes = n_tok * m[S.M_VOCAB] / f.tp * 4.0
+    embedding = 2.0 * n_tok * m[S.M_HIDDEN] / (f.tp if f.sp else 1.0)
+    return Activations(act_dense, act_moe, embedding, logits_bytes, act_inf)
+
+
+# One stage kind's memory per GPU, itemised.
+StageMemory = namedtuple("StageMemory", ["dense_params", "expert_params", "activations",
+                                         "kv_cache", "total"])
+
+
+def stage_memory(shape, inflight, act, kv_tok, pb, overhead, training):
+    # [M4] memory of one GPU of a stage kind: its parameters at their bytes per
+    # parameter, the activations of its in-flight micro-batches (training) or the working
+    # set and KV cache of its layers (inference), and the fixed overhead.
+    kv = 0.0
+    if training:
+        layers = (shape.layers - shape.moe_layers) * act.dense_layer \
+            + shape.moe_layers * act.moe_layer
+        if shape.first:
+            layers = layers + act.embedding
+        held_act = inflight * layers
+        if shape.last:
+            held_act = held_act + act.logits
+    else:
+        held_act = act.inference
+        kv = kv_tok * shape.layers
+    per_dense = pb.w_dense + pb.g_dense + pb.o_dense
+    per_expert = pb.w_expert + pb.g_expert + pb.o_expert
+    total = (shape.dense_params * per_dense + shape.expert_params * per_expert + held_act + kv
+             + overhead)
+    return StageMemory(shape.dense_params, shape.expert_params, held_act, kv, total)
+
+
+def fuller(a, b):
+    # the stage kind with more memory (the earlier one on a tie)
+    return b if b.total > a.total else a
+
+
+def fullest_stage(m, h, f, pr, layer, split, batch, pb):
+    """The memory of the fullest stage kind."""
+    act = activations(m, f, pr, layer)
+    # [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
+    # multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
+    inflight_first = min(batch.n_micro, f.pp)
+    if f.vpp > 1.0:
+        inflight_first = inflight_first * (1.0 + (f.pp - 1.0) / (f.pp * f.vpp))
+    inflight_mid = min(batch.n_micro, max(f.pp - 1.0, 1.0))
+    inflight_last = 1.0 if f.pp > 1.0 else inflight_first
+    # [M7] KV cache (inference): sequences per replica x context x layers on the stage x
+    # values per token and layer on this GPU; CP shards the context.
+    ctx = f.seq + f.gen if f.decode else f.seq
+    kv_tok = layer.kv_elems * pr.kvb * batch.seqs_per_replica * ctx / f.cp
+    overhead = h[S.H_MEM_OVERHEAD]
+    first = stage_memory(split.first, inflight_first, act, kv_tok, pb, overhead, f.training)
+    last = stage_memory(split.last, inflight_last, act, kv_tok, pb, overhead, f.training)
+    mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead, f.training)
+    return fuller(fuller(first, last), mid)
+
+
+# ---- every plan: time
+
+
+# Per-layer times of one micro-batch, as a stage adds them up.
+LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "comm_passes",
+                                       "recompute_core", "recompute_layer", "tp_dense",
+                                       "tp_moe"])
+
+
+def layer_times(c, f):
+    dense_fwd = c.attn_s + c.mlp_s
+    moe_fwd = c.attn_s + c.moe_s
+    # [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
+    # full recompute repeats each layer's forward, selective only the attention core.
+    passes = 3.0 if f.training else 1.0
+    comm_passes = 2.0 if f.training else 1.0
+    recompute_layer = 1.0 if f.recompute == 2.0 else 0.0
+    recompute_core = c.attn_core_s if f.recompute == 1.0 else 0.0
+    # [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
+    # splits each collective into chunks pipelined with the GEMMs it feeds: only what
+    # exceeds the layer's GEMM time stays exposed.
+    tp_dense = c.tp_s
+    tp_moe = c.tp_s
+    if f.tp_overlap:
+        tp_dense = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s))
+        tp_moe = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s))
+    return LayerTimes(dense_fwd, moe_fwd, passes, comm_passes, recompute_core, recompute_layer,
+                      tp_dense, tp_moe)
+
+
+def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
+    # [T13] compute of one stage for one micro-batch (forward, and backward when training)
+    return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s)
+
+
+# One stage kind's time per micro-batch: total, compute, recompute; and its layers.
+StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "layers", "moe_layers"])
+
+
+def stage_time(shape, lt, c):
+    """The time of one stage kind for one micro-batch: its layers' compute (with the
+    embedding on the first stage and the output layer on the last), recomputation and
+    exposed TP, CP and EP communication."""
+    dense = shape.layers - shape.moe_layers
+    compute = stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
+                              lt.passes, c.embed_s if shape.first else 0.0,
+                              c.output_s if shape.last else 0.0)
+    recompute = shape.layers * lt.recompute_core + lt.recompute_layer * (
+        dense * lt.dense_fwd + shape.moe_layers * lt.moe_fwd)
+    comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
+                             + shape.layers * c.cp_s + shape.moe_layers * c.ep_s)
+    return StageTime(compute + recompute + comm, compute, recompute, shape.layers,
+                     shape.moe_layers)
+
+
+def slower(a, b):
+    # the stage kind that takes longer (the earlier one on a tie)
+    return b if b.total > a.total else a
+
+
+# The slowest stage's micro-batch time, itemised: it paces the pipeline.
+MicroBatch = namedtuple("MicroBatch", ["total", "compute", "recompute", "tp", "cp", "ep",
+                                       "layers", "moe_layers"])
+
+
+def micro_batch_time(c, f, split):
+    lt = layer_times(c, f)
+    slow = slower(slower(stage_time(split.first, lt, c), stage_time(split.last, lt, c)),
+                  stage_time(split.mid, lt, c))
+    return MicroBatch(slow.total, slow.compute, slow.recompute,
+                      lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
+                                        + slow.moe_layers * lt.tp_moe),
+                      lt.comm_passes * slow.layers * c.cp_s,
+                      lt.comm_passes * slow.moe_layers * c.ep_s, slow.layers, slow.moe_layers)
+
+
+def pipeline_send_s(m, h, f, pr, n_tok):
+    # [C9] pipeline: one activation (/t with SP) per micro-batch per stage boundary and
+    # direction, vpp times with interleaving; PP ranks are tp*cp*dp apart.
+    if f.pp <= 1.0:
+        return 0.0
+    return p2p_s(n_tok * m[S.M_HIDDEN] * pr.ab / (f.tp if f.sp else 1.0),
+                 f.tp * f.cp * f.dp, h)
+
+
+# The step, itemised (seconds), with the tokens and FLOPs it processes.
+StepTime = namedtuple("StepTime", [
+    "compute", "recompute", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp", "optimizer",
+    "step", "tokens", "model_flops", "hw_flops", "ttft", "tpot"])
+
+
+def data_parallel_s(h, f, pr, pb, d_max, e_max, mb, n_micro):
+    # [C10] gradients: all-reduce (ZeRO 0) or reduce-scatter + parameter all-gather
+    # (ZeRO >= 1, distributed optimizer) over DP*CP (stride tp) for dense and EDP
+    # (stride etp*ep) for expert parameters. The gradient reduction overlaps the last
+    # micro-batch's backward, the parameter all-gather the next step's first forward;
+    # the excess is exposed. ZeRO-3 also gathers parameters in every fwd and bwd.
+    fwd_mb = mb.compute / 3.0
+    bwd_mb = mb.compute - fwd_mb + mb.recompute
+    expert_stride = f.etp * f.ep
+    gather_dp = 0.0
+    if f.zero == 0.0:
+        reduce_dp = (allreduce_s(d_max * f.grad_bytes, pb.dense_shard, f.tp, h)
+                     + allreduce_s(e_max * f.grad_bytes, pb.expert_shard, expert_stride, h))
+    else:
+        reduce_dp = (allgather_s(d_max * f.grad_bytes, pb.dense_shard, f.tp, h)
+                     + allgather_s(e_max * f.grad_bytes, pb.expert_shard, expert_stride, h))
+        gather_dp = (allgather_s(d_max * pr.wb, pb.dense_shard, f.tp, h)
+                     + allgather_s(e_max * pr.wb, pb.expert_shard, expert_stride, h))
+    dp_s = max(0.0, reduce_dp - bwd_mb) + max(0.0, gather_dp - fwd_mb)
+    if f.zero == 3.0:
+        gather_s = (allgather_s(d_max * pr.wb, pb.dense_shard, f.tp, h)
+                    + allgather_s(e_max * pr.wb, pb.expert_shard, expert_stride, h))
+        dp_s += n_micro * max(0.0, 2.0 * gather_s - mb.compute)
+    return dp_s
+
+
+def training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one):
+    # [T16] step = m micro-batches of the slowest stage + bubble (p-1)/v of them
+    # + pipeline sends + exposed DP traffic + optimizer.
+    n_micro = batch.n_micro
+    bubble_s = (f.pp - 1.0) / f.vpp * mb.total
+    p2p_total = 2.0 * n_micro * f.vpp * p2p_one
+    # the largest stage holding drives DP traffic and the optimizer step
+    d_max = max(split.first.dense_params, max(split.last.dense_params, split.mid.dense_params))
+    e_max = max(split.first.expert_params,
+                max(split.last.expert_params, split.mid.expert_params))
+    dp_s = data_parallel_s(h, f, pr, pb, d_max, e_max, mb, n_micro)
+    # [T14] optimizer: Adam reads and writes fp32 master weights and both moments,
+    # reads the gradient and writes the bf16 weight, for the parameters it owns.
+    opt_params = (d_max / zero_shard(pb.dense_shard, f.zero, 1.0)
+                  + e_max / zero_shard(pb.expert_shard, f.zero, 1.0))
+    opt_s = memory_bound_s(opt_params * (24.0 + f.grad_bytes + pr.wb), 4.0, h)
+    step_s = n_micro * mb.total + bubble_s + p2p_total + dp_s + opt_s
+    tokens = f.gbs * f.seq
+    model_flops = 3.0 * layer.fwd_flops_tok * tokens
+    hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f.recompute,
+                                                                layer.fwd_flops_tok)
+    return StepTime(n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.tp,
+                    n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s, step_s,
+                    tokens, model_flops, hw_flops, 0.0, 0.0)
+
+
+# One decode step of one pipeline group on the slowest stage, itemised.
+DecodeStep = namedtuple("DecodeStep", ["compute", "tp", "cp", "ep", "p2p"])
+
+
+def decode_step(m, h, f, pr, batch, mb):
+    # (see inference_step) a group of the replica's sequences advances by one token at
+    # the mean context seq + gen/2; its experts see the group's tokens.
+    group = max(1.0, np.floor(batch.seqs_per_replica / f.pp))
+    kv_mean = f.seq + 0.5 * f.gen
+    d_cap = 0.0
+    if m[S.M_EXPERTS] > 0.0:
+        d_cap = np.ceil(m[S.M_TOP_K] * group * f.cf / m[S.M_EXPERTS])
+    dc = layer_costs(m, h, group, kv_mean, kv_mean, True, group, f.tp, f.cp, f.etp, f.ep,
+                     False, f.flash, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb)
+    n_l = mb.layers
+    n_mo = mb.moe_layers
+    dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
+                   + dc.embed_s + dc.output_s)
+    dec_p2p = 0.0
+    if f.pp > 1.0:
+        dec_p2p = p2p_s(group * m[S.M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h)
+    return DecodeStep(dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p)
+
+
+def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
+    # [T17] inference. Prefill: the replica's prompts flow through the pipeline in
+    # n_micro micro-batches, (n_micro + p - 1) slowest-stage times (TTFT). Decode
+    # (continuous batching): each step advances every sequence of the replica by one
+    # token, in p groups that keep the pipeline full, at the mean context
+    # seq + gen/2: TPOT = p x one group's slowest-stage time.
+    n_micro = batch.n_micro
+    pp = f.pp
+    fill = n_micro + pp - 1.0
+    ttft = fill * (mb.total + p2p_one)
+    t_compute = n_micro * mb.compute
+    t_tp = n_micro * mb.tp
+    t_cp = n_micro * mb.cp
+    t_ep = n_micro * mb.ep
+    t_p2p = fill * p2p_one
+    bubble_s = (pp - 1.0) * mb.total
+    model_flops = layer.fwd_flops_tok * f.gbs * f.seq
+    tpot = 0.0
+    if f.decode:
+        d = decode_step(m, h, f, pr, batch, mb)
+        tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.p2p)
+        t_compute += f.gen * pp * d.compute
+        t_tp += f.gen * pp * d.tp
+        t_cp += f.gen * pp * d.cp
+        t_ep += f.gen * pp * d.ep
+        t_p2p += f.gen * pp * d.p2p
+        model_flops += f.gen * f.gbs * layer.dec_flops_tok
+    step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s
+    tokens = f.gbs * f.gen if f.decode else f.gbs * f.seq
+    return StepTime(t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, step_s, tokens,
+                    model_flops, model_flops, ttft, tpot)
+
+
+def write_outputs(out, layer, split, batch, pb, mem, overhead, t, peak):
+    # [O1] outputs: the fullest stage's memory, the step's times, rates and utilisation
+    n_gpus = batch.n_gpus
+    out[S.O_N_GPUS] = n_gpus
+    out[S.O_N_MICRO_BATCHES] = batch.n_micro
+    out[S.O_LAYERS_FIRST_STAGE] = split.first.layers
+    out[S.O_LAYERS_MIDDLE_STAGE] = split.mid.layers
+    out[S.O_LAYERS_LAST_STAGE] = split.last.layers
+    out[S.O_CAPACITY_PER_EXPERT] = layer.capacity
+    out[S.O_DROPPED_FRACTION] = layer.dropped
+    out[S.O_MEM_WEIGHTS_BYTES] = mem.dense_params * pb.w_dense + mem.expert_params * pb.w_expert
+    out[S.O_MEM_GRADS_BYTES] = mem.dense_params * pb.g_dense + mem.expert_params * pb.g_expert
+    out[S.O_MEM_OPTIMIZER_BYTES] = (mem.dense_params * pb.o_dense
+                                    + mem.expert_params * pb.o_expert)
+    out[S.O_MEM_ACTIVATIONS_BYTES] = mem.activations
+    out[S.O_MEM_KV_CACHE_BYTES] = mem.kv_cache
+    out[S.O_MEM_OVERHEAD_BYTES] = overhead
+    out[S.O_MEM_TOTAL_BYTES] = mem.total
+    out[S.O_TIME_COMPUTE_S] = t.compute
+    out[S.O_TIME_RECOMPUTE_S] = t.recompute
+    out[S.O_TIME_TP_S] = t.tp
+    out[S.O_TIME_CP_S] = t.cp
+    out[S.O_TIME_EP_S] = t.ep
+    out[S.O_TIME_PP_P2P_S] = t.pp_p2p
+    out[S.O_TIME_PP_BUBBLE_S] = t.pp_bubble
+    out[S.O_TIME_DP_S] = t.dp
+    out[S.O_TIME_OPTIMIZER_S] = t.optimizer
+    out[S.O_TIME_STEP_S] = t.step
+    out[S.O_TOKENS_PER_S] = t.tokens / t.step
+    out[S.O_TOKENS_PER_S_PER_GPU] = t.tokens / t.step / n_gpus
+    out[S.O_MODEL_FLOPS_PER_STEP] = t.model_flops
+    out[S.O_MFU] = t.model_flops / (t.step * n_gpus * peak)
+    out[S.O_MODEL_TFLOPS_PER_GPU] = t.model_flops / (t.step * n_gpus) * 1e-12
+    out[S.O_HW_TFLOPS_PER_GPU] = t.hw_flops / (t.step * n_gpus) * 1e-12
+    out[S.O_TTFT_S] = t.ttft
+    out[S.O_TPOT_S] = t.tpot
+
+
+def evaluate_plan(m, h, k, p, out, stages, reuse):
+    """Evaluate one plan: fill `out` (indices S.O_*); return (feasibility code, stages).
+
+    An empty `out` (length 0) asks for the code only: the timings are skipped.
+    `stages` are the previous plan's stage results; `reuse` says how many of them still
+    hold (0 none; 1 layer, when the plans differ only in columns >= S.CACHE_FROM; 2 also
+    split, >= S.CACHE2_FROM; 3 also batch, >= S.CACHE3_FROM). The returned stages are
+    this plan's, for the next call.
+    """
+    f = plan_fields(p)
+    pr = precisions(h, f)
+    layer = stages.layer if reuse >= 1 else layer_stage(m, h, f, pr)
+    split = stages.split if reuse >= 2 else split_stage(m, f)
+    batch = stages.batch if reuse >= 3 else batch_stage(m, k, f, layer.code)
+    stages = Stages(layer, split, batch)
+    code = batch.code | pipeline_checks(m, f, batch.n_micro)
+    pb = bytes_per_param(f, pr)
+    mem = fullest_stage(m, h, f, pr, layer, split, batch, pb)
+    if mem.total > h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION]:
+        code |= S.V_MEMORY
+    # every constraint is decided by now: a caller that wants only the code (count and
+    # sweep kernels) passes an empty `out` and skips the timings
+    if out.shape[0] == 0:
+        return code, stages
+    mb = micro_batch_time(layer.costs, f, split)
+    p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok)
+    if f.training:
+        t = training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one)
+    else:
+        t = inference_step(m, h, f, pr, layer, batch, mb, p2p_one)
+    write_outputs(out, layer, split, batch, pb, mem, h[S.H_MEM_OVERHEAD], t, pr.peak)
+    return code, stages
+
+
+# Functions the Numba backend registers as jitable (the kernel's call graph).
 KERNEL_FUNCTIONS = (
     ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s, group_bandwidth,
-    group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in, layer_costs,
-    mlp_forward_s, kv_cache_elems_per_gpu, layer_activation_bytes, layer_holdings, stage_params,
-    zero_shard, stage_compute_s, load_costs, store_costs, model_forward_flops_per_token,
-    recompute_flops_per_token,
+    group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in, mlp_forward_s,
+    kv_cache_elems_per_gpu, attention_costs, moe_costs, layer_costs, layer_activation_bytes,
+    layer_holdings, zero_shard, model_forward_flops_per_token, recompute_flops_per_token,
+    plan_fields, precisions, layer_checks, expert_capacity, layer_stage, stage_shape,
+    split_stage, batch_stage, no_stages, pipeline_checks, bytes_per_param, activations,
+    stage_memory, fuller, fullest_stage, layer_times, stage_compute_s, stage_time, slower,
+    micro_batch_time, pipeline_send_s, data_parallel_s, training_step, decode_step,
+    inference_step, write_outputs,
 )
 
 
@@ -1063,7 +1158,7 @@ class Result:
 def evaluate(model: Model, hardware: Hardware, plan: Plan, limits: Limits | None = None) -> Result:
     """Evaluate one plan with the scalar reference: the specification of every backend."""
     out = np.zeros(S.N_OUTPUTS)
-    code = evaluate_plan(model_vector(model), hardware_vector(hardware), limits_vector(limits),
-                         plan_vector(plan), out, np.zeros(S.N_CACHE), 0)
+    code, _ = evaluate_plan(model_vector(model), hardware_vector(hardware),
+                            limits_vector(limits), plan_vector(plan), out, no_stages(), 0)
     outputs = {c.name: float(out[i]) for i, c in enumerate(S.OUTPUTS)}
     return Result(model, hardware, plan, int(code), outputs)

@@ -119,20 +119,10 @@ CACHE2_FROM = 14  # index of dp: columns from here on also leave the stage split
 CACHE3_FROM = 15  # index of vpp: columns from here on also leave the micro-batch count and
 # the checks of EP folding, batch divisibility and GPU count unchanged
 
-# Values evaluate_plan may reuse between consecutive plans (see CACHE_FROM): the forward
-# layer costs of a micro-batch pass, model FLOPs per token of a pass and a decode step, and
-# the feasibility bits that depend only on those columns.
-CACHE = tuple(f"pass_{f}" for f in ("attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s",
-                                     "ep_s", "embed_s", "output_s")) + (
-    "fwd_flops_tok", "decode_flops_tok", "layer_code",
-    # level 2 (columns >= CACHE2_FROM changed): the stage split and per-stage holdings
-    "layers_first", "layers_last", "layers_mid", "moe_first", "moe_last", "moe_mid",
-    "dense_first", "expert_first", "dense_last", "expert_last", "dense_mid", "expert_mid",
-    # level 3 (columns >= CACHE3_FROM changed): the code before the vpp checks, the
-    # sequences per replica and the micro-batch count
-    "plan_code", "seqs_per_replica", "n_micro",
-    # level 1 again: expert capacity and dropped fraction, KV values per token and layer
-    "capacity", "dropped", "kv_elems")
+# The stage results evaluate_plan returns (reference.Stages: layer, split, batch) are what
+# the walkers keep between consecutive plans: level 1 (layer_stage) holds while only the
+# columns from CACHE_FROM on change, level 2 (split_stage) from CACHE2_FROM on, level 3
+# (batch_stage) from CACHE3_FROM on. They are named structs in both sources, no slots.
 
 OUTPUTS = (
     Column("n_gpus", "GPU", "world size tp*cp*pp*dp"),
@@ -202,7 +192,7 @@ INDEX.update(_indices("O", OUTPUTS))
 INDEX.update({f"V_{name}": 1 << i for i, (name, _) in enumerate(VIOLATIONS)})
 INDEX.update(N_MODEL=len(MODEL), N_HARDWARE=len(HARDWARE), N_LIMITS=len(LIMITS),
              N_PLAN=len(PLAN), N_OUTPUTS=len(OUTPUTS), N_VIOLATIONS=len(VIOLATIONS),
-             N_CACHE=len(CACHE), CACHE_FROM=CACHE_FROM, CACHE2_FROM=CACHE2_FROM,
+             CACHE_FROM=CACHE_FROM, CACHE2_FROM=CACHE2_FROM,
              CACHE3_FROM=CACHE3_FROM)
 assert len(VIOLATIONS) <= 62, "feasibility codes are int64 bit sets"
 assert PLAN[CACHE_FROM].name == "global_batch" and PLAN[CACHE2_FROM].name == "dp"
@@ -239,7 +229,7 @@ def render_header() -> str:
             lines.append(f"constexpr int {prefix}_{c.name.upper()} = {i};")
         lines.append("")
     for key in ("N_MODEL", "N_HARDWARE", "N_LIMITS", "N_PLAN", "N_OUTPUTS", "N_VIOLATIONS",
-                "N_CACHE", "CACHE_FROM", "CACHE2_FROM", "CACHE3_FROM"):
+                "CACHE_FROM", "CACHE2_FROM", "CACHE3_FROM"):
         lines.append(f"constexpr int {key} = {INDEX[key]};")
     lines.append("")
     for i, (name, _) in enumerate(VIOLATIONS):

@@ -61,10 +61,10 @@ def expected_rows(m, h, k, plans):
     """The reference kernel, one plan at a time."""
     out = np.empty((S.N_OUTPUTS, plans.shape[0]))
     codes = np.empty(plans.shape[0], dtype=np.int64)
-    cache = np.empty(S.N_CACHE)
+    stages = R.no_stages()
     col = np.empty(S.N_OUTPUTS)
     for i in range(plans.shape[0]):
-        codes[i] = R.evaluate_plan(m, h, k, plans[i], col, cache, False)
+        codes[i], stages = R.evaluate_plan(m, h, k, plans[i], col, stages, 0)
         out[:, i] = col
     return out, codes
 
@@ -262,18 +262,19 @@ def test_sweep_kernel_over_many_blocks(backend):
 
 
 def test_code_only_evaluation_stops_early_with_the_same_code():
-    """evaluate_plan with an empty `out` returns the same code, and leaves the cache as
-    a full evaluation does (a later call may reuse it)."""
+    """evaluate_plan with an empty `out` returns the same code, and the same stages as
+    a full evaluation does (a later call may reuse them)."""
     space = _big_space()
     model, hw = mixtral_like()
     m, h, k = _vectors(model, hw, space.limits)
     plans = space.decode(np.arange(5_000_000, 5_000_400))
     full, codes = expected_rows(m, h, k, plans)
-    cache = np.empty(S.N_CACHE)
     col = np.empty(S.N_OUTPUTS)
     for i, p in enumerate(plans):
-        assert R.evaluate_plan(m, h, k, p, np.empty(0), cache, 0) == codes[i]
-        assert R.evaluate_plan(m, h, k, p, col, cache, 2) == codes[i]
+        code, stages = R.evaluate_plan(m, h, k, p, np.empty(0), R.no_stages(), 0)
+        assert code == codes[i]
+        assert stages == R.evaluate_plan(m, h, k, p, col, R.no_stages(), 0)[1]
+        assert R.evaluate_plan(m, h, k, p, col, stages, 3)[0] == codes[i]
         np.testing.assert_array_equal(col, full[:, i])
 
 

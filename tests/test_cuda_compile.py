@@ -58,8 +58,9 @@ def test_nvrtc_source_is_self_contained(tmp_path):
 def test_header_compiles_as_plain_cpp_without_warnings(tmp_path):
     src = tmp_path / "use.cpp"
     src.write_text('#include "cost_model.hpp"\n'
-                   "long long f(const double* a, double* o, double* c) {\n"
-                   "    return pyengine::evaluate_plan(a, a, a, a, o, c, false);\n}\n")
+                   "long long f(const double* a, double* o) {\n"
+                   "    pyengine::Stages stages = pyengine::no_stages();\n"
+                   "    return pyengine::evaluate_plan(a, a, a, a, o, stages, 0);\n}\n")
     _run([GXX, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Wshadow", "-Werror",
           "-I", str(CSRC), str(src)])
 
@@ -161,9 +162,9 @@ def test_kernels_emulated_on_the_host_match_the_reference(tmp_path):
     plans = np.ascontiguousarray(space.decode(np.arange(start, stop)))
     want = np.empty((S.N_OUTPUTS, n))
     want_codes = np.empty(n, dtype=np.int64)
-    cache = np.empty(S.N_CACHE)
+    stages = R.no_stages()
     for i in range(n):
-        want_codes[i] = R.evaluate_plan(m, h, k, plans[i], want[:, i], cache, False)
+        want_codes[i], stages = R.evaluate_plan(m, h, k, plans[i], want[:, i], stages, 0)
 
     for grid, block in ((1, 1), (3, 5), (7, 64)):
         out = np.full((S.N_OUTPUTS, n), np.nan)

@@ -100,3 +100,43 @@ def test_header_needs_no_standard_library_under_nvrtc():
     assert set(includes) <= {"cmath", "schema.h"}
     guarded = re.search(r"#if !defined\(__CUDACC_RTC__\)\s*#include <cmath>", text)
     assert guarded, "<cmath> must only be included outside NVRTC"
+
+
+# a C++ struct: `struct Name { type field; ... };`
+CPP_STRUCT = re.compile(r"struct\s+(\w+)\s*\{([^}]*)\};")
+CPP_FIELD = re.compile(r"^\s*(?:[\w:]+\s+)+(\w+);", re.M)
+
+
+def _python_results() -> list[tuple[str, tuple[str, ...]]]:
+    """(name, fields) of every stage-result namedtuple of reference.py, in source order."""
+    found = []
+    for node in ast.parse(REFERENCE.read_text()).body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "id", None) == "namedtuple"):
+            name = node.targets[0].id
+            found.append((name, tuple(getattr(R, name)._fields)))
+    return found
+
+
+def test_same_stage_results_with_same_fields():
+    """Every namedtuple a reference stage returns is a C++ struct of the same name with
+    the same fields in the same order, and the C++ header has no other struct."""
+    cpp = [(name, tuple(CPP_FIELD.findall(body)))
+           for name, body in CPP_STRUCT.findall(HEADER.read_text())]
+    assert cpp == _python_results()
+
+
+def test_reference_functions_stay_short():
+    """The specification reads in stages: no function of reference.py is longer than
+    about 100 lines (the issue that split evaluate_plan set the bound)."""
+    long = {node.name: node.end_lineno - node.lineno + 1
+            for node in ast.walk(ast.parse(REFERENCE.read_text()))
+            if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 100}
+    assert not long, f"functions over 100 lines: {long}"
+
+
+def test_no_numbered_cache_slots():
+    """Stage results are named fields in both sources: no cache vector indexed by a
+    number (the walkers keep the Stages structs)."""
+    for text in (REFERENCE.read_text(), HEADER.read_text()):
+        assert not re.search(r"\bcache\s*\[", text)

@@ -33,7 +33,7 @@ def unavailable() -> str | None:
     if _native is None:
         return f"pyengine._native is not built: run pip install . ({_IMPORT_ERROR})"
     keys = ("N_PLAN", "N_OUTPUTS", "N_MODEL", "N_HARDWARE", "N_LIMITS", "N_VIOLATIONS",
-            "N_CACHE", "CACHE_FROM")
+            "CACHE_FROM")
     built = tuple(getattr(_native, key, None) for key in keys)
     want = tuple(getattr(S, key) for key in keys)
     if built != want:

@@ -118,6 +118,7 @@ if numba is not None:
     for _fn in R.KERNEL_FUNCTIONS + (R.evaluate_plan,):
         register_jitable(_fn)
     _evaluate_plan = R.evaluate_plan
+    _no_stages = R.no_stages
     # The same function under a second name, inlined (Numba IR inlining) where it runs
     # for every plan: called, it takes and drops a reference on each of its seven array
     # arguments (atomic increments), about a fifth of its time. The sweep block calls
@@ -130,7 +131,6 @@ if numba is not None:
     N_OUT = S.N_OUTPUTS
     N_PLAN = S.N_PLAN
     N_BITS = len(S.VIOLATIONS)
-    N_CACHE = S.N_CACHE
     CACHE_FROM = S.CACHE_FROM
     CACHE2_FROM = S.CACHE2_FROM
     CACHE3_FROM = S.CACHE3_FROM
@@ -191,7 +191,7 @@ if numba is not None:
         tmp = np.empty((STAGE, N_OUT))
         p = np.empty(N_PLAN)
         digits = np.empty(N_PLAN, dtype=np.int64)
-        cache = np.empty(N_CACHE)
+        stages = _no_stages()
         from_space = plans.shape[0] == 0
         if from_space:
             _decode(values, offsets, lengths, first, digits, p)
@@ -207,7 +207,8 @@ if numba is not None:
                     for c in range(N_PLAN):
                         p[c] = plans[first + i, c]
                 # inlined, the row view tmp[r] costs no reference counting
-                codes[lo + i] = _evaluate_plan_inlined(m, h, k, p, tmp[r], cache, reuse)
+                code, stages = _evaluate_plan_inlined(m, h, k, p, tmp[r], stages, reuse)
+                codes[lo + i] = code
             _flush(tmp, out, lo + s, staged)
 
     @njit(error_model="numpy", cache=True)
@@ -216,7 +217,7 @@ if numba is not None:
         # the feasible plans of [first, first + count): their indices into index and
         # output columns `cols` into out (block-sized); returns how many. As the native
         # sweep_block: a call without outputs decides feasibility; only a feasible plan
-        # is evaluated again, reusing every cached value (level 2: the same plan).
+        # is evaluated again, reusing every stage (level 3: the same plan).
         # Block-local copies of m, h, k: the reference counts the full evaluation's call
         # takes on its array arguments stay in this thread's cache instead of bouncing
         # between cores.
@@ -227,17 +228,17 @@ if numba is not None:
         col = np.empty(N_OUT)
         p = np.empty(N_PLAN)
         digits = np.empty(N_PLAN, dtype=np.int64)
-        cache = np.empty(N_CACHE)
+        stages = _no_stages()
         found = 0
         _decode(values, offsets, lengths, first, digits, p)
         reuse = 0
         for i in range(count):
             if i > 0:
                 reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-            code = _evaluate_plan_inlined(m, h, k, p, none, cache, reuse)
+            code, stages = _evaluate_plan_inlined(m, h, k, p, none, stages, reuse)
             if code == 0:
                 if cols.shape[0] > 0:
-                    _evaluate_plan(m, h, k, p, col, cache, 2)
+                    _evaluate_plan(m, h, k, p, col, stages, 3)
                     for c in range(cols.shape[0]):
                         out[c, found] = col[cols[c]]
                 index[found] = first + i

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import schema as S
-from ..reference import evaluate_plan
+from ..reference import evaluate_plan, no_stages
 
 NAME = "reference"
 
@@ -16,9 +16,9 @@ def unavailable() -> str | None:
 
 def evaluate_rows(m, h, k, plans, out, codes) -> None:
     col = np.empty(S.N_OUTPUTS)
-    cache = np.empty(S.N_CACHE)
+    stages = no_stages()
     for i in range(plans.shape[0]):
-        codes[i] = evaluate_plan(m, h, k, plans[i], col, cache, 0)
+        codes[i], stages = evaluate_plan(m, h, k, plans[i], col, stages, 0)
         out[:, i] = col
 
 
@@ -33,10 +33,10 @@ def _decode(values, offsets, lengths, index, p) -> None:
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
     p = np.empty(S.N_PLAN)
     col = np.empty(S.N_OUTPUTS)
-    cache = np.empty(S.N_CACHE)
+    stages = no_stages()
     for i in range(stop - start):
         _decode(values, offsets, lengths, start + i, p)
-        codes[i] = evaluate_plan(m, h, k, p, col, cache, 0)
+        codes[i], stages = evaluate_plan(m, h, k, p, col, stages, 0)
         out[:, i] = col
 
 
@@ -46,14 +46,14 @@ def sweep_space(m, h, k, values, offsets, lengths, start, stop, cols, out, index
     p = np.empty(S.N_PLAN)
     col = np.empty(S.N_OUTPUTS)
     none = np.empty(0)
-    cache = np.empty(S.N_CACHE)
+    stages = no_stages()
     found = 0
     by_bit = np.zeros(S.N_VIOLATIONS, dtype=np.int64)
     for i in range(start, stop):
         _decode(values, offsets, lengths, i, p)
-        code = evaluate_plan(m, h, k, p, none, cache, 0)
+        code, stages = evaluate_plan(m, h, k, p, none, stages, 0)
         if code == 0:
-            evaluate_plan(m, h, k, p, col, cache, 0)
+            evaluate_plan(m, h, k, p, col, stages, 0)
             out[:, found] = col[cols]
             index[found] = i
             found += 1
@@ -66,12 +66,12 @@ def sweep_space(m, h, k, values, offsets, lengths, start, stop, cols, out, index
 def count_space(m, h, k, values, offsets, lengths, start, stop):
     p = np.empty(S.N_PLAN)
     col = np.empty(0)  # no outputs: the code only
-    cache = np.empty(S.N_CACHE)
+    stages = no_stages()
     feasible = 0
     by_bit = np.zeros(len(S.VIOLATIONS), dtype=np.int64)
     for i in range(start, stop):
         _decode(values, offsets, lengths, i, p)
-        code = evaluate_plan(m, h, k, p, col, cache, 0)
+        code, stages = evaluate_plan(m, h, k, p, col, stages, 0)
         if code == 0:
             feasible += 1
         for b in range(len(S.VIOLATIONS)):
