@@ -4,11 +4,14 @@
 // twin of pyengine/reference.py shared with the native CPU backend.
 //
 // Every kernel is a grid-stride loop over 64-bit indices, so a launch of any grid size
-// covers billions of plans. A thread keeps the per-layer cost cache of its previous plan
-// and reuses it when the columns before CACHE_FROM are the same (evaluate_plan's `reuse`).
-// The evaluate kernels give consecutive plans to consecutive threads (coalesced output
+// covers billions of plans. A thread keeps the stage results of its previous plan and
+// reuses those the plans' equal leading columns allow (evaluate_plan's `reuse`).
+// evaluate_space_kernel gives consecutive plans to consecutive threads (coalesced output
 // stores); count_space_kernel, which stores nothing, gives each thread a run of `run`
-// consecutive plans, stepped by an odometer that also tells when the cache still holds.
+// consecutive plans, stepped by an odometer that also tells which stages still hold.
+// Rows: row_keys_kernel checks each row and computes its grouping key, the caller sorts
+// by key on the device, and evaluate_rows_kernel gives each thread a run of the sorted
+// rows, writing each row's outputs at its own place.
 #include "cost_model.hpp"
 
 namespace {
@@ -97,31 +100,85 @@ __device__ inline bool same_leading_columns(const double* p, double* prev, bool 
     return same;
 }
 
+
+// Which stages a plan may reuse from the previous one after they first differ in column
+// `changed` (module.cpp reuse_level).
+__device__ inline int reuse_level(int changed) {
+    if (changed >= pyengine::CACHE3_FROM) {
+        return 3;
+    }
+    if (changed >= pyengine::CACHE2_FROM) {
+        return 2;
+    }
+    return changed >= CACHE_FROM ? 1 : 0;
+}
+
+// Plan columns [from, to) hashed (module.cpp hash_columns).
+__device__ inline unsigned long long hash_columns(const double* p, int from, int to) {
+    unsigned long long h = 0x9E3779B97F4A7C15ULL;
+    for (int c = from; c < to; ++c) {
+        h = (h ^ static_cast<unsigned long long>(__double_as_longlong(p[c])))
+            * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
 }  // namespace
 
-// plans [n, N_PLAN] -> out [N_OUTPUTS, n], codes [n]
+// The grouping key of each row (the level-1 columns' hash above the level-2 columns'),
+// and the first column of each row holding a value no plan may hold (-1: none). The
+// caller sorts rows by key so that rows sharing leading columns are evaluated together.
+extern "C" __global__ void row_keys_kernel(const double* __restrict__ plans, long long n,
+                                           unsigned long long* __restrict__ keys,
+                                           int* __restrict__ invalid) {
+    const long long stride = static_cast<long long>(blockDim.x) * gridDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += stride) {
+        const double* p = plans + i * N_PLAN;
+        invalid[i] = pyengine::first_invalid_column(p);
+        keys[i] = (hash_columns(p, 0, CACHE_FROM) & 0xFFFFFFFFFF000000ULL)
+                  | (hash_columns(p, CACHE_FROM, pyengine::CACHE2_FROM) >> 40);
+    }
+}
+
+// plans [n, N_PLAN] taken in the order `order` (rows grouped by row_keys_kernel's key) ->
+// out [N_OUTPUTS, n], codes [n] at each row's own place. Each thread evaluates runs of
+// `run` consecutive positions of `order`, reusing stages between them.
 extern "C" __global__ void evaluate_rows_kernel(const double* __restrict__ m,
                                                 const double* __restrict__ h,
                                                 const double* __restrict__ k,
                                                 const double* __restrict__ plans,
-                                                double* __restrict__ out,
+                                                const long long* __restrict__ order,
+                                                long long run, double* __restrict__ out,
                                                 long long* __restrict__ codes, long long n) {
     double col[N_OUTPUTS];
     pyengine::Stages stages = pyengine::no_stages();
-    double prev[CACHE_FROM];
-    bool have_prev = false;
+    const long long n_runs = (n + run - 1) / run;
     const long long stride = static_cast<long long>(blockDim.x) * gridDim.x;
-    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += stride) {
+    for (long long r = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+         r < n_runs; r += stride) {
+        const long long lo = r * run;
+        const long long hi = lo + run < n ? lo + run : n;
         double p[N_PLAN];
-        for (int c = 0; c < N_PLAN; ++c) {
-            p[c] = plans[i * N_PLAN + c];
-        }
-        const bool reuse = same_leading_columns(p, prev, have_prev);
-        have_prev = true;
-        codes[i] = pyengine::evaluate_plan(m, h, k, p, col, stages, reuse);
-        for (int j = 0; j < N_OUTPUTS; ++j) {
-            out[j * n + i] = col[j];
+        double prev[N_PLAN];
+        for (long long i = lo; i < hi; ++i) {
+            const long long row = order[i];
+            int changed = i > lo ? N_PLAN : 0;  // the first column that differs from prev
+            for (int c = N_PLAN - 1; c >= 0; --c) {
+                p[c] = plans[row * N_PLAN + c];
+                if (i > lo && __double_as_longlong(p[c]) != __double_as_longlong(prev[c])) {
+                    changed = c;
+                }
+            }
+            const int reuse = reuse_level(changed);
+            codes[row] = pyengine::evaluate_plan(m, h, k, p, col, stages, reuse);
+            for (int j = 0; j < N_OUTPUTS; ++j) {
+                out[j * n + row] = col[j];
+            }
+            for (int c = 0; c < N_PLAN; ++c) {
+                prev[c] = p[c];
+            }
         }
     }
 }

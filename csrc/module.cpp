@@ -21,6 +21,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__SSE4_1__)
+#include <smmintrin.h>
+#endif
+#include <cmath>
 
 #include "cost_model.hpp"
 #include "schema.h"
@@ -212,39 +216,164 @@ inline int first_difference(const double* p, const double* q) {
     return c;
 }
 
-// Rows [lo, hi) of plans into out/codes (flattened like space_block).
-__attribute__((flatten)) void rows_block(const Inputs& in, const double* plans, std::int64_t lo,
-                                         std::int64_t hi, double* out, std::int64_t* codes,
-                                         std::int64_t n) {
-    double tmp[CHUNK][N_OUTPUTS];
-    pyengine::Stages stages = pyengine::no_stages();
-    for (std::int64_t i = lo; i < hi; i += CHUNK) {
-        const std::int64_t count = std::min(CHUNK, hi - i);
-        for (std::int64_t r = 0; r < count; ++r) {
-            const double* p = plans + (i + r) * N_PLAN;
-            // a row equal (bit for bit) to the previous one in its leading columns shares
-            // what depends on them only, as consecutive plans of a space do
-            const int reuse = i + r > lo ? reuse_level(first_difference(p, p - N_PLAN)) : 0;
-            codes[i + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], stages, reuse);
+// Rows are evaluated in groups: a block of ROW_BLOCK rows is sorted (stably) on a key of
+// its cache-level columns, so that rows sharing leading columns follow each other and
+// reuse the stages computed for the first of them, whatever order the caller's rows
+// came in. The block's rows (ROW_BLOCK x 160 B) and its staged outputs (ROW_BLOCK x
+// N_OUTPUTS x 8 B) stay in L2 while it is evaluated; outputs then leave in streaming
+// stores at the callers' positions, as in_order blocks do.
+constexpr std::int64_t ROW_BLOCK = 4096;
+constexpr int INDEX_BITS = 12;  // a row's place in its block, in the key's low bits
+constexpr int KEY_BITS = 40;    // 20 bits of the level-1 hash, 8 of the level-2 hash, index
+constexpr int RADIX_BITS = 7;   // 4 passes over the 28 hash bits
+static_assert(ROW_BLOCK <= (std::int64_t{1} << INDEX_BITS), "row index must fit the key");
+static_assert((KEY_BITS - INDEX_BITS) % (2 * RADIX_BITS) == 0, "an even number of passes");
+
+// Plan columns [from, to) hashed (multiply-xor over their bits; only equal columns must
+// give equal hashes, nothing else depends on it).
+inline std::uint64_t hash_columns(const double* p, int from, int to) {
+    std::uint64_t h = 0x9E3779B97F4A7C15ULL;
+    for (int c = from; c < to; ++c) {
+        std::uint64_t x;
+        std::memcpy(&x, p + c, sizeof x);
+        h = (h ^ x) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+// The sort key of a row: 20 bits of the level-1 columns' hash, then 8 of the level-2
+// columns', then the row's place in its block. Equal leading columns give equal leading
+// key bits, so the sort puts them together.
+inline std::uint64_t group_key(const double* p, std::uint64_t row) {
+    const std::uint64_t h1 = hash_columns(p, 0, pyengine::CACHE_FROM) >> 44;
+    const std::uint64_t h2 = hash_columns(p, pyengine::CACHE_FROM, pyengine::CACHE2_FROM) >> 56;
+    return (h1 << (INDEX_BITS + 8)) | (h2 << INDEX_BITS) | row;
+}
+
+// LSD radix sort of keys on their hash bits, RADIX_BITS a pass (an even number of passes,
+// so the result is back in `keys`): stable, rows of one group keep their order.
+void sort_keys(std::uint64_t* keys, std::uint64_t* spare, std::int64_t count) {
+    constexpr int buckets = 1 << RADIX_BITS;
+    for (int shift = INDEX_BITS; shift < KEY_BITS; shift += RADIX_BITS) {
+        std::int64_t start[buckets + 1] = {0};
+        for (std::int64_t i = 0; i < count; ++i) {
+            ++start[((keys[i] >> shift) & (buckets - 1)) + 1];
         }
-        flush(tmp, count, out, n, i);
+        for (int d = 0; d < buckets; ++d) {
+            start[d + 1] += start[d];
+        }
+        for (std::int64_t i = 0; i < count; ++i) {
+            spare[start[(keys[i] >> shift) & (buckets - 1)]++] = keys[i];
+        }
+        std::swap(keys, spare);
     }
 }
 
-void evaluate_rows(const py::object& m_, const py::object& h_, const py::object& k_,
-                   const py::object& plans_, const py::object& out_, const py::object& codes_) {
+// Whether every value of row p is one a plan may hold (schema.h first_invalid_column, two
+// columns per SSE instruction where there is SSE4.1).
+inline bool row_valid(const double* p) {
+#if defined(__SSE4_1__)
+    static const struct Bounds {
+        alignas(16) double lo[N_PLAN + 1];
+        alignas(16) double hi[N_PLAN + 1];
+        alignas(16) double frac[N_PLAN + 1];  // largest fractional part allowed: 0 or inf
+        Bounds() {
+            for (int c = 0; c <= N_PLAN; ++c) {
+                lo[c] = -HUGE_VAL;
+                hi[c] = HUGE_VAL;
+                frac[c] = HUGE_VAL;
+            }
+            for (int c = 0; c < N_PLAN; ++c) {
+                lo[c] = pyengine::PLAN_LO[c];
+                hi[c] = pyengine::PLAN_HI[c];
+                frac[c] = pyengine::PLAN_INTEGRAL[c] ? 0.0 : HUGE_VAL;
+            }
+        }
+    } b;
+    __m128d ok = _mm_castsi128_pd(_mm_set1_epi32(-1));
+    int c = 0;
+    for (; c + 2 <= N_PLAN; c += 2) {
+        const __m128d v = _mm_loadu_pd(p + c);
+        const __m128d f = _mm_sub_pd(v, _mm_round_pd(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+        ok = _mm_and_pd(ok, _mm_cmpge_pd(v, _mm_load_pd(b.lo + c)));
+        ok = _mm_and_pd(ok, _mm_cmple_pd(v, _mm_load_pd(b.hi + c)));
+        ok = _mm_and_pd(ok, _mm_cmple_pd(f, _mm_load_pd(b.frac + c)));
+    }
+    return _mm_movemask_pd(ok) == 3 && (c == N_PLAN || pyengine::first_invalid_column(p) < 0);
+#else
+    return pyengine::first_invalid_column(p) < 0;
+#endif
+}
+
+// Rows [lo, hi) of plans into out/codes, grouped (see ROW_BLOCK). Returns the index of
+// the first row holding a value no plan may hold, or -1; a block with such a row is not
+// evaluated.
+__attribute__((flatten)) std::int64_t rows_block(const Inputs& in, const double* plans,
+                                                 std::int64_t lo, std::int64_t hi, double* out,
+                                                 std::int64_t* codes, std::int64_t n) {
+    static thread_local std::vector<std::uint64_t> keys(ROW_BLOCK), spare(ROW_BLOCK);
+    static thread_local std::vector<double> staged(ROW_BLOCK * N_OUTPUTS);
+    const std::int64_t count = hi - lo;
+    // validate, and count the rows that start a new level-1 group in the caller's order
+    std::int64_t starts = 0;
+    for (std::int64_t r = 0; r < count; ++r) {
+        const double* p = plans + (lo + r) * N_PLAN;
+        if (!row_valid(p)) {
+            return lo + r;
+        }
+        starts += r == 0 || first_difference(p, p - N_PLAN) < pyengine::CACHE_FROM;
+        keys[static_cast<size_t>(r)] = static_cast<std::uint64_t>(r);
+    }
+    // rows already grouped (a space's order, a sorted table) are evaluated as they come;
+    // others are sorted by group (the block's rows are still in L2)
+    if (starts * 16 > count) {
+        for (std::int64_t r = 0; r < count; ++r) {
+            keys[static_cast<size_t>(r)] = group_key(plans + (lo + r) * N_PLAN,
+                                                     static_cast<std::uint64_t>(r));
+        }
+        sort_keys(keys.data(), spare.data(), count);
+    }
+    auto* tmp = reinterpret_cast<double (*)[N_OUTPUTS]>(staged.data());
+    pyengine::Stages stages = pyengine::no_stages();
+    const double* prev = nullptr;
+    for (std::int64_t i = 0; i < count; ++i) {
+        const std::int64_t r = static_cast<std::int64_t>(
+            keys[static_cast<size_t>(i)] & ((std::uint64_t{1} << INDEX_BITS) - 1));
+        const double* p = plans + (lo + r) * N_PLAN;
+        // a row equal (bit for bit) to the previous one in its leading columns shares
+        // what depends on them only, as consecutive plans of a space do
+        const int reuse = prev != nullptr ? reuse_level(first_difference(p, prev)) : 0;
+        codes[lo + r] = pyengine::evaluate_plan(in.m, in.h, in.k, p, tmp[r], stages, reuse);
+        prev = p;
+    }
+    flush(tmp, count, out, n, lo);
+    return -1;
+}
+
+std::int64_t evaluate_rows(const py::object& m_, const py::object& h_, const py::object& k_,
+                           const py::object& plans_, const py::object& out_,
+                           const py::object& codes_) {
     const Inputs in = inputs(m_, h_, k_);
     const double* plans = array_ptr<double>(plans_, "plans", {-1, N_PLAN}, false);
     const std::int64_t n = py::reinterpret_borrow<py::array>(plans_).shape(0);
     double* out = array_ptr<double>(out_, "out", {N_OUTPUTS, n}, true);
     std::int64_t* codes = array_ptr<std::int64_t>(codes_, "codes", {n}, true);
     py::gil_scoped_release release;
-    const std::int64_t n_blocks = (n + BLOCK - 1) / BLOCK;
+    const std::int64_t n_blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+    std::vector<std::int64_t> invalid(static_cast<size_t>(n_blocks), -1);
 #pragma omp parallel for schedule(static)
     for (std::int64_t b = 0; b < n_blocks; ++b) {
-        const std::int64_t lo = b * BLOCK;
-        rows_block(in, plans, lo, std::min(n, lo + BLOCK), out, codes, n);
+        const std::int64_t lo = b * ROW_BLOCK;
+        invalid[static_cast<size_t>(b)] = rows_block(in, plans, lo, std::min(n, lo + ROW_BLOCK),
+                                                     out, codes, n);
     }
+    for (std::int64_t bad : invalid) {
+        if (bad >= 0) {
+            return bad;
+        }
+    }
+    return -1;
 }
 
 // Plans [lo, hi) of the space window starting at `start`, into out/codes (flattened:
@@ -461,7 +590,8 @@ PYBIND11_MODULE(_native, mod) {
     mod.attr("SOURCE_HASH") = PYENGINE_SOURCE_HASH;
     mod.def("evaluate_rows", &evaluate_rows, py::arg("m"), py::arg("h"), py::arg("k"),
             py::arg("plans"), py::arg("out"), py::arg("codes"),
-            "Evaluate plans [n, N_PLAN] into out [N_OUTPUTS, n] and codes [n], in place.");
+            "Evaluate plans [n, N_PLAN] into out [N_OUTPUTS, n] and codes [n], in place; "
+            "returns the first row holding a value no plan may hold, or -1.");
     mod.def("evaluate_space", &evaluate_space, py::arg("m"), py::arg("h"), py::arg("k"),
             py::arg("values"), py::arg("offsets"), py::arg("lengths"), py::arg("start"),
             py::arg("stop"), py::arg("out"), py::arg("codes"),

@@ -138,4 +138,81 @@ constexpr long long V_MEMORY = 1LL << 12;
 constexpr long long V_GPUS_EXACT = 1LL << 13;
 constexpr long long V_GPUS_MAX = 1LL << 14;
 
+// Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
+// integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, true, true, true, true, true, true, true, true};
+
+// The first plan column whose value no plan may hold (NaN, out of its range, a
+// fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
+// refuse such a row instead of evaluating it. (floor: <cmath>, included by
+// cost_model.hpp before this header; a builtin under NVRTC.)
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+inline int first_invalid_column(const double* p) {
+    if (!(p[0] >= 0.0 && p[0] <= 2.0) || p[0] != floor(p[0])) {
+        return 0;  // mode
+    }
+    if (!(p[1] >= 0.0 && p[1] <= 1.0) || p[1] != floor(p[1])) {
+        return 1;  // dtype
+    }
+    if (!(p[2] >= 1.0 && p[2] <= 2147483648.0) || p[2] != floor(p[2])) {
+        return 2;  // micro_batch
+    }
+    if (!(p[3] >= 1.0 && p[3] <= 2147483648.0) || p[3] != floor(p[3])) {
+        return 3;  // seq_len
+    }
+    if (!(p[4] >= 0.0 && p[4] <= 2147483648.0) || p[4] != floor(p[4])) {
+        return 4;  // gen_tokens
+    }
+    if (!(p[5] >= 1.0 && p[5] <= 2147483648.0) || p[5] != floor(p[5])) {
+        return 5;  // tp
+    }
+    if (!(p[6] >= 1.0 && p[6] <= 2147483648.0) || p[6] != floor(p[6])) {
+        return 6;  // cp
+    }
+    if (!(p[7] >= 1.0 && p[7] <= 2147483648.0) || p[7] != floor(p[7])) {
+        return 7;  // ep
+    }
+    if (!(p[8] >= 0.0 && p[8] <= 2147483648.0) || p[8] != floor(p[8])) {
+        return 8;  // etp
+    }
+    if (!(p[9] >= 0.0 && p[9] <= 1.0) || p[9] != floor(p[9])) {
+        return 9;  // sequence_parallel
+    }
+    if (!(p[10] >= 0.0 && p[10] <= 1.0) || p[10] != floor(p[10])) {
+        return 10;  // flash_attention
+    }
+    if (!(p[11] >= 0.0 && p[11] <= 1000000.0)) {
+        return 11;  // capacity_factor
+    }
+    if (!(p[12] >= 1.0 && p[12] <= 2147483648.0) || p[12] != floor(p[12])) {
+        return 12;  // global_batch
+    }
+    if (!(p[13] >= 1.0 && p[13] <= 2147483648.0) || p[13] != floor(p[13])) {
+        return 13;  // pp
+    }
+    if (!(p[14] >= 1.0 && p[14] <= 2147483648.0) || p[14] != floor(p[14])) {
+        return 14;  // dp
+    }
+    if (!(p[15] >= 1.0 && p[15] <= 2147483648.0) || p[15] != floor(p[15])) {
+        return 15;  // vpp
+    }
+    if (!(p[16] >= 0.0 && p[16] <= 3.0) || p[16] != floor(p[16])) {
+        return 16;  // zero
+    }
+    if (!(p[17] >= 0.0 && p[17] <= 2.0) || p[17] != floor(p[17])) {
+        return 17;  // recompute
+    }
+    if (!(p[18] >= 0.0 && p[18] <= 1.0) || p[18] != floor(p[18])) {
+        return 18;  // grad_dtype
+    }
+    if (!(p[19] >= 0.0 && p[19] <= 1.0) || p[19] != floor(p[19])) {
+        return 19;  // tp_overlap
+    }
+    return -1;
+}
+
 }  // namespace pyengine

@@ -52,54 +52,110 @@ def _xp(arr):
     return np
 
 
-def pack_plans(plans, defaults: Plan | None = None) -> np.ndarray:
+PLANS_ALLOWED = ("a float64 [n, N_PLAN] array (columns in pyengine.schema.PLAN order), a dict "
+                 "or DataFrame of plan columns, a Plan, or a list of Plan or of dicts")
+
+
+def _columns_of(plans):
+    """A mapping of plan columns from a dict, a DataFrame or a list of row dicts; None if
+    `plans` is none of them."""
+    if isinstance(plans, Mapping):
+        return dict(plans)
+    if hasattr(plans, "columns") and hasattr(plans, "to_numpy"):  # a pandas DataFrame
+        return {str(c): plans[c].to_numpy() for c in plans.columns}
+    if isinstance(plans, (list, tuple)) and plans and all(isinstance(r, Mapping) for r in plans):
+        keys = list(plans[0])
+        for i, row in enumerate(plans):
+            if set(row) != set(keys):
+                odd = sorted(set(row) ^ set(keys))[0]
+                raise SpecError(f"plans[{i}]", odd, row.get(odd, "<missing>"),
+                                "the same keys in every row: " + ", ".join(map(str, keys)))
+        return {key: [row[key] for row in plans] for key in keys}
+    return None
+
+
+def _pack_columns(cols: dict, base: Plan) -> np.ndarray:
+    """[n, N_PLAN] rows from plan columns; a column of length 1 (or a scalar) is
+    broadcast, every other column must have the same length n."""
+    unknown = sorted(str(k) for k in cols if k not in S.PLAN_NAMES)
+    if unknown:
+        raise SpecError("plans", unknown[0], "...", "a plan column: " + ", ".join(S.PLAN_NAMES))
+    values = {}
+    for name, col in cols.items():
+        if type(col).__module__.startswith("cupy"):
+            col = col.get()
+        arr = np.asarray(col, dtype=object if isinstance(col, (list, tuple)) else None)
+        if arr.ndim > 1:
+            raise SpecError("plans", name, f"shape {arr.shape}", "a scalar or a 1-d column")
+        values[name] = np.atleast_1d(arr)
+    lengths = {name: v.shape[0] for name, v in values.items()}
+    n = max([ln for ln in lengths.values() if ln != 1], default=1 if values else 0)
+    for name, ln in lengths.items():
+        if ln not in (1, n):
+            raise SpecError("plans", name, f"length {ln}",
+                            f"length {n} (as the other columns) or 1 (broadcast)")
+    block = np.empty((n, S.N_PLAN))
+    for i, col in enumerate(S.PLAN):
+        if col.name in values:
+            block[:, i] = encode_column(col.name, values[col.name], owner="plans")
+        else:
+            block[:, i] = encode_plan_value(col, getattr(base, col.name))
+    return block
+
+
+def pack_plans(plans, defaults: Plan | None = None):
     """Plans as a [n, N_PLAN] float64 C-contiguous block.
 
-    ``plans`` is a dict of columns (missing columns take ``defaults``' value), a sequence
-    of :class:`Plan`, or an already packed [n, N_PLAN] array (used as is: zero-copy).
+    ``plans`` is an already packed [n, N_PLAN] float64 array (NumPy or CuPy: used as is,
+    zero-copy; its values are checked by the kernel that reads them), a dict or DataFrame
+    of columns (missing columns take ``defaults``' value; length-1 columns broadcast),
+    a :class:`Plan`, or a list of Plans or of row dicts.
     """
-    base = defaults or Plan()
+    base = defaults if defaults is not None else Plan()
+    if not isinstance(base, Plan):
+        raise SpecError("evaluate_batch", "defaults", type(base).__name__, "a Plan")
     if isinstance(plans, np.ndarray) or type(plans).__module__.startswith("cupy"):
         xp = _xp(plans)
         if plans.ndim != 2 or plans.shape[1] != S.N_PLAN:
             raise SpecError("plans", "shape", tuple(plans.shape), f"[n, {S.N_PLAN}] "
                             "(columns in pyengine.schema.PLAN order)")
-        block = xp.ascontiguousarray(plans, dtype=xp.float64)
-        host = block if xp is np else block.get()
-        for i, name in enumerate(S.PLAN_NAMES):
-            validate_plan_values(name, host[:, i])
-        return block
-    if isinstance(plans, Mapping):
-        unknown = sorted(set(plans) - set(S.PLAN_NAMES))
-        if unknown:
-            raise SpecError("plans", unknown[0], "...", "a plan column: " + ", ".join(S.PLAN_NAMES))
-        n = None
-        for name, col in plans.items():
-            size = int(np.size(col))
-            if n is None:
-                n = size
-            elif size != n and size != 1:
-                raise SpecError("plans", name, f"length {size}", f"length {n} (or 1)")
-        n = n or 0
-        block = np.empty((n, S.N_PLAN))
-        for i, col in enumerate(S.PLAN):
-            if col.name in plans:
-                values = plans[col.name]
-                if type(values).__module__.startswith("cupy"):
-                    values = values.get()
-                block[:, i] = encode_column(col.name, np.atleast_1d(values))
-            else:
-                block[:, i] = encode_plan_value(col, getattr(base, col.name))
-        return block
-    rows = [plan_vector(p) for p in plans]
-    return np.array(rows, dtype=np.float64).reshape(len(rows), S.N_PLAN)
+        if plans.dtype.kind not in "biuf":
+            raise SpecError("plans", "dtype", str(plans.dtype), "numbers (float64)")
+        return xp.ascontiguousarray(plans, dtype=xp.float64)
+    if isinstance(plans, Plan):
+        return plan_vector(plans).reshape(1, S.N_PLAN)
+    cols = _columns_of(plans)
+    if cols is not None:
+        return _pack_columns(cols, base)
+    if isinstance(plans, (list, tuple)) and all(isinstance(p, Plan) for p in plans):
+        rows = [plan_vector(p) for p in plans]
+        return np.array(rows, dtype=np.float64).reshape(len(rows), S.N_PLAN)
+    raise SpecError("evaluate_batch", "plans", type(plans).__name__, PLANS_ALLOWED)
+
+
+def invalid_row_error(block, row: int) -> SpecError:
+    """The error for row `row` of a packed block that a kernel refused: the first column
+    whose value no plan may hold, with what is allowed."""
+    values = block[row]
+    values = values.get() if hasattr(values, "get") else values
+    for name, v in zip(S.PLAN_NAMES, np.asarray(values).tolist()):
+        try:
+            validate_plan_values(name, np.array([v]), owner=f"plans[{row}]")
+        except SpecError as exc:
+            return exc
+    return SpecError(f"plans[{row}]", "row", np.asarray(values).tolist(), "valid plan values")
 
 
 def evaluate_batch(model: Model, hardware: Hardware, plans, backend: str = "auto",
                    out: np.ndarray | None = None, limits: Limits | None = None,
                    defaults: Plan | None = None) -> BatchResult:
-    """Evaluate many plans. Returns one array per output column plus feasibility codes.
+    """Evaluate many plans, in any order. Returns one array per output column plus
+    feasibility codes, in the order of ``plans``.
 
+    The kernels group the rows by their leading plan columns (a stable sort within
+    blocks) so that rows sharing a layer shape share its costs, however they arrive, and
+    check every value: a row holding a value no plan may hold raises SpecError naming
+    the row, the column and the allowed range.
     ``out``: optional preallocated float64 [N_OUTPUTS, n] block to write into.
     With the cupy backend, CuPy inputs stay on the GPU and outputs come back as CuPy.
     """
@@ -117,7 +173,9 @@ def evaluate_batch(model: Model, hardware: Hardware, plans, backend: str = "auto
     out, codes = _result_buffers("evaluate_batch", xp, n, out, None)
     m, h, k = _vectors(model, hardware, limits, xp)
     if n:
-        be.evaluate_rows(m, h, k, block, out, codes)
+        bad = be.evaluate_rows(m, h, k, block, out, codes)
+        if bad >= 0:
+            raise invalid_row_error(block, bad)
     return BatchResult({name: out[i] for i, name in enumerate(S.OUTPUT_NAMES)}, codes, out)
 
 

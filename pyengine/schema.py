@@ -200,6 +200,22 @@ assert PLAN[CACHE3_FROM].name == "vpp"
 globals().update(INDEX)
 
 PLAN_NAMES = tuple(c.name for c in PLAN)
+
+
+def plan_bounds(col: Column) -> tuple[float, float, bool]:
+    """(lo, hi, integral): the values plan column `col` may hold, as kernel numbers.
+    Choices are codes 0..n-1, booleans 0 or 1; anything else (NaN, inf, out of range, a
+    fraction where a count is needed) is not a plan at all and is refused."""
+    if col.kind == "choice":
+        return 0.0, float(len(col.choices) - 1), True
+    if col.kind == "bool":
+        return 0.0, 1.0, True
+    return float(col.lo), float(col.hi), col.kind == "int"
+
+
+PLAN_LO = tuple(plan_bounds(c)[0] for c in PLAN)
+PLAN_HI = tuple(plan_bounds(c)[1] for c in PLAN)
+PLAN_INTEGRAL = tuple(plan_bounds(c)[2] for c in PLAN)
 OUTPUT_NAMES = tuple(c.name for c in OUTPUTS)
 VIOLATION_NAMES = tuple(name for name, _ in VIOLATIONS)
 
@@ -234,7 +250,27 @@ def render_header() -> str:
     lines.append("")
     for i, (name, _) in enumerate(VIOLATIONS):
         lines.append(f"constexpr long long V_{name} = 1LL << {i};")
-    lines += ["", "}  // namespace pyengine", ""]
+    lines += ["", "// Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an",
+              "// integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).",
+              "constexpr double PLAN_LO[N_PLAN] = {"
+              + ", ".join(repr(b) for b in PLAN_LO) + "};",
+              "constexpr double PLAN_HI[N_PLAN] = {"
+              + ", ".join(repr(b) for b in PLAN_HI) + "};",
+              "constexpr bool PLAN_INTEGRAL[N_PLAN] = {"
+              + ", ".join("true" if b else "false" for b in PLAN_INTEGRAL) + "};",
+              "", "// The first plan column whose value no plan may hold (NaN, out of its range, a",
+              "// fraction where a count is needed; schema.plan_bounds), or -1. Row walkers",
+              "// refuse such a row instead of evaluating it. (floor: <cmath>, included by",
+              "// cost_model.hpp before this header; a builtin under NVRTC.)",
+              "#if defined(__CUDACC__)", "__host__ __device__", "#endif",
+              "inline int first_invalid_column(const double* p) {"]
+    for i, c in enumerate(PLAN):
+        lo, hi, integral = plan_bounds(c)
+        test = f"!(p[{i}] >= {lo!r} && p[{i}] <= {hi!r})"
+        if integral:
+            test += f" || p[{i}] != floor(p[{i}])"
+        lines += [f"    if ({test}) {{", f"        return {i};  // {c.name}", "    }"]
+    lines += ["    return -1;", "}", "", "}  // namespace pyengine", ""]
     return "\n".join(lines)
 
 

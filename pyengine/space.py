@@ -28,49 +28,77 @@ from .specs import Limits, Plan
 MAX_PLANS = (1 << 62)
 
 
-def validate_plan_values(name: str, values: np.ndarray) -> None:
-    """Raise SpecError unless every value is allowed for plan column `name`."""
-    col = S.PLAN[S.PLAN_NAMES.index(name)]
-    v = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(v) | (v < col.lo) | (v > col.hi)
-    if col.kind in ("int", "bool"):
-        bad |= v != np.floor(v)
+def allowed_text(col: S.Column) -> str:
+    """What plan column `col` allows, in words (for error messages)."""
     if col.kind == "choice":
-        bad |= (v != np.floor(v)) | (v > len(col.choices) - 1)
-    if col.name == "capacity_factor":
-        bad |= v < 0
+        return "one of " + ", ".join(col.choices) + f" (codes 0-{len(col.choices) - 1})"
+    if col.kind == "bool":
+        return "true or false (0 or 1)"
+    if col.kind == "int":
+        return f"an integer in [{col.lo:.0f}, {col.hi:.0f}]"
+    return f"a finite number in [{col.lo:g}, {col.hi:g}]"
+
+
+def validate_plan_values(name: str, values: np.ndarray, owner: str = "Plan") -> None:
+    """Raise SpecError unless every value is allowed for plan column `name`
+    (schema.plan_bounds, the same test the row kernels make)."""
+    col = S.PLAN[S.PLAN_NAMES.index(name)]
+    lo, hi, integral = S.plan_bounds(col)
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~((v >= lo) & (v <= hi))
+        if integral:
+            bad |= v != np.floor(v)
     if bad.any():
-        first = v[np.argmax(bad)]
-        if col.kind == "choice":
-            allowed = "one of " + ", ".join(col.choices) + f" (codes 0-{len(col.choices) - 1})"
-        elif col.kind == "bool":
-            allowed = "0 or 1"
-        elif col.kind == "int":
-            allowed = f"an integer in [{col.lo:g}, {col.hi:g}]"
-        else:
-            allowed = f"a finite number in [{col.lo:g}, {col.hi:g}]"
-        raise SpecError("Plan", name, float(first), allowed)
+        at = int(np.argmax(bad))
+        where = owner if v.ndim == 0 or v.size == 1 else f"{owner}[{at}]"
+        raise SpecError(where, name, float(v.reshape(-1)[at]), allowed_text(col))
 
 
-def encode_column(name: str, values: Iterable) -> np.ndarray:
+# Spellings of booleans in CSV/JSON/CLI input (pandas writes True/False): anything else
+# is refused, never read as False.
+TRUE_WORDS = ("true", "yes", "on", "1", "1.0")
+FALSE_WORDS = ("false", "no", "off", "0", "0.0")
+
+
+def _bool_code(value) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        return 1.0 if value else 0.0
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return 1.0
+        if word in FALSE_WORDS:
+            return 0.0
+        raise ValueError(value)
+    return float(value)  # numbers: validated as 0 or 1 afterwards
+
+
+def _item_code(col: S.Column, value) -> float:
+    """One input value of plan column `col` as its kernel number (ValueError if none)."""
+    if col.kind == "choice" and value in col.choices:
+        return float(col.choices.index(value))
+    if col.kind == "bool":
+        return _bool_code(value)
+    return float(value)
+
+
+def encode_column(name: str, values: Iterable, owner: str = "Plan") -> np.ndarray:
     """Values of one plan column (strings, bools or numbers) as validated float64 codes."""
     col = S.PLAN[S.PLAN_NAMES.index(name)]
     arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values)
-    if arr.dtype.kind in ("U", "S", "O"):
-        if col.kind != "choice" and col.kind != "bool":
-            raise SpecError("Plan", name, arr.tolist()[:3], "numbers")
-        try:
-            if col.kind == "choice":
-                arr = np.array([encode_plan_value(col, v) for v in arr.tolist()])
-            else:
-                arr = np.array([1.0 if v in (True, "true", "1", "on") else 0.0
-                                for v in arr.tolist()])
-        except ValueError:
-            bad = [v for v in arr.tolist() if v not in col.choices]
-            raise SpecError("Plan", name, bad[0] if bad else arr.tolist(),
-                            "one of " + ", ".join(col.choices)) from None
-    out = np.ascontiguousarray(arr, dtype=np.float64)
-    validate_plan_values(name, out)
+    if arr.dtype.kind not in ("b", "i", "u", "f"):
+        items = arr.reshape(-1).tolist()
+        codes = []
+        for i, v in enumerate(items):
+            try:
+                codes.append(_item_code(col, v))
+            except (ValueError, TypeError):
+                where = owner if len(items) == 1 else f"{owner}[{i}]"
+                raise SpecError(where, name, v, allowed_text(col)) from None
+        arr = np.array(codes, dtype=np.float64)
+    out = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1)
+    validate_plan_values(name, out, owner)
     return out
 
 

@@ -291,3 +291,78 @@ def test_reference_is_finite(model, hw, lim, plans):
         j, i = np.argwhere(bad)[0]
         raise AssertionError(f"{S.OUTPUT_NAMES[j]} = {out[j, i]} for plan {plans[i].tolist()} "
                              f"(code {S.decode_violations(codes[i])})")
+
+
+# ------------------------------------------------------------------ rows in any order
+
+
+def _grouped_rows(n: int, seed: int) -> tuple[np.ndarray, Space]:
+    """n plans drawn at random from a space whose leading columns repeat (a few layer
+    shapes, many batch/pipeline variants): the row walkers' grouping has work to do."""
+    space = Space(base=Plan(gen_tokens=32), mode=["train", "prefill", "decode"],
+                  micro_batch=[1, 2], tp=[1, 2, 4], ep=[1, 2], capacity_factor=[1.0, 1.25],
+                  global_batch=[64, 128, 256], pp=[1, 2, 4], dp=[1, 2, 4, 8], vpp=[1, 2],
+                  zero=[0, 1, 3], recompute=["none", "selective", "full"],
+                  limits=Limits(gpus_max=256))
+    index = np.random.default_rng(seed).integers(0, len(space), n)
+    return np.ascontiguousarray(space.decode(index)), space
+
+
+@pytest.mark.parametrize("order", ["shuffled", "sorted"])
+def test_rows_in_any_order_equal_reference_bit_for_bit(backend, order):
+    """Rows arriving in any order (several row blocks of them) give the reference's bits:
+    the walkers' grouping and stage reuse change the work, never a result."""
+    n = 9_000 if backend.NAME != "reference" else 600
+    plans, space = _grouped_rows(n, 3)
+    if order == "sorted":
+        plans = np.ascontiguousarray(plans[np.lexsort(plans.T[::-1])])
+    model, hw = mixtral_like()
+    m, h, k = _vectors(model, hw, space.limits)
+    ref_out, ref_codes = expected_rows(m, h, k, plans)
+    out = _dev(backend, np.full((S.N_OUTPUTS, n), np.nan))
+    codes = _dev(backend, np.full(n, -1, dtype=np.int64))
+    bad = backend.evaluate_rows(*(_dev(backend, a) for a in (m, h, k, plans)), out, codes)
+    assert bad == -1
+    np.testing.assert_array_equal(_host(codes), ref_codes)
+    np.testing.assert_array_equal(_host(out), ref_out)
+
+
+# values no plan may hold, per kind of column (schema.plan_bounds)
+def _bad_values(col: S.Column):
+    lo, hi, integral = S.plan_bounds(col)
+    values = [np.nan, np.inf, -np.inf, lo - 1.0, hi + 1.0, -0.5]
+    if integral:
+        values += [lo + 0.5, hi - 0.25]
+    return st.sampled_from(values)
+
+
+@SETTINGS
+@given(plans=plan_rows(1, 48), data=st.data())
+def test_rows_with_invalid_values_are_refused_at_the_first(backend, plans, data):
+    """A row holding a value no plan may hold (NaN, inf, out of range, a fraction where a
+    count is needed) is never evaluated: every backend reports the first such row."""
+    model, hw = mixtral_like()
+    m, h, k = _vectors(model, hw, Limits())
+    n = plans.shape[0]
+    bad_rows = data.draw(st.lists(st.integers(0, n - 1), max_size=3, unique=True), label="rows")
+    for r in bad_rows:
+        c = data.draw(st.integers(0, S.N_PLAN - 1), label="column")
+        plans[r, c] = data.draw(_bad_values(S.PLAN[c]), label="value")
+    out = _dev(backend, np.full((S.N_OUTPUTS, n), np.nan))
+    codes = _dev(backend, np.full(n, -1, dtype=np.int64))
+    got = backend.evaluate_rows(*(_dev(backend, a) for a in (m, h, k, plans)), out, codes)
+    assert got == (min(bad_rows) if bad_rows else -1)
+
+
+def test_rows_invalid_value_in_a_later_block_is_found(backend):
+    """The first invalid row is found wherever it is, also past the first row blocks."""
+    n = 20_000 if backend.NAME != "reference" else 3_000
+    plans, space = _grouped_rows(n, 5)
+    plans[n - 7, S.P_DP] = 2.5
+    plans[n - 3, S.P_SEQ_LEN] = np.nan
+    model, hw = mixtral_like()
+    m, h, k = _vectors(model, hw, space.limits)
+    out = _dev(backend, np.empty((S.N_OUTPUTS, n)))
+    codes = _dev(backend, np.empty(n, dtype=np.int64))
+    assert backend.evaluate_rows(*(_dev(backend, a) for a in (m, h, k, plans)), out,
+                                 codes) == n - 7

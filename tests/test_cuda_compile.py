@@ -105,9 +105,14 @@ HOST_DRIVER = r"""
     gridDim.x = blocks; blockDim.x = threads;                                  \
     for (unsigned bi = 0; bi < blocks; ++bi)                                   \
         for (unsigned ti = 0; ti < threads; ++ti) { blockIdx.x = bi; threadIdx.x = ti; call; }
+extern "C" void keys(unsigned g, unsigned t, const double* plans, long long n,
+                     unsigned long long* keys, int* invalid) {
+    PYENGINE_GRID(g, t, row_keys_kernel(plans, n, keys, invalid))
+}
 extern "C" void rows(unsigned g, unsigned t, const double* m, const double* h, const double* k,
-                     const double* plans, double* out, long long* codes, long long n) {
-    PYENGINE_GRID(g, t, evaluate_rows_kernel(m, h, k, plans, out, codes, n))
+                     const double* plans, const long long* order, long long run, double* out,
+                     long long* codes, long long n) {
+    PYENGINE_GRID(g, t, evaluate_rows_kernel(m, h, k, plans, order, run, out, codes, n))
 }
 extern "C" void space(unsigned g, unsigned t, const double* m, const double* h, const double* k,
                       const double* v, const long long* o, const long long* l, long long start,
@@ -166,15 +171,30 @@ def test_kernels_emulated_on_the_host_match_the_reference(tmp_path):
     for i in range(n):
         want_codes[i], stages = R.evaluate_plan(m, h, k, plans[i], want[:, i], stages, 0)
 
+    # rows: keyed and checked on the "device", sorted (as cupy.argsort would), evaluated
+    # in runs of the sorted order; shuffled, so that the grouping has work to do
+    shuffled = np.ascontiguousarray(plans[np.random.default_rng(1).permutation(n)])
+    back = np.argsort(np.random.default_rng(1).permutation(n))
+    keys = np.zeros(n, dtype=np.uint64)
+    invalid = np.full(n, -2, dtype=np.int32)
+    so.keys(3, 7, ptr(shuffled), ctypes.c_longlong(n), ptr(keys), ptr(invalid))
+    assert (invalid == -1).all()
+    order = np.argsort(keys, kind="stable").astype(np.int64)
+    bad = shuffled.copy()
+    bad[[5, 17], [S.P_TP, S.P_CAPACITY_FACTOR]] = [0.5, np.nan]
+    so.keys(2, 3, ptr(bad), ctypes.c_longlong(n), ptr(keys), ptr(invalid))
+    assert np.flatnonzero(invalid >= 0).tolist() == [5, 17]
+    assert invalid[5] == S.P_TP and invalid[17] == S.P_CAPACITY_FACTOR
+    for grid, block, run in ((1, 1, 1), (3, 5, 8), (7, 64, 3)):
+        out = np.full((S.N_OUTPUTS, n), np.nan)
+        codes = np.full(n, -1, dtype=np.int64)
+        so.rows(grid, block, ptr(m), ptr(h), ptr(k), ptr(shuffled), ptr(order),
+                ctypes.c_longlong(run), ptr(out), ptr(codes), ctypes.c_longlong(n))
+        np.testing.assert_array_equal(codes[back], want_codes)
+        np.testing.assert_allclose(out[:, back], want, rtol=1e-9, atol=1e-300)
     for grid, block in ((1, 1), (3, 5), (7, 64)):
         out = np.full((S.N_OUTPUTS, n), np.nan)
         codes = np.full(n, -1, dtype=np.int64)
-        so.rows(grid, block, ptr(m), ptr(h), ptr(k), ptr(plans), ptr(out), ptr(codes),
-                ctypes.c_longlong(n))
-        np.testing.assert_array_equal(codes, want_codes)
-        np.testing.assert_allclose(out, want, rtol=1e-9, atol=1e-300)
-        out[:] = np.nan
-        codes[:] = -1
         so.space(grid, block, ptr(m), ptr(h), ptr(k), ptr(P.values), ptr(P.offsets),
                  ptr(P.lengths), ctypes.c_longlong(start), ctypes.c_longlong(stop), ptr(out),
                  ptr(codes))

@@ -27,7 +27,9 @@ THREADS = 256  # threads per block (the kernels use ~250 registers per thread)
 BLOCKS_PER_SM = 8  # grid-stride loops: a few waves of blocks cover any number of plans
 RUN = 16  # consecutive plans per thread in count_space (odometer steps, cost cache reuse)
 OPTIONS = ("--std=c++17", "--fmad=false")
-KERNELS = ("evaluate_rows_kernel", "evaluate_space_kernel", "count_space_kernel")
+KERNELS = ("row_keys_kernel", "evaluate_rows_kernel", "evaluate_space_kernel",
+           "count_space_kernel")
+ROW_RUN = 8  # consecutive sorted rows per thread in evaluate_rows (stage reuse)
 MAX_BITS = 64
 
 try:
@@ -151,15 +153,29 @@ def _axes(values, offsets, lengths, start: int, stop: int):
 # ------------------------------------------------------------------ contract
 
 
-def evaluate_rows(m, h, k, plans, out, codes) -> None:
+def evaluate_rows(m, h, k, plans, out, codes) -> int:
+    """Rows of plans into out/codes, grouped on the device: each row is checked and keyed
+    by its leading columns (row_keys_kernel), the rows are sorted by key (cupy.argsort)
+    and evaluated in runs of that order, each result written at its row's place. Returns
+    the first row holding a value no plan may hold, or -1 (then nothing is evaluated)."""
     m, h, k = _vectors(m, h, k)
     plans = _input(plans, "plans", cupy.float64, (-1, S.N_PLAN))
     n = plans.shape[0]
     _output(out, "out", cupy.float64, (S.N_OUTPUTS, n))
     _output(codes, "codes", cupy.int64, (n,))
-    if n:
-        _module()["evaluate_rows_kernel"](_grid(n), (THREADS,),
-                                          (m, h, k, plans, out, codes, np.int64(n)))
+    if not n:
+        return -1
+    keys = cupy.empty(n, dtype=cupy.uint64)
+    invalid = cupy.empty(n, dtype=cupy.int32)
+    _module()["row_keys_kernel"](_grid(n), (THREADS,), (plans, np.int64(n), keys, invalid))
+    bad = cupy.flatnonzero(invalid >= 0)
+    if bad.size:
+        return int(bad[0].get())
+    order = cupy.argsort(keys).astype(cupy.int64)
+    _module()["evaluate_rows_kernel"](_grid(-(-n // ROW_RUN)), (THREADS,),
+                                      (m, h, k, plans, order, np.int64(ROW_RUN), out, codes,
+                                       np.int64(n)))
+    return -1
 
 
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:

@@ -75,8 +75,10 @@ def max_threads() -> int:
     return _native.max_threads()
 
 
-def evaluate_rows(m, h, k, plans, out, codes) -> None:
-    _native.evaluate_rows(m, h, k, plans, out, codes)
+def evaluate_rows(m, h, k, plans, out, codes) -> int:
+    """Rows of plans into out/codes, grouped by their leading columns for stage reuse; the
+    first row holding a value no plan may hold, or -1."""
+    return int(_native.evaluate_rows(m, h, k, plans, out, codes))
 
 
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:

@@ -134,6 +134,10 @@ if numba is not None:
     CACHE_FROM = S.CACHE_FROM
     CACHE2_FROM = S.CACHE2_FROM
     CACHE3_FROM = S.CACHE3_FROM
+    ROW_BLOCK = 4096  # rows sorted and evaluated together (as native's ROW_BLOCK)
+    PLAN_LO = np.array(S.PLAN_LO)
+    PLAN_HI = np.array(S.PLAN_HI)
+    PLAN_INTEGRAL = np.array(S.PLAN_INTEGRAL)
 
     @njit(inline="always")
     def _decode(values, offsets, lengths, index, digits, p):
@@ -184,32 +188,86 @@ if numba is not None:
     # parallel passes would analyse again at great compile-time cost.
 
     @njit(error_model="numpy", cache=True)
-    def _evaluate_block(m, h, k, plans, values, offsets, lengths, first, count, out, codes,
-                        lo):
-        # plans [first, first + count) into out[:, lo:] / codes[lo:]: rows of `plans`,
-        # or, when `plans` has no rows, plans of the packed space (odometer, cache reuse)
+    def _evaluate_block(m, h, k, values, offsets, lengths, first, count, out, codes, lo):
+        # plans [first, first + count) of the packed space into out[:, lo:] / codes[lo:]
+        # (odometer, stage reuse)
         tmp = np.empty((STAGE, N_OUT))
         p = np.empty(N_PLAN)
         digits = np.empty(N_PLAN, dtype=np.int64)
         stages = _no_stages()
-        from_space = plans.shape[0] == 0
-        if from_space:
-            _decode(values, offsets, lengths, first, digits, p)
+        _decode(values, offsets, lengths, first, digits, p)
         reuse = 0
         for s in range(0, count, STAGE):
             staged = min(STAGE, count - s)
             for r in range(staged):
                 i = s + r
-                if from_space:
-                    if i > 0:
-                        reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-                else:
-                    for c in range(N_PLAN):
-                        p[c] = plans[first + i, c]
+                if i > 0:
+                    reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
                 # inlined, the row view tmp[r] costs no reference counting
                 code, stages = _evaluate_plan_inlined(m, h, k, p, tmp[r], stages, reuse)
                 codes[lo + i] = code
             _flush(tmp, out, lo + s, staged)
+
+    @njit(inline="always")
+    def _row_valid(p):
+        # every value one a plan may hold (schema.plan_bounds; native: row_valid)
+        for c in range(N_PLAN):
+            v = p[c]
+            if not (v >= PLAN_LO[c] and v <= PLAN_HI[c]):
+                return False
+            if PLAN_INTEGRAL[c] and v != np.floor(v):
+                return False
+        return True
+
+    @njit(inline="always")
+    def _first_difference(bits, i, j):
+        # the first column in which rows i and j differ, bit for bit (N_PLAN: none)
+        c = 0
+        while c < N_PLAN and bits[i, c] == bits[j, c]:
+            c += 1
+        return c
+
+    @njit(inline="always")
+    def _hash_columns(bits, i, lo, hi):
+        # as the native hash_columns: multiply-xor over the columns' bits
+        h = np.uint64(0x9E3779B97F4A7C15)
+        for c in range(lo, hi):
+            h = (h ^ bits[i, c]) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(29)
+        return h
+
+    @njit(error_model="numpy", cache=True)
+    def _rows_block(m, h, k, plans, lo, count, out, codes, tmp):
+        # rows [lo, lo + count) of plans, grouped as the native rows_block does: sorted
+        # (stably) on their leading columns unless already grouped, evaluated in that
+        # order with stage reuse, staged in tmp [ROW_BLOCK, N_OUT] at their own places
+        # and flushed in streaming stores. Returns the first invalid row, or -1.
+        bits = plans[lo:lo + count].view(np.uint64)
+        starts = 0
+        for r in range(count):
+            if not _row_valid(plans[lo + r]):
+                return lo + r
+            if r == 0 or _first_difference(bits, r, r - 1) < CACHE_FROM:
+                starts += 1
+        order = np.arange(count)
+        if starts * 16 > count:
+            keys = np.empty(count, dtype=np.int64)
+            for r in range(count):
+                h1 = _hash_columns(bits, r, 0, CACHE_FROM) >> np.uint64(44)
+                h2 = _hash_columns(bits, r, CACHE_FROM, CACHE2_FROM) >> np.uint64(56)
+                keys[r] = np.int64((h1 << np.uint64(8)) | h2)
+            order = np.argsort(keys, kind="mergesort")
+        stages = _no_stages()
+        prev = -1
+        for i in range(count):
+            r = order[i]
+            reuse = _reuse_level(_first_difference(bits, r, prev)) if prev >= 0 else 0
+            code, stages = _evaluate_plan_inlined(m, h, k, plans[lo + r], tmp[r], stages,
+                                                  reuse)
+            codes[lo + r] = code
+            prev = r
+        _flush(tmp, out, lo, count)
+        return -1
 
     @njit(error_model="numpy", cache=True)
     def _sweep_block(m, h, k, values, offsets, lengths, first, count, cols, out, index,
@@ -249,23 +307,29 @@ if numba is not None:
         return found
 
     @njit(parallel=True, error_model="numpy", cache=True)
-    def _rows_kernel(m, h, k, plans, out, codes):
+    def _rows_kernel(m, h, k, plans, out, codes, n_threads):
         n = plans.shape[0]
-        n_blocks = (n + BLOCK - 1) // BLOCK
-        none = np.zeros(1, dtype=np.int64)
+        n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
+        invalid = np.full(n_blocks, -1, dtype=np.int64)
+        # one staging block per thread, allocated once (1 MB each: a fresh one per block
+        # would be mapped and faulted in every time)
+        staging = np.empty((n_threads, ROW_BLOCK, N_OUT))
         for b in prange(n_blocks):
-            lo = b * BLOCK
-            _evaluate_block(m, h, k, plans, m, none, none, lo, min(n, lo + BLOCK) - lo, out,
-                            codes, lo)
+            lo = b * ROW_BLOCK
+            invalid[b] = _rows_block(m, h, k, plans, lo, min(n, lo + ROW_BLOCK) - lo, out,
+                                     codes, staging[numba.get_thread_id()])
+        for b in range(n_blocks):
+            if invalid[b] >= 0:
+                return invalid[b]
+        return -1
 
     @njit(parallel=True, error_model="numpy", cache=True)
     def _space_kernel(m, h, k, values, offsets, lengths, start, stop, out, codes):
         n = stop - start
         n_blocks = (n + BLOCK - 1) // BLOCK
-        no_rows = np.empty((0, N_PLAN))
         for b in prange(n_blocks):
             lo = b * BLOCK
-            _evaluate_block(m, h, k, no_rows, values, offsets, lengths, start + lo,
+            _evaluate_block(m, h, k, values, offsets, lengths, start + lo,
                             min(n, lo + BLOCK) - lo, out, codes, lo)
 
     @njit(parallel=True, error_model="numpy", cache=True)
@@ -320,8 +384,10 @@ if numba is not None:
     numba.config.CACHE_DIR = _previous_cache_dir
 
 
-def evaluate_rows(m, h, k, plans, out, codes) -> None:
-    _rows_kernel(m, h, k, plans, out, codes)
+def evaluate_rows(m, h, k, plans, out, codes) -> int:
+    """Rows of plans into out/codes; the first row holding a value no plan may hold, or -1
+    (then the outputs are not all written)."""
+    return int(_rows_kernel(m, h, k, plans, out, codes, numba.get_num_threads()))
 
 
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:

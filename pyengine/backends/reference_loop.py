@@ -14,12 +14,29 @@ def unavailable() -> str | None:
     return None
 
 
-def evaluate_rows(m, h, k, plans, out, codes) -> None:
+def evaluate_rows(m, h, k, plans, out, codes) -> int:
+    """Rows of plans into out/codes, one at a time; the first row holding a value no plan
+    may hold, or -1 (then nothing is evaluated)."""
+    bad = invalid_rows(plans)
+    if bad.size:
+        return int(bad[0])
     col = np.empty(S.N_OUTPUTS)
     stages = no_stages()
     for i in range(plans.shape[0]):
         codes[i], stages = evaluate_plan(m, h, k, plans[i], col, stages, 0)
         out[:, i] = col
+    return -1
+
+
+def invalid_rows(plans) -> np.ndarray:
+    """Indices of the rows of [n, N_PLAN] plans holding a value no plan may hold
+    (schema.plan_bounds: NaN, out of range, a fraction where a count is needed)."""
+    lo = np.array(S.PLAN_LO)
+    hi = np.array(S.PLAN_HI)
+    integral = np.array(S.PLAN_INTEGRAL)
+    with np.errstate(invalid="ignore"):
+        bad = ~((plans >= lo) & (plans <= hi)) | (integral & (plans != np.floor(plans)))
+    return np.flatnonzero(bad.any(axis=1))
 
 
 def _decode(values, offsets, lengths, index, p) -> None:
