@@ -105,8 +105,9 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     except SpecError as exc:
         if exc.field not in values:
             raise
-        raise OptionError(flag_of(exc.field), exc.value, exc.allowed,
-                          message=f"{exc} (flag {flag_of(exc.field)})") from None
+        err = OptionError(flag_of(exc.field), exc.value, exc.allowed)
+        err.args = (f"{exc} (flag {flag_of(exc.field)})",)  # Plan's words, and the flag
+        raise err from None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

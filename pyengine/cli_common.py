@@ -59,9 +59,9 @@ class OneLineParser(argparse.ArgumentParser):
             if word.startswith("-"):
                 close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
                 if close:
-                    hints.append(f"{word.split('=')[0]} -> {close[0]}?")
+                    hints.append(close[0])
         self.error(f"unrecognized arguments: {' '.join(extra)}"
-                   + (f" (did you mean: {', '.join(hints)})" if hints else ""))
+                   + (f" (did you mean {' or '.join(hints)}?)" if hints else ""))
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
