@@ -354,23 +354,25 @@ class _Cfg:
 
     # ---- errors
 
-    def error(self, key: str, value: Any, allowed: str, message: str | None = None) -> SpecError:
-        text = None if message is None else f"HFConfig.{self.prefix}{key}: {message}"
-        return _error(self.where, "HFConfig", self.prefix + key, value, allowed, text)
+    def error(self, key: str, value: Any, allowed: str, text: str | None = None) -> SpecError:
+        """A SpecError for ``key``: "HFConfig.<key> = <value> is not allowed: <allowed>",
+        or "HFConfig.<key>" followed by ``text``."""
+        full = self.prefix + key
+        message = None if text is None else f"HFConfig.{full}{text}"
+        return _error(self.where, "HFConfig", full, value, allowed, message)
 
     def _bad(self, key: str, value: Any, allowed: str) -> SpecError:
         origin = "" if self._given(key) else (
             f" (the key is absent; transformers' {self.model_type} default is {value!r})")
-        return self.error(key, value, allowed + origin,
-                          f"{value!r} is not allowed: {allowed}{origin}")
+        return self.error(key, value, allowed + origin)
 
     def _missing(self, key: str) -> SpecError:
-        text = (f"HFConfig.{self.prefix}{key} is missing: the key '{key}' is required to size "
-                f"a {self.model_type} model (save_pretrained always writes it)")
+        text = (f" is missing: the key '{key}' is required to size a {self.model_type} "
+                "model (save_pretrained always writes it)")
         close = self._near_miss(key)
         if close:
             text += f"; did you mean '{close}'?"
-        return _error(self.where, "HFConfig", self.prefix + key, None, "a required key", text)
+        return self.error(key, None, "a required key", text)
 
     def _near_miss(self, key: str) -> str | None:
         """A key of the config that looks like a misspelling of ``key``."""
@@ -391,7 +393,7 @@ class _Cfg:
         names = [k for k in (key,) + self.family.aliases.get(key, ()) if k in self.cfg]
         if len(names) > 1 and any(self.cfg[k] != self.cfg[names[0]] for k in names[1:]):
             raise self.error(names[1], self.cfg[names[1]], f"equal to '{names[0]}'",
-                             f"'{names[0]}' and '{names[1]}' are the same setting in a "
+                             f": '{names[0]}' and '{names[1]}' are the same setting in a "
                              f"{self.model_type} config but differ "
                              f"({self.cfg[names[0]]!r} vs {self.cfg[names[1]]!r})")
         if names:
@@ -401,7 +403,7 @@ class _Cfg:
         close = self._near_miss(key)
         if close:
             raise self.error(close, self.cfg[close], f"the key '{key}'",
-                             f"unknown key '{close}'; did you mean '{key}'? (a "
+                             f": unknown key '{close}'; did you mean '{key}'? (a "
                              f"{self.model_type} config reads '{key}')")
         return self.family.defaults[key]
 
@@ -437,8 +439,9 @@ class _Cfg:
         value = self.raw(key)
         if value is None:  # transformers types the dropouts "float | None"
             return 0.0
+        # The range test first: it is false for NaN and safe for integers of any size.
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or not 0 <= value <= 1:
+                or not 0 <= value <= 1:
             raise self._bad(key, value, "a number in [0, 1]")
         return float(value)
 
@@ -452,8 +455,7 @@ class _Cfg:
         for item in value:
             if isinstance(item, bool) or not isinstance(item, int) \
                     or not 0 <= item < n_layers:
-                raise self.error(key, value, allowed,
-                                 f"{value!r} is not allowed: {allowed} (bad entry {item!r})")
+                raise self._bad(key, value, f"{allowed} (bad entry {item!r})")
         return sorted(set(value))
 
 
@@ -475,8 +477,9 @@ def _heads(c: _Cfg, hidden: int, kv_key: str = "num_key_value_heads") -> dict[st
     if head_dim is None:
         if hidden % heads:
             raise c.error("head_dim", None, "given when hidden_size is not a multiple of "
-                          "num_attention_heads", f"is missing: hidden_size ({hidden}) is not a "
-                          f"multiple of num_attention_heads ({heads}), so head_dim must be given")
+                          "num_attention_heads", f" is missing: hidden_size ({hidden}) is not "
+                          f"a multiple of num_attention_heads ({heads}), so head_dim must be "
+                          "given")
         head_dim = hidden // heads
     return dict(n_heads=heads, n_kv_heads=kv, head_dim=head_dim)
 
@@ -691,19 +694,23 @@ def _read_neox(c: _Cfg) -> dict[str, Any]:
 
 def _defaults(vocab: int, hidden: int, ffn: int, layers: int, heads: int, kv: int | None,
               **more: Any) -> dict[str, Any]:
+    """The keys (and transformers defaults) most families share; ``_ABSENT`` drops one
+    (MLA has no KV heads to read)."""
     base = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=ffn,
                 num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv,
                 tie_word_embeddings=False, attention_dropout=0.0)
     base.update(more)
-    return base
+    return {k: v for k, v in base.items() if v is not _ABSENT}
 
 
 _MOE_KEYS = {"mixtral": ("num_local_experts", "num_experts_per_tok"),
              "qwen_moe": ("num_experts", "num_experts_per_tok", "moe_intermediate_size"),
              "mla": ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
                      "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size")}
-_MLA = dict(kv_lora_rank=512, q_lora_rank=1536, qk_nope_head_dim=128, qk_rope_head_dim=64,
-            v_head_dim=128, attention_bias=False, moe_layer_freq=1, num_nextn_predict_layers=0)
+# moe_layer_freq and num_nextn_predict_layers are DeepSeek's own (remote-code) keys.
+_MLA = dict(num_key_value_heads=_ABSENT, kv_lora_rank=512, q_lora_rank=1536,
+            qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, attention_bias=False,
+            moe_layer_freq=1, num_nextn_predict_layers=0)
 _QWEN_MOE = dict(decoder_sparse_step=1, mlp_only_layers=None)
 
 _FAMILIES: dict[str, _Family] = {
@@ -822,8 +829,9 @@ def _supported() -> str:
     return ", ".join(sorted(set(_FAMILIES) | {"gemma3"}))
 
 
-def _model_type(cfg: Mapping[str, Any], where: str | None) -> str:
+def _model_type(cfg: Mapping[str, Any], where: str | None, prefix: str = "") -> str:
     """The config's model_type (else the one its architectures imply), or a SpecError."""
+    key = prefix + "model_type"
     model_type = cfg.get("model_type")
     if model_type is None:
         archs = cfg.get("architectures")
@@ -831,21 +839,20 @@ def _model_type(cfg: Mapping[str, Any], where: str | None) -> str:
         found = [_HF_ARCHITECTURES[a] for a in names if isinstance(a, str)
                  and a in _HF_ARCHITECTURES]
         if not found:
-            raise _error(where, "HFConfig", "model_type", None, "a supported model_type",
-                         f"HFConfig.model_type is missing and architectures {archs!r} names "
-                         f"no supported model (supported model_type: {_supported()})")
+            raise _error(where, "HFConfig", key, None, "a supported model_type",
+                         f"HFConfig.{key} is missing and {prefix}architectures {archs!r} "
+                         f"names no supported model (supported model_type: {_supported()})")
         model_type = found[0]
     if not isinstance(model_type, str):
-        raise _error(where, "HFConfig", "model_type", model_type, "a string")
+        raise _error(where, "HFConfig", key, model_type, "a string")
     model_type = _TYPE_ALIASES.get(model_type, model_type)
-    if model_type not in _FAMILIES and model_type not in _WRAPPER_TEXT_TYPE:
+    if model_type not in _FAMILIES and (prefix or model_type not in _WRAPPER_TEXT_TYPE):
         reason = _NOT_DECODERS.get(model_type)
         why = f": {model_type} is {reason}, and pyengine models decoder-only transformers" \
             if reason else ""
-        raise _error(where, "HFConfig", "model_type", model_type,
+        raise _error(where, "HFConfig", key, model_type,
                      "a supported model_type (" + _supported() + ")",
-                     f"model_type {model_type!r} is not supported{why} "
-                     f"(supported: {_supported()})")
+                     f"{key} {model_type!r} is not supported{why} (supported: {_supported()})")
     return model_type
 
 
@@ -869,11 +876,7 @@ def _language_model(cfg: Mapping[str, Any], where: str | None
     outer = cfg.get("model_type")
     if "model_type" not in inner and outer in _WRAPPER_TEXT_TYPE:
         inner["model_type"] = _WRAPPER_TEXT_TYPE[outer]
-    inner_type = _model_type(inner, where)
-    if inner_type not in _FAMILIES:
-        raise _error(where, "HFConfig", "text_config.model_type", inner_type,
-                     "a supported model_type (" + _supported() + ")")
-    return inner, inner_type, "text_config."
+    return inner, _model_type(inner, where, "text_config."), "text_config."
 
 
 def _hf_name(cfg: Mapping[str, Any], where: str | None, name: str | None,
