@@ -317,9 +317,9 @@ def spec_to_toml(spec: Model | Hardware) -> str:
 # with that family's transformers defaults when a key is absent: save_pretrained writes a
 # nested text_config as a diff against its class defaults (gemma-3-4b's text_config has no
 # num_attention_heads), and hand-written configs (GPT-2's) omit keys such as the dropout
-# probabilities. Defaults are the keyword defaults of transformers' configuration_<family>.py
-# (remote-code configuration_deepseek.py for model_type 'deepseek'), as of transformers
-# 4.5x. The size keys of a top-level config (layers, widths, vocabulary, expert counts) are
+# probabilities. The defaults are those of transformers' configuration_<family>.py (main
+# branch, 2025; DeepSeek's remote-code configuration_deepseek.py for model_type 'deepseek').
+# The size keys of a top-level config (layers, widths, vocabulary, expert counts) are
 # required all the same: save_pretrained always writes them, so a top-level config without
 # one is truncated or misspelled, and a silently default-sized model is the bug this guards.
 
@@ -350,7 +350,6 @@ class _Cfg:
         self.family = family
         self.prefix = prefix  # "text_config." when read from a wrapper's text_config
         self.notes: list[str] = []
-        self.read: set[str] = set()
 
     # ---- errors
 
@@ -389,7 +388,6 @@ class _Cfg:
 
     def raw(self, key: str) -> Any:
         """The value of ``key`` (or an alias), else the family default; None for null."""
-        self.read.add(key)
         names = [k for k in (key,) + self.family.aliases.get(key, ()) if k in self.cfg]
         if len(names) > 1 and any(self.cfg[k] != self.cfg[names[0]] for k in names[1:]):
             raise self.error(names[1], self.cfg[names[1]], f"equal to '{names[0]}'",
