@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 
@@ -110,6 +111,17 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         raise err from None
 
 
+def check_finite(args: argparse.Namespace, outputs: dict) -> None:
+    """Refuse to print an itemisation whose numbers overflowed float64: specs that far from
+    any real GPU or model (1e-300 FLOP/s) would otherwise show as NaN."""
+    bad = [k for k, v in outputs.items() if not math.isfinite(v)]
+    if bad:
+        shown = ", ".join(f"{k} = {outputs[k]}" for k in bad[:3])
+        raise OptionError(f"--model {args.model} --hardware {args.hardware}", shown, "",
+                          message=f"the cost model overflows float64 ({shown}): a spec value "
+                                  "is outside any real GPU or model")
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from .explain import explain, render_text
 
@@ -118,6 +130,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     limits = Limits(mem_fraction=args.mem_fraction)
     d = explain(model, hardware, plan, limits)
+    check_finite(args, d["outputs"])
     d["hbm_bytes"] = hardware.hbm_capacity_bytes
     if args.json:
         print(json.dumps(finite_json(d), indent=2, allow_nan=False))

@@ -206,13 +206,21 @@ def complete(cols: dict[str, list], where: list[str]) -> dict[str, list]:
 # --------------------------------------------------------------------------- outputs
 
 
+NOT_FINITE = "NOT_FINITE"  # outputs overflowed float64: no number to report
+
+
 def result_rows(cols: dict[str, list], res) -> list[dict]:
+    """One dict per plan: its columns, every output, feasibility and violations. An output
+    that overflowed float64 (specs outside any real GPU) is None, never NaN, and makes the
+    plan infeasible with reason NOT_FINITE."""
     rows = []
     for i in range(len(res)):
         row = {name: values[i] for name, values in cols.items()}
-        row.update({name: float(res.columns[name][i]) for name in S.OUTPUT_NAMES})
-        row["feasible"] = bool(res.codes[i] == 0)
-        row["violations"] = res.violations(i)
+        outputs = {name: float(res.columns[name][i]) for name in S.OUTPUT_NAMES}
+        finite = all(math.isfinite(v) for v in outputs.values())
+        row.update({k: v if math.isfinite(v) else None for k, v in outputs.items()})
+        row["feasible"] = bool(res.codes[i] == 0) and finite
+        row["violations"] = res.violations(i) + ([] if finite else [NOT_FINITE])
         rows.append(row)
     return rows
 

@@ -22,6 +22,7 @@ from .cli_common import (
     SEQ_LEN,
     OptionError,
     check_output,
+    finite_json,
     int_range,
     integer,
     number,
@@ -441,8 +442,11 @@ def mixed_workloads(df) -> str | None:
 
 def format_counts(result) -> str:
     c = result.counts
+    from .sweep import NOT_FINITE, NOT_FINITE_DOC
+
     docs = dict(S.VIOLATIONS)
     docs.update({b.reason: b.describe() for b in result.bounds})
+    docs[NOT_FINITE] = NOT_FINITE_DOC
     lines = [f"  evaluated {c['evaluated']:,}   feasible {c['feasible']:,}   "
              f"infeasible {c['infeasible']:,}"]
     reasons = sorted(((n, v) for n, v in c["by_reason"].items() if v), key=lambda t: -t[1])
@@ -545,7 +549,7 @@ def run(args) -> int:
             d["plot"] = str(args.plot)
         if warning:
             d["warning"] = warning
-        print(json.dumps(d, indent=1))
+        print(json.dumps(finite_json(d), indent=1, allow_nan=False))
     else:
         print(report(result, args.top, args.front_rows))
         for what, path in (("front saved to", args.out), ("plot saved to", args.plot)):

@@ -59,6 +59,11 @@ from .specs import Hardware, Limits, Model, check_choice, check_int
 DEFAULT_OBJECTIVES = (("tokens_per_s_per_gpu", "max"), ("n_gpus", "min"),
                       ("mem_total_bytes", "min"))
 DEFAULT_CONSTRAINTS = {"max_dropped_fraction": 0.0}
+# A kernel-feasible plan whose outputs overflow float64 (specs far outside any real GPU or
+# model: 1e-300 FLOP/s) has no answer to rank: its own reason, not a NaN in the front.
+NOT_FINITE = "NOT_FINITE"
+NOT_FINITE_DOC = ("an output the sweep reads overflowed float64, or the step takes no "
+                  "time: a spec value is outside any real GPU or model")
 KERNEL_CONSTRAINTS = {"gpus_exact": "gpus_exact", "gpus": "gpus_exact",
                       "gpus_max": "gpus_max", "max_gpus": "gpus_max",
                       "mem_fraction": "mem_fraction", "mem_headroom": "mem_fraction"}
@@ -155,7 +160,9 @@ def parse_constraints(constraints, limits: Limits | None = None):
             raise SpecError("sweep", "constraint", key,
                             "one of " + ", ".join(sorted(KERNEL_CONSTRAINTS))
                             + ", or min_<output> / max_<output> for an output column")
-        bounds.append(Bound(col, kind, _bound_value(key, kind, value)))
+        v = _bound_value(key, kind, value)
+        if v != math.inf:  # a maximum of infinity is no bound at all
+            bounds.append(Bound(col, kind, v))
     return Limits(**lim), tuple(bounds)
 
 
@@ -192,13 +199,14 @@ class _Config:
 
     @property
     def reasons(self) -> tuple[str, ...]:
-        return S.VIOLATION_NAMES + tuple(b.reason for b in self.bounds)
+        return S.VIOLATION_NAMES + tuple(b.reason for b in self.bounds) + (NOT_FINITE,)
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The output columns a chunk's reduction reads: objectives, bounds, sort key."""
+        """The output columns a chunk's reduction reads: objectives, bounds, sort key, and
+        the step time (which must be a positive, finite number)."""
         names = [c for c, _ in self.objectives] + [b.column for b in self.bounds]
-        names.append(self.sort_by[0])
+        names += [self.sort_by[0], "time_step_s"]
         return tuple(dict.fromkeys(names))
 
 
@@ -292,13 +300,13 @@ def reduce_chunk(values, index, by_bit, evaluated: int, cfg: _Config) -> Partial
         ok = (v >= bound.value) if bound.kind == "min" else (v <= bound.value)  # NaN fails
         post.append(int(ok.shape[0]) - xp.count_nonzero(ok))
         feasible = ok if feasible is None else feasible & ok
-    by_reason = by_bit.astype(xp.int64)
-    if post:
-        by_reason = xp.concatenate([by_reason, xp.stack(
-            [xp.asarray(c, dtype=xp.int64) for c in post])])
-    if feasible is not None:
-        keep = xp.flatnonzero(feasible)
-        values, index = values[:, keep], index[keep]
+    ok = xp.isfinite(values).all(axis=0) & (values[at["time_step_s"]] > 0)
+    post.append(int(ok.shape[0]) - xp.count_nonzero(ok))
+    feasible = ok if feasible is None else feasible & ok
+    by_reason = xp.concatenate([by_bit.astype(xp.int64), xp.stack(
+        [xp.asarray(c, dtype=xp.int64) for c in post])])
+    keep = xp.flatnonzero(feasible)
+    values, index = values[:, keep], index[keep]
     part = Partial.empty(cfg, xp)
     part.evaluated = evaluated
     part.feasible = xp.asarray(index.shape[0], dtype=xp.int64)
@@ -613,7 +621,8 @@ def _result(model, hardware, space, cfg, limits, part: Partial, kept, used,
         "evaluated": int(part.evaluated),
         "feasible": feasible,
         "infeasible": int(part.evaluated) - feasible,
-        "by_reason": {name: int(c) for name, c in zip(cfg.reasons, part.by_reason.tolist())},
+        "by_reason": {name: int(c) for name, c in zip(cfg.reasons, part.by_reason.tolist())
+                      if c or name != NOT_FINITE},  # listed only when it happened
     }
     index, rows = kept
 
