@@ -7,6 +7,11 @@ counts only); the reference (scalar Python) is timed on a 20,000-plan slice.
 
     python bench/bench_engine.py                 # writes bench/results/engine-<cpu>-<n>t.json
     python bench/bench_engine.py --backend cupy  # one backend (e.g. on a GPU machine)
+
+It times the INSTALLED pyengine (``pip install .`` first), never the source tree next to
+it, whose compiled extension may be missing or stale: a silent fallback would record
+another backend's numbers. A results file is not replaced by a run that lacks a backend
+the file has numbers for (not built here, or left out by --backend) unless --force.
 """
 
 from __future__ import annotations
@@ -21,9 +26,20 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from pyengine.bench import append_history, headline, render, run  # noqa: E402
+try:  # the installed package: this script's folder, not the repository, is on sys.path
+    from pyengine import backends
+    from pyengine.bench import (
+        append_history,
+        headline,
+        machine_info,
+        refuse_to_overwrite,
+        render,
+        run,
+    )
+except ImportError as exc:
+    sys.exit(f"bench_engine.py: pyengine is not installed ({exc}): run `pip install .` in "
+             f"{ROOT} first")
 
 
 def result_path(result: dict, prefix: str) -> Path:
@@ -34,20 +50,31 @@ def result_path(result: dict, prefix: str) -> Path:
     return ROOT / "bench" / "results" / f"{prefix}-{slug}-{threads}t.json"
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", action="append", help="only this backend (repeatable)")
+    ap.add_argument("--backend", action="append", choices=tuple(backends.REGISTRY),
+                    help="only this backend (repeatable)")
     ap.add_argument("--plans", type=int, default=None, help="plans per fast backend")
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
-    result = run(args.backend, plans=args.plans)
+    ap.add_argument("--repeat", type=int, default=5, help="runs per backend; the best counts")
+    ap.add_argument("--out", help="results file [bench/results/engine-<cpu>-<threads>t.json]")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--force", action="store_true",
+                    help="overwrite a results file even if this run lacks one of its backends")
+    args = ap.parse_args(argv)
+    names = args.backend or backends.available()
+    path = Path(args.out) if args.out else result_path({"machine": machine_info()}, "engine")
+    if not args.no_write and not args.force:
+        why = refuse_to_overwrite(path, {n for n in names if backends.why_unavailable(n) is None})
+        if why:
+            print(f"bench_engine.py: not run: {why}", file=sys.stderr)
+            return 2
+    result = run(names, plans=args.plans, repeat=args.repeat)
     print(render(result))
     if not args.no_write:
-        path = result_path(result, "engine")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n")
         history = append_history(path, headline(result))
-        print(f"wrote {path.relative_to(ROOT)}, appended to {history.relative_to(ROOT)}")
+        print(f"wrote {path}, appended to {history}")
     return 0
 
 

@@ -10,6 +10,10 @@
 
     python bench/bench_sweep.py            # writes bench/results/sweep-<cpu>-<n>t.json
     python bench/bench_sweep.py --quick    # a smaller run, nothing written
+
+Like bench_engine.py it times the installed pyengine (``pip install .`` first), and it
+does not replace a results file with a run that lacks one of the file's backends unless
+--force.
 """
 
 from __future__ import annotations
@@ -27,12 +31,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from pyengine import backends, presets  # noqa: E402
-from pyengine.bench import append_history, machine_info, standard_spaces  # noqa: E402
-from pyengine.pareto import pareto_front  # noqa: E402
-from pyengine.sweep import sweep  # noqa: E402
+try:  # the installed package: this script's folder, not the repository, is on sys.path
+    from pyengine import backends, presets
+    from pyengine.bench import (
+        append_history,
+        machine_info,
+        refuse_to_overwrite,
+        standard_spaces,
+    )
+    from pyengine.pareto import pareto_front
+    from pyengine.sweep import sweep
+except ImportError as exc:
+    sys.exit(f"bench_sweep.py: pyengine is not installed ({exc}): run `pip install .` in "
+             f"{ROOT} first")
 
 REFERENCE_PLANS = 20_000
 
@@ -124,21 +136,30 @@ def result_path(info: dict) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", action="append", help="only this backend (repeatable)")
+    ap.add_argument("--backend", action="append", choices=tuple(backends.REGISTRY),
+                    help="only this backend (repeatable)")
     ap.add_argument("--plans", type=int, help="plans per workload [whole standard space]")
     ap.add_argument("--chunk-size", type=int)
     ap.add_argument("--points", type=int, default=10_000_000, help="Pareto benchmark points")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small run; write nothing")
     ap.add_argument("--out", help="result file [bench/results/sweep-<cpu>-<threads>t.json]")
+    ap.add_argument("--force", action="store_true",
+                    help="overwrite a results file even if this run lacks one of its backends")
     args = ap.parse_args(argv)
     if args.quick:
         args.plans, args.points, args.repeats = 200_000, 1_000_000, 1
     info = machine_info()
+    names = args.backend or [n for n in backends.AUTO_ORDER]
+    path = Path(args.out) if args.out else result_path(info)
+    if not args.quick and not args.force:
+        why = refuse_to_overwrite(path, {n for n in names if backends.why_unavailable(n) is None})
+        if why:
+            print(f"bench_sweep.py: not run: {why}", file=sys.stderr)
+            return 2
     print(f"pyengine sweep benchmark on {info['cpu']} ({info['cpu_count']} CPUs, "
           f"numba {info.get('numba_threads')} threads)" + (f", GPU {info['gpu']}"
                                                           if info.get("gpu") else ""))
-    names = args.backend or [n for n in backends.AUTO_ORDER]
     load_before = os.getloadavg()
     result = {
         "machine": info,
@@ -153,7 +174,6 @@ def main(argv=None) -> int:
         "load_average_1min": [load_before[0], os.getloadavg()[0]],
     }
     if not args.quick:
-        path = Path(args.out) if args.out else result_path(info)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1) + "\n")
         summary = {name: round(r["plans_per_s"]) for name, r in

@@ -20,15 +20,17 @@ from .engine import (
     feasible_space,
 )
 from .errors import BackendUnavailable, SpecError
+from .optional import MissingExtra
 from .reference import Result, evaluate
 from .space import Space
 from .specs import Hardware, Limits, Model, Plan
-from .sweep import SweepResult, sweep
+from .sweep import ClusterError, SweepResult, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendUnavailable", "BatchResult", "FeasibleResult", "Hardware", "Limits", "Model",
-    "Plan", "Result", "Space", "SpecError", "SweepResult", "count_space", "evaluate",
-    "evaluate_batch", "evaluate_space", "feasible_space", "presets", "schema", "sweep",
+    "BackendUnavailable", "BatchResult", "ClusterError", "FeasibleResult", "Hardware", "Limits",
+    "MissingExtra", "Model", "Plan", "Result", "Space", "SpecError", "SweepResult",
+    "count_space", "evaluate", "evaluate_batch", "evaluate_space", "feasible_space", "presets",
+    "schema", "sweep",
 ]

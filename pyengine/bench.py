@@ -124,8 +124,10 @@ def time_backend(name: str, workloads: list[Workload], plans: int, chunk: int,
     per = {}
     out = codes = None
     xp = np
+    # at least one plan per workload: a rate of zero plans would read as "no speed"
+    per_workload = max(1, plans // len(workloads))
     # one block size that every workload fills, so the blocks are reused, never reallocated
-    chunk = max(1, min([chunk] + [min(plans // len(workloads), len(w.space)) for w in workloads]))
+    chunk = max(1, min([chunk] + [min(per_workload, len(w.space)) for w in workloads]))
     if mode == "evaluate":
         if name == "cupy":
             import cupy as xp  # noqa: N813
@@ -135,7 +137,7 @@ def time_backend(name: str, workloads: list[Workload], plans: int, chunk: int,
         codes = xp.zeros(chunk, dtype=np.int64)
     for w in workloads:
         model, hw = presets.model(w.model), presets.hardware(w.hardware)
-        n = min(plans // len(workloads), len(w.space))
+        n = min(per_workload, len(w.space))
         if plans >= sum(len(x.space) for x in workloads):
             n = len(w.space)  # the whole standard space
         # warm-up: compile (numba), build kernels (cupy), first-touch buffers
@@ -255,26 +257,59 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
+def results_backends(result: dict) -> set[str]:
+    """Backends with numbers in a results file (``pyengine bench`` or bench_sweep.py's)."""
+    table = result.get("backends") or result.get("sweep", {}).get("backends") or {}
+    return {name for name, r in table.items() if isinstance(r, dict) and "unavailable" not in r}
+
+
+def refuse_to_overwrite(path: Path, will_run: set[str]) -> str | None:
+    """Why writing a new result to ``path`` would lose numbers, or None when it would not.
+
+    A results file holds one machine's numbers per backend; a run that lacks one of them
+    (not built here, or left out with --backend) must not replace them with nothing."""
+    if not path.exists():
+        return None
+    try:
+        old = results_backends(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+    lost = sorted(old - will_run)
+    if not lost:
+        return None
+    why = "; ".join(f"{n}: {backends.why_unavailable(n) or 'not asked for'}"
+                    for n in lost if n in backends.REGISTRY)
+    return (f"{path} has results of {', '.join(lost)}, which this run would not measure"
+            + (f" ({why})" if why else "") + ": build or ask for them, or pass --force "
+            "to overwrite")
+
+
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="plans/s per backend on the standard space",
-                       description=__doc__.split("\n")[0])
-    p.add_argument("--backend", action="append",
-                   help="only this backend (repeatable): " + ", ".join(backends.REGISTRY))
-    p.add_argument("--plans", type=int, default=None,
+    from .cli_common import integer, subparser
+
+    p = subparser(sub, "bench", help="plans/s per backend on the standard space",
+                  description=__doc__.split("\n")[0])
+    p.add_argument("--backend", action="append", choices=tuple(backends.REGISTRY),
+                   help="only this backend (repeatable; default: every available one)")
+    p.add_argument("--plans", type=integer(1, 1 << 40), default=None,
                    help="plans per fast backend, split over the two workloads "
-                        "[the whole standard space, 10.5 million]")
-    p.add_argument("--reference-plans", type=int, default=20_000)
-    p.add_argument("--repeat", type=int, default=5, help="runs per backend; the best counts")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--out", help="also write the JSON result to this file")
+                        "(default: the whole standard space, 10.5 million)")
+    p.add_argument("--reference-plans", type=integer(1, 1 << 40), default=20_000,
+                   help="plans the scalar reference evaluates")
+    p.add_argument("--repeat", type=integer(1, 1000), default=5,
+                   help="runs per backend; the best counts")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
+    from .cli_common import check_output
+
+    out = check_output("--out", args.out, (".json",)) if args.out else None
     result = run(args.backend, plans=args.plans, reference_plans=args.reference_plans,
                  repeat=args.repeat)
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(result, fh, indent=2)
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else render(result))
     return 0

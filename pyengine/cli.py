@@ -1,16 +1,37 @@
-"""`pyengine` command line: explain, evaluate, sweep, presets, bench, validate."""
+"""`pyengine` command line: explain, evaluate, sweep, presets, bench, validate.
+
+Every command reports bad input as ONE line on stderr naming the flag or file and what
+is allowed, with exit status 2 (:mod:`pyengine.cli_common`); ``main(argv)`` returns the
+exit status instead of raising, so it can be called in-process.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 
-from . import presets
+from . import __version__, presets
 from . import schema as S
+from .cli_common import (
+    GEN_TOKENS,
+    GLOBAL_BATCH,
+    SEQ_LEN,
+    HelpFormatter,
+    OneLineParser,
+    OptionError,
+    finite_json,
+    integer,
+    number,
+    one_line,
+    subparser,
+)
 from .errors import BackendUnavailable, SpecError
+from .optional import MissingExtra
 from .specs import Limits, Plan
+from .sweep import ClusterError
 
 EPILOG = """examples:
   pyengine explain --model llama3-70b --hardware h100-sxm --tp 8 --pp 4 --dp 4 \\
@@ -20,35 +41,40 @@ EPILOG = """examples:
   pyengine presets
 """
 
+# Errors that are the input's fault: one line and exit status 2. Anything else is a bug
+# in pyengine and keeps its traceback.
+USER_ERRORS = (SpecError, BackendUnavailable, MissingExtra, ClusterError, OSError, ValueError)
 
-def _bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "true", "on", "yes"):
-        return True
-    if t in ("0", "false", "off", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on/off, got {text!r}")
+# The command line's defaults where they differ from the library's Plan(): the workload.
+CLI_PLAN_DEFAULTS = {"global_batch": GLOBAL_BATCH, "seq_len": SEQ_LEN}
+
+
+def plan_default(name: str) -> object:
+    return CLI_PLAN_DEFAULTS.get(name, getattr(Plan(), name))
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per plan column, generated from the schema (defaults: pyengine.Plan)."""
-    base = Plan()
-    g = parser.add_argument_group("plan (defaults in brackets)")
+    """One flag per plan column, generated from the schema. Values are parsed here (an
+    integer flag takes integers only); ranges are Plan's, checked when it is built."""
+    g = parser.add_argument_group("plan")
     for col in S.PLAN:
-        flag = "--" + col.name.replace("_", "-")
-        default = getattr(base, col.name)
+        flag, default = flag_of(col.name), plan_default(col.name)
+        kw: dict = {"dest": col.name, "default": default, "help": col.doc}
+        if col.name == "gen_tokens":
+            kw.update(default=None, help=f"{col.doc} (default: {GEN_TOKENS} in decode mode, "
+                                         "else 0)")
         if col.kind == "bool":
-            g.add_argument(flag, dest=col.name, action=argparse.BooleanOptionalAction,
-                           default=default, help=f"{col.doc} [{'on' if default else 'off'}]")
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif col.kind == "choice":
-            g.add_argument(flag, dest=col.name, choices=col.choices, default=default,
-                           help=f"{col.doc} [{default}]")
+            g.add_argument(flag, choices=col.choices, **kw)
         elif col.kind == "int":
-            g.add_argument(flag, dest=col.name, type=int, default=default,
-                           metavar="N", help=f"{col.doc} [{default}]")
+            g.add_argument(flag, type=integer(), metavar="N", **kw)
         else:
-            g.add_argument(flag, dest=col.name, type=float, default=default,
-                           metavar="X", help=f"{col.doc} [{default}]")
+            g.add_argument(flag, type=number(), metavar="X", **kw)
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +85,41 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hardware preset or a .toml/.json file")
 
 
+def add_mem_fraction(parser: argparse.ArgumentParser, default: float | None) -> None:
+    """``--mem-fraction`` (the usable share of HBM), with sweep's old ``--mem-headroom`` as
+    a hidden alias: one name and one meaning in every command."""
+    kind = number(0.0, 1.0, lo_open=True)
+    parser.add_argument("--mem-fraction", type=kind, default=default, metavar="F",
+                        help="usable fraction of HBM, in (0, 1]; the rest is headroom"
+                             + ("" if default is not None else " (default: 1)"))
+    parser.add_argument("--mem-headroom", dest="mem_fraction", type=kind,
+                        help=argparse.SUPPRESS)
+
+
 def plan_from_args(args: argparse.Namespace) -> Plan:
-    return Plan(**{c.name: getattr(args, c.name) for c in S.PLAN})
+    """The Plan the flags describe; a value Plan refuses is reported with its flag."""
+    values = {c.name: getattr(args, c.name) for c in S.PLAN}
+    if values["gen_tokens"] is None:
+        values["gen_tokens"] = GEN_TOKENS if values["mode"] == "decode" else 0
+    try:
+        return Plan(**values)
+    except SpecError as exc:
+        if exc.field not in values:
+            raise
+        err = OptionError(flag_of(exc.field), exc.value, exc.allowed)
+        err.args = (f"{exc} (flag {flag_of(exc.field)})",)  # Plan's words, and the flag
+        raise err from None
+
+
+def check_finite(args: argparse.Namespace, outputs: dict) -> None:
+    """Refuse to print an itemisation whose numbers overflowed float64: specs that far from
+    any real GPU or model (1e-300 FLOP/s) would otherwise show as NaN."""
+    bad = [k for k, v in outputs.items() if not math.isfinite(v)]
+    if bad:
+        shown = ", ".join(f"{k} = {outputs[k]}" for k in bad[:3])
+        raise OptionError(f"--model {args.model} --hardware {args.hardware}", shown, "",
+                          message=f"the cost model overflows float64 ({shown}): a spec value "
+                                  "is outside any real GPU or model")
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -71,66 +130,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     limits = Limits(mem_fraction=args.mem_fraction)
     d = explain(model, hardware, plan, limits)
+    check_finite(args, d["outputs"])
     d["hbm_bytes"] = hardware.hbm_capacity_bytes
     if args.json:
-        print(json.dumps(d, indent=2))
+        print(json.dumps(finite_json(d), indent=2, allow_nan=False))
     else:
         print(render_text(d))
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Plans from a CSV/JSON file (one column per plan field) -> outputs, one row each."""
-    import numpy as np
-
-    from .engine import evaluate_batch
-
-    model = presets.model(args.model)
-    hardware = presets.hardware(args.hardware)
-    path = args.plans
-    if path.endswith(".json"):
-        with open(path) as fh:
-            rows = json.load(fh)
-        if isinstance(rows, dict):
-            rows = [rows]
-        cols = {name: [r[name] for r in rows] for name in S.PLAN_NAMES if rows and name in rows[0]}
-    else:
-        import csv
-
-        with open(path, newline="") as fh:
-            reader = list(csv.DictReader(fh))
-        cols = {}
-        for name in S.PLAN_NAMES:
-            if reader and name in reader[0]:
-                col = S.PLAN[S.PLAN_NAMES.index(name)]
-                vals = [r[name] for r in reader]
-                cols[name] = vals if col.kind in ("choice", "bool") else [float(v) for v in vals]
-    res = evaluate_batch(model, hardware, cols, backend=args.backend)
-    n = len(res)
-    out = []
-    for i in range(n):
-        row = {name: (cols[name][i] if name in cols else None) for name in cols}
-        row.update({name: float(res.columns[name][i]) for name in S.OUTPUT_NAMES})
-        row["feasible"] = bool(res.codes[i] == 0)
-        row["violations"] = res.violations(i)
-        out.append(row)
-    if args.json or not args.out:
-        text = json.dumps(out, indent=2)
-        if args.out:
-            with open(args.out, "w") as fh:
-                fh.write(text)
-        else:
-            print(text)
-    else:
-        import csv
-
-        with open(args.out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(out[0]) if out else [])
-            w.writeheader()
-            for r in out:
-                r["violations"] = ";".join(r["violations"])
-                w.writerow(r)
-        print(f"wrote {n} rows to {args.out} ({int(np.sum(res.codes == 0))} feasible)")
     return 0
 
 
@@ -158,63 +163,80 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pyengine",
-        description="Cost model for splitting LLM training and inference across GPUs: "
-                    "memory per GPU, roofline step time, feasibility, Pareto fronts.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("explain", help="one plan, every memory and time term itemised",
-                       description="Evaluate one plan with the scalar reference and itemise "
-                                   "memory (bytes per GPU) and time (seconds per step).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_explain(sub) -> None:
+    p = subparser(sub, "explain", help="one plan, every memory and time term itemised",
+                  description="Evaluate one plan with the scalar reference and itemise "
+                              "memory (bytes per GPU) and time (seconds per step).")
     add_target_arguments(p)
     add_plan_arguments(p)
-    p.add_argument("--mem-fraction", type=float, default=1.0,
-                   help="usable fraction of HBM (headroom), (0, 1]")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_mem_fraction(p, 1.0)
+    p.add_argument("--json", action="store_true", help="print a machine-readable object")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("evaluate", help="many plans from a CSV/JSON file, on a fast backend")
-    add_target_arguments(p)
-    p.add_argument("plans", help="CSV or JSON file with one column per plan field "
-                                 f"({', '.join(S.PLAN_NAMES)}); missing columns take defaults")
-    p.add_argument("--backend", default="auto", help="auto, native, numba, cupy, reference")
-    p.add_argument("--out", help="write results to this .csv or .json file")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("presets", help="list model and hardware presets")
-    p.add_argument("--json", action="store_true")
+def add_presets(sub) -> None:
+    p = subparser(sub, "presets", help="list model and hardware presets",
+                  description="The model and hardware presets shipped with pyengine, with "
+                              "their headline facts.")
+    p.add_argument("--json", action="store_true", help="every fact and source, as JSON")
     p.set_defaults(func=cmd_presets)
 
-    for module in ("cli_sweep", "bench", "validate"):
-        try:
-            mod = __import__(f"pyengine.{module}", fromlist=["add_parser"])
-        except ImportError:
-            continue
-        if hasattr(mod, "add_parser"):
-            mod.add_parser(sub)
+
+def build_parser() -> OneLineParser:
+    from . import bench, cli_evaluate, cli_sweep, validate
+
+    parser = OneLineParser(
+        prog="pyengine", allow_abbrev=False,
+        description="Cost model for splitting LLM training and inference across GPUs: "
+                    "memory per GPU, roofline step time, feasibility, Pareto fronts.",
+        epilog=EPILOG, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pyengine {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    add_explain(sub)
+    cli_evaluate.add_parser(sub)
+    cli_sweep.add_parser(sub)
+    add_presets(sub)
+    bench.add_parser(sub)
+    validate.add_parser(sub)
+    parser.commands = sub.choices  # type: ignore[attr-defined]
     return parser
+
+
+def parse(parser: OneLineParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, failing on one line (SystemExit) on anything no option takes."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = getattr(args, "command", None)
+        (parser.commands.get(command) or parser).unrecognized(extra)  # type: ignore[attr-defined]
+    return args
+
+
+def _exit_status(exc: SystemExit) -> int:
+    code = exc.code
+    return 0 if code is None else code if isinstance(code, int) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse(parser, argv)
+    except SystemExit as exc:  # --help, --version, or a bad command line (already reported)
+        return _exit_status(exc)
     if not getattr(args, "command", None):
-        parser.print_help()
+        print("pyengine: error: a command is required: " + ", ".join(parser.commands)
+              + " (see `pyengine --help`)", file=sys.stderr)
         return 2
     try:
-        run = getattr(args, "func", None) or args.run
-        return int(run(args) or 0)
-    except (SpecError, BackendUnavailable, FileNotFoundError, ValueError) as exc:
-        print(f"pyengine {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into head & co.: stop quietly
         sys.stderr.close()
         return 0
+    except USER_ERRORS as exc:
+        print(f"pyengine {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pyengine {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

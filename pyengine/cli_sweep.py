@@ -13,24 +13,50 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 
+from . import backends
 from . import schema as S
+from .cli_common import (
+    GEN_TOKENS,
+    GLOBAL_BATCH,
+    SEQ_LEN,
+    OptionError,
+    check_output,
+    finite_json,
+    int_range,
+    integer,
+    number,
+    one_line,
+    subparser,
+)
 from .errors import SpecError
+from .optional import require
 from .specs import Plan
 
 EXAMPLES = """examples:
   pyengine sweep --model llama3-70b --hardware h100-sxm --max-gpus 256 --seq-len 8192
   pyengine sweep -m moe-10b -H h100-sxm --max-gpus 40 --global-batch 128 \\
-      --seq-len 4096,10240 --mem-headroom 0.9 --out front.parquet --plot front.png
+      --seq-len 10240 --mem-fraction 0.9 --out front.parquet --plot front.png
   pyengine sweep -m llama3-8b -H h100-sxm --gpus 8 --mode decode --gen-tokens 512 \\
       --max-tpot-ms 30 --objective tokens_per_s_per_gpu:max --objective tpot_s:min
 """
 
 DEFAULT_BUDGET_NODES = 8
-DEFAULT_GLOBAL_BATCH = 128
-DEFAULT_SEQ_LEN = 4096
-DEFAULT_GEN_TOKENS = 256
+DEFAULT_GLOBAL_BATCH = GLOBAL_BATCH
+DEFAULT_SEQ_LEN = SEQ_LEN
+DEFAULT_GEN_TOKENS = GEN_TOKENS
+# The largest GPU budget the default axes are built for: far beyond any cluster, small
+# enough that the axes stay short lists (they are computed from divisors and powers of
+# two, never by walking every count up to the budget).
+MAX_BUDGET = 1 << 24
+PP_EVERY_UP_TO = 128  # default pp axis: every count up to this, powers of two beyond
+MAX_CHUNK = 1 << 26
+MAX_TOP = 100_000
+OUT_SUFFIXES = (".parquet", ".csv", ".json")
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps")
+# Plan columns that define the work (what is computed), rather than how it is split: plans
+# that differ in them are answers to different questions.
+WORKLOAD = ("mode", "global_batch", "seq_len", "gen_tokens")
 GIB = float(1 << 30)
 
 
@@ -41,25 +67,49 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+AXIS_DEFAULTS = {
+    "mode": "train", "global_batch": str(GLOBAL_BATCH), "seq_len": str(SEQ_LEN),
+    "gen_tokens": f"{GEN_TOKENS} in decode mode", "tp": "powers of two up to a node",
+    "cp": "powers of two up to the budget",
+    "pp": f"every count up to the layers ({PP_EVERY_UP_TO} at most; powers of two beyond)",
+    "ep": "powers of two dividing the experts", "dp": "the divisors of the global batch",
+    "micro_batch": "1,2,4", "recompute": "none,selective,full in training",
+    "zero": "1; --all-zero: 0,1,2,3",
+}
+
+
+def _axis_default(col) -> str:
+    """The default of an axis as its help text shows it."""
+    if col.name in AXIS_DEFAULTS:
+        return AXIS_DEFAULTS[col.name]
+    value = getattr(Plan(), col.name)
+    if col.kind == "bool":
+        return "on" if value else "off"
+    return str(value)
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "sweep", help="a design space: feasible count, Pareto front, best plans, a plot",
-        description="Evaluate every plan of a design space (the Cartesian product of the "
-                    "axes) and keep the Pareto front, the best plans and the counts of "
-                    "infeasible plans by reason.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import add_mem_fraction
+
+    p = subparser(
+        subparsers, "sweep", help="a design space: feasible count, Pareto front, best plans, "
+        "a plot", description="Evaluate every plan of a design space (the Cartesian "
+        "product of the axes) and keep the Pareto front, the best plans and the counts of "
+        "infeasible plans by reason.", epilog=EXAMPLES)
     p.add_argument("--model", "-m", required=True,
                    help="model preset (see `pyengine presets`) or a .toml/.json file")
     p.add_argument("--hardware", "-H", required=True, help="hardware preset or a .toml/.json file")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--gpus", type=int, metavar="N", help="use exactly N GPUs")
-    budget.add_argument("--max-gpus", type=int, metavar="N",
+    count = integer(1, MAX_BUDGET)
+    budget.add_argument("--gpus", type=count, metavar="N", help="use exactly N GPUs")
+    budget.add_argument("--max-gpus", type=count, metavar="N",
                         help=f"use at most N GPUs (default: {DEFAULT_BUDGET_NODES} nodes)")
     axes = p.add_argument_group(
         "axes (comma lists; omitted axes get defaults sized to the GPU budget)")
     for col in S.PLAN:
         axes.add_argument(_flag(col.name), dest=col.name, metavar=_metavar(col),
-                          help=col.doc + (f" ({col.unit})" if col.unit else ""))
+                          help=col.doc + (f" ({col.unit})" if col.unit else "")
+                          + f" (default: {_axis_default(col)})")
     axes.add_argument("--all-zero", action="store_true", help="sweep ZeRO stages 0,1,2,3")
     c = p.add_argument_group("objectives and constraints")
     c.add_argument("--objective", action="append", metavar="COLUMN:min|max",
@@ -67,25 +117,39 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "tokens_per_s_per_gpu:max, n_gpus:min, mem_total_bytes:min)")
     c.add_argument("--sort-by", metavar="COLUMN[:min|max]",
                    help="rank the best plans by this (default: the first objective)")
-    c.add_argument("--mem-headroom", type=float, metavar="F",
-                   help="usable fraction of HBM, e.g. 0.9 (default 1)")
-    c.add_argument("--min-tokens-per-s", type=float, metavar="X", help="all GPUs together")
-    c.add_argument("--min-tokens-per-s-per-gpu", type=float, metavar="X")
-    c.add_argument("--max-tpot-ms", type=float, metavar="MS", help="time per output token")
-    c.add_argument("--max-ttft-ms", type=float, metavar="MS", help="time to first token")
-    c.add_argument("--max-dropped", type=float, default=0.0, metavar="F",
-                   help="largest allowed fraction of MoE token-slots dropped (default 0)")
+    add_mem_fraction(c, None)
+    rate = number(0.0)
+    c.add_argument("--min-tokens-per-s", type=rate, metavar="X",
+                   help="least tokens/s, all GPUs together")
+    c.add_argument("--min-tokens-per-s-per-gpu", type=rate, metavar="X",
+                   help="least tokens/s per GPU")
+    latency = number(0.0, lo_open=True, allow_inf=True)
+    c.add_argument("--max-tpot-ms", type=latency, metavar="MS",
+                   help="longest time per output token (decode)")
+    c.add_argument("--max-ttft-ms", type=latency, metavar="MS",
+                   help="longest time to first token (inference)")
+    c.add_argument("--max-dropped", type=number(0.0, 1.0), default=0.0, metavar="F",
+                   help="largest allowed fraction of MoE token-slots dropped, in [0, 1]")
     c.add_argument("--duplicates", choices=("all", "first"), default="all",
                    help="front plans with identical objectives: keep all, or the first")
     o = p.add_argument_group("execution and output")
-    o.add_argument("--top", type=int, default=20, metavar="K", help="best plans to keep")
-    o.add_argument("--front-rows", type=int, default=40, metavar="N",
+    o.add_argument("--top", type=integer(0, MAX_TOP), default=20, metavar="K",
+                   help="best plans to keep")
+    o.add_argument("--front-rows", type=integer(0), default=40, metavar="N",
                    help="front rows to print (all are saved with --out)")
-    o.add_argument("--chunk-size", type=int, metavar="N", help="plans per evaluated chunk")
-    o.add_argument("--backend", default="auto", help="auto, cupy, native, numba, reference")
-    o.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler to spread work over")
+    o.add_argument("--chunk-size", type=integer(1, MAX_CHUNK), metavar="N",
+                   help="plans per evaluated chunk (default: 2**19 on CPU, 2**23 on a GPU)")
+    o.add_argument("--backend", default="auto", choices=("auto", *backends.REGISTRY),
+                   help="where the plans are evaluated")
+    o.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler to spread work over (needs pyengine[dask])")
+    o.add_argument("--scheduler-timeout", type=number(0.0, 3600.0, lo_open=True), default=10.0,
+                   metavar="S", help="seconds to wait for the scheduler to answer")
+    o.add_argument("--worker-timeout", type=number(0.0, lo_open=True, allow_inf=True),
+                   default=60.0, metavar="S",
+                   help="fail when the scheduler has had no worker for this long")
     o.add_argument("--out", metavar="FILE", help="save the front: .parquet, .csv or .json")
-    o.add_argument("--plot", metavar="FILE.png", help="plot the front")
+    o.add_argument("--plot", metavar="FILE.png", help="plot the front (.png, .pdf, .svg, ...)")
     o.add_argument("--json", action="store_true", help="print a machine-readable object")
     p.set_defaults(func=run)
     return p
@@ -99,34 +163,46 @@ def _metavar(col) -> str:
     return "N,..." if col.kind == "int" else "X,..."
 
 
+def _allowed(col) -> str:
+    if col.kind == "choice":
+        return "one of " + ", ".join(col.choices)
+    if col.kind == "bool":
+        return "on or off"
+    if col.kind == "int":
+        return "integers in " + f"[{int(col.lo)}, {int(col.hi)}]"
+    return f"finite numbers in [{col.lo:g}, {col.hi:g}]"
+
+
+def _item(col, t: str):
+    """One value of a comma list, or None when the column does not allow it."""
+    if col.kind == "choice":
+        return t if t in col.choices else None
+    if col.kind == "bool":
+        low = t.lower()
+        return low in ("on", "true", "1", "yes") if low in (
+            "on", "off", "true", "false", "1", "0", "yes", "no") else None
+    try:
+        v = float(t)
+    except ValueError:
+        return None
+    if not math.isfinite(v) or not col.lo <= v <= col.hi:
+        return None
+    if col.kind == "int":
+        return int(v) if v == math.floor(v) else None
+    return v
+
+
 def parse_list(col, text: str) -> list:
-    """A comma list of human values for a plan column (validated by Space later)."""
+    """A comma list of human values for a plan column, each checked against the column."""
     items = [t.strip() for t in str(text).split(",") if t.strip()]
     if not items:
-        raise SpecError("sweep", col.name, text, "a comma-separated list of values")
+        raise OptionError(_flag(col.name), text, "a comma-separated list of values")
     out = []
     for t in items:
-        try:
-            if col.kind == "choice":
-                if t not in col.choices:
-                    raise ValueError
-                out.append(t)
-            elif col.kind == "bool":
-                low = t.lower()
-                if low not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                out.append(low in ("on", "true", "1", "yes"))
-            elif col.kind == "int":
-                v = float(t)
-                if v != int(v):
-                    raise ValueError
-                out.append(int(v))
-            else:
-                out.append(float(t))
-        except ValueError:
-            allowed = {"choice": "one of " + ", ".join(col.choices),
-                       "bool": "on or off", "int": "integers"}.get(col.kind, "numbers")
-            raise SpecError("sweep", col.name, t, allowed) from None
+        v = _item(col, t)
+        if v is None:
+            raise OptionError(_flag(col.name), t, _allowed(col))
+        out.append(v)
     return sorted(set(out), key=out.index)
 
 
@@ -141,27 +217,49 @@ def load_spec(kind: str, name: str):
 
 
 def _pow2(limit: int) -> list[int]:
-    out, v = [], 1
-    while v <= limit:
-        out.append(v)
-        v *= 2
-    return out
+    """Powers of two up to ``limit`` (>= 1)."""
+    return [1 << i for i in range(max(1, int(limit)).bit_length())]
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    """The divisors of n, sorted: O(sqrt n) trial division, never a walk up to n."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _pp_axis(layers: int, budget: int, exact: bool) -> list[int]:
+    limit = min(budget, layers)
+    if exact:
+        return [v for v in _divisors(budget) if v <= limit]
+    every = list(range(1, min(limit, PP_EVERY_UP_TO) + 1))
+    return every + [v for v in _pow2(limit) if v > PP_EVERY_UP_TO]
+
+
+def _dp_axis(batches: list[int], budget: int, exact: bool) -> list[int]:
+    """Degrees that split some global batch (dp * micro_batch must divide it) and fit the
+    budget (divide it, when exact)."""
+    if exact:
+        return [v for v in _divisors(budget) if any(g % v == 0 for g in batches)]
+    found: set[int] = set()
+    for g in batches:
+        found.update(v for v in _divisors(int(g)) if v <= budget)
+    return sorted(found)
 
 
 def default_axes(model, hardware, budget: int, exact: bool, axes: dict) -> dict:
     """Default values for the axes the user left out, sized to the GPU budget.
 
     tp: powers of two up to min(budget, GPUs per node); cp: powers of two up to the
-    budget; pp: every count up to min(budget, layers) (layers need not divide pp);
-    ep: powers of two dividing the experts (MoE) or 1; dp: every count up to the budget
-    that divides a global batch (dp * micro_batch must divide it). With ``exact`` every
-    degree must divide the budget. micro_batch 1,2,4; recompute none/selective/full and
-    ZeRO 1 in training; global batch 128, sequence 4096, 256 generated tokens (decode).
+    budget; pp: every count up to min(budget, layers) (layers need not divide pp), powers
+    of two beyond 128; ep: powers of two dividing the experts (MoE) or 1; dp: the divisors
+    of a global batch up to the budget (dp * micro_batch must divide it). With ``exact``
+    every degree must divide the budget. micro_batch 1,2,4; recompute none/selective/full
+    and ZeRO 1 in training; global batch 128, sequence 4096, 256 generated tokens (decode).
+    Every axis is computed from divisors and powers of two: the budget may be large.
     """
+    if not 1 <= budget <= MAX_BUDGET:
+        raise OptionError("--max-gpus", budget, int_range(1, MAX_BUDGET))
+
     def fits(v):
         return v <= budget and (not exact or budget % v == 0)
 
@@ -175,12 +273,11 @@ def default_axes(model, hardware, budget: int, exact: bool, axes: dict) -> dict:
         d["gen_tokens"] = axes.get("gen_tokens", [DEFAULT_GEN_TOKENS])
     d["tp"] = [v for v in _pow2(min(budget, hardware.gpus_per_node)) if fits(v)]
     d["cp"] = [v for v in _pow2(budget) if fits(v)]
-    d["pp"] = [v for v in range(1, min(budget, model.n_layers) + 1) if fits(v)]
+    d["pp"] = _pp_axis(model.n_layers, budget, exact)
     if model.n_experts:
         d["ep"] = [v for v in _pow2(min(budget, model.n_experts))
                    if model.n_experts % v == 0 and fits(v)]
-    d["dp"] = [v for v in range(1, budget + 1)
-               if fits(v) and any(g % v == 0 for g in d["global_batch"])] or [1]
+    d["dp"] = _dp_axis(d["global_batch"], budget, exact) or [1]
     d["micro_batch"] = [1, 2, 4]
     if training:
         d["recompute"] = ["none", "selective", "full"]
@@ -193,15 +290,13 @@ def build_space(args, model, hardware):
     from .space import Space
 
     budget = args.gpus or args.max_gpus or DEFAULT_BUDGET_NODES * hardware.gpus_per_node
-    if budget < 1:
-        raise SpecError("sweep", "gpus", budget, "an integer >= 1")
     given = {col.name: parse_list(col, getattr(args, col.name))
              for col in S.PLAN if getattr(args, col.name, None) is not None}
     if getattr(args, "all_zero", False) and "zero" not in given:
         given["zero"] = [0, 1, 2, 3]
     axes = default_axes(model, hardware, budget, args.gpus is not None, given)
     if "decode" in axes["mode"] and 0 in axes.get("gen_tokens", [0]):
-        raise SpecError("sweep", "gen_tokens", 0, ">= 1 in decode mode")
+        raise SpecError("sweep", "gen_tokens", 0, ">= 1 in decode mode: give --gen-tokens")
     return Space(base=Plan(), **axes), budget
 
 
@@ -211,8 +306,8 @@ def constraints_of(args, budget: int) -> dict:
         c["gpus_exact"] = args.gpus
     else:
         c["gpus_max"] = budget
-    if args.mem_headroom is not None:
-        c["mem_fraction"] = args.mem_headroom
+    if getattr(args, "mem_fraction", None) is not None:
+        c["mem_fraction"] = args.mem_fraction
     if args.min_tokens_per_s is not None:
         c["min_tokens_per_s"] = args.min_tokens_per_s
     if args.min_tokens_per_s_per_gpu is not None:
@@ -228,13 +323,17 @@ def constraints_of(args, budget: int) -> dict:
 
 
 class ProgressBar:
-    """A one-line progress bar with plans/s on a stream (stderr when it is a terminal)."""
+    """A one-line progress bar with plans/s on a stream (stderr when it is a terminal).
+
+    Each frame overwrites the last from the line start; a shorter frame is padded with
+    blanks so nothing of a longer one stays behind ("ETA 6 ss")."""
 
     def __init__(self, stream=None, width: int = 28):
         self.stream = stream or sys.stderr
         self.width = width
         self.t0 = time.perf_counter()
         self.last = 0.0
+        self.shown = 0  # length of the frame on screen
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
@@ -246,12 +345,14 @@ class ProgressBar:
         fill = int(round(frac * self.width))
         rate = done / dt
         eta = (total - done) / rate if rate > 0 else float("inf")
-        line = (f"\r  [{'#' * fill}{'.' * (self.width - fill)}] {100 * frac:5.1f}%  "
+        line = (f"  [{'#' * fill}{'.' * (self.width - fill)}] {100 * frac:5.1f}%  "
                 f"{_si(done)}/{_si(total)} plans  {_si(rate)} plans/s"
                 + (f"  ETA {eta:.0f} s" if done < total and math.isfinite(eta) else ""))
-        self.stream.write(line)
+        self.stream.write("\r" + line.ljust(self.shown))
+        self.shown = len(line)
         if done >= total:
             self.stream.write("\n")
+            self.shown = 0
         self.stream.flush()
 
 
@@ -260,6 +361,16 @@ def _si(x: float) -> str:
         if abs(x) >= scale:
             return f"{x / scale:.1f}{unit}"
     return f"{x:.0f}"
+
+
+def cell(value: float, fmt: str) -> str:
+    """A number for a table: ``fmt`` in the human range, 3 significant digits outside it
+    (absurd hardware gives 1e300 s steps: no 300-digit cells, and no tiny value shown as 0)."""
+    if value != value:
+        return "nan"
+    if value != 0 and not 1e-3 <= abs(value) < 1e12:
+        return f"{value:.3g}"
+    return fmt.format(value)
 
 
 # --------------------------------------------------------------------------- output
@@ -272,9 +383,10 @@ DISPLAY = (  # output column, header, scale, format
     ("time_step_s", "step s", 1.0, "{:.3g}"),
     ("mfu", "MFU %", 0.01, "{:.1f}"),
 )
-PLAN_ORDER = ("mode", "tp", "cp", "pp", "dp", "ep", "etp", "vpp", "global_batch", "micro_batch",
-              "seq_len", "gen_tokens", "zero", "recompute", "sequence_parallel",
-              "capacity_factor", "flash_attention", "dtype", "grad_dtype")
+# the workload columns first: they say which question a row answers
+PLAN_ORDER = ("mode", "global_batch", "seq_len", "gen_tokens", "dtype", "tp", "cp", "pp", "dp",
+              "ep", "etp", "vpp", "micro_batch", "zero", "recompute", "sequence_parallel",
+              "capacity_factor", "flash_attention", "grad_dtype")
 SHORT = {"global_batch": "gbs", "micro_batch": "mbs", "seq_len": "seq", "gen_tokens": "gen",
          "sequence_parallel": "sp", "capacity_factor": "cf", "flash_attention": "flash"}
 INFERENCE_DISPLAY = (
@@ -283,14 +395,18 @@ INFERENCE_DISPLAY = (
 )
 
 
+def _order(name: str) -> int:
+    return PLAN_ORDER.index(name) if name in PLAN_ORDER else len(PLAN_ORDER)
+
+
 def format_table(df, space, limit: int | None = None) -> str:
-    """Plans as an aligned text table: the varying plan columns, then outputs with units."""
+    """Plans as an aligned text table: the varying plan columns (workload first), then
+    outputs with units."""
     if limit is not None:
         df = df.head(limit)
     if not len(df):
         return "  (none)"
-    varying = sorted(space.varying, key=lambda c: (PLAN_ORDER.index(c)
-                                                   if c in PLAN_ORDER else len(PLAN_ORDER)))
+    varying = sorted(space.varying, key=_order)
     cols = ["index"] + varying
     headers = ["#"] + [SHORT.get(c, c.replace("_", " ")) for c in varying]
     rows = [[str(v) for v in df[c]] for c in cols]
@@ -299,7 +415,7 @@ def format_table(df, space, limit: int | None = None) -> str:
         display = DISPLAY + INFERENCE_DISPLAY
     for col, head, scale, fmt in display:
         headers.append(head)
-        rows.append([fmt.format(v / scale) if v == v else "nan" for v in df[col]])
+        rows.append([cell(v / scale, fmt) for v in df[col]])
     widths = [max(len(h), *(len(r) for r in col)) for h, col in zip(headers, rows)]
     lines = ["  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths))]
     for i in range(len(df)):
@@ -307,10 +423,30 @@ def format_table(df, space, limit: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def mixed_workloads(df) -> str | None:
+    """A warning when a table's plans do different work (several sequence lengths, batches
+    or modes): a plan for one workload is no alternative to a plan for another, and a front
+    over them compares tokens/s of different questions."""
+    if not len(df):
+        return None
+    differ = [c for c in WORKLOAD if c in df and df[c].nunique() > 1]
+    if not differ:
+        return None
+    kinds = "; ".join(f"{SHORT.get(c, c)} {', '.join(str(v) for v in sorted(df[c].unique()))}"
+                      for c in differ)
+    n = len(df.drop_duplicates(subset=differ))
+    return (f"the front mixes {n} workloads ({kinds}): its plans answer different questions; "
+            f"read the {', '.join(SHORT.get(c, c) for c in differ)} column, or sweep one "
+            "workload at a time")
+
+
 def format_counts(result) -> str:
     c = result.counts
+    from .sweep import NOT_FINITE, NOT_FINITE_DOC
+
     docs = dict(S.VIOLATIONS)
     docs.update({b.reason: b.describe() for b in result.bounds})
+    docs[NOT_FINITE] = NOT_FINITE_DOC
     lines = [f"  evaluated {c['evaluated']:,}   feasible {c['feasible']:,}   "
              f"infeasible {c['infeasible']:,}"]
     reasons = sorted(((n, v) for n, v in c["by_reason"].items() if v), key=lambda t: -t[1])
@@ -334,31 +470,67 @@ def report(result, top: int, front_rows: int) -> str:
            f"Pareto front: {len(result.front)} plans ({objectives})"
            + (f", first {front_rows} shown" if len(result.front) > front_rows else "") + ":",
            format_table(result.front, result.space, front_rows)]
+    warning = mixed_workloads(result.front)
+    if warning:
+        out += ["", "note: " + warning]
     return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- run
 
 
-def run(args) -> int:
-    from .sweep import sweep
+def check_files(args) -> None:
+    """Output paths and the extras the options need, checked before any work."""
+    if args.out:
+        out = check_output("--out", args.out, OUT_SUFFIXES)
+        if out.suffix.lower() == ".parquet":
+            require("pyarrow", "--out FILE.parquet")
+    if args.plot:
+        check_output("--plot", args.plot, PLOT_SUFFIXES)
+        require("matplotlib", "--plot")
+    if args.scheduler:
+        require("distributed", "--scheduler")
 
-    if args.out and Path(args.out).suffix.lower() not in (".parquet", ".csv", ".json"):
-        raise SpecError("sweep", "out", args.out, "a file name ending in .parquet, .csv or .json")
+
+def connect(address: str, timeout: float):
+    """A Dask client for the scheduler at ``address``, or a one-line ClusterError."""
+    import logging
+
+    from distributed import Client
+
+    from .sweep import ClusterError
+
+    log = logging.getLogger("distributed")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # the failure is reported once, below, not logged too
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address!r} within "
+                           f"{timeout:g} s ({one_line(exc)}); is it running? "
+                           "(--scheduler-timeout sets the wait)") from None
+    finally:
+        log.setLevel(level)
+
+
+def run(args) -> int:
+    from .sweep import parse_constraints, parse_objectives, sweep
+
+    check_files(args)
     model = load_spec("model", args.model)
     hardware = load_spec("hardware", args.hardware)
     space, budget = build_space(args, model, hardware)
-    client = None
-    if args.scheduler:
-        from distributed import Client
-
-        client = Client(args.scheduler)
+    constraints = constraints_of(args, budget)
+    parse_objectives(args.objective)  # fail on a bad objective before connecting
+    parse_constraints(constraints, space.limits)
+    client = connect(args.scheduler, args.scheduler_timeout) if args.scheduler else None
     progress = ProgressBar() if sys.stderr.isatty() and not args.json else None
     try:
         result = sweep(model, hardware, space, objectives=args.objective,
-                       constraints=constraints_of(args, budget), backend=args.backend,
+                       constraints=constraints, backend=args.backend,
                        chunk_size=args.chunk_size, top_k=args.top, sort_by=args.sort_by,
-                       client=client, progress=progress, duplicates=args.duplicates)
+                       client=client, progress=progress, duplicates=args.duplicates,
+                       worker_timeout=args.worker_timeout)
     finally:
         if client is not None:
             client.close()
@@ -368,16 +540,21 @@ def run(args) -> int:
         from .plot import plot_front
 
         plot_front(result, args.plot)
+    warning = mixed_workloads(result.front)
     if args.json:
         d = result.to_dict()
         if args.out:
             d["out"] = str(args.out)
         if args.plot:
             d["plot"] = str(args.plot)
-        print(json.dumps(d, indent=1))
+        if warning:
+            d["warning"] = warning
+        print(json.dumps(finite_json(d), indent=1, allow_nan=False))
     else:
         print(report(result, args.top, args.front_rows))
         for what, path in (("front saved to", args.out), ("plot saved to", args.plot)):
             if path:
                 print(f"\n{what} {path}")
+    if warning:
+        print(f"pyengine sweep: warning: {warning}", file=sys.stderr)
     return 0

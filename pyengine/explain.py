@@ -7,6 +7,8 @@ what the kernel used.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import reference as R
@@ -17,7 +19,25 @@ from .specs import Hardware, Limits, Model, Plan
 GiB = 2.0**30
 
 
+# Numbers outside a human range print in scientific notation: absurd hardware gives steps
+# of 1e300 s (a fixed-point format would print 300 digits) or rates of 1e-9 tokens/s
+# (which would print as a silent 0).
+HUGE = 1e15
+
+
+def fmt_num(x: float, fmt: str = ",.0f", small: float = 0.5) -> str:
+    """``x`` in ``fmt``, or with 4 significant digits when fmt would mislead: not finite,
+    at least 1e15, or non-zero below ``small`` (where fmt would round it to 0)."""
+    if not math.isfinite(x):
+        return str(x)
+    if abs(x) >= HUGE or (x != 0 and abs(x) < small):
+        return f"{x:.4g}"
+    return format(x, fmt)
+
+
 def fmt_bytes(x: float) -> str:
+    if not math.isfinite(x) or x >= HUGE * GiB:
+        return f"{x:.4g} B"
     if x >= GiB:
         return f"{x / GiB:,.2f} GiB"
     if x >= 2**20:
@@ -26,14 +46,20 @@ def fmt_bytes(x: float) -> str:
 
 
 def fmt_s(x: float) -> str:
+    if not math.isfinite(x) or x >= 1e6:  # past 11 days: seconds with an exponent
+        return f"{x:.4g} s"
     if x >= 1.0 or x == 0.0:
         return f"{x:,.3f} s"
     if x >= 1e-3:
         return f"{x * 1e3:,.2f} ms"
-    return f"{x * 1e6:,.1f} us"
+    if x >= 1e-7:
+        return f"{x * 1e6:,.1f} us"
+    return f"{x:.4g} s"
 
 
 def fmt_count(x: float) -> str:
+    if not math.isfinite(x) or abs(x) >= HUGE:
+        return f"{x:.4g}"
     for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(x) >= scale:
             return f"{x / scale:,.2f}{unit}"
@@ -122,7 +148,7 @@ def render_text(d: dict) -> str:
     lines.append(f"  experts: {dv['expert_fold']}")
     lines.append(f"  batch {plan['global_batch']} seq x {plan['seq_len']} tok, micro-batch "
                  f"{plan['micro_batch']}: {o['n_micro_batches']:g} micro-batches, "
-                 f"{dv['tokens_per_microbatch_per_gpu']:,.0f} tokens per GPU each")
+                 f"{fmt_num(dv['tokens_per_microbatch_per_gpu'])} tokens per GPU each")
     st = "  stage layers: first " + f"{o['layers_first_stage']:g}"
     if plan["pp"] > 2:
         st += f", middle up to {o['layers_middle_stage']:g}"
@@ -147,7 +173,7 @@ def render_text(d: dict) -> str:
                      + how.format(wb=wb, gb=gb))
     cap = o["mem_total_bytes"] / max(1.0, d.get("hbm_bytes", 0) or 1.0)
     lines.append(f"  {'total':<14} {fmt_bytes(d['memory']['total']):>14}"
-                 + (f"  ({100 * cap:.0f}% of HBM)" if d.get("hbm_bytes") else ""))
+                 + (f"  ({fmt_num(100 * cap)}% of HBM)" if d.get("hbm_bytes") else ""))
     for name, s in dv["stages"].items():
         lines.append(f"    {name} stage: {s['layers']:g} layers ({s['moe_layers']:g} MoE), "
                      f"{fmt_count(s['dense_params'])} dense + {fmt_count(s['expert_params'])} "
@@ -165,12 +191,12 @@ def render_text(d: dict) -> str:
     lines.append(f"  {'step':<14} {fmt_s(step):>14}")
     lines.append("")
     lines.append("Throughput")
-    lines.append(f"  tokens/s            {o['tokens_per_s']:,.0f}  "
-                 f"({o['tokens_per_s_per_gpu']:,.1f} per GPU = "
-                 f"{o['tokens_per_s_per_gpu'] / 1e3:,.3f} tokens/ms per GPU)")
-    lines.append(f"  MFU                 {100 * o['mfu']:.1f}%  "
-                 f"({o['model_tflops_per_gpu']:,.1f} model TFLOP/s per GPU; "
-                 f"{o['hw_tflops_per_gpu']:,.1f} with recomputation)")
+    lines.append(f"  tokens/s            {fmt_num(o['tokens_per_s'])}  "
+                 f"({fmt_num(o['tokens_per_s_per_gpu'], ',.1f', 0.05)} per GPU = "
+                 f"{fmt_num(o['tokens_per_s_per_gpu'] / 1e3, ',.3f', 5e-4)} tokens/ms per GPU)")
+    lines.append(f"  MFU                 {fmt_num(100 * o['mfu'], '.1f', 0.05)}%  "
+                 f"({fmt_num(o['model_tflops_per_gpu'], ',.1f', 0.05)} model TFLOP/s per GPU; "
+                 f"{fmt_num(o['hw_tflops_per_gpu'], ',.1f', 0.05)} with recomputation)")
     lines.append(f"  model FLOPs/step    {o['model_flops_per_step']:.4g}")
     if plan["mode"] != "train":
         lines.append(f"  TTFT                {fmt_s(o['ttft_s'])}")
@@ -179,4 +205,4 @@ def render_text(d: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["explain", "render_text", "derivations", "fmt_bytes", "fmt_s", "fmt_count"]
+__all__ = ["explain", "render_text", "derivations", "fmt_bytes", "fmt_s", "fmt_count", "fmt_num"]

@@ -19,6 +19,9 @@ def plot_front(result, path=None, title: str | None = None, dpi: int = 130):
 
     Returns the matplotlib Figure.
     """
+    from .optional import require
+
+    require("matplotlib", "plotting a sweep")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

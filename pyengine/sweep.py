@@ -51,24 +51,39 @@ from . import schema as S
 from .engine import _xp as _xp_of
 from .engine import evaluate_batch, feasible_space
 from .errors import BackendUnavailable, SpecError
+from .optional import require
 from .pareto import Front, argsort_stable, merge_fronts, pareto_front
 from .space import Space
-from .specs import Hardware, Limits, Model
+from .specs import Hardware, Limits, Model, check_choice, check_int
 
 DEFAULT_OBJECTIVES = (("tokens_per_s_per_gpu", "max"), ("n_gpus", "min"),
                       ("mem_total_bytes", "min"))
 DEFAULT_CONSTRAINTS = {"max_dropped_fraction": 0.0}
+# A kernel-feasible plan whose outputs overflow float64 (specs far outside any real GPU or
+# model: 1e-300 FLOP/s) has no answer to rank: its own reason, not a NaN in the front.
+NOT_FINITE = "NOT_FINITE"
+NOT_FINITE_DOC = ("an output the sweep reads overflowed float64, or the step takes no "
+                  "time: a spec value is outside any real GPU or model")
 KERNEL_CONSTRAINTS = {"gpus_exact": "gpus_exact", "gpus": "gpus_exact",
                       "gpus_max": "gpus_max", "max_gpus": "gpus_max",
                       "mem_fraction": "mem_fraction", "mem_headroom": "mem_fraction"}
 CPU_CHUNK = 1 << 19
 GPU_CHUNK = 1 << 23
+MAX_CHUNK = 1 << 26  # a chunk's kernel output must fit in memory (~2.7 GB at five columns)
+MAX_KEEP = 1 << 24  # top-k and sample sizes: tables kept in memory and evaluated in full
+HEARTBEAT_S = 1.0  # how often a Dask sweep checks that its cluster still has workers
+WORKER_TIMEOUT_S = 60.0
 SAMPLE_SIZE = 2000
 _OUT = {name: i for i, name in enumerate(S.OUTPUT_NAMES)}
 _MAX_BY_DEFAULT = ("tokens_per_s", "tokens_per_s_per_gpu", "mfu", "model_tflops_per_gpu",
                    "hw_tflops_per_gpu")
 
 Progress = Callable[[int, int], None]
+
+
+class ClusterError(RuntimeError):
+    """A Dask sweep cannot go on: the scheduler is unreachable or has had no worker for
+    too long. The message names the scheduler."""
 
 
 # --------------------------------------------------------------------------- options
@@ -145,11 +160,24 @@ def parse_constraints(constraints, limits: Limits | None = None):
             raise SpecError("sweep", "constraint", key,
                             "one of " + ", ".join(sorted(KERNEL_CONSTRAINTS))
                             + ", or min_<output> / max_<output> for an output column")
-        v = float(value)
-        if math.isnan(v):
-            raise SpecError("sweep", key, value, "a number")
-        bounds.append(Bound(col, kind, v))
+        v = _bound_value(key, kind, value)
+        if v != math.inf:  # a maximum of infinity is no bound at all
+            bounds.append(Bound(col, kind, v))
     return Limits(**lim), tuple(bounds)
+
+
+def _bound_value(key: str, kind: str, value) -> float:
+    """A bound some plan can meet. Every output is finite and >= 0, so a maximum below 0
+    or a minimum of +inf (or NaN) would make every plan infeasible without saying why."""
+    allowed = ("a number >= 0 (inf: no limit); outputs are never negative" if kind == "max"
+               else "a finite number; no plan reaches infinity")
+    try:
+        v = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (v >= 0 if kind == "max" else v < math.inf):  # NaN fails both
+        raise SpecError("sweep", key, value, allowed)
+    return v
 
 
 @dataclass(frozen=True)
@@ -171,13 +199,14 @@ class _Config:
 
     @property
     def reasons(self) -> tuple[str, ...]:
-        return S.VIOLATION_NAMES + tuple(b.reason for b in self.bounds)
+        return S.VIOLATION_NAMES + tuple(b.reason for b in self.bounds) + (NOT_FINITE,)
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The output columns a chunk's reduction reads: objectives, bounds, sort key."""
+        """The output columns a chunk's reduction reads: objectives, bounds, sort key, and
+        the step time (which must be a positive, finite number)."""
         names = [c for c, _ in self.objectives] + [b.column for b in self.bounds]
-        names.append(self.sort_by[0])
+        names += [self.sort_by[0], "time_step_s"]
         return tuple(dict.fromkeys(names))
 
 
@@ -271,13 +300,13 @@ def reduce_chunk(values, index, by_bit, evaluated: int, cfg: _Config) -> Partial
         ok = (v >= bound.value) if bound.kind == "min" else (v <= bound.value)  # NaN fails
         post.append(int(ok.shape[0]) - xp.count_nonzero(ok))
         feasible = ok if feasible is None else feasible & ok
-    by_reason = by_bit.astype(xp.int64)
-    if post:
-        by_reason = xp.concatenate([by_reason, xp.stack(
-            [xp.asarray(c, dtype=xp.int64) for c in post])])
-    if feasible is not None:
-        keep = xp.flatnonzero(feasible)
-        values, index = values[:, keep], index[keep]
+    ok = xp.isfinite(values).all(axis=0) & (values[at["time_step_s"]] > 0)
+    post.append(int(ok.shape[0]) - xp.count_nonzero(ok))
+    feasible = ok if feasible is None else feasible & ok
+    by_reason = xp.concatenate([by_bit.astype(xp.int64), xp.stack(
+        [xp.asarray(c, dtype=xp.int64) for c in post])])
+    keep = xp.flatnonzero(feasible)
+    values, index = values[:, keep], index[keep]
     part = Partial.empty(cfg, xp)
     part.evaluated = evaluated
     part.feasible = xp.asarray(index.shape[0], dtype=xp.int64)
@@ -422,7 +451,7 @@ class SweepResult:
 
     def to_arrow(self, which: str = "front"):
         """The table as a pyarrow Table; column units and the sweep's summary as metadata."""
-        import pyarrow as pa
+        pa = require("pyarrow", "SweepResult.to_arrow")
 
         df = self.table(which)
         table = pa.Table.from_pandas(df, preserve_index=False)
@@ -465,6 +494,7 @@ class SweepResult:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".parquet":
+            require("pyarrow", "saving a table as .parquet")
             import pyarrow.parquet as pq
 
             pq.write_table(self.to_arrow(which), path)
@@ -497,7 +527,8 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
           constraints: Mapping | None = None, backend: str = "auto",
           chunk_size: int | None = None, top_k: int = 20, sort_by: str | None = None,
           client=None, progress: Progress | None = None, sample_size: int = SAMPLE_SIZE,
-          duplicates: str = "all", start: int = 0, stop: int | None = None) -> SweepResult:
+          duplicates: str = "all", start: int = 0, stop: int | None = None,
+          worker_timeout: float = WORKER_TIMEOUT_S) -> SweepResult:
     """Sweep a design space; keep the Pareto front, the top-k plans and the counts.
 
     ``objectives``: output columns with "min"/"max" (default: max tokens_per_s_per_gpu,
@@ -508,14 +539,18 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
     its workers. ``progress(done, total)`` is called as plans complete.
     ``duplicates``: "all" keeps every plan whose objective vector is on the front,
     "first" only the lowest-index plan of each vector. ``start``/``stop``: sweep only
-    the plans with linear indices in [start, stop).
+    the plans with linear indices in [start, stop). ``worker_timeout``: with a
+    ``client``, raise :class:`ClusterError` once the cluster has had no worker for this
+    many seconds (Dask itself would wait for one forever).
     """
     if isinstance(space, Mapping):
         space = Space(**space)
-    if top_k < 0:
-        raise SpecError("sweep", "top_k", top_k, "an integer >= 0")
-    if chunk_size is not None and chunk_size < 1:
-        raise SpecError("sweep", "chunk_size", chunk_size, "an integer >= 1")
+    top_k = check_int("sweep", "top_k", top_k, 0, MAX_KEEP)
+    sample_size = check_int("sweep", "sample_size", sample_size, 0, MAX_KEEP)
+    if chunk_size is not None:
+        chunk_size = check_int("sweep", "chunk_size", chunk_size, 1, MAX_CHUNK)
+    check_choice("sweep", "duplicates", duplicates, ("all", "first"))
+    worker_timeout = _positive("worker_timeout", worker_timeout)
     objs = parse_objectives(objectives)
     limits, bounds = parse_constraints(constraints, space.limits)
     if sort_by is None:
@@ -531,21 +566,32 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
         backends.get(backend)  # fail early and loudly if a named backend cannot run here
     work = copy.copy(space)
     work.limits = limits
-    stop = len(work) if stop is None else min(int(stop), len(work))
-    if not 0 <= start <= stop:
-        raise SpecError("sweep", "start", start, f"an index in [0, {stop}]")
+    stop = len(work) if stop is None else min(check_int("sweep", "stop", stop, 0, 1 << 62),
+                                              len(work))
+    start = check_int("sweep", "start", start, 0, stop)
     t0 = time.perf_counter()
     if client is None:
         part = sweep_range(model, hardware, work, start, stop, cfg, progress)
         used = _resolve_backend(backend)
     else:
-        part, used = _sweep_dask(client, model, hardware, work, start, stop, cfg, progress)
+        part, used = _sweep_dask(client, model, hardware, work, start, stop, cfg, progress,
+                                 worker_timeout)
     kept = kept_rows(model, hardware, work, part, cfg.backend)
     elapsed = time.perf_counter() - t0
     result = _result(model, hardware, work, cfg, limits, part, kept, used, elapsed)
     if (start, stop) != (0, len(work)):
         result.meta.update(start=start, stop=stop)
     return result
+
+
+def _positive(name: str, value) -> float:
+    try:
+        v = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        v = math.nan
+    if not v > 0:  # NaN too
+        raise SpecError("sweep", name, value, "a number of seconds > 0 (inf: wait forever)")
+    return v
 
 
 def kept_rows(model: Model, hardware: Hardware, space: Space, part: Partial,
@@ -575,7 +621,8 @@ def _result(model, hardware, space, cfg, limits, part: Partial, kept, used,
         "evaluated": int(part.evaluated),
         "feasible": feasible,
         "infeasible": int(part.evaluated) - feasible,
-        "by_reason": {name: int(c) for name, c in zip(cfg.reasons, part.by_reason.tolist())},
+        "by_reason": {name: int(c) for name, c in zip(cfg.reasons, part.by_reason.tolist())
+                      if c or name != NOT_FINITE},  # listed only when it happened
     }
     index, rows = kept
 
@@ -607,12 +654,17 @@ def _worker_range(model, hardware, space, start, stop, cfg):
     return part, _resolve_backend(cfg.backend)
 
 
-def _sweep_dask(client, model, hardware, space, start, stop, cfg: _Config, progress):
-    """Chunk ranges as Dask tasks; each worker reduces its range; merged here."""
-    from distributed import as_completed
+def _sweep_dask(client, model, hardware, space, start, stop, cfg: _Config, progress,
+                worker_timeout: float = WORKER_TIMEOUT_S):
+    """Chunk ranges as Dask tasks; each worker reduces its range; merged here.
 
+    Dask waits for a worker forever when none is left; here every ``HEARTBEAT_S`` without
+    a finished task checks that the cluster has workers, and a cluster without any for
+    ``worker_timeout`` seconds (or a scheduler that stops answering) ends the sweep with
+    a ClusterError naming the scheduler."""
     total = stop - start
-    threads = sum(client.nthreads().values()) or 1
+    address = _scheduler_address(client)
+    threads = sum(_cluster_call(client.nthreads, address).values()) or 1
     chunk = cfg.chunk_size or CPU_CHUNK
     # a few tasks per worker thread, more for big spaces (tasks of ~64 chunks: progress)
     n_tasks = max(8 * threads, min(100_000, math.ceil(total / (64 * chunk))))
@@ -623,8 +675,8 @@ def _sweep_dask(client, model, hardware, space, start, stop, cfg: _Config, progr
     acc = Partial.empty(cfg)
     done = 0
     used = set()
-    for fut in as_completed(futures):
-        part, name = fut.result()
+    for fut in _completed(client, futures, address, worker_timeout):
+        part, name = _task_result(fut, address)
         used.add(name)
         acc = merge_partials(acc, part, cfg)
         done += sizes[fut.key]
@@ -634,7 +686,66 @@ def _sweep_dask(client, model, hardware, space, start, stop, cfg: _Config, progr
     return acc, "dask:" + "+".join(sorted(used)) if used else "dask"
 
 
-__all__ = ["sweep", "SweepResult", "Bound", "Partial", "parse_objectives",
+def _scheduler_address(client) -> str:
+    try:
+        return str(client.scheduler.address)
+    except AttributeError:
+        return "?"
+
+
+def _task_result(fut, address: str):
+    from distributed import KilledWorker
+
+    try:
+        return fut.result()
+    except KilledWorker as exc:  # workers died running it, again and again
+        raise ClusterError(f"Dask workers of the scheduler at {address} died running a "
+                           f"sweep task: {exc}") from None
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"lost the Dask scheduler at {address}: {exc}") from None
+
+
+def _cluster_call(fn, address: str):
+    """A call to the scheduler; a scheduler that is gone becomes a ClusterError."""
+    try:
+        return fn()
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"lost the Dask scheduler at {address}: {exc}") from None
+
+
+def _completed(client, futures, address: str, worker_timeout: float):
+    """Futures as they finish, raising ClusterError once the cluster has had no worker for
+    ``worker_timeout`` seconds: while nothing finishes, the workers are counted every
+    HEARTBEAT_S (as_completed alone would block, blind, until a worker came back)."""
+    from distributed import as_completed
+
+    ready = as_completed(futures)
+    alone_since = None
+    checked = time.monotonic()
+    while not ready.is_empty():
+        batch = ready.next_batch(block=False)
+        if batch:
+            alone_since = None
+            yield from batch
+            continue
+        time.sleep(0.01)
+        now = time.monotonic()
+        if now - checked < HEARTBEAT_S:
+            continue
+        checked = now
+        if _cluster_call(client.nthreads, address):
+            alone_since = None
+        elif alone_since is None:
+            alone_since = now
+        elif now - alone_since >= worker_timeout:
+            client.cancel(futures)  # queued for a worker that is not coming
+            raise ClusterError(
+                f"the Dask scheduler at {address} has had no worker for {worker_timeout:g} s "
+                f"with {ready.count()} of {len(futures)} tasks unfinished: start workers, or "
+                "wait longer (worker_timeout, --worker-timeout)")
+
+
+__all__ = ["sweep", "SweepResult", "ClusterError", "Bound", "Partial", "parse_objectives",
            "parse_constraints", "reduce_chunk", "kept_rows", "merge_partials",
            "smallest", "sweep_range", "task_ranges", "DEFAULT_OBJECTIVES",
            "DEFAULT_CONSTRAINTS"]
