@@ -366,7 +366,7 @@ def test_hf_llama_matches_preset(tmp_path):
     path.parent.mkdir()
     path.write_text(json.dumps(LLAMA3_8B_CONFIG))
     assert same_shape(load_model(path), m)  # a JSON file with model_type is a HF config
-    assert load_model(path).name == "config"
+    assert load_model(path).name == "llama"  # no _name_or_path, file stem "config": the model_type
     assert load_hf_config(path).name == "Llama-3.1-8B"
     assert same_shape(presets.model(path), m)
 
@@ -481,7 +481,7 @@ def test_hf_config_missing_key_names_file_and_key(tmp_path):
         model_from_hf_config(cfg)
     with pytest.raises(SpecError, match="n_embd"):
         model_from_hf_config({"model_type": "gpt2", "n_layer": 2})
-    with pytest.raises(SpecError, match="num_hidden_layers"):
+    with pytest.raises(SpecError, match="model_type is missing"):
         model_from_hf_config({"architectures": ["SomethingNew"]})
 
 
