@@ -57,6 +57,9 @@ def main(argv=None) -> int:
     ap.add_argument("--plans", type=int, default=None, help="plans per fast backend")
     ap.add_argument("--repeat", type=int, default=5, help="runs per backend; the best counts")
     ap.add_argument("--out", help="results file [bench/results/engine-<cpu>-<threads>t.json]")
+    ap.add_argument("--batch-plans", type=int, default=2_000_000,
+                    help="plans timed as shuffled rows (evaluate_batch) against the same plans "
+                         "in order (evaluate_space); 0 skips")
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--force", action="store_true",
                     help="overwrite a results file even if this run lacks one of its backends")
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
         if why:
             print(f"bench_engine.py: not run: {why}", file=sys.stderr)
             return 2
-    result = run(names, plans=args.plans, repeat=args.repeat)
+    result = run(names, plans=args.plans, repeat=args.repeat, batch_plans=args.batch_plans)
     print(render(result))
     if not args.no_write:
         path.parent.mkdir(parents=True, exist_ok=True)

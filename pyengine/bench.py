@@ -168,6 +168,53 @@ def time_backend(name: str, workloads: list[Workload], plans: int, chunk: int,
             "workloads": per}
 
 
+BATCH_PLANS = 2_000_000  # plans of the Mixtral workload timed as shuffled rows
+
+
+def time_batch(name: str, plans: int = BATCH_PLANS, repeat: int = 5) -> dict:
+    """A planner's own arrays: the same `plans` plans of the Mixtral workload through
+    ``evaluate_space`` in the space's order and through ``evaluate_batch`` as rows in a
+    random order, back to back in one run (best of `repeat` each, buffers reused).
+    The ratio is what matters on a shared machine; each call keeps every run."""
+    from .engine import evaluate_batch
+
+    w = standard_spaces()[1]
+    model, hw = presets.model(w.model), presets.hardware(w.hardware)
+    n = min(plans, len(w.space))
+    start = (len(w.space) - n) // 2
+    rows = w.space.decode(np.arange(start, start + n))
+    rows = np.ascontiguousarray(rows[np.random.default_rng(0).permutation(n)])
+    xp = np
+    if name == "cupy":
+        import cupy as xp  # noqa: N813
+
+        rows = xp.asarray(rows)
+    out = xp.zeros((S.N_OUTPUTS, n))
+    codes = xp.zeros(n, dtype=np.int64)
+
+    def sync():
+        if name == "cupy":
+            xp.cuda.Device().synchronize()
+
+    # warm-up: compile (numba), build kernels (cupy)
+    evaluate_space(model, hw, w.space, start, start + 4096, backend=name)
+    evaluate_batch(model, hw, rows[:4096], backend=name, limits=w.space.limits)
+    space_runs, batch_runs = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        evaluate_space(model, hw, w.space, start, start + n, backend=name, out=out, codes=codes)
+        sync()
+        space_runs.append(n / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        evaluate_batch(model, hw, rows, backend=name, out=out, limits=w.space.limits)
+        sync()
+        batch_runs.append(n / (time.perf_counter() - t0))
+    return {"workload": w.name, "plans": n, "space_in_order_plans_per_s": max(space_runs),
+            "batch_shuffled_plans_per_s": max(batch_runs),
+            "batch_over_space": max(batch_runs) / max(space_runs),
+            "runs_space_plans_per_s": space_runs, "runs_batch_plans_per_s": batch_runs}
+
+
 def append_history(path: Path, summary: dict) -> Path:
     """Add one line (UTC time, commit, the run's headline numbers) to ``<path>.history.jsonl``
     next to a results file: on a shared machine one run is a sample, the history is the
@@ -200,12 +247,17 @@ def headline(result: dict) -> dict:
     out = {"load_average": result.get("load_average")}
     for name, r in result["backends"].items():
         if "unavailable" not in r:
-            out[name] = {mode: round(v["plans_per_s"]) for mode, v in r.items()}
+            out[name] = {mode: round(v["plans_per_s"]) for mode, v in r.items()
+                         if "plans_per_s" in v}
+            if "batch" in r:
+                out[name]["batch_shuffled"] = round(r["batch"]["batch_shuffled_plans_per_s"])
+                out[name]["batch_over_space"] = round(r["batch"]["batch_over_space"], 3)
     return out
 
 
 def run(backend_names=None, plans: int | None = None, reference_plans: int = 20_000,
-        chunk: int = 1 << 20, modes=("evaluate", "count"), repeat: int = 5) -> dict:
+        chunk: int = 1 << 20, modes=("evaluate", "count"), repeat: int = 5,
+        batch_plans: int = BATCH_PLANS) -> dict:
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     workloads = standard_spaces()
     names = backend_names or backends.available()
@@ -228,6 +280,8 @@ def run(backend_names=None, plans: int | None = None, reference_plans: int = 20_
             best = max(runs, key=lambda r: r["plans_per_s"])
             best["runs_plans_per_s"] = [r["plans_per_s"] for r in runs]
             result["backends"][name][mode] = best
+        if name != "reference" and batch_plans:
+            result["backends"][name]["batch"] = time_batch(name, batch_plans, repeat)
     ref = result["backends"].get("reference", {}).get("evaluate", {}).get("plans_per_s")
     if ref:
         for r in result["backends"].values():
@@ -243,7 +297,8 @@ def render(result: dict) -> str:
              + (f", GPU {m['gpu']}" if m.get("gpu") else ""),
              "standard space: " + ", ".join(f"{k} {v:,} plans"
                                             for k, v in result["space_plans"].items()),
-             f"{'backend':<10} {'evaluate plans/s':>18} {'count plans/s':>16} {'speed-up':>10}"]
+             f"{'backend':<10} {'evaluate plans/s':>18} {'count plans/s':>16} {'speed-up':>10}"
+             f" {'shuffled rows plans/s':>22} {'vs in order':>12}"]
     for name, r in result["backends"].items():
         if "unavailable" in r:
             lines.append(f"{name:<10} unavailable: {r['unavailable']}")
@@ -251,9 +306,12 @@ def render(result: dict) -> str:
         ev = r.get("evaluate", {})
         co = r.get("count", {})
         speedup = ev.get("speedup_vs_reference")
+        ba = r.get("batch", {})
         lines.append(f"{name:<10} {ev.get('plans_per_s', 0):>18,.0f} "
                      f"{co.get('plans_per_s', 0):>16,.0f} "
-                     + (f"{speedup:>9,.0f}x" if speedup else f"{'-':>10}"))
+                     + (f"{speedup:>9,.0f}x" if speedup else f"{'-':>10}")
+                     + (f" {ba['batch_shuffled_plans_per_s']:>22,.0f} "
+                        f"{ba['batch_over_space']:>11.2f}x" if ba else ""))
     return "\n".join(lines)
 
 
@@ -298,6 +356,9 @@ def add_parser(sub) -> None:
                    help="plans the scalar reference evaluates")
     p.add_argument("--repeat", type=integer(1, 1000), default=5,
                    help="runs per backend; the best counts")
+    p.add_argument("--batch-plans", type=integer(0, 1 << 40), default=BATCH_PLANS,
+                   help="plans timed as shuffled rows through evaluate_batch against the same "
+                        "plans through evaluate_space in order (0: skip)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
     p.set_defaults(func=cmd_bench)
@@ -308,7 +369,7 @@ def cmd_bench(args) -> int:
 
     out = check_output("--out", args.out, (".json",)) if args.out else None
     result = run(args.backend, plans=args.plans, reference_plans=args.reference_plans,
-                 repeat=args.repeat)
+                 repeat=args.repeat, batch_plans=args.batch_plans)
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else render(result))

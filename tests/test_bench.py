@@ -18,7 +18,8 @@ def test_standard_space_is_at_least_ten_million_plans():
 def test_bench_json(capsys, tmp_path):
     out = tmp_path / "bench.json"
     rc = main(["bench", "--backend", "numba", "--backend", "reference", "--plans", "20000",
-               "--reference-plans", "400", "--repeat", "1", "--json", "--out", str(out)])
+               "--reference-plans", "400", "--repeat", "1", "--batch-plans", "30000", "--json",
+               "--out", str(out)])
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == d
@@ -28,6 +29,9 @@ def test_bench_json(capsys, tmp_path):
             r = d["backends"][name][mode]
             assert r["plans_per_s"] > 0 and r["plans"] > 0
     assert d["backends"]["numba"]["evaluate"]["speedup_vs_reference"] > 1
+    batch = d["backends"]["numba"]["batch"]
+    assert batch["plans"] == 30000 and batch["batch_shuffled_plans_per_s"] > 0
+    assert "batch" not in d["backends"]["reference"]
     # both workloads report the same feasible count on every backend they share
     ev = d["backends"]["numba"]["evaluate"]["workloads"]
     co = d["backends"]["numba"]["count"]["workloads"]
