@@ -22,6 +22,7 @@ from .cli_common import (
     HelpFormatter,
     OneLineParser,
     OptionError,
+    add_mem_fraction,
     finite_json,
     integer,
     number,
@@ -83,17 +84,6 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                              "including a Hugging Face config.json")
     parser.add_argument("--hardware", "-H", required=True,
                         help="hardware preset or a .toml/.json file")
-
-
-def add_mem_fraction(parser: argparse.ArgumentParser, default: float | None) -> None:
-    """``--mem-fraction`` (the usable share of HBM), with sweep's old ``--mem-headroom`` as
-    a hidden alias: one name and one meaning in every command."""
-    kind = number(0.0, 1.0, lo_open=True)
-    parser.add_argument("--mem-fraction", type=kind, default=default, metavar="F",
-                        help="usable fraction of HBM, in (0, 1]; the rest is headroom"
-                             + ("" if default is not None else " (default: 1)"))
-    parser.add_argument("--mem-headroom", dest="mem_fraction", type=kind,
-                        help=argparse.SUPPRESS)
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:

@@ -170,6 +170,18 @@ def finite_json(obj: object) -> object:
     return obj
 
 
+def add_mem_fraction(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                     default: float | None) -> None:
+    """``--mem-fraction`` (the usable share of HBM), with sweep's old ``--mem-headroom`` as
+    a hidden alias: one name and one meaning in every command."""
+    kind = number(0.0, 1.0, lo_open=True)
+    parser.add_argument("--mem-fraction", type=kind, default=default, metavar="F",
+                        help="usable fraction of HBM, in (0, 1]; the rest is headroom"
+                             + ("" if default is not None else " (default: 1)"))
+    parser.add_argument("--mem-headroom", dest="mem_fraction", type=kind,
+                        help=argparse.SUPPRESS)
+
+
 # --------------------------------------------------------------------------- output files
 
 
@@ -193,4 +205,4 @@ def check_output(flag: str, path: str, suffixes: Iterable[str]) -> Path:
 
 __all__ = ["GLOBAL_BATCH", "SEQ_LEN", "GEN_TOKENS", "OptionError", "OneLineParser",
            "HelpFormatter", "subparser", "integer", "number", "int_range", "number_range",
-           "check_output", "one_line", "finite_json"]
+           "check_output", "one_line", "finite_json", "add_mem_fraction"]

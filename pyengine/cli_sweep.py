@@ -21,6 +21,7 @@ from .cli_common import (
     GLOBAL_BATCH,
     SEQ_LEN,
     OptionError,
+    add_mem_fraction,
     check_output,
     finite_json,
     int_range,
@@ -89,8 +90,6 @@ def _axis_default(col) -> str:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from .cli import add_mem_fraction
-
     p = subparser(
         subparsers, "sweep", help="a design space: feasible count, Pareto front, best plans, "
         "a plot", description="Evaluate every plan of a design space (the Cartesian "

@@ -14,7 +14,7 @@ import time
 
 import pandas as pd
 import pytest
-from cli_helpers import assert_one_line_error, run_cli, tiny_specs
+from cli_helpers import assert_one_line_error, run_cli, time_limit, tiny_specs
 from test_sweep import GPU, MOE, moe_space
 
 import pyengine
@@ -274,7 +274,7 @@ def test_sweep_with_no_dask_worker_fails_naming_the_scheduler():
                                   protocol="tcp", dashboard_address=None,
                                   silence_logs=40) as lc, distributed.Client(lc) as client:
         t0 = time.perf_counter()
-        with pytest.raises(pyengine.ClusterError, match=lc.scheduler_address):
+        with time_limit(30), pytest.raises(pyengine.ClusterError, match=lc.scheduler_address):
             sweep(MOE, GPU, moe_space(), client=client, chunk_size=4096, worker_timeout=1.0)
         assert time.perf_counter() - t0 < 10
 
