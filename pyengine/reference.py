@@ -996,6 +996,16 @@ KERNEL_FUNCTIONS = (
 )
 
 
+# The stages every plan runs (the cached levels aside): the Numba backend inlines them
+# into the kernel (Numba IR inlining), since a call passing named results by value costs
+# more than the work of most of them.
+PER_PLAN_FUNCTIONS = (
+    plan_fields, precisions, pipeline_checks, bytes_per_param, activations, stage_memory,
+    fuller, fullest_stage, layer_times, stage_compute_s, stage_time, slower, micro_batch_time,
+    pipeline_send_s, data_parallel_s, training_step, inference_step, write_outputs,
+)
+
+
 # --------------------------------------------------------------------------- packing
 # Run once per model / hardware / plan, in Python, for every backend alike.
 
