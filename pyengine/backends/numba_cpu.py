@@ -34,6 +34,7 @@ try:
     import numba
     from numba import njit, prange
     from numba.extending import register_jitable
+    from numba.typed import List
 
     _IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - numba is a dependency
@@ -132,6 +133,7 @@ if numba is not None:
             register_jitable(_fn)
     _evaluate_plan = R.evaluate_plan
     _no_stages = R.no_stages
+    _Stages = R.Stages
     # The same function under a second name, inlined (Numba IR inlining) where it runs
     # for every plan: called, it takes and drops a reference on each of its seven array
     # arguments (atomic increments), about a fifth of its time. The sweep block calls
@@ -147,7 +149,8 @@ if numba is not None:
     CACHE_FROM = S.CACHE_FROM
     CACHE2_FROM = S.CACHE2_FROM
     CACHE3_FROM = S.CACHE3_FROM
-    ROW_BLOCK = 4096  # rows sorted and evaluated together (as native's ROW_BLOCK)
+    ROW_BLOCK = 4096  # rows grouped together (as native's ROW_BLOCK and MEMO_SLOTS)
+    MEMO_SLOTS = 2 * ROW_BLOCK
     PLAN_LO = np.array(S.PLAN_LO)
     PLAN_HI = np.array(S.PLAN_HI)
     PLAN_INTEGRAL = np.array(S.PLAN_INTEGRAL)
@@ -222,9 +225,10 @@ if numba is not None:
             _flush(tmp, out, lo + s, staged)
 
     @njit(inline="always")
-    def _row_valid(p):
-        # every value one a plan may hold (schema.plan_bounds; native: row_valid)
-        for c in range(N_PLAN):
+    def _values_valid(p, first):
+        # every value of columns [first, N_PLAN) one a plan may hold (schema.plan_bounds;
+        # native: values_valid)
+        for c in range(first, N_PLAN):
             v = p[c]
             if not (v >= PLAN_LO[c] and v <= PLAN_HI[c]):
                 return False
@@ -233,53 +237,74 @@ if numba is not None:
         return True
 
     @njit(inline="always")
-    def _first_difference(bits, i, j):
-        # the first column in which rows i and j differ, bit for bit (N_PLAN: none)
-        c = 0
-        while c < N_PLAN and bits[i, c] == bits[j, c]:
-            c += 1
-        return c
+    def _same_columns(bits, i, j, lo, hi):
+        # rows i and j hold the same bits in columns [lo, hi)
+        for c in range(lo, hi):
+            if bits[i, c] != bits[j, c]:
+                return False
+        return True
 
     @njit(inline="always")
-    def _hash_columns(bits, i, lo, hi):
-        # as the native hash_columns: multiply-xor over the columns' bits
-        h = np.uint64(0x9E3779B97F4A7C15)
-        for c in range(lo, hi):
-            h = (h ^ bits[i, c]) * np.uint64(0xBF58476D1CE4E5B9)
-            h ^= h >> np.uint64(29)
-        return h
+    def _find_layer(bits, r, slots, keys, used):
+        # the memo entry of row r's layer shape (columns before CACHE_FROM, bit for bit)
+        # and whether it is new (native: LayerMemo.find)
+        h = np.uint64(0)
+        for c in range(CACHE_FROM):
+            h = h * np.uint64(0x100000001B3) + bits[r, c]
+        h = (h ^ (h >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
+        s = np.int64((h >> np.uint64(40)) & np.uint64(MEMO_SLOTS - 1))
+        while True:
+            e = slots[s] - 1
+            if e < 0:
+                slots[s] = used + 1
+                keys[used] = r
+                return used, True
+            if _same_columns(bits, r, keys[e], 0, CACHE_FROM):
+                return e, False
+            s = (s + 1) & (MEMO_SLOTS - 1)
 
     @njit(error_model="numpy", cache=True)
     def _rows_block(m, h, k, plans, lo, count, out, codes, tmp):
-        # rows [lo, lo + count) of plans, grouped as the native rows_block does: sorted
-        # (stably) on their leading columns unless already grouped, evaluated in that
-        # order with stage reuse, staged in tmp [ROW_BLOCK, N_OUT] at their own places
-        # and flushed in streaming stores. Returns the first invalid row, or -1.
+        # rows [lo, lo + count) of plans, grouped as the native rows_block does: a row with
+        # a layer shape met earlier in the block reuses its layer stage (a memo), a row with
+        # the previous row's layer shape reuses its stages as far as the two agree; rows
+        # read in order, outputs staged and flushed in streaming stores. Returns the first
+        # invalid row, or -1.
         bits = plans[lo:lo + count].view(np.uint64)
-        starts = 0
-        for r in range(count):
-            if not _row_valid(plans[lo + r]):
-                return lo + r
-            if r == 0 or _first_difference(bits, r, r - 1) < CACHE_FROM:
-                starts += 1
-        order = np.arange(count)
-        if starts * 16 > count:
-            keys = np.empty(count, dtype=np.int64)
-            for r in range(count):
-                h1 = _hash_columns(bits, r, 0, CACHE_FROM) >> np.uint64(44)
-                h2 = _hash_columns(bits, r, CACHE_FROM, CACHE2_FROM) >> np.uint64(56)
-                keys[r] = np.int64((h1 << np.uint64(8)) | h2)
-            order = np.argsort(keys, kind="mergesort")
+        slots = np.zeros(MEMO_SLOTS, dtype=np.int64)
+        keys = np.empty(count, dtype=np.int64)
         stages = _no_stages()
-        prev = -1
-        for i in range(count):
-            r = order[i]
-            reuse = _reuse_level(_first_difference(bits, r, prev)) if prev >= 0 else 0
-            code, stages = _evaluate_plan_inlined(m, h, k, plans[lo + r], tmp[r], stages,
-                                                  reuse)
-            codes[lo + r] = code
-            prev = r
-        _flush(tmp, out, lo, count)
+        memo = List()
+        used = 0
+        for s in range(0, count, STAGE):
+            staged = min(STAGE, count - s)
+            for j in range(staged):
+                r = s + j
+                p = plans[lo + r]
+                fresh = False
+                e = 0
+                if r > 0 and _same_columns(bits, r, r - 1, 0, CACHE_FROM):
+                    reuse = 1
+                    if _same_columns(bits, r, r - 1, CACHE_FROM, CACHE2_FROM):
+                        reuse = 3 if _same_columns(bits, r, r - 1, CACHE2_FROM,
+                                                   CACHE3_FROM) else 2
+                    if not _values_valid(p, CACHE_FROM):
+                        return lo + r
+                else:
+                    e, fresh = _find_layer(bits, r, slots, keys, used)
+                    if not _values_valid(p, 0 if fresh else CACHE_FROM):
+                        return lo + r
+                    reuse = 0
+                    if fresh:
+                        used += 1
+                    else:
+                        stages = _Stages(memo[e], stages.split, stages.batch)
+                        reuse = 1
+                code, stages = _evaluate_plan_inlined(m, h, k, p, tmp[j], stages, reuse)
+                codes[lo + r] = code
+                if fresh:
+                    memo.append(stages.layer)
+            _flush(tmp, out, lo + s, staged)
         return -1
 
     @njit(error_model="numpy", cache=True)
@@ -320,17 +345,14 @@ if numba is not None:
         return found
 
     @njit(parallel=True, error_model="numpy", cache=True)
-    def _rows_kernel(m, h, k, plans, out, codes, n_threads):
+    def _rows_kernel(m, h, k, plans, out, codes):
         n = plans.shape[0]
         n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
         invalid = np.full(n_blocks, -1, dtype=np.int64)
-        # one staging block per thread, allocated once (1 MB each: a fresh one per block
-        # would be mapped and faulted in every time)
-        staging = np.empty((n_threads, ROW_BLOCK, N_OUT))
         for b in prange(n_blocks):
             lo = b * ROW_BLOCK
             invalid[b] = _rows_block(m, h, k, plans, lo, min(n, lo + ROW_BLOCK) - lo, out,
-                                     codes, staging[numba.get_thread_id()])
+                                     codes, np.empty((STAGE, N_OUT)))
         for b in range(n_blocks):
             if invalid[b] >= 0:
                 return invalid[b]
@@ -400,7 +422,7 @@ if numba is not None:
 def evaluate_rows(m, h, k, plans, out, codes) -> int:
     """Rows of plans into out/codes; the first row holding a value no plan may hold, or -1
     (then the outputs are not all written)."""
-    return int(_rows_kernel(m, h, k, plans, out, codes, numba.get_num_threads()))
+    return int(_rows_kernel(m, h, k, plans, out, codes))
 
 
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
