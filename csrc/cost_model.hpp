@@ -548,6 +548,9 @@ PYENGINE_HD inline long long layer_checks(const double* m, const PlanFields& f) 
     if (f.sp && !divides(f.cp * f.tp, f.seq)) {
         code |= V_SP_SEQ;
     }
+    if (f.decode && f.gen < 1.0) {
+        code |= V_NO_TOKENS;
+    }
     return code;
 }
 

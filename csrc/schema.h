@@ -117,7 +117,7 @@ constexpr int N_HARDWARE = 16;
 constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 20;
 constexpr int N_OUTPUTS = 32;
-constexpr int N_VIOLATIONS = 15;
+constexpr int N_VIOLATIONS = 16;
 constexpr int CACHE_FROM = 12;
 constexpr int CACHE2_FROM = 14;
 constexpr int CACHE3_FROM = 15;
@@ -137,6 +137,7 @@ constexpr long long V_MOE_NO_CAPACITY = 1LL << 11;
 constexpr long long V_MEMORY = 1LL << 12;
 constexpr long long V_GPUS_EXACT = 1LL << 13;
 constexpr long long V_GPUS_MAX = 1LL << 14;
+constexpr long long V_NO_TOKENS = 1LL << 15;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).

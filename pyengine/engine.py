@@ -10,6 +10,7 @@ import numpy as np
 from . import backends
 from . import schema as S
 from .errors import SpecError
+from .inputs import as_hardware, as_limits, as_model
 from .reference import encode_plan_value, hardware_vector, limits_vector, model_vector, plan_vector
 from .space import Space, encode_column, validate_plan_values
 from .specs import Hardware, Limits, Model, Plan
@@ -179,6 +180,28 @@ def evaluate_batch(model: Model, hardware: Hardware, plans, backend: str = "auto
     return BatchResult({name: out[i] for i, name in enumerate(S.OUTPUT_NAMES)}, codes, out)
 
 
+def window(caller: str, space: Space, start, stop) -> tuple[int, int]:
+    """[start, stop) of a Space as checked integers: 0 <= start <= stop, stop clipped to
+    the space's size (None: the whole space)."""
+    if not isinstance(space, Space):
+        raise SpecError(caller, "space", type(space).__name__, "a pyengine.Space")
+    size = len(space)
+    stop = size if stop is None else _index(caller, "stop", stop, 0, None)
+    start = _index(caller, "start", start, 0, None)
+    stop = min(stop, size)
+    if start > stop:
+        raise SpecError(caller, "start", start, f"an index in [0, {stop}] (the stop)")
+    return start, stop
+
+
+def _index(caller: str, name: str, value, lo: int, hi: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise SpecError(caller, name, value, "an integer plan index")
+    if value < lo or (hi is not None and value > hi):
+        raise SpecError(caller, name, int(value), f"an integer plan index >= {lo}")
+    return int(value)
+
+
 def _result_buffers(caller: str, xp, n: int, out, codes):
     """The [N_OUTPUTS, n] output block and [n] codes: the caller's, checked, or new."""
     if out is None:
@@ -205,10 +228,10 @@ def _space_arrays(be, space: Space):
     return np, packed.values, packed.offsets, packed.lengths
 
 
-def _vectors(model, hardware, limits, xp=np):
-    m = model_vector(model)
-    h = hardware_vector(hardware)
-    k = limits_vector(limits)
+def _vectors(model, hardware, limits, xp=np, caller: str = "evaluate_batch"):
+    m = model_vector(as_model(model, caller))
+    h = hardware_vector(as_hardware(hardware, caller))
+    k = limits_vector(as_limits(limits, caller))
     if xp is not np:
         return xp.asarray(m), xp.asarray(h), xp.asarray(k)
     return m, h, k
@@ -224,9 +247,7 @@ def evaluate_space(model: Model, hardware: Hardware, space: Space, start: int = 
     preallocated: a chunked sweep that reuses them allocates nothing per chunk.
     """
     be = backends.get(backend)
-    stop = len(space) if stop is None else min(stop, len(space))
-    if not 0 <= start <= stop:
-        raise SpecError("evaluate_space", "start", start, f"an index in [0, {stop}]")
+    start, stop = window("evaluate_space", space, start, stop)
     n = stop - start
     xp, values, offsets, lengths = _space_arrays(be, space)
     out, codes = _result_buffers("evaluate_space", xp, n, out, codes)
@@ -240,7 +261,7 @@ def count_space(model: Model, hardware: Hardware, space: Space, start: int = 0,
                 stop: int | None = None, backend: str = "auto") -> tuple[int, dict[str, int]]:
     """Feasible plans in [start, stop) and how many violate each constraint."""
     be = backends.get(backend)
-    stop = len(space) if stop is None else min(stop, len(space))
+    start, stop = window("count_space", space, start, stop)
     xp, values, offsets, lengths = _space_arrays(be, space)
     m, h, k = _vectors(model, hardware, space.limits, xp)
     if stop <= start:
@@ -294,9 +315,7 @@ def feasible_space(model: Model, hardware: Hardware, space: Space, start: int = 
         if name not in S.OUTPUT_NAMES:
             raise SpecError("feasible_space", "columns", name,
                             "output columns: " + ", ".join(S.OUTPUT_NAMES))
-    stop = len(space) if stop is None else min(stop, len(space))
-    if not 0 <= start <= stop:
-        raise SpecError("feasible_space", "start", start, f"an index in [0, {stop}]")
+    start, stop = window("feasible_space", space, start, stop)
     n = stop - start
     rows = np.array([S.OUTPUT_NAMES.index(c) for c in names], dtype=np.int64)
     kernel = getattr(be, "sweep_space", None)

@@ -461,6 +461,8 @@ def layer_checks(m, f):
         code |= S.V_CP_SEQ
     if f.sp and not divides(f.cp * f.tp, f.seq):
         code |= S.V_SP_SEQ
+    if f.decode and f.gen < 1.0:
+        code |= S.V_NO_TOKENS
     return code
 
 
@@ -1166,7 +1168,14 @@ class Result:
 
 
 def evaluate(model: Model, hardware: Hardware, plan: Plan, limits: Limits | None = None) -> Result:
-    """Evaluate one plan with the scalar reference: the specification of every backend."""
+    """Evaluate one plan with the scalar reference: the specification of every backend.
+
+    ``model`` and ``hardware`` may also be preset names, file paths or dicts, ``plan`` a
+    dict (see :mod:`pyengine.inputs`)."""
+    from .inputs import as_hardware, as_limits, as_model, as_plan
+
+    model, hardware = as_model(model), as_hardware(hardware)
+    plan, limits = as_plan(plan), as_limits(limits)
     out = np.zeros(S.N_OUTPUTS)
     code, _ = evaluate_plan(model_vector(model), hardware_vector(hardware),
                             limits_vector(limits), plan_vector(plan), out, no_stages(), 0)

@@ -176,6 +176,7 @@ VIOLATIONS = (
     ("MEMORY", "memory per GPU exceeds usable HBM"),
     ("GPUS_EXACT", "GPU count differs from the required count"),
     ("GPUS_MAX", "GPU count exceeds the maximum"),
+    ("NO_TOKENS", "decode generates no tokens: gen_tokens must be >= 1"),
 )
 
 

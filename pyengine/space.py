@@ -86,8 +86,16 @@ def _item_code(col: S.Column, value) -> float:
 def encode_column(name: str, values: Iterable, owner: str = "Plan") -> np.ndarray:
     """Values of one plan column (strings, bools or numbers) as validated float64 codes."""
     col = S.PLAN[S.PLAN_NAMES.index(name)]
-    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values)
-    if arr.dtype.kind not in ("b", "i", "u", "f"):
+    if isinstance(values, np.ndarray):
+        arr = values
+    else:
+        items = list(values)
+        try:
+            arr = np.asarray(items)
+        except (ValueError, TypeError):  # ragged: lists inside the column
+            arr = np.empty(len(items), dtype=object)
+            arr[:] = items
+    if arr.dtype.kind not in ("b", "i", "u", "f") or arr.ndim > 1:
         items = arr.reshape(-1).tolist()
         codes = []
         for i, v in enumerate(items):
@@ -100,6 +108,23 @@ def encode_column(name: str, values: Iterable, owner: str = "Plan") -> np.ndarra
     out = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1)
     validate_plan_values(name, out, owner)
     return out
+
+
+def _axis_values(values) -> list | np.ndarray:
+    """An axis's values: a scalar (or a string) is an axis of one value."""
+    if isinstance(values, np.ndarray):
+        return values.reshape(-1)
+    if isinstance(values, (str, bytes, int, float, bool, np.generic)) or values is None:
+        return [values]
+    try:
+        return list(values)
+    except TypeError:
+        return [values]
+
+
+def _preview(values) -> object:
+    vals = _axis_values(values)
+    return list(vals)[:3]
 
 
 @dataclass(frozen=True)
@@ -123,16 +148,21 @@ class Space:
 
     def __init__(self, base: Plan | None = None, limits: Limits | None = None,
                  **axes: Iterable) -> None:
-        self.base = base or Plan()
-        self.limits = limits or Limits()
+        self.base = base if base is not None else Plan()
+        self.limits = limits if limits is not None else Limits()
+        if not isinstance(self.base, Plan):
+            raise SpecError("Space", "base", type(self.base).__name__, "a Plan")
+        if not isinstance(self.limits, Limits):
+            raise SpecError("Space", "limits", type(self.limits).__name__, "a Limits")
         for name in axes:
             if name not in S.PLAN_NAMES:
-                raise SpecError("Space", name, list(axes[name])[:3],
+                raise SpecError("Space", name, _preview(axes[name]),
                                 "an axis named after a plan column: " + ", ".join(S.PLAN_NAMES))
         self.axes: dict[str, np.ndarray] = {}
         for col in S.PLAN:
             if col.name in axes:
-                vals = encode_column(col.name, axes[col.name])
+                vals = encode_column(col.name, _axis_values(axes[col.name]),
+                                     owner="Space")
                 if vals.size == 0:
                     raise SpecError("Space", col.name, [], "at least one value")
             else:

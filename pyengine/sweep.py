@@ -543,8 +543,14 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
     ``client``, raise :class:`ClusterError` once the cluster has had no worker for this
     many seconds (Dask itself would wait for one forever).
     """
+    from .inputs import as_hardware, as_model
+
+    model, hardware = as_model(model, "sweep"), as_hardware(hardware, "sweep")
     if isinstance(space, Mapping):
         space = Space(**space)
+    if not isinstance(space, Space):
+        raise SpecError("sweep", "space", type(space).__name__,
+                        "a pyengine.Space or a dict of axes")
     top_k = check_int("sweep", "top_k", top_k, 0, MAX_KEEP)
     sample_size = check_int("sweep", "sample_size", sample_size, 0, MAX_KEEP)
     if chunk_size is not None:

@@ -419,16 +419,34 @@ if numba is not None:
     numba.config.CACHE_DIR = _previous_cache_dir
 
 
+def _quiet(fn):
+    """fn with Numba's pedantic IR-scope warnings silenced while it runs (and compiles):
+    a global filter does not survive callers that reset warning filters, as pytest does."""
+    import functools
+
+    @functools.wraps(fn)
+    def call(*args, **kw):
+        with warnings.catch_warnings():
+            if numba is not None:
+                warnings.simplefilter("ignore", NumbaIRAssumptionWarning)
+            return fn(*args, **kw)
+
+    return call
+
+
+@_quiet
 def evaluate_rows(m, h, k, plans, out, codes) -> int:
     """Rows of plans into out/codes; the first row holding a value no plan may hold, or -1
     (then the outputs are not all written)."""
     return int(_rows_kernel(m, h, k, plans, out, codes))
 
 
+@_quiet
 def evaluate_space(m, h, k, values, offsets, lengths, start, stop, out, codes) -> None:
     _space_kernel(m, h, k, values, offsets, lengths, np.int64(start), np.int64(stop), out, codes)
 
 
+@_quiet
 def sweep_space(m, h, k, values, offsets, lengths, start, stop, cols, out, index):
     """The feasible plans of [start, stop) compacted, in index order, into out[:, :found]
     (output columns ``cols``) and index[:found]; returns (found, by_bit)."""
@@ -437,6 +455,7 @@ def sweep_space(m, h, k, values, offsets, lengths, start, stop, cols, out, index
     return int(found), by_bit
 
 
+@_quiet
 def count_space(m, h, k, values, offsets, lengths, start, stop):
     feasible, by_bit = _count_kernel(m, h, k, values, offsets, lengths, np.int64(start),
                                      np.int64(stop))

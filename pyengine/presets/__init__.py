@@ -72,8 +72,8 @@ def list_hardware() -> list[str]:
 
 def _find(kind: str, what: str, name_or_path: Any):
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(f"expected a {what} preset name or a path, got "
-                        f"{type(name_or_path).__name__}")
+        raise SpecError("preset", what, type(name_or_path).__name__,
+                        f"a {what} preset name or a path to a file")
     text = os.fspath(name_or_path)
     slugs = _slugs(kind)
     key = text.strip().lower()
