@@ -466,6 +466,10 @@ struct PlanFields {
     bool flash;
     double grad_bytes;
     bool tp_overlap;
+    bool pp_embedding;
+    bool pp_loss;
+    double pp_first;
+    double pp_last;
 };
 
 struct Precisions {
@@ -489,7 +493,8 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         training ? p[P_ZERO] : 0.0, training ? p[P_RECOMPUTE] : 0.0,
         p[P_SEQUENCE_PARALLEL] > 0.0 && tp > 1.0, p[P_CAPACITY_FACTOR],
         p[P_FLASH_ATTENTION] > 0.0, p[P_GRAD_DTYPE] == 1.0 ? 2.0 : 4.0,
-        p[P_TP_OVERLAP] > 0.0};
+        p[P_TP_OVERLAP] > 0.0, p[P_PP_EMBEDDING] > 0.0, p[P_PP_LOSS] > 0.0,
+        p[P_PP_FIRST_LAYERS], p[P_PP_LAST_LAYERS]};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -617,6 +622,7 @@ struct SplitStage {
     StageShape first;
     StageShape mid;
     StageShape last;
+    bool valid;
 };
 
 // A stage kind holding n_layers layers (n_moe of them MoE): its layers' holdings, plus the
@@ -633,19 +639,56 @@ PYENGINE_HD inline StageShape stage_shape(double n_layers, double n_moe, bool fi
     return StageShape{n_layers, n_moe, dense, n_moe * held.expert_layer, first, last};
 }
 
+// The transformer layers of each stage kind, and whether the fixed first/last counts leave
+// every other stage a share (none negative).
+struct StageLayers {
+    double first;
+    double mid;
+    double last;
+    bool valid;
+};
+
+PYENGINE_HD inline StageLayers stage_layers(double L, const PlanFields& f) {
+    // [S1] pipeline split as Megatron-Core makes it: the layers, plus one slot each for
+    // the embedding and the loss where they count as layers
+    // (account_for_embedding/loss_in_pipeline_split), go as evenly as possible over the
+    // stages whose count is not fixed (decoder_first/last_pipeline_num_layers); the
+    // remainder goes to the middle stages, so that the first and last (holding the
+    // embedding and the output layer) get fewer (Llama 3 405B: 126 layers on 16 stages
+    // -> 7, 8 x 14, 7; with both slots counted, 128 slots on 16 x 8 virtual stages, one
+    // layer each, the first and last virtual stage holding no transformer layer).
+    double pp = f.pp;
+    if (pp <= 1.0) {
+        return StageLayers{L, 0.0, L, true};
+    }
+    bool fix_first = f.pp_first > 0.0;
+    bool fix_last = f.pp_last > 0.0;
+    double n_mid = py_max(pp - 2.0, 0.0);
+    double shared = n_mid + (fix_first ? 0.0 : 1.0) + (fix_last ? 0.0 : 1.0);
+    double e = f.pp_embedding && !fix_first ? 1.0 : 0.0;
+    double lo = f.pp_loss && !fix_last ? 1.0 : 0.0;
+    double slots = L + e + lo - (fix_first ? f.pp_first : 0.0) - (fix_last ? f.pp_last : 0.0);
+    if (shared <= 0.0) {
+        return StageLayers{f.pp_first, 0.0, f.pp_last, slots == 0.0};
+    }
+    double base = floor(slots / shared);
+    double rem = slots - base * shared;
+    double mid_extra = py_min(rem, n_mid);
+    // what the middle stages do not take goes to the first stage, else to the last
+    double first = fix_first ? f.pp_first : base + (rem - mid_extra) - e;
+    double last = fix_last ? f.pp_last : base + (fix_first ? rem - mid_extra : 0.0) - lo;
+    double mid = pp > 2.0 ? base + (mid_extra > 0.0 ? 1.0 : 0.0) : 0.0;
+    return StageLayers{first, mid, last, slots >= 0.0 && first >= 0.0 && last >= 0.0};
+}
+
 // Level 2: the layers of each stage kind and what its GPUs hold.
 PYENGINE_HD inline SplitStage split_stage(const double* m, const PlanFields& f) {
     double L = m[M_LAYERS];
     double pp = f.pp;
-    // [S1] pipeline split: layers as even as possible; the remainder goes to the middle
-    // stages so that the first and last (holding the embedding and the output layer)
-    // get fewer (Llama 3 405B: 126 layers on 16 stages -> 7, 8 x 14, 7).
-    double base = floor(L / pp);
-    double rem = L - base * pp;
-    double mid_extra = py_min(rem, py_max(pp - 2.0, 0.0));
-    double layers_first = base + (rem - mid_extra);
-    double layers_last = pp > 1.0 ? base : layers_first;
-    double layers_mid = pp > 2.0 ? base + (mid_extra > 0.0 ? 1.0 : 0.0) : 0.0;
+    StageLayers sl = stage_layers(L, f);
+    double layers_first = py_max(sl.first, 0.0);
+    double layers_last = py_max(sl.last, 0.0);
+    double layers_mid = py_max(sl.mid, 0.0);
     // [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the
     // middle stage just before the last, which holds the most MoE layers when dense
     // ones lead.
@@ -655,7 +698,7 @@ PYENGINE_HD inline SplitStage split_stage(const double* m, const PlanFields& f) 
     Holdings held = layer_holdings(m, pp, f.tp, f.etp, f.ep);
     return SplitStage{stage_shape(layers_first, moe_first, true, pp == 1.0, held),
                       stage_shape(layers_mid, moe_mid, false, false, held),
-                      stage_shape(layers_last, moe_last, pp == 1.0, true, held)};
+                      stage_shape(layers_last, moe_last, pp == 1.0, true, held), sl.valid};
 }
 
 // ---- level 3: micro-batches and GPU count (columns before vpp)
@@ -704,16 +747,19 @@ PYENGINE_HD inline Stages no_stages() {
     LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, false, false};
     return Stages{LayerStage{0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
-                  SplitStage{shape, shape, shape}, BatchStage{0, 0.0, 0.0, 0.0}};
+                  SplitStage{shape, shape, shape, true}, BatchStage{0, 0.0, 0.0, 0.0}};
 }
 
 // ---- every plan: pipeline checks and memory
 
 PYENGINE_HD inline long long pipeline_checks(const double* m, const PlanFields& f,
-                                             double n_micro) {
-    // [F3] feasibility of the pipeline depth (the only checks involving vpp)
+                                             const SplitStage& split, double n_micro) {
+    // [F3] feasibility of the pipeline depth (the only checks involving vpp): a virtual
+    // stage per layer at most, the embedding and the loss counting as layers where the
+    // split counts them; fixed first/last stage counts that leave the others a share.
     long long code = 0;
-    if (f.pp * f.vpp > m[M_LAYERS]) {
+    double slots = m[M_LAYERS] + (f.pp_embedding ? 1.0 : 0.0) + (f.pp_loss ? 1.0 : 0.0);
+    if (f.pp * f.vpp > slots || !split.valid) {
         code |= V_PP_LAYERS;
     }
     if (f.vpp > 1.0 && (f.pp == 1.0 || !divides(f.pp, n_micro))) {
@@ -838,11 +884,20 @@ PYENGINE_HD inline StageMemory fuller(const StageMemory& a, const StageMemory& b
     return b.total > a.total ? b : a;
 }
 
-// The memory of the fullest stage kind.
-PYENGINE_HD inline StageMemory fullest_stage(const double* m, const double* h,
-                                             const PlanFields& f, const Precisions& pr,
-                                             const LayerStage& layer, const SplitStage& split,
-                                             const BatchStage& batch, const ParamBytes& pb) {
+// The memory per GPU of each stage kind, and of the fullest (the one that must fit).
+struct StageMemories {
+    StageMemory first;
+    StageMemory mid;
+    StageMemory last;
+    StageMemory fullest;
+};
+
+// The memory of every stage kind, and which is fullest.
+PYENGINE_HD inline StageMemories stage_memories(const double* m, const double* h,
+                                                const PlanFields& f, const Precisions& pr,
+                                                const LayerStage& layer,
+                                                const SplitStage& split,
+                                                const BatchStage& batch, const ParamBytes& pb) {
     Activations act = activations(m, f, pr, layer);
     // [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
     // multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
@@ -863,7 +918,7 @@ PYENGINE_HD inline StageMemory fullest_stage(const double* m, const double* h,
                                     f.training);
     StageMemory mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead,
                                    f.training);
-    return fuller(fuller(first, last), mid);
+    return StageMemories{first, mid, last, fuller(fuller(first, last), mid)};
 }
 
 // ---- every plan: time
@@ -1126,11 +1181,14 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
                     model_flops, model_flops, ttft, tpot};
 }
 
-PYENGINE_HD inline void write_outputs(double* out, const LayerStage& layer,
-                                      const SplitStage& split, const BatchStage& batch,
-                                      const ParamBytes& pb, const StageMemory& mem,
-                                      double overhead, const StepTime& t, double peak) {
-    // [O1] outputs: the fullest stage's memory, the step's times, rates and utilisation
+PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
+                                      const LayerStage& layer, const SplitStage& split,
+                                      const BatchStage& batch, const ParamBytes& pb,
+                                      const StageMemories& mems, double overhead,
+                                      const StepTime& t, double peak) {
+    // [O1] outputs: the fullest stage's memory itemised, every stage kind's total, the
+    // step's times, rates and utilisation
+    const StageMemory& mem = mems.fullest;
     double n_gpus = batch.n_gpus;
     out[O_N_GPUS] = n_gpus;
     out[O_N_MICRO_BATCHES] = batch.n_micro;
@@ -1147,6 +1205,9 @@ PYENGINE_HD inline void write_outputs(double* out, const LayerStage& layer,
     out[O_MEM_KV_CACHE_BYTES] = mem.kv_cache;
     out[O_MEM_OVERHEAD_BYTES] = overhead;
     out[O_MEM_TOTAL_BYTES] = mem.total;
+    out[O_MEM_FIRST_STAGE_BYTES] = mems.first.total;
+    out[O_MEM_MIDDLE_STAGE_BYTES] = f.pp > 2.0 ? mems.mid.total : 0.0;
+    out[O_MEM_LAST_STAGE_BYTES] = mems.last.total;
     out[O_TIME_COMPUTE_S] = t.compute;
     out[O_TIME_RECOMPUTE_S] = t.recompute;
     out[O_TIME_TP_S] = t.tp;
@@ -1191,10 +1252,10 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     const LayerStage& layer = stages.layer;
     const SplitStage& split = stages.split;
     const BatchStage& batch = stages.batch;
-    long long code = batch.code | pipeline_checks(m, f, batch.n_micro);
+    long long code = batch.code | pipeline_checks(m, f, split, batch.n_micro);
     ParamBytes pb = bytes_per_param(f, pr);
-    StageMemory mem = fullest_stage(m, h, f, pr, layer, split, batch, pb);
-    if (mem.total > h[H_HBM_CAPACITY] * k[K_MEM_FRACTION]) {
+    StageMemories mems = stage_memories(m, h, f, pr, layer, split, batch, pb);
+    if (mems.fullest.total > h[H_HBM_CAPACITY] * k[K_MEM_FRACTION]) {
         code |= V_MEMORY;
     }
     // every constraint is decided by now: a caller that wants only the code (count and
@@ -1210,7 +1271,7 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     } else {
         t = inference_step(m, h, f, pr, layer, batch, mb, p2p_one);
     }
-    write_outputs(out, layer, split, batch, pb, mem, h[H_MEM_OVERHEAD], t, pr.peak);
+    write_outputs(out, f, layer, split, batch, pb, mems, h[H_MEM_OVERHEAD], t, pr.peak);
     return code;
 }
 

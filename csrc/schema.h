@@ -72,12 +72,16 @@ constexpr int P_FLASH_ATTENTION = 10;
 constexpr int P_CAPACITY_FACTOR = 11;
 constexpr int P_GLOBAL_BATCH = 12;
 constexpr int P_PP = 13;
-constexpr int P_DP = 14;
-constexpr int P_VPP = 15;
-constexpr int P_ZERO = 16;
-constexpr int P_RECOMPUTE = 17;
-constexpr int P_GRAD_DTYPE = 18;
-constexpr int P_TP_OVERLAP = 19;
+constexpr int P_PP_EMBEDDING = 14;
+constexpr int P_PP_LOSS = 15;
+constexpr int P_PP_FIRST_LAYERS = 16;
+constexpr int P_PP_LAST_LAYERS = 17;
+constexpr int P_DP = 18;
+constexpr int P_VPP = 19;
+constexpr int P_ZERO = 20;
+constexpr int P_RECOMPUTE = 21;
+constexpr int P_GRAD_DTYPE = 22;
+constexpr int P_TP_OVERLAP = 23;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -93,34 +97,37 @@ constexpr int O_MEM_ACTIVATIONS_BYTES = 10;
 constexpr int O_MEM_KV_CACHE_BYTES = 11;
 constexpr int O_MEM_OVERHEAD_BYTES = 12;
 constexpr int O_MEM_TOTAL_BYTES = 13;
-constexpr int O_TIME_COMPUTE_S = 14;
-constexpr int O_TIME_RECOMPUTE_S = 15;
-constexpr int O_TIME_TP_S = 16;
-constexpr int O_TIME_CP_S = 17;
-constexpr int O_TIME_EP_S = 18;
-constexpr int O_TIME_PP_P2P_S = 19;
-constexpr int O_TIME_PP_BUBBLE_S = 20;
-constexpr int O_TIME_DP_S = 21;
-constexpr int O_TIME_OPTIMIZER_S = 22;
-constexpr int O_TIME_STEP_S = 23;
-constexpr int O_TOKENS_PER_S = 24;
-constexpr int O_TOKENS_PER_S_PER_GPU = 25;
-constexpr int O_MODEL_FLOPS_PER_STEP = 26;
-constexpr int O_MFU = 27;
-constexpr int O_MODEL_TFLOPS_PER_GPU = 28;
-constexpr int O_HW_TFLOPS_PER_GPU = 29;
-constexpr int O_TTFT_S = 30;
-constexpr int O_TPOT_S = 31;
+constexpr int O_MEM_FIRST_STAGE_BYTES = 14;
+constexpr int O_MEM_MIDDLE_STAGE_BYTES = 15;
+constexpr int O_MEM_LAST_STAGE_BYTES = 16;
+constexpr int O_TIME_COMPUTE_S = 17;
+constexpr int O_TIME_RECOMPUTE_S = 18;
+constexpr int O_TIME_TP_S = 19;
+constexpr int O_TIME_CP_S = 20;
+constexpr int O_TIME_EP_S = 21;
+constexpr int O_TIME_PP_P2P_S = 22;
+constexpr int O_TIME_PP_BUBBLE_S = 23;
+constexpr int O_TIME_DP_S = 24;
+constexpr int O_TIME_OPTIMIZER_S = 25;
+constexpr int O_TIME_STEP_S = 26;
+constexpr int O_TOKENS_PER_S = 27;
+constexpr int O_TOKENS_PER_S_PER_GPU = 28;
+constexpr int O_MODEL_FLOPS_PER_STEP = 29;
+constexpr int O_MFU = 30;
+constexpr int O_MODEL_TFLOPS_PER_GPU = 31;
+constexpr int O_HW_TFLOPS_PER_GPU = 32;
+constexpr int O_TTFT_S = 33;
+constexpr int O_TPOT_S = 34;
 
 constexpr int N_MODEL = 32;
 constexpr int N_HARDWARE = 16;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 20;
-constexpr int N_OUTPUTS = 32;
+constexpr int N_PLAN = 24;
+constexpr int N_OUTPUTS = 35;
 constexpr int N_VIOLATIONS = 16;
 constexpr int CACHE_FROM = 12;
-constexpr int CACHE2_FROM = 14;
-constexpr int CACHE3_FROM = 15;
+constexpr int CACHE2_FROM = 18;
+constexpr int CACHE3_FROM = 19;
 
 constexpr long long V_TP_HEADS = 1LL << 0;
 constexpr long long V_TP_KV_HEADS = 1LL << 1;
@@ -141,9 +148,9 @@ constexpr long long V_NO_TOKENS = 1LL << 15;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, true, true, true, true, true, true, true, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -195,23 +202,35 @@ inline int first_invalid_column(const double* p) {
     if (!(p[13] >= 1.0 && p[13] <= 2147483648.0) || p[13] != floor(p[13])) {
         return 13;  // pp
     }
-    if (!(p[14] >= 1.0 && p[14] <= 2147483648.0) || p[14] != floor(p[14])) {
-        return 14;  // dp
+    if (!(p[14] >= 0.0 && p[14] <= 1.0) || p[14] != floor(p[14])) {
+        return 14;  // pp_embedding
     }
-    if (!(p[15] >= 1.0 && p[15] <= 2147483648.0) || p[15] != floor(p[15])) {
-        return 15;  // vpp
+    if (!(p[15] >= 0.0 && p[15] <= 1.0) || p[15] != floor(p[15])) {
+        return 15;  // pp_loss
     }
-    if (!(p[16] >= 0.0 && p[16] <= 3.0) || p[16] != floor(p[16])) {
-        return 16;  // zero
+    if (!(p[16] >= 0.0 && p[16] <= 2147483648.0) || p[16] != floor(p[16])) {
+        return 16;  // pp_first_layers
     }
-    if (!(p[17] >= 0.0 && p[17] <= 2.0) || p[17] != floor(p[17])) {
-        return 17;  // recompute
+    if (!(p[17] >= 0.0 && p[17] <= 2147483648.0) || p[17] != floor(p[17])) {
+        return 17;  // pp_last_layers
     }
-    if (!(p[18] >= 0.0 && p[18] <= 1.0) || p[18] != floor(p[18])) {
-        return 18;  // grad_dtype
+    if (!(p[18] >= 1.0 && p[18] <= 2147483648.0) || p[18] != floor(p[18])) {
+        return 18;  // dp
     }
-    if (!(p[19] >= 0.0 && p[19] <= 1.0) || p[19] != floor(p[19])) {
-        return 19;  // tp_overlap
+    if (!(p[19] >= 1.0 && p[19] <= 2147483648.0) || p[19] != floor(p[19])) {
+        return 19;  // vpp
+    }
+    if (!(p[20] >= 0.0 && p[20] <= 3.0) || p[20] != floor(p[20])) {
+        return 20;  // zero
+    }
+    if (!(p[21] >= 0.0 && p[21] <= 2.0) || p[21] != floor(p[21])) {
+        return 21;  // recompute
+    }
+    if (!(p[22] >= 0.0 && p[22] <= 1.0) || p[22] != floor(p[22])) {
+        return 22;  // grad_dtype
+    }
+    if (!(p[23] >= 0.0 && p[23] <= 1.0) || p[23] != floor(p[23])) {
+        return 23;  // tp_overlap
     }
     return -1;
 }

@@ -154,6 +154,14 @@ def render_text(d: dict) -> str:
         st += f", middle up to {o['layers_middle_stage']:g}"
     if plan["pp"] > 1:
         st += f", last {o['layers_last_stage']:g}"
+        counted = [w for w, on in (("embedding", plan["pp_embedding"]),
+                                   ("loss", plan["pp_loss"])) if on]
+        if counted:
+            st += f" (the {' and '.join(counted)} counted as layers in the split)"
+        fixed = [f"{w} {plan[k]}" for w, k in (("first", "pp_first_layers"),
+                                                ("last", "pp_last_layers")) if plan[k]]
+        if fixed:
+            st += f" (fixed: {', '.join(fixed)})"
     lines.append(st)
     if "capacity_per_expert" in o and o["capacity_per_expert"] > 0:
         lines.append(f"  expert capacity {o['capacity_per_expert']:g} tokens per expert per "
@@ -174,8 +182,11 @@ def render_text(d: dict) -> str:
     cap = o["mem_total_bytes"] / max(1.0, d.get("hbm_bytes", 0) or 1.0)
     lines.append(f"  {'total':<14} {fmt_bytes(d['memory']['total']):>14}"
                  + (f"  ({fmt_num(100 * cap)}% of HBM)" if d.get("hbm_bytes") else ""))
+    stage_mem = {"first": o["mem_first_stage_bytes"], "middle": o["mem_middle_stage_bytes"],
+                 "last": o["mem_last_stage_bytes"]}
     for name, s in dv["stages"].items():
-        lines.append(f"    {name} stage: {s['layers']:g} layers ({s['moe_layers']:g} MoE), "
+        lines.append(f"    {name} stage: {fmt_bytes(stage_mem[name])} per GPU, "
+                     f"{s['layers']:g} layers ({s['moe_layers']:g} MoE), "
                      f"{fmt_count(s['dense_params'])} dense + {fmt_count(s['expert_params'])} "
                      f"expert params per GPU")
     act = dv["activation_bytes_per_layer"]

@@ -398,7 +398,8 @@ def recompute_flops_per_token(m, ctx, recompute, fwd_flops_tok):
 # The plan row as named fields, and the precisions it implies.
 PlanFields = namedtuple("PlanFields", [
     "training", "decode", "fp8", "gbs", "mbs", "seq", "gen", "tp", "pp", "dp", "cp", "ep",
-    "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap"])
+    "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
+    "pp_embedding", "pp_loss", "pp_first", "pp_last"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate"])
 
 
@@ -415,7 +416,8 @@ def plan_fields(p):
         p[S.P_ZERO] if training else 0.0, p[S.P_RECOMPUTE] if training else 0.0,
         p[S.P_SEQUENCE_PARALLEL] > 0.0 and tp > 1.0, p[S.P_CAPACITY_FACTOR],
         p[S.P_FLASH_ATTENTION] > 0.0, 2.0 if p[S.P_GRAD_DTYPE] == 1.0 else 4.0,
-        p[S.P_TP_OVERLAP] > 0.0)
+        p[S.P_TP_OVERLAP] > 0.0, p[S.P_PP_EMBEDDING] > 0.0, p[S.P_PP_LOSS] > 0.0,
+        p[S.P_PP_FIRST_LAYERS], p[S.P_PP_LAST_LAYERS])
 
 
 def precisions(h, f):
@@ -512,7 +514,7 @@ def layer_stage(m, h, f, pr):
 # and whether it holds the input embedding (first) and the output layer (last).
 StageShape = namedtuple("StageShape", ["layers", "moe_layers", "dense_params",
                                        "expert_params", "first", "last"])
-SplitStage = namedtuple("SplitStage", ["first", "mid", "last"])
+SplitStage = namedtuple("SplitStage", ["first", "mid", "last", "valid"])
 
 
 def stage_shape(n_layers, n_moe, first, last, held):
@@ -526,19 +528,50 @@ def stage_shape(n_layers, n_moe, first, last, held):
     return StageShape(n_layers, n_moe, dense, n_moe * held.expert_layer, first, last)
 
 
+# The transformer layers of each stage kind, and whether the fixed first/last counts
+# leave every other stage a share (none negative).
+StageLayers = namedtuple("StageLayers", ["first", "mid", "last", "valid"])
+
+
+def stage_layers(L, f):
+    # [S1] pipeline split as Megatron-Core makes it: the layers, plus one slot each for
+    # the embedding and the loss where they count as layers
+    # (account_for_embedding/loss_in_pipeline_split), go as evenly as possible over the
+    # stages whose count is not fixed (decoder_first/last_pipeline_num_layers); the
+    # remainder goes to the middle stages, so that the first and last (holding the
+    # embedding and the output layer) get fewer (Llama 3 405B: 126 layers on 16 stages
+    # -> 7, 8 x 14, 7; with both slots counted, 128 slots on 16 x 8 virtual stages, one
+    # layer each, the first and last virtual stage holding no transformer layer).
+    pp = f.pp
+    if pp <= 1.0:
+        return StageLayers(L, 0.0, L, True)
+    fix_first = f.pp_first > 0.0
+    fix_last = f.pp_last > 0.0
+    n_mid = max(pp - 2.0, 0.0)
+    shared = n_mid + (0.0 if fix_first else 1.0) + (0.0 if fix_last else 1.0)
+    e = 1.0 if f.pp_embedding and not fix_first else 0.0
+    lo = 1.0 if f.pp_loss and not fix_last else 0.0
+    slots = L + e + lo - (f.pp_first if fix_first else 0.0) - (f.pp_last if fix_last else 0.0)
+    if shared <= 0.0:
+        return StageLayers(f.pp_first, 0.0, f.pp_last, slots == 0.0)
+    base = np.floor(slots / shared)
+    rem = slots - base * shared
+    mid_extra = min(rem, n_mid)
+    # what the middle stages do not take goes to the first stage, else to the last
+    first = f.pp_first if fix_first else base + (rem - mid_extra) - e
+    last = f.pp_last if fix_last else base + (rem - mid_extra if fix_first else 0.0) - lo
+    mid = base + (1.0 if mid_extra > 0.0 else 0.0) if pp > 2.0 else 0.0
+    return StageLayers(first, mid, last, slots >= 0.0 and first >= 0.0 and last >= 0.0)
+
+
 def split_stage(m, f):
     """Level 2: the layers of each stage kind and what its GPUs hold."""
     L = m[S.M_LAYERS]
     pp = f.pp
-    # [S1] pipeline split: layers as even as possible; the remainder goes to the middle
-    # stages so that the first and last (holding the embedding and the output layer)
-    # get fewer (Llama 3 405B: 126 layers on 16 stages -> 7, 8 x 14, 7).
-    base = np.floor(L / pp)
-    rem = L - base * pp
-    mid_extra = min(rem, max(pp - 2.0, 0.0))
-    layers_first = base + (rem - mid_extra)
-    layers_last = base if pp > 1.0 else layers_first
-    layers_mid = base + (1.0 if mid_extra > 0.0 else 0.0) if pp > 2.0 else 0.0
+    sl = stage_layers(L, f)
+    layers_first = max(sl.first, 0.0)
+    layers_last = max(sl.last, 0.0)
+    layers_mid = max(sl.mid, 0.0)
     # [S2] MoE layers per stage: first stage [0, f), last stage [L-l, L), and the
     # middle stage just before the last, which holds the most MoE layers when dense
     # ones lead.
@@ -548,7 +581,7 @@ def split_stage(m, f):
     held = layer_holdings(m, pp, f.tp, f.etp, f.ep)
     return SplitStage(stage_shape(layers_first, moe_first, True, pp == 1.0, held),
                       stage_shape(layers_mid, moe_mid, False, False, held),
-                      stage_shape(layers_last, moe_last, pp == 1.0, True, held))
+                      stage_shape(layers_last, moe_last, pp == 1.0, True, held), sl.valid)
 
 
 # ---- level 3: micro-batches and GPU count (columns before vpp)
@@ -585,16 +618,19 @@ def no_stages():
     c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     shape = StageShape(0.0, 0.0, 0.0, 0.0, False, False)
     return Stages(LayerStage(0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
-                  SplitStage(shape, shape, shape), BatchStage(0, 0.0, 0.0, 0.0))
+                  SplitStage(shape, shape, shape, True), BatchStage(0, 0.0, 0.0, 0.0))
 
 
 # ---- every plan: pipeline checks and memory
 
 
-def pipeline_checks(m, f, n_micro):
-    # [F3] feasibility of the pipeline depth (the only checks involving vpp)
+def pipeline_checks(m, f, split, n_micro):
+    # [F3] feasibility of the pipeline depth (the only checks involving vpp): a virtual
+    # stage per layer at most, the embedding and the loss counting as layers where the
+    # split counts them; fixed first/last stage counts that leave the others a share.
     code = 0
-    if f.pp * f.vpp > m[S.M_LAYERS]:
+    slots = m[S.M_LAYERS] + (1.0 if f.pp_embedding else 0.0) + (1.0 if f.pp_loss else 0.0)
+    if f.pp * f.vpp > slots or not split.valid:
         code |= S.V_PP_LAYERS
     if f.vpp > 1.0 and (f.pp == 1.0 or not divides(f.pp, n_micro)):
         code |= S.V_VPP_SCHEDULE
@@ -691,8 +727,12 @@ def fuller(a, b):
     return b if b.total > a.total else a
 
 
-def fullest_stage(m, h, f, pr, layer, split, batch, pb):
-    """The memory of the fullest stage kind."""
+# The memory per GPU of each stage kind, and of the fullest (the one that must fit).
+StageMemories = namedtuple("StageMemories", ["first", "mid", "last", "fullest"])
+
+
+def stage_memories(m, h, f, pr, layer, split, batch, pb):
+    """The memory of every stage kind, and which is fullest."""
     act = activations(m, f, pr, layer)
     # [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
     # multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
@@ -709,7 +749,7 @@ def fullest_stage(m, h, f, pr, layer, split, batch, pb):
     first = stage_memory(split.first, inflight_first, act, kv_tok, pb, overhead, f.training)
     last = stage_memory(split.last, inflight_last, act, kv_tok, pb, overhead, f.training)
     mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead, f.training)
-    return fuller(fuller(first, last), mid)
+    return StageMemories(first, mid, last, fuller(fuller(first, last), mid))
 
 
 # ---- every plan: time
@@ -912,8 +952,10 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
                     model_flops, model_flops, ttft, tpot)
 
 
-def write_outputs(out, layer, split, batch, pb, mem, overhead, t, peak):
-    # [O1] outputs: the fullest stage's memory, the step's times, rates and utilisation
+def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
+    # [O1] outputs: the fullest stage's memory itemised, every stage kind's total, the
+    # step's times, rates and utilisation
+    mem = mems.fullest
     n_gpus = batch.n_gpus
     out[S.O_N_GPUS] = n_gpus
     out[S.O_N_MICRO_BATCHES] = batch.n_micro
@@ -930,6 +972,9 @@ def write_outputs(out, layer, split, batch, pb, mem, overhead, t, peak):
     out[S.O_MEM_KV_CACHE_BYTES] = mem.kv_cache
     out[S.O_MEM_OVERHEAD_BYTES] = overhead
     out[S.O_MEM_TOTAL_BYTES] = mem.total
+    out[S.O_MEM_FIRST_STAGE_BYTES] = mems.first.total
+    out[S.O_MEM_MIDDLE_STAGE_BYTES] = mems.mid.total if f.pp > 2.0 else 0.0
+    out[S.O_MEM_LAST_STAGE_BYTES] = mems.last.total
     out[S.O_TIME_COMPUTE_S] = t.compute
     out[S.O_TIME_RECOMPUTE_S] = t.recompute
     out[S.O_TIME_TP_S] = t.tp
@@ -965,10 +1010,10 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
     split = stages.split if reuse >= 2 else split_stage(m, f)
     batch = stages.batch if reuse >= 3 else batch_stage(m, k, f, layer.code)
     stages = Stages(layer, split, batch)
-    code = batch.code | pipeline_checks(m, f, batch.n_micro)
+    code = batch.code | pipeline_checks(m, f, split, batch.n_micro)
     pb = bytes_per_param(f, pr)
-    mem = fullest_stage(m, h, f, pr, layer, split, batch, pb)
-    if mem.total > h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION]:
+    mems = stage_memories(m, h, f, pr, layer, split, batch, pb)
+    if mems.fullest.total > h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION]:
         code |= S.V_MEMORY
     # every constraint is decided by now: a caller that wants only the code (count and
     # sweep kernels) passes an empty `out` and skips the timings
@@ -980,7 +1025,7 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
         t = training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one)
     else:
         t = inference_step(m, h, f, pr, layer, batch, mb, p2p_one)
-    write_outputs(out, layer, split, batch, pb, mem, h[S.H_MEM_OVERHEAD], t, pr.peak)
+    write_outputs(out, f, layer, split, batch, pb, mems, h[S.H_MEM_OVERHEAD], t, pr.peak)
     return code, stages
 
 
@@ -991,10 +1036,10 @@ KERNEL_FUNCTIONS = (
     kv_cache_elems_per_gpu, attention_costs, moe_costs, layer_costs, layer_activation_bytes,
     layer_holdings, zero_shard, model_forward_flops_per_token, recompute_flops_per_token,
     plan_fields, precisions, layer_checks, expert_capacity, layer_stage, stage_shape,
-    split_stage, batch_stage, no_stages, pipeline_checks, bytes_per_param, activations,
-    stage_memory, fuller, fullest_stage, layer_times, stage_compute_s, stage_time, slower,
-    micro_batch_time, pipeline_send_s, data_parallel_s, training_step, decode_step,
-    inference_step, write_outputs,
+    stage_layers, split_stage, batch_stage, no_stages, pipeline_checks, bytes_per_param,
+    activations, stage_memory, fuller, stage_memories, layer_times, stage_compute_s,
+    stage_time, slower, micro_batch_time, pipeline_send_s, data_parallel_s, training_step,
+    decode_step, inference_step, write_outputs,
 )
 
 
@@ -1003,7 +1048,7 @@ KERNEL_FUNCTIONS = (
 # more than the work of most of them.
 PER_PLAN_FUNCTIONS = (
     plan_fields, precisions, pipeline_checks, bytes_per_param, activations, stage_memory,
-    fuller, fullest_stage, layer_times, stage_compute_s, stage_time, slower, micro_batch_time,
+    fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower, micro_batch_time,
     pipeline_send_s, data_parallel_s, training_step, inference_step, write_outputs,
 )
 

@@ -107,6 +107,14 @@ PLAN = (
     Column("global_batch", "seq", "sequences per step (inference: concurrent sequences)", "int",
            lo=1),
     Column("pp", "", "pipeline parallel degree", "int", lo=1),
+    Column("pp_embedding", "", "the input embedding counts as a layer in the pipeline split "
+           "(Megatron-Core account_for_embedding_in_pipeline_split)", "bool", hi=1),
+    Column("pp_loss", "", "the output layer and loss count as a layer in the pipeline split "
+           "(Megatron-Core account_for_loss_in_pipeline_split)", "bool", hi=1),
+    Column("pp_first_layers", "", "transformer layers on the first pipeline stage, 0 = an even "
+           "split (Megatron-Core decoder_first_pipeline_num_layers)", "int"),
+    Column("pp_last_layers", "", "transformer layers on the last pipeline stage, 0 = an even "
+           "split (Megatron-Core decoder_last_pipeline_num_layers)", "int"),
     Column("dp", "", "data parallel degree", "int", lo=1),
     Column("vpp", "", "virtual pipeline stages per GPU (interleaved 1F1B)", "int", lo=1),
     Column("zero", "", "ZeRO stage 0-3 (1 = distributed optimizer)", "int", hi=3),
@@ -114,9 +122,10 @@ PLAN = (
     Column("grad_dtype", "", "gradient precision", "choice", ("fp32", "bf16")),
     Column("tp_overlap", "", "TP collectives pipelined with GEMMs (userbuffers)", "bool", hi=1),
 )
-CACHE_FROM = 12  # index of global_batch: columns from here on leave layer costs unchanged
-CACHE2_FROM = 14  # index of dp: columns from here on also leave the stage split unchanged
-CACHE3_FROM = 15  # index of vpp: columns from here on also leave the micro-batch count and
+_PLAN_NAMES = [c.name for c in PLAN]
+CACHE_FROM = _PLAN_NAMES.index("global_batch")  # columns from here on leave layer costs
+CACHE2_FROM = _PLAN_NAMES.index("dp")  # from here on also the stage split unchanged
+CACHE3_FROM = _PLAN_NAMES.index("vpp")  # from here on also the micro-batch count and
 # the checks of EP folding, batch divisibility and GPU count unchanged
 
 # The stage results evaluate_plan returns (reference.Stages: layer, split, batch) are what
@@ -139,6 +148,10 @@ OUTPUTS = (
     Column("mem_kv_cache_bytes", "B", "KV cache (inference)"),
     Column("mem_overhead_bytes", "B", "fixed overhead"),
     Column("mem_total_bytes", "B", "sum of the memory terms on the fullest stage"),
+    Column("mem_first_stage_bytes", "B", "memory per GPU of the first pipeline stage"),
+    Column("mem_middle_stage_bytes", "B", "memory per GPU of the fullest middle stage (0 when "
+           "there is none, pp <= 2)"),
+    Column("mem_last_stage_bytes", "B", "memory per GPU of the last pipeline stage"),
     Column("time_compute_s", "s", "forward + backward operators of the slowest stage"),
     Column("time_recompute_s", "s", "recomputed forward operators"),
     Column("time_tp_s", "s", "exposed tensor-parallel collectives"),

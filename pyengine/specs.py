@@ -256,6 +256,10 @@ class Plan(_Spec):
     gen_tokens: int = 0
     tp: int = 1
     pp: int = 1
+    pp_embedding: bool = False  # the embedding counts as a layer in the pipeline split
+    pp_loss: bool = False  # the output layer + loss count as a layer in the split
+    pp_first_layers: int = 0  # transformer layers on the first stage (0 = even split)
+    pp_last_layers: int = 0  # ... on the last stage (0 = even split)
     dp: int = 1
     cp: int = 1
     ep: int = 1
@@ -280,6 +284,10 @@ class Plan(_Spec):
             object.__setattr__(self, name, check_int(o, name, getattr(self, name), 1))
         object.__setattr__(self, "gen_tokens", check_int(o, "gen_tokens", self.gen_tokens, 0))
         object.__setattr__(self, "etp", check_int(o, "etp", self.etp, 0))
+        for name in ("pp_first_layers", "pp_last_layers"):
+            object.__setattr__(self, name, check_int(o, name, getattr(self, name), 0))
+        check_bool(o, "pp_embedding", self.pp_embedding)
+        check_bool(o, "pp_loss", self.pp_loss)
         object.__setattr__(self, "zero", check_int(o, "zero", self.zero, 0, 3))
         check_bool(o, "sequence_parallel", self.sequence_parallel)
         check_bool(o, "flash_attention", self.flash_attention)
