@@ -163,6 +163,8 @@ PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp) {
 struct AttentionCosts {
     double attn_s;
     double attn_core_s;
+    double norm_s;
+    double mla_up_s;
 };
 
 PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double* h, double n_tok,
@@ -203,7 +205,20 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     // [T7] attention-side elementwise: norm (r+w), residual add (2r+w), rope, dropout.
     double attn_elem_s = memory_bound_s(n_tok * hid * ab * (5.0 + 2.0 * m[M_DROPOUT]) / sp_div
                                         + n_tok * ab * q_dim / tp, 3.0, h);
-    return AttentionCosts{proj_s + attn_core_s + attn_elem_s, attn_core_s};
+    // what recomputing parts of the block costs (they are inside the terms above): the two
+    // norms (read the input, write the output, 4nh bytes each), MLA's up-projections of
+    // the query and key/value latents to the heads
+    double norm_s = memory_bound_s(8.0 * n_tok * hid * ab / sp_div, 2.0, h);
+    double mla_up_s = 0.0;
+    if (m[M_MLA] > 0.0) {
+        double nope_v = m[M_QK_HEAD_DIM] - m[M_ROPE_HEAD_DIM] + m[M_V_HEAD_DIM];
+        double up_params = m[M_HEADS] * (m[M_Q_LORA_RANK] * m[M_QK_HEAD_DIM]
+                                         + m[M_KV_LORA_RANK] * nope_v);
+        mla_up_s = gemm_s(2.0 * n_tok * up_params / tp,
+                          up_params / tp * wb + n_tok * ab * (q_dim + m[M_HEADS] * nope_v) / tp,
+                          py_min(n_tok, m[M_KV_LORA_RANK]), rate, h);
+    }
+    return AttentionCosts{proj_s + attn_core_s + attn_elem_s, attn_core_s, norm_s, mla_up_s};
 }
 
 // An MoE layer's MLP forward time (router, permutes, experts, shared experts) and its
@@ -211,13 +226,16 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
 struct MoeCosts {
     double moe_s;
     double ep_s;
+    double experts_s;
+    double moe_act_s;
+    double shared_s;
 };
 
 PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n_tok, double tp,
                                       double etp, double ep, double sp_div, double capacity,
                                       double rate, double ab, double wb) {
     if (m[M_EXPERTS] <= 0.0) {
-        return MoeCosts{0.0, 0.0};
+        return MoeCosts{0.0, 0.0, 0.0, 0.0, 0.0};
     }
     double hid = m[M_HIDDEN];
     double rate16 = h[H_PEAK_BF16] * h[H_GEMM_EFF_MAX];
@@ -249,7 +267,12 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
     double slot_bytes = slots * hid * ab;
     double ep_s = (2.0 * alltoall_s(slot_bytes, ep, etp, h)
                    + 2.0 * allgather_s(slot_bytes, etp, 1.0, h));
-    return MoeCosts{router_s + permute_s + experts_s + shared_s, ep_s};
+    // recomputing the experts' activation function alone (inside experts_s): it reads the
+    // fc1 outputs and writes its own, per token-slot on this GPU
+    double act_s = memory_bound_s(experts_local * m_e * (n_mat + 1.0) * m[M_EXPERT_FFN] / etp
+                                  * ab, 1.0, h);
+    return MoeCosts{router_s + permute_s + experts_s + shared_s, ep_s, experts_s, act_s,
+                    shared_s};
 }
 
 // Forward cost of one layer for one micro-batch on one GPU, split by kind so that the
@@ -264,6 +287,11 @@ struct LayerCosts {
     double ep_s;
     double embed_s;
     double output_s;
+    double norm_s;
+    double mla_up_s;
+    double experts_s;
+    double moe_act_s;
+    double shared_s;
 };
 
 // Forward cost of each layer kind for n_tok query tokens per GPU.
@@ -315,53 +343,81 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
                               py_min(out_tok, hid), rate, h)
                        + memory_bound_s(2.0 * out_tok * m[M_VOCAB] / tp * 4.0, 2.0, h));
     return LayerCosts{attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
-                      embed_s, output_s};
+                      embed_s, output_s, attn.norm_s, attn.mla_up_s, moe.experts_s,
+                      moe.moe_act_s, moe.shared_s};
 }
 
 // --------------------------------------------------------------------------- memory
+
+// What a layer does not keep for backward: the modules selective recomputation recomputes
+// (Megatron-Core recompute_modules), and the bytes of a GEMM input kept (1 in FP8).
+struct Savers {
+    bool core_attn;
+    bool layernorm;
+    bool mla_up_proj;
+    bool mlp;
+    bool moe;
+    bool moe_act;
+    bool shared_experts;
+    double gemm_input_bytes;
+};
 
 // Activation bytes one layer keeps for backward, for n_tok tokens on one GPU.
 //
 // [M3] Korthikanti et al. 2022, Sec. 4 / Table 2: a GPT layer keeps sbh(34 + 5as/h)
 // bytes with 16-bit activations and 1-byte dropout masks (the term-by-term accounting
-// and its generalisation to GQA, MLA, flash attention, gated MLPs, TP/SP, recompute and
-// MoE are written out in reference.layer_activation_bytes).
+// and its generalisation to GQA, MLA, flash attention, gated MLPs, TP/SP, recompute, the
+// memory savers and MoE are written out in reference.layer_activation_bytes).
 PYENGINE_HD inline double layer_activation_bytes(const double* m, double n_tok, double keys,
                                                  double tp, bool sp, bool flash,
                                                  double recompute, bool moe_layer,
-                                                 double capacity, double etp) {
+                                                 double capacity, double etp,
+                                                 const Savers& sv) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     if (recompute == 2.0) {
         return 2.0 * n_tok * hid / sp_div;
     }
+    double gb = sv.gemm_input_bytes;
     double dropout = m[M_DROPOUT];
     double q_dim = m[M_HEADS] * m[M_QK_HEAD_DIM];
     double k_dim = m[M_KV_HEADS] * m[M_QK_HEAD_DIM];
     double v_dim = m[M_KV_HEADS] * m[M_V_HEAD_DIM];
     double o_dim = m[M_HEADS] * m[M_V_HEAD_DIM];
-    // non-tensor-parallel parts: norm inputs, QKV/fc inputs (2nh each), dropout masks
-    double replicated = n_tok * hid * (8.0 + 2.0 * dropout);
-    double attn_parallel = n_tok * (2.0 * q_dim + 2.0 * k_dim + 2.0 * v_dim + 2.0 * o_dim);
+    // non-tensor-parallel parts: norm inputs (2nh each), the QKV/fc inputs (the norms'
+    // outputs), dropout masks
+    double norm_out = sv.layernorm ? 0.0 : 2.0 * gb;
+    double replicated = n_tok * hid * (4.0 + norm_out + 2.0 * dropout);
+    double qkv = 2.0 * q_dim + 2.0 * k_dim + 2.0 * v_dim;
+    if (sv.mla_up_proj && m[M_MLA] > 0.0) {
+        qkv = 0.0;
+        replicated += 2.0 * n_tok * (m[M_Q_LORA_RANK] + m[M_KV_LORA_RANK] + m[M_ROPE_HEAD_DIM]);
+    }
+    double attn_parallel = n_tok * (qkv + gb * o_dim);
     double scores;
     if (flash) {
         scores = 4.0 * n_tok * m[M_HEADS];
     } else {
         scores = n_tok * keys * m[M_HEADS] * (2.0 + 3.0 * dropout);
-        if (recompute == 1.0) {
+        if (sv.core_attn) {
             scores = 0.0;
         }
     }
-    double mlp_width = m[M_GATED] > 0.0 ? 6.0 : 4.0;
+    // MLP hidden per unit of intermediate size: the fc1 outputs (gate and up, or the
+    // GeLU input) in 16 bits, and the activation output, the fc2 input
+    double fc1_out = m[M_GATED] > 0.0 ? 4.0 : 2.0;
     double mlp_parallel;
     if (moe_layer) {
         // slots kept on this GPU: E*capacity/tp * etp (each ETP rank keeps whole inputs)
         double slots = m[M_EXPERTS] * capacity / tp * etp;
-        mlp_parallel = (slots * (2.0 * hid + mlp_width * m[M_EXPERT_FFN] / etp) * tp
-                        + n_tok * mlp_width * m[M_SHARED_FFN]);
+        double act_out = sv.moe_act ? 0.0 : gb;
+        double slot_bytes = sv.moe ? 0.0
+                                   : gb * hid + (fc1_out + act_out) * m[M_EXPERT_FFN] / etp;
+        double shared = sv.shared_experts ? 0.0 : n_tok * (fc1_out + gb) * m[M_SHARED_FFN];
+        mlp_parallel = slots * slot_bytes * tp + shared;
         replicated += 4.0 * n_tok * m[M_EXPERTS];
     } else {
-        mlp_parallel = n_tok * mlp_width * m[M_FFN];
+        mlp_parallel = sv.mlp ? 0.0 : n_tok * (fc1_out + gb) * m[M_FFN];
     }
     return replicated / sp_div + (attn_parallel + scores + mlp_parallel) / tp;
 }
@@ -420,19 +476,6 @@ PYENGINE_HD inline double model_forward_flops_per_token(const double* m, double 
                   + n_moe * moe_mlp + hid * m[M_VOCAB]);
 }
 
-PYENGINE_HD inline double recompute_flops_per_token(const double* m, double ctx,
-                                                    double recompute, double fwd_flops_tok) {
-    // [T12] recomputed forward FLOPs: full = every layer's forward (not the output layer);
-    // selective = the attention scores and context only.
-    if (recompute == 2.0) {
-        return fwd_flops_tok - 2.0 * m[M_HIDDEN] * m[M_VOCAB];
-    }
-    if (recompute == 1.0) {
-        return 2.0 * m[M_LAYERS] * ctx * m[M_HEADS] * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
-    }
-    return 0.0;
-}
-
 // --------------------------------------------------------------------------- the plan
 // evaluate_plan (at the end) composes the stages below in the order the data flows,
 // which is also the order of the plan columns (schema.PLAN): each cached stage reads
@@ -470,6 +513,9 @@ struct PlanFields {
     bool pp_loss;
     double pp_first;
     double pp_last;
+    Savers sv;
+    double recompute_layers;
+    double opt_bytes;
 };
 
 struct Precisions {
@@ -480,9 +526,24 @@ struct Precisions {
     double rate;
 };
 
+PYENGINE_HD inline Savers memory_savers(const double* p, bool training) {
+    // [P3] memory savers: the selective recompute modules (core attention alone is
+    // Megatron-Core's default "selective"), FP8 storage of the GEMM inputs kept for
+    // backward; training only.
+    bool sel = training && p[P_RECOMPUTE] == 1.0;
+    return Savers{sel && p[P_RECOMPUTE_CORE_ATTN] > 0.0,
+                  sel && p[P_RECOMPUTE_LAYERNORM] > 0.0,
+                  sel && p[P_RECOMPUTE_MLA_UP_PROJ] > 0.0,
+                  sel && p[P_RECOMPUTE_MLP] > 0.0, sel && p[P_RECOMPUTE_MOE] > 0.0,
+                  sel && p[P_RECOMPUTE_MOE_ACT] > 0.0,
+                  sel && p[P_RECOMPUTE_SHARED_EXPERTS] > 0.0,
+                  training && p[P_FP8_ACTIVATIONS] > 0.0 ? 1.0 : 2.0};
+}
+
 PYENGINE_HD inline PlanFields plan_fields(const double* p) {
     // [P1] plan fields; ZeRO and recomputation apply to training only, sequence
-    // parallelism needs tp > 1, etp = 0 means "as tp".
+    // parallelism needs tp > 1, etp = 0 means "as tp"; Adam keeps fp32 master weights and
+    // two moments of 4 or 2 bytes.
     double mode = p[P_MODE];
     bool training = mode == 0.0;
     double tp = p[P_TP];
@@ -494,7 +555,8 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         p[P_SEQUENCE_PARALLEL] > 0.0 && tp > 1.0, p[P_CAPACITY_FACTOR],
         p[P_FLASH_ATTENTION] > 0.0, p[P_GRAD_DTYPE] == 1.0 ? 2.0 : 4.0,
         p[P_TP_OVERLAP] > 0.0, p[P_PP_EMBEDDING] > 0.0, p[P_PP_LOSS] > 0.0,
-        p[P_PP_FIRST_LAYERS], p[P_PP_LAST_LAYERS]};
+        p[P_PP_FIRST_LAYERS], p[P_PP_LAST_LAYERS], memory_savers(p, training),
+        p[P_RECOMPUTE_LAYERS], p[P_OPTIMIZER_DTYPE] == 1.0 ? 8.0 : 12.0};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -612,6 +674,7 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
 struct StageShape {
     double layers;
     double moe_layers;
+    double start;
     double dense_params;
     double expert_params;
     bool first;
@@ -627,8 +690,8 @@ struct SplitStage {
 
 // A stage kind holding n_layers layers (n_moe of them MoE): its layers' holdings, plus the
 // input embedding on the first stage and the output layer on the last.
-PYENGINE_HD inline StageShape stage_shape(double n_layers, double n_moe, bool first, bool last,
-                                          const Holdings& held) {
+PYENGINE_HD inline StageShape stage_shape(double n_layers, double n_moe, double start,
+                                          bool first, bool last, const Holdings& held) {
     double dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer;
     if (first) {
         dense += held.embed_extra;
@@ -636,7 +699,7 @@ PYENGINE_HD inline StageShape stage_shape(double n_layers, double n_moe, bool fi
     if (last) {
         dense += held.output_extra;
     }
-    return StageShape{n_layers, n_moe, dense, n_moe * held.expert_layer, first, last};
+    return StageShape{n_layers, n_moe, start, dense, n_moe * held.expert_layer, first, last};
 }
 
 // The transformer layers of each stage kind, and whether the fixed first/last counts leave
@@ -696,9 +759,11 @@ PYENGINE_HD inline SplitStage split_stage(const double* m, const PlanFields& f) 
     double moe_last = pp > 1.0 ? moe_layers_in(L - layers_last, L, m) : moe_first;
     double moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m);
     Holdings held = layer_holdings(m, pp, f.tp, f.etp, f.ep);
-    return SplitStage{stage_shape(layers_first, moe_first, true, pp == 1.0, held),
-                      stage_shape(layers_mid, moe_mid, false, false, held),
-                      stage_shape(layers_last, moe_last, pp == 1.0, true, held), sl.valid};
+    return SplitStage{stage_shape(layers_first, moe_first, 0.0, true, pp == 1.0, held),
+                      stage_shape(layers_mid, moe_mid, L - layers_last - layers_mid, false,
+                                  false, held),
+                      stage_shape(layers_last, moe_last, L - layers_last, pp == 1.0, true,
+                                  held), sl.valid};
 }
 
 // ---- level 3: micro-batches and GPU count (columns before vpp)
@@ -744,8 +809,9 @@ struct Stages {
 
 // The walkers' starting value (the first plan is evaluated with reuse 0).
 PYENGINE_HD inline Stages no_stages() {
-    LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, false, false};
+    LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                              0.0};
+    StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false};
     return Stages{LayerStage{0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
                   SplitStage{shape, shape, shape, true}, BatchStage{0, 0.0, 0.0, 0.0}};
 }
@@ -782,9 +848,9 @@ struct ParamBytes {
 
 PYENGINE_HD inline ParamBytes bytes_per_param(const PlanFields& f, const Precisions& pr) {
     // [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
-    // weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
-    // parameters, EDP = tp*cp*dp/(etp*ep) for expert parameters. Inference holds the
-    // weights only.
+    // weights, m and v; 8 with bf16 moments), each term divided by its ZeRO shard: DP*CP
+    // ranks for dense parameters, EDP = tp*cp*dp/(etp*ep) for expert parameters.
+    // Inference holds the weights only.
     double dense_shard = f.dp * f.cp;
     double expert_shard = f.tp * f.cp * f.dp / (f.etp * f.ep);
     double w_dense = pr.wb / zero_shard(dense_shard, f.zero, 3.0);
@@ -796,8 +862,8 @@ PYENGINE_HD inline ParamBytes bytes_per_param(const PlanFields& f, const Precisi
     if (f.training) {
         g_dense = f.grad_bytes / zero_shard(dense_shard, f.zero, 2.0);
         g_expert = f.grad_bytes / zero_shard(expert_shard, f.zero, 2.0);
-        o_dense = 12.0 / zero_shard(dense_shard, f.zero, 1.0);
-        o_expert = 12.0 / zero_shard(expert_shard, f.zero, 1.0);
+        o_dense = f.opt_bytes / zero_shard(dense_shard, f.zero, 1.0);
+        o_expert = f.opt_bytes / zero_shard(expert_shard, f.zero, 1.0);
     }
     return ParamBytes{dense_shard, expert_shard, w_dense, w_expert, g_dense, g_expert,
                       o_dense, o_expert};
@@ -808,6 +874,7 @@ PYENGINE_HD inline ParamBytes bytes_per_param(const PlanFields& f, const Precisi
 struct Activations {
     double dense_layer;
     double moe_layer;
+    double full_layer;
     double embedding;
     double logits;
     double inference;
@@ -819,11 +886,16 @@ PYENGINE_HD inline Activations activations(const double* m, const PlanFields& f,
     double act_dense = 0.0;
     double act_moe = 0.0;
     double act_inf = 0.0;
+    double act_full = 0.0;
     if (f.training) {
-        act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, f.recompute,
-                                           false, layer.capacity, f.etp);
-        act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, f.recompute,
-                                         true, layer.capacity, f.etp);
+        // a layer not recomputed keeps what the savers leave; a fully recomputed one its
+        // input only
+        act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, false,
+                                           layer.capacity, f.etp, f.sv);
+        act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, true,
+                                         layer.capacity, f.etp, f.sv);
+        act_full = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 2.0, false,
+                                          layer.capacity, f.etp, f.sv);
     } else {
         // [M8] inference keeps no activations for backward: the working set of one layer
         // (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
@@ -837,7 +909,29 @@ PYENGINE_HD inline Activations activations(const double* m, const PlanFields& f,
     // [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
     double logits_bytes = n_tok * m[M_VOCAB] / f.tp * 4.0;
     double embedding = 2.0 * n_tok * m[M_HIDDEN] / (f.sp ? f.tp : 1.0);
-    return Activations{act_dense, act_moe, embedding, logits_bytes, act_inf};
+    return Activations{act_dense, act_moe, act_full, embedding, logits_bytes, act_inf};
+}
+
+// The dense and MoE layers of a stage kind that full recomputation recomputes.
+struct FullRecompute {
+    double dense;
+    double moe;
+};
+
+PYENGINE_HD inline FullRecompute full_recompute(const double* m, const PlanFields& f,
+                                                const StageShape& shape) {
+    // [M9] full recomputation of every layer, or (recompute_layers = n, Megatron-Core's
+    // block method) of the first n layers of each virtual stage: n x vpp of the stage's
+    // layers, taken from its first layer on.
+    if (f.recompute != 2.0) {
+        return FullRecompute{0.0, 0.0};
+    }
+    if (f.recompute_layers <= 0.0) {
+        return FullRecompute{shape.layers - shape.moe_layers, shape.moe_layers};
+    }
+    double n = py_min(shape.layers, f.recompute_layers * f.vpp);
+    double moe = moe_layers_in(shape.start, shape.start + n, m);
+    return FullRecompute{n - moe, moe};
 }
 
 // One stage kind's memory per GPU, itemised.
@@ -852,15 +946,17 @@ struct StageMemory {
 PYENGINE_HD inline StageMemory stage_memory(const StageShape& shape, double inflight,
                                             const Activations& act, double kv_tok,
                                             const ParamBytes& pb, double overhead,
-                                            bool training) {
+                                            bool training, const FullRecompute& full) {
     // [M4] memory of one GPU of a stage kind: its parameters at their bytes per
-    // parameter, the activations of its in-flight micro-batches (training) or the working
-    // set and KV cache of its layers (inference), and the fixed overhead.
+    // parameter, the activations of its in-flight micro-batches (training; `full`: the
+    // dense and MoE layers fully recomputed) or the working set and KV cache of its
+    // layers (inference), and the fixed overhead.
     double kv = 0.0;
     double held_act;
     if (training) {
-        double layers = (shape.layers - shape.moe_layers) * act.dense_layer
-                        + shape.moe_layers * act.moe_layer;
+        double layers = ((shape.layers - shape.moe_layers - full.dense) * act.dense_layer
+                         + (shape.moe_layers - full.moe) * act.moe_layer
+                         + (full.dense * act.full_layer + full.moe * act.full_layer));
         if (shape.first) {
             layers = layers + act.embedding;
         }
@@ -913,11 +1009,11 @@ PYENGINE_HD inline StageMemories stage_memories(const double* m, const double* h
     double kv_tok = layer.kv_elems * pr.kvb * batch.seqs_per_replica * ctx / f.cp;
     double overhead = h[H_MEM_OVERHEAD];
     StageMemory first = stage_memory(split.first, inflight_first, act, kv_tok, pb, overhead,
-                                     f.training);
+                                     f.training, full_recompute(m, f, split.first));
     StageMemory last = stage_memory(split.last, inflight_last, act, kv_tok, pb, overhead,
-                                    f.training);
+                                    f.training, full_recompute(m, f, split.last));
     StageMemory mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead,
-                                   f.training);
+                                   f.training, full_recompute(m, f, split.mid));
     return StageMemories{first, mid, last, fuller(fuller(first, last), mid)};
 }
 
@@ -930,6 +1026,8 @@ struct LayerTimes {
     double passes;
     double comm_passes;
     double recompute_core;
+    double recompute_dense;
+    double recompute_moe;
     double recompute_layer;
     double tp_dense;
     double tp_moe;
@@ -939,11 +1037,20 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
     double dense_fwd = c.attn_s + c.mlp_s;
     double moe_fwd = c.attn_s + c.moe_s;
     // [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
-    // full recompute repeats each layer's forward, selective only the attention core.
+    // full recompute repeats each recomputed layer's forward, selective the forward of
+    // the modules it recomputes: per layer (core attention, norms, MLA up-projections),
+    // per dense layer (the MLP), per MoE layer (experts, or their activation alone;
+    // shared experts).
     double passes = f.training ? 3.0 : 1.0;
     double comm_passes = f.training ? 2.0 : 1.0;
+    const Savers& sv = f.sv;
     double recompute_layer = f.recompute == 2.0 ? 1.0 : 0.0;
-    double recompute_core = f.recompute == 1.0 ? c.attn_core_s : 0.0;
+    double recompute_core = ((sv.core_attn ? c.attn_core_s : 0.0)
+                             + (sv.layernorm ? c.norm_s : 0.0)
+                             + (sv.mla_up_proj ? c.mla_up_s : 0.0));
+    double recompute_dense = sv.mlp ? c.mlp_s : 0.0;
+    double recompute_moe = ((sv.moe ? c.experts_s : sv.moe_act ? c.moe_act_s : 0.0)
+                            + (sv.shared_experts ? c.shared_s : 0.0));
     // [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
     // splits each collective into chunks pipelined with the GEMMs it feeds: only what
     // exceeds the layer's GEMM time stays exposed.
@@ -953,8 +1060,8 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
         tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
         tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
     }
-    return LayerTimes{dense_fwd, moe_fwd, passes, comm_passes, recompute_core, recompute_layer,
-                      tp_dense, tp_moe};
+    return LayerTimes{dense_fwd, moe_fwd, passes, comm_passes, recompute_core, recompute_dense,
+                      recompute_moe, recompute_layer, tp_dense, tp_moe};
 }
 
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
@@ -974,16 +1081,18 @@ struct StageTime {
 };
 
 // The time of one stage kind for one micro-batch: its layers' compute (with the embedding
-// on the first stage and the output layer on the last), recomputation and exposed TP, CP
-// and EP communication.
+// on the first stage and the output layer on the last), recomputation (of the selective
+// modules, or of the `full`y recomputed layers) and exposed TP, CP and EP communication.
 PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTimes& lt,
-                                        const LayerCosts& c) {
+                                        const LayerCosts& c, const FullRecompute& full) {
     double dense = shape.layers - shape.moe_layers;
     double compute = stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
                                      lt.passes, shape.first ? c.embed_s : 0.0,
                                      shape.last ? c.output_s : 0.0);
-    double recompute = shape.layers * lt.recompute_core + lt.recompute_layer * (
-        dense * lt.dense_fwd + shape.moe_layers * lt.moe_fwd);
+    double recompute = (shape.layers * lt.recompute_core + dense * lt.recompute_dense
+                        + shape.moe_layers * lt.recompute_moe
+                        + lt.recompute_layer * (full.dense * lt.dense_fwd
+                                                + full.moe * lt.moe_fwd));
     double comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
                                     + shape.layers * c.cp_s + shape.moe_layers * c.ep_s);
     return StageTime{compute + recompute + comm, compute, recompute, shape.layers,
@@ -1007,11 +1116,13 @@ struct MicroBatch {
     double moe_layers;
 };
 
-PYENGINE_HD inline MicroBatch micro_batch_time(const LayerCosts& c, const PlanFields& f,
-                                               const SplitStage& split) {
+PYENGINE_HD inline MicroBatch micro_batch_time(const double* m, const LayerCosts& c,
+                                               const PlanFields& f, const SplitStage& split) {
     LayerTimes lt = layer_times(c, f);
-    StageTime slow = slower(slower(stage_time(split.first, lt, c), stage_time(split.last, lt, c)),
-                            stage_time(split.mid, lt, c));
+    StageTime slow = slower(
+        slower(stage_time(split.first, lt, c, full_recompute(m, f, split.first)),
+               stage_time(split.last, lt, c, full_recompute(m, f, split.last))),
+        stage_time(split.mid, lt, c, full_recompute(m, f, split.mid)));
     return MicroBatch{slow.total, slow.compute, slow.recompute,
                       lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
                                         + slow.moe_layers * lt.tp_moe),
@@ -1080,6 +1191,49 @@ PYENGINE_HD inline double data_parallel_s(const double* h, const PlanFields& f,
     return dp_s;
 }
 
+PYENGINE_HD inline double recompute_flops_per_token(const double* m, double ctx,
+                                                    const PlanFields& f, double fwd_flops_tok) {
+    // [T12] recomputed forward FLOPs: full = the recomputed layers' forward (every layer's,
+    // not the output layer; with recompute_layers, that share of the layers); selective =
+    // the modules recomputed: attention scores and context, MLA up-projections, dense
+    // MLPs, routed (top-k) and shared experts.
+    double L = m[M_LAYERS];
+    if (f.recompute == 2.0) {
+        double layer_flops = fwd_flops_tok - 2.0 * m[M_HIDDEN] * m[M_VOCAB];
+        if (f.recompute_layers > 0.0) {
+            return layer_flops * py_min(1.0, f.recompute_layers * f.vpp * f.pp / L);
+        }
+        return layer_flops;
+    }
+    if (f.recompute != 1.0) {
+        return 0.0;
+    }
+    const Savers& sv = f.sv;
+    double n_moe = moe_layers_in(0.0, L, m);
+    double n_mat = 2.0 + m[M_GATED];
+    double hid = m[M_HIDDEN];
+    double core = 0.0;
+    if (sv.core_attn) {
+        core = 2.0 * L * ctx * m[M_HEADS] * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
+    }
+    double extra = 0.0;
+    if (sv.mla_up_proj && m[M_MLA] > 0.0) {
+        double nope_v = m[M_QK_HEAD_DIM] - m[M_ROPE_HEAD_DIM] + m[M_V_HEAD_DIM];
+        extra += 2.0 * L * m[M_HEADS] * (m[M_Q_LORA_RANK] * m[M_QK_HEAD_DIM]
+                                         + m[M_KV_LORA_RANK] * nope_v);
+    }
+    if (sv.mlp) {
+        extra += 2.0 * (L - n_moe) * m[M_MLP_GEMM_PARAMS];
+    }
+    if (sv.moe) {
+        extra += 2.0 * n_moe * m[M_TOP_K] * hid * m[M_EXPERT_FFN] * n_mat;
+    }
+    if (sv.shared_experts) {
+        extra += 2.0 * n_moe * hid * m[M_SHARED_FFN] * n_mat;
+    }
+    return core + extra;
+}
+
 PYENGINE_HD inline StepTime training_step(const double* m, const double* h, const PlanFields& f,
                                           const Precisions& pr, const LayerStage& layer,
                                           const SplitStage& split, const BatchStage& batch,
@@ -1100,11 +1254,12 @@ PYENGINE_HD inline StepTime training_step(const double* m, const double* h, cons
     // reads the gradient and writes the bf16 weight, for the parameters it owns.
     double opt_params = (d_max / zero_shard(pb.dense_shard, f.zero, 1.0)
                          + e_max / zero_shard(pb.expert_shard, f.zero, 1.0));
-    double opt_s = memory_bound_s(opt_params * (24.0 + f.grad_bytes + pr.wb), 4.0, h);
+    double opt_s = memory_bound_s(opt_params * (2.0 * f.opt_bytes + f.grad_bytes + pr.wb), 4.0,
+                                  h);
     double step_s = n_micro * mb.total + bubble_s + p2p_total + dp_s + opt_s;
     double tokens = f.gbs * f.seq;
     double model_flops = 3.0 * layer.fwd_flops_tok * tokens;
-    double hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f.recompute,
+    double hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f,
                                                                        layer.fwd_flops_tok);
     return StepTime{n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.tp,
                     n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s, step_s,
@@ -1263,7 +1418,7 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     if (out == nullptr) {
         return code;
     }
-    MicroBatch mb = micro_batch_time(layer.costs, f, split);
+    MicroBatch mb = micro_batch_time(m, layer.costs, f, split);
     double p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok);
     StepTime t;
     if (f.training) {

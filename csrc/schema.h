@@ -16,26 +16,29 @@ constexpr int M_GATED = 8;
 constexpr int M_DROPOUT = 9;
 constexpr int M_MLA = 10;
 constexpr int M_KV_CACHE_ELEMS = 11;
-constexpr int M_EXPERTS = 12;
-constexpr int M_TOP_K = 13;
-constexpr int M_EXPERT_FFN = 14;
-constexpr int M_SHARED_FFN = 15;
-constexpr int M_FIRST_K_DENSE = 16;
-constexpr int M_MOE_EVERY = 17;
-constexpr int M_ATTN_PARAMS = 18;
-constexpr int M_ATTN_GEMM_PARAMS = 19;
-constexpr int M_NORM_PARAMS = 20;
-constexpr int M_MLP_PARAMS = 21;
-constexpr int M_MLP_GEMM_PARAMS = 22;
-constexpr int M_EXPERT_PARAMS = 23;
-constexpr int M_SHARED_PARAMS = 24;
-constexpr int M_ROUTER_PARAMS = 25;
-constexpr int M_EMBED_PARAMS = 26;
-constexpr int M_POS_PARAMS = 27;
-constexpr int M_OUTPUT_PARAMS = 28;
-constexpr int M_FINAL_NORM_PARAMS = 29;
-constexpr int M_PARAMS_TOTAL = 30;
-constexpr int M_PARAMS_ACTIVE = 31;
+constexpr int M_Q_LORA_RANK = 12;
+constexpr int M_KV_LORA_RANK = 13;
+constexpr int M_ROPE_HEAD_DIM = 14;
+constexpr int M_EXPERTS = 15;
+constexpr int M_TOP_K = 16;
+constexpr int M_EXPERT_FFN = 17;
+constexpr int M_SHARED_FFN = 18;
+constexpr int M_FIRST_K_DENSE = 19;
+constexpr int M_MOE_EVERY = 20;
+constexpr int M_ATTN_PARAMS = 21;
+constexpr int M_ATTN_GEMM_PARAMS = 22;
+constexpr int M_NORM_PARAMS = 23;
+constexpr int M_MLP_PARAMS = 24;
+constexpr int M_MLP_GEMM_PARAMS = 25;
+constexpr int M_EXPERT_PARAMS = 26;
+constexpr int M_SHARED_PARAMS = 27;
+constexpr int M_ROUTER_PARAMS = 28;
+constexpr int M_EMBED_PARAMS = 29;
+constexpr int M_POS_PARAMS = 30;
+constexpr int M_OUTPUT_PARAMS = 31;
+constexpr int M_FINAL_NORM_PARAMS = 32;
+constexpr int M_PARAMS_TOTAL = 33;
+constexpr int M_PARAMS_ACTIVE = 34;
 
 constexpr int H_PEAK_BF16 = 0;
 constexpr int H_PEAK_FP8 = 1;
@@ -80,8 +83,18 @@ constexpr int P_DP = 18;
 constexpr int P_VPP = 19;
 constexpr int P_ZERO = 20;
 constexpr int P_RECOMPUTE = 21;
-constexpr int P_GRAD_DTYPE = 22;
-constexpr int P_TP_OVERLAP = 23;
+constexpr int P_RECOMPUTE_CORE_ATTN = 22;
+constexpr int P_RECOMPUTE_LAYERNORM = 23;
+constexpr int P_RECOMPUTE_MLA_UP_PROJ = 24;
+constexpr int P_RECOMPUTE_MLP = 25;
+constexpr int P_RECOMPUTE_MOE = 26;
+constexpr int P_RECOMPUTE_MOE_ACT = 27;
+constexpr int P_RECOMPUTE_SHARED_EXPERTS = 28;
+constexpr int P_RECOMPUTE_LAYERS = 29;
+constexpr int P_FP8_ACTIVATIONS = 30;
+constexpr int P_GRAD_DTYPE = 31;
+constexpr int P_OPTIMIZER_DTYPE = 32;
+constexpr int P_TP_OVERLAP = 33;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -119,10 +132,10 @@ constexpr int O_HW_TFLOPS_PER_GPU = 32;
 constexpr int O_TTFT_S = 33;
 constexpr int O_TPOT_S = 34;
 
-constexpr int N_MODEL = 32;
+constexpr int N_MODEL = 35;
 constexpr int N_HARDWARE = 16;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 24;
+constexpr int N_PLAN = 34;
 constexpr int N_OUTPUTS = 35;
 constexpr int N_VIOLATIONS = 16;
 constexpr int CACHE_FROM = 12;
@@ -148,9 +161,9 @@ constexpr long long V_NO_TOKENS = 1LL << 15;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -227,10 +240,40 @@ inline int first_invalid_column(const double* p) {
         return 21;  // recompute
     }
     if (!(p[22] >= 0.0 && p[22] <= 1.0) || p[22] != floor(p[22])) {
-        return 22;  // grad_dtype
+        return 22;  // recompute_core_attn
     }
     if (!(p[23] >= 0.0 && p[23] <= 1.0) || p[23] != floor(p[23])) {
-        return 23;  // tp_overlap
+        return 23;  // recompute_layernorm
+    }
+    if (!(p[24] >= 0.0 && p[24] <= 1.0) || p[24] != floor(p[24])) {
+        return 24;  // recompute_mla_up_proj
+    }
+    if (!(p[25] >= 0.0 && p[25] <= 1.0) || p[25] != floor(p[25])) {
+        return 25;  // recompute_mlp
+    }
+    if (!(p[26] >= 0.0 && p[26] <= 1.0) || p[26] != floor(p[26])) {
+        return 26;  // recompute_moe
+    }
+    if (!(p[27] >= 0.0 && p[27] <= 1.0) || p[27] != floor(p[27])) {
+        return 27;  // recompute_moe_act
+    }
+    if (!(p[28] >= 0.0 && p[28] <= 1.0) || p[28] != floor(p[28])) {
+        return 28;  // recompute_shared_experts
+    }
+    if (!(p[29] >= 0.0 && p[29] <= 2147483648.0) || p[29] != floor(p[29])) {
+        return 29;  // recompute_layers
+    }
+    if (!(p[30] >= 0.0 && p[30] <= 1.0) || p[30] != floor(p[30])) {
+        return 30;  // fp8_activations
+    }
+    if (!(p[31] >= 0.0 && p[31] <= 1.0) || p[31] != floor(p[31])) {
+        return 31;  // grad_dtype
+    }
+    if (!(p[32] >= 0.0 && p[32] <= 1.0) || p[32] != floor(p[32])) {
+        return 32;  // optimizer_dtype
+    }
+    if (!(p[33] >= 0.0 && p[33] <= 1.0) || p[33] != floor(p[33])) {
+        return 33;  // tp_overlap
     }
     return -1;
 }

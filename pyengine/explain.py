@@ -116,7 +116,7 @@ def explain(model: Model, hardware: Hardware, plan: Plan, limits: Limits | None 
 MEMORY_HOW = {
     "weights": "params on the fullest stage x {wb} B (/dp*cp dense, /edp expert with ZeRO-3)",
     "grads": "params x {gb} B (sharded with ZeRO >= 2)",
-    "optimizer": "params x 12 B: fp32 master + Adam m, v (sharded with ZeRO >= 1)",
+    "optimizer": "params x {ob} B: fp32 master + Adam m, v (sharded with ZeRO >= 1)",
     "activations": "per-layer bytes x layers x in-flight micro-batches (Korthikanti 2022)",
     "kv_cache": "sequences x context x layers x KV values per token x bytes",
     "overhead": "fixed: CUDA context, NCCL buffers, fragmentation",
@@ -178,7 +178,7 @@ def render_text(d: dict) -> str:
     lines.append(f"Memory per GPU (fullest stage)        {'':>12}  how")
     for term, how in MEMORY_HOW.items():
         lines.append(f"  {term:<14} {fmt_bytes(d['memory'][term]):>14}  "
-                     + how.format(wb=wb, gb=gb))
+                     + how.format(wb=wb, gb=gb, ob=8 if plan["optimizer_dtype"] == "bf16" else 12))
     cap = o["mem_total_bytes"] / max(1.0, d.get("hbm_bytes", 0) or 1.0)
     lines.append(f"  {'total':<14} {fmt_bytes(d['memory']['total']):>14}"
                  + (f"  ({fmt_num(100 * cap)}% of HBM)" if d.get("hbm_bytes") else ""))
@@ -189,6 +189,22 @@ def render_text(d: dict) -> str:
                      f"{s['layers']:g} layers ({s['moe_layers']:g} MoE), "
                      f"{fmt_count(s['dense_params'])} dense + {fmt_count(s['expert_params'])} "
                      f"expert params per GPU")
+    if plan["mode"] == "train":
+        savers = []
+        if plan["recompute"] == "selective":
+            savers += ["recompute " + m.removeprefix("recompute_") for m in (
+                "recompute_core_attn", "recompute_layernorm", "recompute_mla_up_proj",
+                "recompute_mlp", "recompute_moe", "recompute_moe_act",
+                "recompute_shared_experts") if plan[m]]
+        elif plan["recompute"] == "full":
+            n = plan["recompute_layers"]
+            savers.append(f"full recompute of {n} layer(s) per virtual stage" if n
+                          else "full recompute of every layer")
+        if plan["fp8_activations"]:
+            savers.append("GEMM inputs kept in FP8")
+        if plan["optimizer_dtype"] == "bf16":
+            savers.append("Adam moments in BF16")
+        lines.append("    memory savers: " + (", ".join(savers) if savers else "none"))
     act = dv["activation_bytes_per_layer"]
     lines.append(f"    activations per layer per micro-batch: dense {fmt_bytes(act['dense'])}"
                  + (f", MoE {fmt_bytes(act['moe'])}" if act["moe"] else ""))

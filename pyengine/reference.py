@@ -144,7 +144,7 @@ def kv_cache_elems_per_gpu(m, tp):
 
 
 # The attention block's forward time, and its core (QK^T, softmax, AV) alone.
-AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s"])
+AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s", "norm_s", "mla_up_s"])
 
 
 def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, rate,
@@ -178,17 +178,29 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     # [T7] attention-side elementwise: norm (r+w), residual add (2r+w), rope, dropout.
     attn_elem_s = memory_bound_s(n_tok * hid * ab * (5.0 + 2.0 * m[S.M_DROPOUT]) / sp_div
                                  + n_tok * ab * q_dim / tp, 3.0, h)
-    return AttentionCosts(proj_s + attn_core_s + attn_elem_s, attn_core_s)
+    # what recomputing parts of the block costs (they are inside the terms above): the two
+    # norms (read the input, write the output, 4nh bytes each), MLA's up-projections of
+    # the query and key/value latents to the heads
+    norm_s = memory_bound_s(8.0 * n_tok * hid * ab / sp_div, 2.0, h)
+    mla_up_s = 0.0
+    if m[S.M_MLA] > 0.0:
+        nope_v = m[S.M_QK_HEAD_DIM] - m[S.M_ROPE_HEAD_DIM] + m[S.M_V_HEAD_DIM]
+        up_params = m[S.M_HEADS] * (m[S.M_Q_LORA_RANK] * m[S.M_QK_HEAD_DIM]
+                                    + m[S.M_KV_LORA_RANK] * nope_v)
+        mla_up_s = gemm_s(2.0 * n_tok * up_params / tp,
+                          up_params / tp * wb + n_tok * ab * (q_dim + m[S.M_HEADS] * nope_v) / tp,
+                          min(n_tok, m[S.M_KV_LORA_RANK]), rate, h)
+    return AttentionCosts(proj_s + attn_core_s + attn_elem_s, attn_core_s, norm_s, mla_up_s)
 
 
 # An MoE layer's MLP forward time (router, permutes, experts, shared experts) and its
 # expert-parallel communication.
-MoeCosts = namedtuple("MoeCosts", ["moe_s", "ep_s"])
+MoeCosts = namedtuple("MoeCosts", ["moe_s", "ep_s", "experts_s", "moe_act_s", "shared_s"])
 
 
 def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
     if m[S.M_EXPERTS] <= 0.0:
-        return MoeCosts(0.0, 0.0)
+        return MoeCosts(0.0, 0.0, 0.0, 0.0, 0.0)
     hid = m[S.M_HIDDEN]
     rate16 = h[S.H_PEAK_BF16] * h[S.H_GEMM_EFF_MAX]
     # [T9] MoE MLP: router GEMM, permute/unpermute, routed experts, shared experts.
@@ -217,14 +229,20 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
     slot_bytes = slots * hid * ab
     ep_s = (2.0 * alltoall_s(slot_bytes, ep, etp, h)
             + 2.0 * allgather_s(slot_bytes, etp, 1.0, h))
-    return MoeCosts(router_s + permute_s + experts_s + shared_s, ep_s)
+    # recomputing the experts' activation function alone (inside experts_s): it reads the
+    # fc1 outputs and writes its own, per token-slot on this GPU
+    act_s = memory_bound_s(experts_local * m_e * (n_mat + 1.0) * m[S.M_EXPERT_FFN] / etp * ab,
+                           1.0, h)
+    return MoeCosts(router_s + permute_s + experts_s + shared_s, ep_s, experts_s, act_s,
+                    shared_s)
 
 
 # Forward cost of one layer for one micro-batch on one GPU, split by kind so that the
 # caller can scale, recompute and expose each part. Seconds.
 LayerCosts = namedtuple(
     "LayerCosts",
-    ["attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s", "output_s"],
+    ["attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s", "output_s",
+     "norm_s", "mla_up_s", "experts_s", "moe_act_s", "shared_s"],
 )
 
 
@@ -272,13 +290,21 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
                        min(out_tok, hid), rate, h)
                 + memory_bound_s(2.0 * out_tok * m[S.M_VOCAB] / tp * 4.0, 2.0, h))
     return LayerCosts(attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
-                      embed_s, output_s)
+                      embed_s, output_s, attn.norm_s, attn.mla_up_s, moe.experts_s,
+                      moe.moe_act_s, moe.shared_s)
 
 
 # --------------------------------------------------------------------------- memory
 
 
-def layer_activation_bytes(m, n_tok, keys, tp, sp, flash, recompute, moe_layer, capacity, etp):
+# What a layer does not keep for backward: the modules selective recomputation recomputes
+# (Megatron-Core recompute_modules), and the bytes of a GEMM input kept (1 in FP8).
+Savers = namedtuple("Savers", ["core_attn", "layernorm", "mla_up_proj", "mlp", "moe",
+                               "moe_act", "shared_experts", "gemm_input_bytes"])
+
+
+def layer_activation_bytes(m, n_tok, keys, tp, sp, flash, recompute, moe_layer, capacity, etp,
+                           sv):
     """Activation bytes one layer keeps for backward, for n_tok tokens on one GPU.
 
     [M3] Korthikanti et al. 2022, Sec. 4 / Table 2: a GPT layer keeps sbh(34 + 5as/h)
@@ -292,38 +318,56 @@ def layer_activation_bytes(m, n_tok, keys, tp, sp, flash, recompute, moe_layer, 
     softmax statistics (4 B per head and token); gated MLP keeps gate and up outputs and
     the SwiGLU output (6nf) instead of GeLU in/out (4nf, = 16nh at f = 4h).
     TP divides the tensor-parallel parts (Q,K,V,O, scores, MLP hidden) by t; sequence
-    parallelism also divides the rest (norms, dropout masks) by t. Selective recompute
-    drops the score terms; full recompute keeps only the layer input 2nh (/t with SP).
-    MoE layers replace the MLP hidden with capacity-bound expert slots (2h input +
-    gated 6f/etp or 4f/etp each), router logits in fp32, and shared experts.
+    parallelism also divides the rest (norms, dropout masks) by t. Full recompute keeps
+    only the layer input 2nh (/t with SP). MoE layers replace the MLP hidden with
+    capacity-bound expert slots (2h input + gated 6f/etp or 4f/etp each), router logits
+    in fp32, and shared experts.
+    Memory savers `sv` (Megatron-Core recompute_modules): core_attn drops the scores
+    (unfused attention), layernorm the norm outputs (the QKV and fc inputs), mla_up_proj
+    Q/K/V (keeping MLA's latents, 2(q_lora + kv_lora + rope) per token, instead), mlp the
+    dense MLP hidden, moe the expert slots, moe_act the experts' activation output,
+    shared_experts their hidden; GEMM inputs kept (QKV/fc inputs, projection input,
+    expert inputs, fc2 inputs) take gemm_input_bytes (1 in FP8, DeepSeek-V3 Sec. 3.3.2).
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
     if recompute == 2.0:
         return 2.0 * n_tok * hid / sp_div
+    gb = sv.gemm_input_bytes
     dropout = m[S.M_DROPOUT]
     q_dim = m[S.M_HEADS] * m[S.M_QK_HEAD_DIM]
     k_dim = m[S.M_KV_HEADS] * m[S.M_QK_HEAD_DIM]
     v_dim = m[S.M_KV_HEADS] * m[S.M_V_HEAD_DIM]
     o_dim = m[S.M_HEADS] * m[S.M_V_HEAD_DIM]
-    # non-tensor-parallel parts: norm inputs, QKV/fc inputs (2nh each), dropout masks
-    replicated = n_tok * hid * (8.0 + 2.0 * dropout)
-    attn_parallel = n_tok * (2.0 * q_dim + 2.0 * k_dim + 2.0 * v_dim + 2.0 * o_dim)
+    # non-tensor-parallel parts: norm inputs (2nh each), the QKV/fc inputs (the norms'
+    # outputs), dropout masks
+    norm_out = 0.0 if sv.layernorm else 2.0 * gb
+    replicated = n_tok * hid * (4.0 + norm_out + 2.0 * dropout)
+    qkv = 2.0 * q_dim + 2.0 * k_dim + 2.0 * v_dim
+    if sv.mla_up_proj and m[S.M_MLA] > 0.0:
+        qkv = 0.0
+        replicated += 2.0 * n_tok * (m[S.M_Q_LORA_RANK] + m[S.M_KV_LORA_RANK]
+                                     + m[S.M_ROPE_HEAD_DIM])
+    attn_parallel = n_tok * (qkv + gb * o_dim)
     if flash:
         scores = 4.0 * n_tok * m[S.M_HEADS]
     else:
         scores = n_tok * keys * m[S.M_HEADS] * (2.0 + 3.0 * dropout)
-        if recompute == 1.0:
+        if sv.core_attn:
             scores = 0.0
-    mlp_width = 6.0 if m[S.M_GATED] > 0.0 else 4.0
+    # MLP hidden per unit of intermediate size: the fc1 outputs (gate and up, or the
+    # GeLU input) in 16 bits, and the activation output, the fc2 input
+    fc1_out = 4.0 if m[S.M_GATED] > 0.0 else 2.0
     if moe_layer:
         # slots kept on this GPU: E*capacity/tp * etp (each ETP rank keeps whole inputs)
         slots = m[S.M_EXPERTS] * capacity / tp * etp
-        mlp_parallel = (slots * (2.0 * hid + mlp_width * m[S.M_EXPERT_FFN] / etp) * tp
-                        + n_tok * mlp_width * m[S.M_SHARED_FFN])
+        act_out = 0.0 if sv.moe_act else gb
+        slot_bytes = 0.0 if sv.moe else gb * hid + (fc1_out + act_out) * m[S.M_EXPERT_FFN] / etp
+        shared = 0.0 if sv.shared_experts else n_tok * (fc1_out + gb) * m[S.M_SHARED_FFN]
+        mlp_parallel = slots * slot_bytes * tp + shared
         replicated += 4.0 * n_tok * m[S.M_EXPERTS]
     else:
-        mlp_parallel = n_tok * mlp_width * m[S.M_FFN]
+        mlp_parallel = 0.0 if sv.mlp else n_tok * (fc1_out + gb) * m[S.M_FFN]
     return replicated / sp_div + (attn_parallel + scores + mlp_parallel) / tp
 
 
@@ -375,16 +419,6 @@ def model_forward_flops_per_token(m, ctx):
                   + n_moe * moe_mlp + hid * m[S.M_VOCAB])
 
 
-def recompute_flops_per_token(m, ctx, recompute, fwd_flops_tok):
-    # [T12] recomputed forward FLOPs: full = every layer's forward (not the output layer);
-    # selective = the attention scores and context only.
-    if recompute == 2.0:
-        return fwd_flops_tok - 2.0 * m[S.M_HIDDEN] * m[S.M_VOCAB]
-    if recompute == 1.0:
-        return 2.0 * m[S.M_LAYERS] * ctx * m[S.M_HEADS] * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
-    return 0.0
-
-
 # --------------------------------------------------------------------------- the plan
 # evaluate_plan (at the end) composes the stages below in the order the data flows,
 # which is also the order of the plan columns (schema.PLAN): each cached stage reads
@@ -399,13 +433,28 @@ def recompute_flops_per_token(m, ctx, recompute, fwd_flops_tok):
 PlanFields = namedtuple("PlanFields", [
     "training", "decode", "fp8", "gbs", "mbs", "seq", "gen", "tp", "pp", "dp", "cp", "ep",
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
-    "pp_embedding", "pp_loss", "pp_first", "pp_last"])
+    "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate"])
+
+
+def memory_savers(p, training):
+    # [P3] memory savers: the selective recompute modules (core attention alone is
+    # Megatron-Core's default "selective"), FP8 storage of the GEMM inputs kept for
+    # backward; training only.
+    sel = training and p[S.P_RECOMPUTE] == 1.0
+    return Savers(sel and p[S.P_RECOMPUTE_CORE_ATTN] > 0.0,
+                  sel and p[S.P_RECOMPUTE_LAYERNORM] > 0.0,
+                  sel and p[S.P_RECOMPUTE_MLA_UP_PROJ] > 0.0,
+                  sel and p[S.P_RECOMPUTE_MLP] > 0.0, sel and p[S.P_RECOMPUTE_MOE] > 0.0,
+                  sel and p[S.P_RECOMPUTE_MOE_ACT] > 0.0,
+                  sel and p[S.P_RECOMPUTE_SHARED_EXPERTS] > 0.0,
+                  1.0 if training and p[S.P_FP8_ACTIVATIONS] > 0.0 else 2.0)
 
 
 def plan_fields(p):
     # [P1] plan fields; ZeRO and recomputation apply to training only, sequence
-    # parallelism needs tp > 1, etp = 0 means "as tp".
+    # parallelism needs tp > 1, etp = 0 means "as tp"; Adam keeps fp32 master weights and
+    # two moments of 4 or 2 bytes.
     mode = p[S.P_MODE]
     training = mode == 0.0
     tp = p[S.P_TP]
@@ -417,7 +466,8 @@ def plan_fields(p):
         p[S.P_SEQUENCE_PARALLEL] > 0.0 and tp > 1.0, p[S.P_CAPACITY_FACTOR],
         p[S.P_FLASH_ATTENTION] > 0.0, 2.0 if p[S.P_GRAD_DTYPE] == 1.0 else 4.0,
         p[S.P_TP_OVERLAP] > 0.0, p[S.P_PP_EMBEDDING] > 0.0, p[S.P_PP_LOSS] > 0.0,
-        p[S.P_PP_FIRST_LAYERS], p[S.P_PP_LAST_LAYERS])
+        p[S.P_PP_FIRST_LAYERS], p[S.P_PP_LAST_LAYERS], memory_savers(p, training),
+        p[S.P_RECOMPUTE_LAYERS], 8.0 if p[S.P_OPTIMIZER_DTYPE] == 1.0 else 12.0)
 
 
 def precisions(h, f):
@@ -512,12 +562,12 @@ def layer_stage(m, h, f, pr):
 # One kind of pipeline stage (first, middle, last): its transformer layers, MoE layers
 # among them, the (dense, expert) parameters one of its GPUs holds before ZeRO sharding,
 # and whether it holds the input embedding (first) and the output layer (last).
-StageShape = namedtuple("StageShape", ["layers", "moe_layers", "dense_params",
+StageShape = namedtuple("StageShape", ["layers", "moe_layers", "start", "dense_params",
                                        "expert_params", "first", "last"])
 SplitStage = namedtuple("SplitStage", ["first", "mid", "last", "valid"])
 
 
-def stage_shape(n_layers, n_moe, first, last, held):
+def stage_shape(n_layers, n_moe, start, first, last, held):
     """A stage kind holding n_layers layers (n_moe of them MoE): its layers' holdings,
     plus the input embedding on the first stage and the output layer on the last."""
     dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer
@@ -525,7 +575,7 @@ def stage_shape(n_layers, n_moe, first, last, held):
         dense += held.embed_extra
     if last:
         dense += held.output_extra
-    return StageShape(n_layers, n_moe, dense, n_moe * held.expert_layer, first, last)
+    return StageShape(n_layers, n_moe, start, dense, n_moe * held.expert_layer, first, last)
 
 
 # The transformer layers of each stage kind, and whether the fixed first/last counts
@@ -579,9 +629,11 @@ def split_stage(m, f):
     moe_last = moe_layers_in(L - layers_last, L, m) if pp > 1.0 else moe_first
     moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m)
     held = layer_holdings(m, pp, f.tp, f.etp, f.ep)
-    return SplitStage(stage_shape(layers_first, moe_first, True, pp == 1.0, held),
-                      stage_shape(layers_mid, moe_mid, False, False, held),
-                      stage_shape(layers_last, moe_last, pp == 1.0, True, held), sl.valid)
+    return SplitStage(stage_shape(layers_first, moe_first, 0.0, True, pp == 1.0, held),
+                      stage_shape(layers_mid, moe_mid, L - layers_last - layers_mid, False,
+                                  False, held),
+                      stage_shape(layers_last, moe_last, L - layers_last, pp == 1.0, True,
+                                  held), sl.valid)
 
 
 # ---- level 3: micro-batches and GPU count (columns before vpp)
@@ -615,8 +667,8 @@ Stages = namedtuple("Stages", ["layer", "split", "batch"])
 
 def no_stages():
     """The walkers' starting value (the first plan is evaluated with reuse 0)."""
-    c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    shape = StageShape(0.0, 0.0, 0.0, 0.0, False, False)
+    c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False)
     return Stages(LayerStage(0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
                   SplitStage(shape, shape, shape, True), BatchStage(0, 0.0, 0.0, 0.0))
 
@@ -644,9 +696,9 @@ ParamBytes = namedtuple("ParamBytes", ["dense_shard", "expert_shard", "w_dense",
 
 def bytes_per_param(f, pr):
     # [M2] bytes per parameter held (ZeRO paper: 2 + 2 + K, K = 12 for Adam's fp32 master
-    # weights, m and v), each term divided by its ZeRO shard: DP*CP ranks for dense
-    # parameters, EDP = tp*cp*dp/(etp*ep) for expert parameters. Inference holds the
-    # weights only.
+    # weights, m and v; 8 with bf16 moments), each term divided by its ZeRO shard: DP*CP
+    # ranks for dense parameters, EDP = tp*cp*dp/(etp*ep) for expert parameters.
+    # Inference holds the weights only.
     dense_shard = f.dp * f.cp
     expert_shard = f.tp * f.cp * f.dp / (f.etp * f.ep)
     w_dense = pr.wb / zero_shard(dense_shard, f.zero, 3.0)
@@ -658,16 +710,16 @@ def bytes_per_param(f, pr):
     if f.training:
         g_dense = f.grad_bytes / zero_shard(dense_shard, f.zero, 2.0)
         g_expert = f.grad_bytes / zero_shard(expert_shard, f.zero, 2.0)
-        o_dense = 12.0 / zero_shard(dense_shard, f.zero, 1.0)
-        o_expert = 12.0 / zero_shard(expert_shard, f.zero, 1.0)
+        o_dense = f.opt_bytes / zero_shard(dense_shard, f.zero, 1.0)
+        o_expert = f.opt_bytes / zero_shard(expert_shard, f.zero, 1.0)
     return ParamBytes(dense_shard, expert_shard, w_dense, w_expert, g_dense, g_expert,
                       o_dense, o_expert)
 
 
 # Activation bytes: per dense and per MoE layer of one micro-batch, the first stage's
 # embedding output, the last stage's logits; and inference's working set.
-Activations = namedtuple("Activations", ["dense_layer", "moe_layer", "embedding", "logits",
-                                         "inference"])
+Activations = namedtuple("Activations", ["dense_layer", "moe_layer", "full_layer", "embedding",
+                                         "logits", "inference"])
 
 
 def activations(m, f, pr, layer):
@@ -675,11 +727,16 @@ def activations(m, f, pr, layer):
     act_dense = 0.0
     act_moe = 0.0
     act_inf = 0.0
+    act_full = 0.0
     if f.training:
-        act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, f.recompute,
-                                           False, layer.capacity, f.etp)
-        act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, f.recompute,
-                                         True, layer.capacity, f.etp)
+        # a layer not recomputed keeps what the savers leave; a fully recomputed one its
+        # input only
+        act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, False,
+                                           layer.capacity, f.etp, f.sv)
+        act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, True,
+                                         layer.capacity, f.etp, f.sv)
+        act_full = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 2.0, False,
+                                          layer.capacity, f.etp, f.sv)
     else:
         # [M8] inference keeps no activations for backward: the working set of one layer
         # (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
@@ -691,7 +748,24 @@ def activations(m, f, pr, layer):
     # [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
     logits_bytes = n_tok * m[S.M_VOCAB] / f.tp * 4.0
     embedding = 2.0 * n_tok * m[S.M_HIDDEN] / (f.tp if f.sp else 1.0)
-    return Activations(act_dense, act_moe, embedding, logits_bytes, act_inf)
+    return Activations(act_dense, act_moe, act_full, embedding, logits_bytes, act_inf)
+
+
+# The dense and MoE layers of a stage kind that full recomputation recomputes.
+FullRecompute = namedtuple("FullRecompute", ["dense", "moe"])
+
+
+def full_recompute(m, f, shape):
+    # [M9] full recomputation of every layer, or (recompute_layers = n, Megatron-Core's
+    # block method) of the first n layers of each virtual stage: n x vpp of the stage's
+    # layers, taken from its first layer on.
+    if f.recompute != 2.0:
+        return FullRecompute(0.0, 0.0)
+    if f.recompute_layers <= 0.0:
+        return FullRecompute(shape.layers - shape.moe_layers, shape.moe_layers)
+    n = min(shape.layers, f.recompute_layers * f.vpp)
+    moe = moe_layers_in(shape.start, shape.start + n, m)
+    return FullRecompute(n - moe, moe)
 
 
 # One stage kind's memory per GPU, itemised.
@@ -699,14 +773,16 @@ StageMemory = namedtuple("StageMemory", ["dense_params", "expert_params", "activ
                                          "kv_cache", "total"])
 
 
-def stage_memory(shape, inflight, act, kv_tok, pb, overhead, training):
+def stage_memory(shape, inflight, act, kv_tok, pb, overhead, training, full):
     # [M4] memory of one GPU of a stage kind: its parameters at their bytes per
-    # parameter, the activations of its in-flight micro-batches (training) or the working
-    # set and KV cache of its layers (inference), and the fixed overhead.
+    # parameter, the activations of its in-flight micro-batches (training; `full`: the
+    # dense and MoE layers fully recomputed) or the working set and KV cache of its
+    # layers (inference), and the fixed overhead.
     kv = 0.0
     if training:
-        layers = (shape.layers - shape.moe_layers) * act.dense_layer \
-            + shape.moe_layers * act.moe_layer
+        layers = ((shape.layers - shape.moe_layers - full.dense) * act.dense_layer
+                  + (shape.moe_layers - full.moe) * act.moe_layer
+                  + (full.dense * act.full_layer + full.moe * act.full_layer))
         if shape.first:
             layers = layers + act.embedding
         held_act = inflight * layers
@@ -746,9 +822,12 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb):
     ctx = f.seq + f.gen if f.decode else f.seq
     kv_tok = layer.kv_elems * pr.kvb * batch.seqs_per_replica * ctx / f.cp
     overhead = h[S.H_MEM_OVERHEAD]
-    first = stage_memory(split.first, inflight_first, act, kv_tok, pb, overhead, f.training)
-    last = stage_memory(split.last, inflight_last, act, kv_tok, pb, overhead, f.training)
-    mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead, f.training)
+    first = stage_memory(split.first, inflight_first, act, kv_tok, pb, overhead, f.training,
+                         full_recompute(m, f, split.first))
+    last = stage_memory(split.last, inflight_last, act, kv_tok, pb, overhead, f.training,
+                        full_recompute(m, f, split.last))
+    mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead, f.training,
+                       full_recompute(m, f, split.mid))
     return StageMemories(first, mid, last, fuller(fuller(first, last), mid))
 
 
@@ -757,19 +836,28 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb):
 
 # Per-layer times of one micro-batch, as a stage adds them up.
 LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "comm_passes",
-                                       "recompute_core", "recompute_layer", "tp_dense",
-                                       "tp_moe"])
+                                       "recompute_core", "recompute_dense", "recompute_moe",
+                                       "recompute_layer", "tp_dense", "tp_moe"])
 
 
 def layer_times(c, f):
     dense_fwd = c.attn_s + c.mlp_s
     moe_fwd = c.attn_s + c.moe_s
     # [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
-    # full recompute repeats each layer's forward, selective only the attention core.
+    # full recompute repeats each recomputed layer's forward, selective the forward of
+    # the modules it recomputes: per layer (core attention, norms, MLA up-projections),
+    # per dense layer (the MLP), per MoE layer (experts, or their activation alone;
+    # shared experts).
     passes = 3.0 if f.training else 1.0
     comm_passes = 2.0 if f.training else 1.0
+    sv = f.sv
     recompute_layer = 1.0 if f.recompute == 2.0 else 0.0
-    recompute_core = c.attn_core_s if f.recompute == 1.0 else 0.0
+    recompute_core = ((c.attn_core_s if sv.core_attn else 0.0)
+                      + (c.norm_s if sv.layernorm else 0.0)
+                      + (c.mla_up_s if sv.mla_up_proj else 0.0))
+    recompute_dense = c.mlp_s if sv.mlp else 0.0
+    recompute_moe = ((c.experts_s if sv.moe else c.moe_act_s if sv.moe_act else 0.0)
+                     + (c.shared_s if sv.shared_experts else 0.0))
     # [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
     # splits each collective into chunks pipelined with the GEMMs it feeds: only what
     # exceeds the layer's GEMM time stays exposed.
@@ -778,8 +866,8 @@ def layer_times(c, f):
     if f.tp_overlap:
         tp_dense = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s))
         tp_moe = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s))
-    return LayerTimes(dense_fwd, moe_fwd, passes, comm_passes, recompute_core, recompute_layer,
-                      tp_dense, tp_moe)
+    return LayerTimes(dense_fwd, moe_fwd, passes, comm_passes, recompute_core, recompute_dense,
+                      recompute_moe, recompute_layer, tp_dense, tp_moe)
 
 
 def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
@@ -791,16 +879,18 @@ def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output
 StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "layers", "moe_layers"])
 
 
-def stage_time(shape, lt, c):
+def stage_time(shape, lt, c, full):
     """The time of one stage kind for one micro-batch: its layers' compute (with the
-    embedding on the first stage and the output layer on the last), recomputation and
-    exposed TP, CP and EP communication."""
+    embedding on the first stage and the output layer on the last), recomputation (of
+    the selective modules, or of the `full`y recomputed layers) and exposed TP, CP and
+    EP communication."""
     dense = shape.layers - shape.moe_layers
     compute = stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
                               lt.passes, c.embed_s if shape.first else 0.0,
                               c.output_s if shape.last else 0.0)
-    recompute = shape.layers * lt.recompute_core + lt.recompute_layer * (
-        dense * lt.dense_fwd + shape.moe_layers * lt.moe_fwd)
+    recompute = (shape.layers * lt.recompute_core + dense * lt.recompute_dense
+                 + shape.moe_layers * lt.recompute_moe
+                 + lt.recompute_layer * (full.dense * lt.dense_fwd + full.moe * lt.moe_fwd))
     comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
                              + shape.layers * c.cp_s + shape.moe_layers * c.ep_s)
     return StageTime(compute + recompute + comm, compute, recompute, shape.layers,
@@ -817,10 +907,11 @@ MicroBatch = namedtuple("MicroBatch", ["total", "compute", "recompute", "tp", "c
                                        "layers", "moe_layers"])
 
 
-def micro_batch_time(c, f, split):
+def micro_batch_time(m, c, f, split):
     lt = layer_times(c, f)
-    slow = slower(slower(stage_time(split.first, lt, c), stage_time(split.last, lt, c)),
-                  stage_time(split.mid, lt, c))
+    slow = slower(slower(stage_time(split.first, lt, c, full_recompute(m, f, split.first)),
+                         stage_time(split.last, lt, c, full_recompute(m, f, split.last))),
+                  stage_time(split.mid, lt, c, full_recompute(m, f, split.mid)))
     return MicroBatch(slow.total, slow.compute, slow.recompute,
                       lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
                                         + slow.moe_layers * lt.tp_moe),
@@ -869,6 +960,40 @@ def data_parallel_s(h, f, pr, pb, d_max, e_max, mb, n_micro):
     return dp_s
 
 
+def recompute_flops_per_token(m, ctx, f, fwd_flops_tok):
+    # [T12] recomputed forward FLOPs: full = the recomputed layers' forward (every layer's,
+    # not the output layer; with recompute_layers, that share of the layers); selective =
+    # the modules recomputed: attention scores and context, MLA up-projections, dense
+    # MLPs, routed (top-k) and shared experts.
+    L = m[S.M_LAYERS]
+    if f.recompute == 2.0:
+        layer_flops = fwd_flops_tok - 2.0 * m[S.M_HIDDEN] * m[S.M_VOCAB]
+        if f.recompute_layers > 0.0:
+            return layer_flops * min(1.0, f.recompute_layers * f.vpp * f.pp / L)
+        return layer_flops
+    if f.recompute != 1.0:
+        return 0.0
+    sv = f.sv
+    n_moe = moe_layers_in(0.0, L, m)
+    n_mat = 2.0 + m[S.M_GATED]
+    hid = m[S.M_HIDDEN]
+    core = 0.0
+    if sv.core_attn:
+        core = 2.0 * L * ctx * m[S.M_HEADS] * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
+    extra = 0.0
+    if sv.mla_up_proj and m[S.M_MLA] > 0.0:
+        nope_v = m[S.M_QK_HEAD_DIM] - m[S.M_ROPE_HEAD_DIM] + m[S.M_V_HEAD_DIM]
+        extra += 2.0 * L * m[S.M_HEADS] * (m[S.M_Q_LORA_RANK] * m[S.M_QK_HEAD_DIM]
+                                           + m[S.M_KV_LORA_RANK] * nope_v)
+    if sv.mlp:
+        extra += 2.0 * (L - n_moe) * m[S.M_MLP_GEMM_PARAMS]
+    if sv.moe:
+        extra += 2.0 * n_moe * m[S.M_TOP_K] * hid * m[S.M_EXPERT_FFN] * n_mat
+    if sv.shared_experts:
+        extra += 2.0 * n_moe * hid * m[S.M_SHARED_FFN] * n_mat
+    return core + extra
+
+
 def training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one):
     # [T16] step = m micro-batches of the slowest stage + bubble (p-1)/v of them
     # + pipeline sends + exposed DP traffic + optimizer.
@@ -884,12 +1009,11 @@ def training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one):
     # reads the gradient and writes the bf16 weight, for the parameters it owns.
     opt_params = (d_max / zero_shard(pb.dense_shard, f.zero, 1.0)
                   + e_max / zero_shard(pb.expert_shard, f.zero, 1.0))
-    opt_s = memory_bound_s(opt_params * (24.0 + f.grad_bytes + pr.wb), 4.0, h)
+    opt_s = memory_bound_s(opt_params * (2.0 * f.opt_bytes + f.grad_bytes + pr.wb), 4.0, h)
     step_s = n_micro * mb.total + bubble_s + p2p_total + dp_s + opt_s
     tokens = f.gbs * f.seq
     model_flops = 3.0 * layer.fwd_flops_tok * tokens
-    hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f.recompute,
-                                                                layer.fwd_flops_tok)
+    hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f, layer.fwd_flops_tok)
     return StepTime(n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.tp,
                     n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s, step_s,
                     tokens, model_flops, hw_flops, 0.0, 0.0)
@@ -1019,7 +1143,7 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
     # sweep kernels) passes an empty `out` and skips the timings
     if out.shape[0] == 0:
         return code, stages
-    mb = micro_batch_time(layer.costs, f, split)
+    mb = micro_batch_time(m, layer.costs, f, split)
     p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok)
     if f.training:
         t = training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one)
@@ -1034,11 +1158,11 @@ KERNEL_FUNCTIONS = (
     ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s, group_bandwidth,
     group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in, mlp_forward_s,
     kv_cache_elems_per_gpu, attention_costs, moe_costs, layer_costs, layer_activation_bytes,
-    layer_holdings, zero_shard, model_forward_flops_per_token, recompute_flops_per_token,
-    plan_fields, precisions, layer_checks, expert_capacity, layer_stage, stage_shape,
-    stage_layers, split_stage, batch_stage, no_stages, pipeline_checks, bytes_per_param,
-    activations, stage_memory, fuller, stage_memories, layer_times, stage_compute_s,
-    stage_time, slower, micro_batch_time, pipeline_send_s, data_parallel_s, training_step,
+    layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
+    precisions, layer_checks, expert_capacity, layer_stage, stage_shape, stage_layers, split_stage,
+    batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
+    stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower,
+    micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,
     decode_step, inference_step, write_outputs,
 )
 
@@ -1047,10 +1171,24 @@ KERNEL_FUNCTIONS = (
 # into the kernel (Numba IR inlining), since a call passing named results by value costs
 # more than the work of most of them.
 PER_PLAN_FUNCTIONS = (
-    plan_fields, precisions, pipeline_checks, bytes_per_param, activations, stage_memory,
-    fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower, micro_batch_time,
-    pipeline_send_s, data_parallel_s, training_step, inference_step, write_outputs,
+    memory_savers, plan_fields, precisions, pipeline_checks, full_recompute, bytes_per_param,
+    activations, stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time,
+    slower, micro_batch_time, pipeline_send_s, data_parallel_s, training_step, inference_step,
+    write_outputs,
 )
+
+
+def savers_of(recompute: float, fp8_activations: bool = False, **modules: bool) -> Savers:
+    """The Savers a training plan with recompute code `recompute` (0 none, 1 selective,
+    2 full) has, for callers outside the kernel: selective recomputes core attention
+    unless told otherwise, plus the modules named True (Savers' field names)."""
+    sel = recompute == 1.0
+    flags = {"core_attn": True, **modules}
+    unknown = set(flags) - set(Savers._fields)
+    if unknown:
+        raise ValueError(f"unknown recompute modules {sorted(unknown)}")
+    return Savers(*(sel and bool(flags.get(name, False)) for name in Savers._fields[:-1]),
+                  1.0 if fp8_activations else 2.0)
 
 
 # --------------------------------------------------------------------------- packing
@@ -1104,7 +1242,9 @@ def model_vector(model: Model) -> np.ndarray:
         "layers": mo.n_layers, "hidden": h, "heads": a, "kv_heads": kv, "qk_head_dim": qk_d,
         "v_head_dim": v_d, "ffn": mo.ffn_hidden, "vocab": mo.vocab,
         "gated": 1 if mo.gated_mlp else 0, "dropout": 1 if mo.dropout else 0,
-        "mla": 1 if mla else 0, "kv_cache_elems": kv_cache, "experts": mo.n_experts,
+        "mla": 1 if mla else 0, "kv_cache_elems": kv_cache,
+        "q_lora_rank": mo.q_lora_rank if mla else 0, "kv_lora_rank": mo.kv_lora_rank,
+        "rope_head_dim": mo.rope_head_dim if mla else 0, "experts": mo.n_experts,
         "top_k": mo.top_k, "expert_ffn": mo.expert_ffn_hidden, "shared_ffn": shared_ffn,
         "first_k_dense": mo.first_k_dense, "moe_every": mo.moe_every,
         "attn_params": attn_gemm + attn_bias, "attn_gemm_params": attn_gemm,

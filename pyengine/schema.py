@@ -40,6 +40,9 @@ MODEL = (
     Column("dropout", "", "1 if dropout masks are kept for backward"),
     Column("mla", "", "1 for multi-head latent attention (compressed, unsharded KV cache)"),
     Column("kv_cache_elems", "", "KV-cache values per token per layer, whole model"),
+    Column("q_lora_rank", "", "MLA query compression rank (0 = none)"),
+    Column("kv_lora_rank", "", "MLA key/value compression rank (0 = not MLA)"),
+    Column("rope_head_dim", "", "MLA decoupled RoPE width per head"),
     Column("experts", "", "routed experts E (0 = dense model)"),
     Column("top_k", "", "experts per token k"),
     Column("expert_ffn", "", "routed expert intermediate size"),
@@ -118,8 +121,27 @@ PLAN = (
     Column("dp", "", "data parallel degree", "int", lo=1),
     Column("vpp", "", "virtual pipeline stages per GPU (interleaved 1F1B)", "int", lo=1),
     Column("zero", "", "ZeRO stage 0-3 (1 = distributed optimizer)", "int", hi=3),
-    Column("recompute", "", "activation recomputation", "choice", ("none", "selective", "full")),
+    Column("recompute", "", "activation recomputation (Megatron-Core recompute_granularity; "
+           "selective: the recompute_* modules)", "choice", ("none", "selective", "full")),
+    Column("recompute_core_attn", "", "selective: recompute core attention (QK^T, softmax, AV)",
+           "bool", hi=1),
+    Column("recompute_layernorm", "", "selective: recompute the norms (their outputs not kept)",
+           "bool", hi=1),
+    Column("recompute_mla_up_proj", "", "selective: recompute MLA's Q/K/V up-projections "
+           "(the latents kept instead)", "bool", hi=1),
+    Column("recompute_mlp", "", "selective: recompute the dense MLP", "bool", hi=1),
+    Column("recompute_moe", "", "selective: recompute the routed experts", "bool", hi=1),
+    Column("recompute_moe_act", "", "selective: recompute the experts' activation function",
+           "bool", hi=1),
+    Column("recompute_shared_experts", "", "selective: recompute the shared experts", "bool",
+           hi=1),
+    Column("recompute_layers", "", "full: layers recomputed per virtual pipeline stage, the "
+           "first ones (Megatron-Core recompute_num_layers, block method); 0 = all", "int"),
+    Column("fp8_activations", "", "GEMM inputs kept for backward in FP8 (1 byte), as FP8 "
+           "recipes cache them (DeepSeek-V3 Sec. 3.3)", "bool", hi=1),
     Column("grad_dtype", "", "gradient precision", "choice", ("fp32", "bf16")),
+    Column("optimizer_dtype", "", "Adam moments precision (fp32 master weights either way; "
+           "Megatron-Core precision-aware optimizer)", "choice", ("fp32", "bf16")),
     Column("tp_overlap", "", "TP collectives pipelined with GEMMs (userbuffers)", "bool", hi=1),
 )
 _PLAN_NAMES = [c.name for c in PLAN]

@@ -266,11 +266,21 @@ class Plan(_Spec):
     etp: int = 0  # 0 = same as tp
     vpp: int = 1
     zero: int = 1  # 0 none, 1 optimizer states (distributed optimizer), 2 + grads, 3 + params
-    recompute: str = "none"
+    recompute: str = "none"  # none | selective (the recompute_* modules) | full
+    recompute_core_attn: bool = True  # selective recompute modules (Megatron-Core names)
+    recompute_layernorm: bool = False
+    recompute_mla_up_proj: bool = False
+    recompute_mlp: bool = False
+    recompute_moe: bool = False
+    recompute_moe_act: bool = False
+    recompute_shared_experts: bool = False
+    recompute_layers: int = 0  # full: layers recomputed per virtual stage (0 = all)
+    fp8_activations: bool = False  # GEMM inputs kept for backward in FP8
     sequence_parallel: bool = True
     capacity_factor: float = 1.0
     flash_attention: bool = True
     grad_dtype: str = "fp32"
+    optimizer_dtype: str = "fp32"  # Adam moments (master weights stay fp32)
     tp_overlap: bool = False
 
     def __post_init__(self) -> None:
@@ -279,6 +289,13 @@ class Plan(_Spec):
         check_choice(o, "dtype", self.dtype, DTYPES)
         check_choice(o, "recompute", self.recompute, RECOMPUTE)
         check_choice(o, "grad_dtype", self.grad_dtype, GRAD_DTYPES)
+        check_choice(o, "optimizer_dtype", self.optimizer_dtype, GRAD_DTYPES)
+        for name in ("recompute_core_attn", "recompute_layernorm", "recompute_mla_up_proj",
+                     "recompute_mlp", "recompute_moe", "recompute_moe_act",
+                     "recompute_shared_experts", "fp8_activations"):
+            check_bool(o, name, getattr(self, name))
+        object.__setattr__(self, "recompute_layers",
+                           check_int(o, "recompute_layers", self.recompute_layers, 0))
         for name in ("global_batch", "micro_batch", "seq_len", "tp", "pp", "dp", "cp", "ep",
                      "vpp"):
             object.__setattr__(self, name, check_int(o, name, getattr(self, name), 1))

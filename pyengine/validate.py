@@ -159,7 +159,7 @@ def korthikanti_2022(data: dict) -> Dataset:
         ]
         for label, tp, sp, rec, formula in cases:
             pred = R.layer_activation_bytes(m, float(s * b), float(s), float(tp), sp, False, rec,
-                                            False, 0.0, float(tp))
+                                            False, 0.0, float(tp), R.savers_of(rec))
             ds.rows.append(Row(f"{cfg['model']}: {label}", formula, pred, "B"))
     return ds
 

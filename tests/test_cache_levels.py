@@ -19,7 +19,11 @@ AXES = dict(
     sequence_parallel=[True, False], flash_attention=[True, False],
     capacity_factor=[1.0, 0.5], global_batch=[8, 16], pp=[1, 3], pp_embedding=[False, True],
     pp_loss=[True, False], pp_first_layers=[0, 5], pp_last_layers=[3, 0], dp=[1, 2], vpp=[1, 2],
-    zero=[1, 3], recompute=["none", "full"], grad_dtype=["fp32", "bf16"],
+    zero=[1, 3], recompute=["selective", "full"], recompute_core_attn=[True, False],
+    recompute_layernorm=[False, True], recompute_mla_up_proj=[True, False],
+    recompute_mlp=[False, True], recompute_moe=[True, False], recompute_moe_act=[False, True],
+    recompute_shared_experts=[True, False], recompute_layers=[0, 1],
+    fp8_activations=[False, True], grad_dtype=["fp32", "bf16"], optimizer_dtype=["bf16", "fp32"],
     tp_overlap=[False, True],
 )
 assert set(AXES) == set(S.PLAN_NAMES)

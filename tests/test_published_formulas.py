@@ -94,7 +94,8 @@ def test_korthikanti_table2_exact(name, b):
     rec_code = {"none": 0.0, "selective": 1.0, "full": 2.0}
     for (label, tp, sp, rec), expected in table2(s, b, h, a, t).items():
         ours = R.layer_activation_bytes(m, float(s * b), float(s), float(tp), sp, False,
-                                        rec_code[rec], False, 0.0, float(tp))
+                                        rec_code[rec], False, 0.0, float(tp),
+                                        R.savers_of(rec_code[rec]))
         assert ours == pytest.approx(expected, rel=1e-12), (name, label)
 
 
@@ -120,7 +121,7 @@ def test_activation_generalisations():
 
     def act(model, flash=False, moe=False, cap=0.0):
         return R.layer_activation_bytes(R.model_vector(model), s, s, 1.0, False, flash, 0.0,
-                                        moe, cap, 1.0)
+                                        moe, cap, 1.0, R.savers_of(0.0))
 
     mha = Model(**base)
     gqa = Model(**base, n_kv_heads=8)
