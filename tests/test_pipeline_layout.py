@@ -72,3 +72,18 @@ def test_memory_is_itemised_per_stage_kind():
     assert o["mem_last_stage_bytes"] < o["mem_first_stage_bytes"]  # 1 in-flight micro-batch
     one = pyengine.evaluate(LLAMA405, H100, Plan(global_batch=8, tp=8, pp=2)).outputs
     assert one["mem_middle_stage_bytes"] == 0.0
+
+
+def test_llama3_405b_production_plan_fits():
+    """The 16K-GPU plan of Llama 3 (Dubey et al. 2024, Table 4: TP 8, CP 1, PP 16, DP 128,
+    sequence 8192, 16M-token batches), with parameters kept whole and gradients and
+    optimizer states sharded (their FSDP setting, ZeRO-2 here): feasible on 80 GB, memory
+    itemised per stage kind."""
+    r = pyengine.evaluate(LLAMA405, H100, Plan(global_batch=2048, seq_len=8192, tp=8, pp=16,
+                                              vpp=8, dp=128, zero=2, pp_embedding=True,
+                                              pp_loss=True))
+    assert r.feasible, r.violations
+    assert r.n_gpus == 16384 and r.memory["total"] < 80e9
+    o = r.outputs
+    assert o["mem_total_bytes"] == max(o["mem_first_stage_bytes"], o["mem_middle_stage_bytes"],
+                                       o["mem_last_stage_bytes"])
