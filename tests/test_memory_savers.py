@@ -92,3 +92,17 @@ def test_savers_only_in_training():
     base = pyengine.evaluate(GATED, presets.hardware("h100-sxm"),
                              Plan(mode="prefill", global_batch=8))
     assert r.outputs == base.outputs
+
+
+def test_megatron_deepseek_v3_recipe_fits():
+    """Megatron-Core's DeepSeek-V3 recipe on H100: TP 2, PP 8 (vpp 4), EP 64 with expert
+    TP 1, FP8, 1,024 GPUs, the MLA up-projections, norms and the experts' activation
+    recomputed."""
+    ds, h100 = presets.model("deepseek-v3"), presets.hardware("h100-sxm")
+    r = pyengine.evaluate(ds, h100, Plan(global_batch=8192, seq_len=4096, tp=2, pp=8, vpp=4,
+                                         dp=64, ep=64, etp=1, dtype="fp8", pp_embedding=True,
+                                         pp_loss=True, recompute="selective",
+                                         recompute_mla_up_proj=True, recompute_moe_act=True,
+                                         recompute_layernorm=True))
+    assert r.feasible, r.violations
+    assert r.n_gpus == 1024 and r.memory["total"] < 80e9
