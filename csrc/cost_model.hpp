@@ -886,16 +886,13 @@ PYENGINE_HD inline Activations activations(const double* m, const PlanFields& f,
     double act_dense = 0.0;
     double act_moe = 0.0;
     double act_inf = 0.0;
-    double act_full = 0.0;
     if (f.training) {
-        // a layer not recomputed keeps what the savers leave; a fully recomputed one its
-        // input only
+        // a layer not recomputed keeps what the savers leave (a fully recomputed one its
+        // input only, the embedding's size below)
         act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, false,
                                            layer.capacity, f.etp, f.sv);
         act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, true,
                                          layer.capacity, f.etp, f.sv);
-        act_full = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 2.0, false,
-                                          layer.capacity, f.etp, f.sv);
     } else {
         // [M8] inference keeps no activations for backward: the working set of one layer
         // (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
@@ -909,7 +906,7 @@ PYENGINE_HD inline Activations activations(const double* m, const PlanFields& f,
     // [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
     double logits_bytes = n_tok * m[M_VOCAB] / f.tp * 4.0;
     double embedding = 2.0 * n_tok * m[M_HIDDEN] / (f.sp ? f.tp : 1.0);
-    return Activations{act_dense, act_moe, act_full, embedding, logits_bytes, act_inf};
+    return Activations{act_dense, act_moe, embedding, embedding, logits_bytes, act_inf};
 }
 
 // The dense and MoE layers of a stage kind that full recomputation recomputes.

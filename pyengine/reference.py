@@ -727,16 +727,13 @@ def activations(m, f, pr, layer):
     act_dense = 0.0
     act_moe = 0.0
     act_inf = 0.0
-    act_full = 0.0
     if f.training:
-        # a layer not recomputed keeps what the savers leave; a fully recomputed one its
-        # input only
+        # a layer not recomputed keeps what the savers leave (a fully recomputed one its
+        # input only, the embedding's size below)
         act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, False,
                                            layer.capacity, f.etp, f.sv)
         act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, True,
                                          layer.capacity, f.etp, f.sv)
-        act_full = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 2.0, False,
-                                          layer.capacity, f.etp, f.sv)
     else:
         # [M8] inference keeps no activations for backward: the working set of one layer
         # (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
@@ -748,7 +745,7 @@ def activations(m, f, pr, layer):
     # [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
     logits_bytes = n_tok * m[S.M_VOCAB] / f.tp * 4.0
     embedding = 2.0 * n_tok * m[S.M_HIDDEN] / (f.tp if f.sp else 1.0)
-    return Activations(act_dense, act_moe, act_full, embedding, logits_bytes, act_inf)
+    return Activations(act_dense, act_moe, embedding, embedding, logits_bytes, act_inf)
 
 
 # The dense and MoE layers of a stage kind that full recomputation recomputes.
