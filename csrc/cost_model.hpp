@@ -67,16 +67,17 @@ PYENGINE_HD inline double memory_bound_s(double nbytes, double n_ops, const doub
 }
 
 PYENGINE_HD inline double group_bandwidth(double stride, double size, const double* h) {
-    // [C1] a group of `size` ranks spaced `stride` apart stays inside a node when
-    // stride*size <= gpus_per_node; otherwise its ring crosses the inter-node links.
-    if (stride * size > h[H_GPUS_PER_NODE]) {
+    // [C1] a group of `size` ranks spaced `stride` apart stays inside the NVLink domain
+    // (a node, or an NVL72 rack of 18 nodes) when stride*size <= nvlink_domain; otherwise
+    // its ring crosses the scale-out network.
+    if (stride * size > h[H_NVLINK_DOMAIN]) {
         return h[H_INTER_BW] * h[H_NET_EFF];
     }
     return h[H_INTRA_BW] * h[H_NET_EFF];
 }
 
 PYENGINE_HD inline double group_latency(double stride, double size, const double* h) {
-    if (stride * size > h[H_GPUS_PER_NODE]) {
+    if (stride * size > h[H_NVLINK_DOMAIN]) {
         return h[H_INTER_LATENCY];
     }
     return h[H_INTRA_LATENCY];

@@ -31,7 +31,7 @@ Hardware files
     ``memory_overhead_gib``    ``memory_overhead_bytes``             x 2**30
     =========================  ====================================  =====================
 
-    ``name``, ``source``, ``gpus_per_node`` and the efficiency parameters
+    ``name``, ``source``, ``gpus_per_node``, ``nvlink_domain`` and the efficiency parameters
     ``gemm_eff_max``, ``gemm_eff_max_fp8``, ``gemm_dim_half``, ``hbm_eff``, ``net_eff`` are
     read as they are.
     The SI field names themselves are accepted too (what :func:`spec_to_toml` writes), but a

@@ -10,7 +10,8 @@ names, variable names and ``[tag]`` comments in the same order (a test checks th
 
 Conventions (Megatron-Core): world = tp*cp*pp*dp; expert layers re-fold the same GPUs as
 etp*ep*edp = tp*cp*dp; placement puts TP innermost, then CP, then DP (EP inside it), PP
-outermost, and a group crosses nodes when stride*size > gpus_per_node.
+outermost, and a group leaves the NVLink domain (a node, or an NVL72 rack) when
+stride*size > nvlink_domain.
 All arithmetic is float64 (integer-valued where it counts things) so that every backend
 agrees and nothing overflows.
 """
@@ -63,15 +64,16 @@ def memory_bound_s(nbytes, n_ops, h):
 
 
 def group_bandwidth(stride, size, h):
-    # [C1] a group of `size` ranks spaced `stride` apart stays inside a node when
-    # stride*size <= gpus_per_node; otherwise its ring crosses the inter-node links.
-    if stride * size > h[S.H_GPUS_PER_NODE]:
+    # [C1] a group of `size` ranks spaced `stride` apart stays inside the NVLink domain
+    # (a node, or an NVL72 rack of 18 nodes) when stride*size <= nvlink_domain; otherwise
+    # its ring crosses the scale-out network.
+    if stride * size > h[S.H_NVLINK_DOMAIN]:
         return h[S.H_INTER_BW] * h[S.H_NET_EFF]
     return h[S.H_INTRA_BW] * h[S.H_NET_EFF]
 
 
 def group_latency(stride, size, h):
-    if stride * size > h[S.H_GPUS_PER_NODE]:
+    if stride * size > h[S.H_NVLINK_DOMAIN]:
         return h[S.H_INTER_LATENCY]
     return h[S.H_INTRA_LATENCY]
 
@@ -1259,7 +1261,9 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
     values = {
         "peak_bf16": hw.peak_bf16_flops_per_s, "peak_fp8": hw.peak_fp8_flops_per_s,
         "hbm_capacity": hw.hbm_capacity_bytes, "hbm_bandwidth": hw.hbm_bandwidth_bytes_per_s,
-        "gpus_per_node": hw.gpus_per_node, "intra_bw": hw.intra_node_bandwidth_bytes_per_s,
+        "gpus_per_node": hw.gpus_per_node,
+        "nvlink_domain": hw.nvlink_domain or hw.gpus_per_node,
+        "intra_bw": hw.intra_node_bandwidth_bytes_per_s,
         "inter_bw": hw.inter_node_bandwidth_bytes_per_s,
         "intra_latency": hw.intra_node_latency_s, "inter_latency": hw.inter_node_latency_s,
         "gemm_eff_max": hw.gemm_eff_max, "gemm_eff_max_fp8": hw.gemm_eff_max_fp8,

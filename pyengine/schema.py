@@ -70,7 +70,9 @@ HARDWARE = (
     Column("peak_fp8", "FLOP/s", "dense FP8 tensor peak per GPU (0 = none)"),
     Column("hbm_capacity", "B", "HBM per GPU"),
     Column("hbm_bandwidth", "B/s", "HBM bandwidth per GPU"),
-    Column("gpus_per_node", "", "GPUs sharing the intra-node fabric"),
+    Column("gpus_per_node", "", "GPUs in one node (server or compute tray)"),
+    Column("nvlink_domain", "", "GPUs joined by NVLink, the fast tier (8 in an HGX node, 72 in a "
+           "GB200/GB300 NVL72 rack): a group inside it runs at intra_bw"),
     Column("intra_bw", "B/s", "intra-node bandwidth per GPU, one direction"),
     Column("inter_bw", "B/s", "inter-node bandwidth per GPU, one direction"),
     Column("intra_latency", "s", "intra-node per-hop latency"),

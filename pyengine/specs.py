@@ -205,6 +205,7 @@ class Hardware(_Spec):
     intra_node_bandwidth_bytes_per_s: float
     inter_node_bandwidth_bytes_per_s: float
     peak_fp8_flops_per_s: float = 0.0  # 0 = no FP8 tensor cores
+    nvlink_domain: int = 0  # GPUs joined by NVLink (0 = gpus_per_node; 72 in an NVL72 rack)
     intra_node_latency_s: float = 3e-6
     inter_node_latency_s: float = 10e-6
     gemm_eff_max: float = 0.8
@@ -225,6 +226,7 @@ class Hardware(_Spec):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0,
                                                        lo_open=True))
         check_int(o, "gpus_per_node", self.gpus_per_node, 1, 1 << 16)
+        check_int(o, "nvlink_domain", self.nvlink_domain, 0, 1 << 16)
         for name in ("peak_fp8_flops_per_s", "intra_node_latency_s", "inter_node_latency_s",
                      "op_overhead_s", "memory_overhead_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))

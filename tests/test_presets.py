@@ -78,7 +78,8 @@ def test_model_preset_loads_with_source_and_citations(slug):
 def test_hardware_preset_loads_with_source(slug):
     hw = presets.hardware(slug)
     assert isinstance(hw, Hardware) and hw.name == slug and hw.source
-    assert hw.gpus_per_node == 8
+    # an HGX node of 8, or an NVL72 rack of 18 trays of 4 joined by one NVLink domain
+    assert (hw.gpus_per_node, hw.nvlink_domain or hw.gpus_per_node) in ((8, 8), (4, 72))
     text = resources.files("pyengine.presets").joinpath("hardware", slug + ".toml").read_text()
     assert "source = " in text and text.lstrip().startswith("#")
     assert Hardware.from_dict(hw.to_dict()) == hw
@@ -511,3 +512,14 @@ def test_describe_lists_every_preset():
     facts = presets.model_facts("mixtral-8x7b")
     assert facts["params_total"] == pytest.approx(46.7e9, rel=0.01)
     assert presets.hardware_facts("h100-sxm")["nvlink_gbps"] == 450.0
+
+
+def test_nvl72_keeps_tp_and_ep_groups_on_nvlink():
+    """In an NVL72 rack a group of up to 72 GPUs stays on NVLink (placement uses the
+    NVLink domain, not the 4-GPU tray): EP 64 costs far less than across HGX nodes."""
+    from pyengine import reference as R
+    h = R.hardware_vector(presets.hardware("gb200-nvl72"))
+    b = R.hardware_vector(presets.hardware("b200"))
+    assert R.group_bandwidth(1.0, 64.0, h) == R.group_bandwidth(1.0, 8.0, h)
+    assert R.group_bandwidth(1.0, 64.0, b) < R.group_bandwidth(1.0, 8.0, b)
+    assert R.group_bandwidth(1.0, 144.0, h) < R.group_bandwidth(1.0, 72.0, h)
