@@ -59,3 +59,16 @@ def test_validate_fails_when_bound_exceeded(monkeypatch, capsys):
     monkeypatch.setitem(V.DATASETS, "megatron_lm_2021", skewed)
     assert main(["validate", "--quiet", "--dataset", "megatron_lm_2021"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_megatron_bridge_rows_are_validation_only():
+    """Results found outside shared/calibration are reported, never fitted and never a
+    pass/fail bound; every shipped row is one pyengine can express."""
+    from pyengine import validate as V
+
+    ds = V.megatron_bridge()
+    assert not ds.fitted and ds.ok and len(ds.rows) >= 10
+    assert all(r.unit == "tok/s/GPU" and r.published > 0 for r in ds.rows)
+    assert not ds.infeasible  # every published plan fits with savers of the fixed list
+    text = V.render([ds], verbose=False)
+    assert "validation, not fitted" in text
