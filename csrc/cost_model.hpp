@@ -160,10 +160,22 @@ PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp) {
     return ceil_div(m[M_KV_HEADS], tp) * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
 }
 
-// The attention block's forward time, and its core (QK^T, softmax, AV) alone.
+PYENGINE_HD inline double flash_attention_rate(const double* h, double keys, double head_dim,
+                                               double eff) {
+    // [T18] fused attention's attainable FLOP/s: a share `eff` of the 16-bit peak that
+    // grows with the keys per query (short sequences fill few tiles, and causal masking
+    // halves the keys) and with the head dimension (the work per loaded tile); fitted on
+    // FlashAttention-3 (H100) forward/backward benchmarks by tools/calibrate.py.
+    return (h[H_PEAK_BF16] * eff * keys / (keys + h[H_ATTN_SEQ_HALF])
+            * head_dim / (head_dim + h[H_ATTN_DIM_HALF]));
+}
+
+// The attention block's forward time, its core (QK^T, softmax, AV) alone forward and
+// backward, and what recomputing its norms and MLA up-projections costs.
 struct AttentionCosts {
     double attn_s;
     double attn_core_s;
+    double attn_bwd_extra_s;
     double norm_s;
     double mla_up_s;
 };
@@ -202,6 +214,22 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     }
     double attn_core_s = gemm_s(core_flops, core_bytes, py_min(n_tok, m[M_QK_HEAD_DIM]), rate16,
                                 h);
+    // the backward's time beyond twice the forward's (what the layer's passes assume)
+    double attn_bwd_extra_s = 0.0;
+    if (flash && h[H_ATTN_EFF_FWD] > 0.0) {
+        // fused kernels at their own measured rates; the backward does 2.5x the forward's
+        // FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out
+        double head_dim = 0.5 * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
+        double hbm = h[H_HBM_BANDWIDTH] * h[H_HBM_EFF];
+        attn_core_s = roofline_s(core_flops, core_bytes,
+                                 flash_attention_rate(h, keys, head_dim, h[H_ATTN_EFF_FWD]),
+                                 hbm) + h[H_OP_OVERHEAD];
+        double attn_core_bwd_s = roofline_s(2.5 * core_flops, 2.0 * core_bytes,
+                                            flash_attention_rate(h, keys, head_dim,
+                                                                 h[H_ATTN_EFF_BWD]),
+                                            hbm) + h[H_OP_OVERHEAD];
+        attn_bwd_extra_s = attn_core_bwd_s - 2.0 * attn_core_s;
+    }
 
     // [T7] attention-side elementwise: norm (r+w), residual add (2r+w), rope, dropout.
     double attn_elem_s = memory_bound_s(n_tok * hid * ab * (5.0 + 2.0 * m[M_DROPOUT]) / sp_div
@@ -219,7 +247,8 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
                           up_params / tp * wb + n_tok * ab * (q_dim + m[M_HEADS] * nope_v) / tp,
                           py_min(n_tok, m[M_KV_LORA_RANK]), rate, h);
     }
-    return AttentionCosts{proj_s + attn_core_s + attn_elem_s, attn_core_s, norm_s, mla_up_s};
+    return AttentionCosts{proj_s + attn_core_s + attn_elem_s, attn_core_s, attn_bwd_extra_s,
+                          norm_s, mla_up_s};
 }
 
 // An MoE layer's MLP forward time (router, permutes, experts, shared experts) and its
@@ -288,6 +317,7 @@ struct LayerCosts {
     double ep_s;
     double embed_s;
     double output_s;
+    double attn_bwd_extra_s;
     double norm_s;
     double mla_up_s;
     double experts_s;
@@ -344,8 +374,8 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
                               py_min(out_tok, hid), rate, h)
                        + memory_bound_s(2.0 * out_tok * m[M_VOCAB] / tp * 4.0, 2.0, h));
     return LayerCosts{attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
-                      embed_s, output_s, attn.norm_s, attn.mla_up_s, moe.experts_s,
-                      moe.moe_act_s, moe.shared_s};
+                      embed_s, output_s, attn.attn_bwd_extra_s, attn.norm_s, attn.mla_up_s,
+                      moe.experts_s, moe.moe_act_s, moe.shared_s};
 }
 
 // --------------------------------------------------------------------------- memory
@@ -811,7 +841,7 @@ struct Stages {
 // The walkers' starting value (the first plan is evaluated with reuse 0).
 PYENGINE_HD inline Stages no_stages() {
     LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                              0.0};
+                              0.0, 0.0};
     StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false};
     return Stages{LayerStage{0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
                   SplitStage{shape, shape, shape, true}, BatchStage{0, 0.0, 0.0, 0.0}};
@@ -1022,6 +1052,7 @@ struct LayerTimes {
     double dense_fwd;
     double moe_fwd;
     double passes;
+    double bwd_extra;
     double comm_passes;
     double recompute_core;
     double recompute_dense;
@@ -1040,6 +1071,8 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
     // per dense layer (the MLP), per MoE layer (experts, or their activation alone;
     // shared experts).
     double passes = f.training ? 3.0 : 1.0;
+    // fused attention's backward runs at its own rate, not twice its forward's time
+    double bwd_extra = f.training ? c.attn_bwd_extra_s : 0.0;
     double comm_passes = f.training ? 2.0 : 1.0;
     const Savers& sv = f.sv;
     double recompute_layer = f.recompute == 2.0 ? 1.0 : 0.0;
@@ -1058,8 +1091,8 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
         tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
         tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
     }
-    return LayerTimes{dense_fwd, moe_fwd, passes, comm_passes, recompute_core, recompute_dense,
-                      recompute_moe, recompute_layer, tp_dense, tp_moe};
+    return LayerTimes{dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, recompute_core,
+                      recompute_dense, recompute_moe, recompute_layer, tp_dense, tp_moe};
 }
 
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
@@ -1084,9 +1117,10 @@ struct StageTime {
 PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTimes& lt,
                                         const LayerCosts& c, const FullRecompute& full) {
     double dense = shape.layers - shape.moe_layers;
-    double compute = stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
-                                     lt.passes, shape.first ? c.embed_s : 0.0,
-                                     shape.last ? c.output_s : 0.0);
+    double compute = (stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
+                                      lt.passes, shape.first ? c.embed_s : 0.0,
+                                      shape.last ? c.output_s : 0.0)
+                      + shape.layers * lt.bwd_extra);
     double recompute = (shape.layers * lt.recompute_core + dense * lt.recompute_dense
                         + shape.moe_layers * lt.recompute_moe
                         + lt.recompute_layer * (full.dense * lt.dense_fwd

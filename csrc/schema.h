@@ -56,7 +56,11 @@ constexpr int H_GEMM_DIM_HALF = 12;
 constexpr int H_HBM_EFF = 13;
 constexpr int H_NET_EFF = 14;
 constexpr int H_OP_OVERHEAD = 15;
-constexpr int H_MEM_OVERHEAD = 16;
+constexpr int H_ATTN_EFF_FWD = 16;
+constexpr int H_ATTN_EFF_BWD = 17;
+constexpr int H_ATTN_SEQ_HALF = 18;
+constexpr int H_ATTN_DIM_HALF = 19;
+constexpr int H_MEM_OVERHEAD = 20;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -134,7 +138,7 @@ constexpr int O_TTFT_S = 33;
 constexpr int O_TPOT_S = 34;
 
 constexpr int N_MODEL = 35;
-constexpr int N_HARDWARE = 17;
+constexpr int N_HARDWARE = 21;
 constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 34;
 constexpr int N_OUTPUTS = 35;

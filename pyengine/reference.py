@@ -145,8 +145,19 @@ def kv_cache_elems_per_gpu(m, tp):
     return ceil_div(m[S.M_KV_HEADS], tp) * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
 
 
-# The attention block's forward time, and its core (QK^T, softmax, AV) alone.
-AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s", "norm_s", "mla_up_s"])
+def flash_attention_rate(h, keys, head_dim, eff):
+    # [T18] fused attention's attainable FLOP/s: a share `eff` of the 16-bit peak that
+    # grows with the keys per query (short sequences fill few tiles, and causal masking
+    # halves the keys) and with the head dimension (the work per loaded tile); fitted on
+    # FlashAttention-3 (H100) forward/backward benchmarks by tools/calibrate.py.
+    return (h[S.H_PEAK_BF16] * eff * keys / (keys + h[S.H_ATTN_SEQ_HALF])
+            * head_dim / (head_dim + h[S.H_ATTN_DIM_HALF]))
+
+
+# The attention block's forward time, its core (QK^T, softmax, AV) alone forward and
+# backward, and what recomputing its norms and MLA up-projections costs.
+AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s", "attn_bwd_extra_s",
+                                               "norm_s", "mla_up_s"])
 
 
 def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, rate,
@@ -176,6 +187,21 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     if not flash:
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[S.M_DROPOUT])
     attn_core_s = gemm_s(core_flops, core_bytes, min(n_tok, m[S.M_QK_HEAD_DIM]), rate16, h)
+    # the backward's time beyond twice the forward's (what the layer's passes assume)
+    attn_bwd_extra_s = 0.0
+    if flash and h[S.H_ATTN_EFF_FWD] > 0.0:
+        # fused kernels at their own measured rates; the backward does 2.5x the forward's
+        # FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out
+        head_dim = 0.5 * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
+        hbm = h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]
+        attn_core_s = roofline_s(core_flops, core_bytes,
+                                 flash_attention_rate(h, keys, head_dim, h[S.H_ATTN_EFF_FWD]),
+                                 hbm) + h[S.H_OP_OVERHEAD]
+        attn_core_bwd_s = roofline_s(2.5 * core_flops, 2.0 * core_bytes,
+                                     flash_attention_rate(h, keys, head_dim,
+                                                          h[S.H_ATTN_EFF_BWD]),
+                                     hbm) + h[S.H_OP_OVERHEAD]
+        attn_bwd_extra_s = attn_core_bwd_s - 2.0 * attn_core_s
 
     # [T7] attention-side elementwise: norm (r+w), residual add (2r+w), rope, dropout.
     attn_elem_s = memory_bound_s(n_tok * hid * ab * (5.0 + 2.0 * m[S.M_DROPOUT]) / sp_div
@@ -192,7 +218,8 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
         mla_up_s = gemm_s(2.0 * n_tok * up_params / tp,
                           up_params / tp * wb + n_tok * ab * (q_dim + m[S.M_HEADS] * nope_v) / tp,
                           min(n_tok, m[S.M_KV_LORA_RANK]), rate, h)
-    return AttentionCosts(proj_s + attn_core_s + attn_elem_s, attn_core_s, norm_s, mla_up_s)
+    return AttentionCosts(proj_s + attn_core_s + attn_elem_s, attn_core_s, attn_bwd_extra_s,
+                          norm_s, mla_up_s)
 
 
 # An MoE layer's MLP forward time (router, permutes, experts, shared experts) and its
@@ -244,7 +271,7 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
 LayerCosts = namedtuple(
     "LayerCosts",
     ["attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s", "output_s",
-     "norm_s", "mla_up_s", "experts_s", "moe_act_s", "shared_s"],
+     "attn_bwd_extra_s", "norm_s", "mla_up_s", "experts_s", "moe_act_s", "shared_s"],
 )
 
 
@@ -292,8 +319,8 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
                        min(out_tok, hid), rate, h)
                 + memory_bound_s(2.0 * out_tok * m[S.M_VOCAB] / tp * 4.0, 2.0, h))
     return LayerCosts(attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
-                      embed_s, output_s, attn.norm_s, attn.mla_up_s, moe.experts_s,
-                      moe.moe_act_s, moe.shared_s)
+                      embed_s, output_s, attn.attn_bwd_extra_s, attn.norm_s, attn.mla_up_s,
+                      moe.experts_s, moe.moe_act_s, moe.shared_s)
 
 
 # --------------------------------------------------------------------------- memory
@@ -669,7 +696,7 @@ Stages = namedtuple("Stages", ["layer", "split", "batch"])
 
 def no_stages():
     """The walkers' starting value (the first plan is evaluated with reuse 0)."""
-    c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False)
     return Stages(LayerStage(0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
                   SplitStage(shape, shape, shape, True), BatchStage(0, 0.0, 0.0, 0.0))
@@ -834,7 +861,8 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb):
 
 
 # Per-layer times of one micro-batch, as a stage adds them up.
-LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "comm_passes",
+LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "bwd_extra",
+                                       "comm_passes",
                                        "recompute_core", "recompute_dense", "recompute_moe",
                                        "recompute_layer", "tp_dense", "tp_moe"])
 
@@ -848,6 +876,8 @@ def layer_times(c, f):
     # per dense layer (the MLP), per MoE layer (experts, or their activation alone;
     # shared experts).
     passes = 3.0 if f.training else 1.0
+    # fused attention's backward runs at its own rate, not twice its forward's time
+    bwd_extra = c.attn_bwd_extra_s if f.training else 0.0
     comm_passes = 2.0 if f.training else 1.0
     sv = f.sv
     recompute_layer = 1.0 if f.recompute == 2.0 else 0.0
@@ -865,8 +895,8 @@ def layer_times(c, f):
     if f.tp_overlap:
         tp_dense = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s))
         tp_moe = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s))
-    return LayerTimes(dense_fwd, moe_fwd, passes, comm_passes, recompute_core, recompute_dense,
-                      recompute_moe, recompute_layer, tp_dense, tp_moe)
+    return LayerTimes(dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, recompute_core,
+                      recompute_dense, recompute_moe, recompute_layer, tp_dense, tp_moe)
 
 
 def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
@@ -884,9 +914,10 @@ def stage_time(shape, lt, c, full):
     the selective modules, or of the `full`y recomputed layers) and exposed TP, CP and
     EP communication."""
     dense = shape.layers - shape.moe_layers
-    compute = stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
-                              lt.passes, c.embed_s if shape.first else 0.0,
-                              c.output_s if shape.last else 0.0)
+    compute = (stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
+                               lt.passes, c.embed_s if shape.first else 0.0,
+                               c.output_s if shape.last else 0.0)
+               + shape.layers * lt.bwd_extra)
     recompute = (shape.layers * lt.recompute_core + dense * lt.recompute_dense
                  + shape.moe_layers * lt.recompute_moe
                  + lt.recompute_layer * (full.dense * lt.dense_fwd + full.moe * lt.moe_fwd))
@@ -1156,7 +1187,8 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
 KERNEL_FUNCTIONS = (
     ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s, group_bandwidth,
     group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in, mlp_forward_s,
-    kv_cache_elems_per_gpu, attention_costs, moe_costs, layer_costs, layer_activation_bytes,
+    kv_cache_elems_per_gpu, flash_attention_rate, attention_costs, moe_costs, layer_costs,
+    layer_activation_bytes,
     layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
     precisions, layer_checks, expert_capacity, layer_stage, stage_shape, stage_layers, split_stage,
     batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
@@ -1269,6 +1301,8 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "gemm_eff_max": hw.gemm_eff_max, "gemm_eff_max_fp8": hw.gemm_eff_max_fp8,
         "gemm_dim_half": hw.gemm_dim_half,
         "hbm_eff": hw.hbm_eff, "net_eff": hw.net_eff, "op_overhead": hw.op_overhead_s,
+        "attn_eff_fwd": hw.attn_eff_fwd, "attn_eff_bwd": hw.attn_eff_bwd,
+        "attn_seq_half": hw.attn_seq_half, "attn_dim_half": hw.attn_dim_half,
         "mem_overhead": hw.memory_overhead_bytes,
     }
     return np.array([float(values[c.name]) for c in S.HARDWARE], dtype=np.float64)

@@ -83,6 +83,12 @@ HARDWARE = (
     Column("hbm_eff", "", "attainable fraction of HBM bandwidth"),
     Column("net_eff", "", "attainable fraction of link bandwidth"),
     Column("op_overhead", "s", "fixed cost per kernel"),
+    Column("attn_eff_fwd", "", "fused (flash) attention forward: share of the 16-bit peak at long "
+           "sequences (0 = the attention core runs at the GEMM rate)"),
+    Column("attn_eff_bwd", "", "fused attention backward (2.5x the forward FLOPs): share of peak"),
+    Column("attn_seq_half", "tok", "keys per query at which fused attention reaches half its "
+           "long-sequence rate"),
+    Column("attn_dim_half", "", "head dimension at which fused attention reaches half its rate"),
     Column("mem_overhead", "B", "framework, NCCL buffers, fragmentation"),
 )
 

@@ -214,6 +214,12 @@ class Hardware(_Spec):
     hbm_eff: float = 0.85
     net_eff: float = 0.8
     op_overhead_s: float = 4e-6  # fixed cost of one kernel launch/op
+    # fused attention (FlashAttention-class kernels): shares of the 16-bit peak, fitted on
+    # kernel benchmarks by tools/calibrate.py; attn_eff_fwd = 0: the GEMM rate instead
+    attn_eff_fwd: float = 0.0
+    attn_eff_bwd: float = 0.0
+    attn_seq_half: float = 0.0
+    attn_dim_half: float = 0.0
     memory_overhead_bytes: float = 3 * 2**30  # CUDA context, NCCL buffers, fragmentation
     source: str = ""
 
@@ -230,6 +236,13 @@ class Hardware(_Spec):
         for name in ("peak_fp8_flops_per_s", "intra_node_latency_s", "inter_node_latency_s",
                      "op_overhead_s", "memory_overhead_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
+        for name in ("attn_eff_fwd", "attn_eff_bwd"):
+            object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0))
+        for name in ("attn_seq_half", "attn_dim_half"):
+            object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1e6))
+        if self.attn_eff_fwd > 0 and self.attn_eff_bwd <= 0:
+            raise SpecError(o, "attn_eff_bwd", self.attn_eff_bwd,
+                            "> 0 when attn_eff_fwd is set (the backward needs its own rate)")
         for name in ("gemm_eff_max", "gemm_eff_max_fp8", "hbm_eff", "net_eff"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0,
                                                        lo_open=True))

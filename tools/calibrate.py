@@ -6,6 +6,10 @@
 
 What is fitted, per GPU kind (one set of parameters per hardware preset, no per-row
 factors):
+  h100-sxm    attn_eff_fwd, attn_eff_bwd, attn_seq_half, attn_dim_half first, on the
+              FlashAttention-3 forward (causal) and backward kernel benchmarks
+              (pyengine/data/kernels.json, copied from shared/calibration): operator-level
+              data, fitted alone, then held fixed in the end-to-end fit below
   a100-80gb   gemm_eff_max, gemm_dim_half, net_eff, hbm_eff
               on Megatron-LM 2021 Table 1 (BF16/FP16 training, full recomputation)
   h100-sxm    gemm_eff_max_fp8, net_eff, hbm_eff, op_overhead
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import re
 import sys
@@ -94,6 +99,68 @@ def fit(base_hw, names, make_datasets, rounds=3, points=9):
     return base_hw.with_(**current), best
 
 
+ATTN_NAMES = ["attn_eff_fwd", "attn_eff_bwd", "attn_seq_half", "attn_dim_half"]
+ATTN_BOUNDS = {"eff": (0.3, 0.95), "attn_seq_half": (0.0, 2000.0), "attn_dim_half": (0.0, 256.0)}
+
+
+def kernels() -> dict:
+    from importlib import resources
+
+    return json.loads(resources.files("pyengine").joinpath("data/kernels.json").read_text())
+
+
+def attention_rows(data: dict) -> dict[str, list[tuple[float, float, float]]]:
+    """(keys per query, head dim, TFLOP/s) of FlashAttention-3 on H100: the forward with
+    causal masking (what LLM training runs; keys = seq/2 as the model counts them) and the
+    backward (FLOPs 2.5x the forward's, as the kernel counts them)."""
+    out = {}
+    for key, pass_ in (("flashattention3_h100_fwd_16bit", "fwd"),
+                       ("flashattention3_h100_bwd_16bit_secondary", "bwd")):
+        rows = []
+        for r in data[key]["rows"]:
+            v = r.get("flashattention_3")
+            if v is None or (pass_ == "fwd" and r.get("mask") != "causal"):
+                continue
+            keys = r["seqlen"] / 2 if r.get("mask") == "causal" else float(r["seqlen"])
+            rows.append((keys, float(r["head_dim"]), float(v)))
+        out[pass_] = rows
+    return out
+
+
+def attention_tflops(peak_tflops, eff, keys, head_dim, seq_half, dim_half) -> float:
+    """The model's fused-attention rate (reference.flash_attention_rate), in TFLOP/s."""
+    return peak_tflops * eff * keys / (keys + seq_half) * head_dim / (head_dim + dim_half)
+
+
+def fit_attention(peak_tflops: float) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """The four attention parameters minimising the mean |log error| over the forward and
+    backward rows: a grid over the two half-points, the efficiencies in closed form (the
+    median log ratio) within their bounds; deterministic. Returns the values and each
+    pass's relative errors."""
+    rows = attention_rows(kernels())
+    lo, hi = ATTN_BOUNDS["eff"]
+    best = None
+    for seq_half in np.arange(0.0, ATTN_BOUNDS["attn_seq_half"][1] + 1e-9, 10.0):
+        for dim_half in np.arange(0.0, ATTN_BOUNDS["attn_dim_half"][1] + 1e-9, 2.0):
+            effs, cost = {}, []
+            for pass_, rr in rows.items():
+                base = [attention_tflops(peak_tflops, 1.0, k, d, seq_half, dim_half)
+                        for k, d, _ in rr]
+                eff = float(np.clip(np.exp(np.median([math.log(v / b) for (_, _, v), b
+                                                      in zip(rr, base)])), lo, hi))
+                effs[pass_] = eff
+                cost += [abs(math.log(eff * b / v)) for (_, _, v), b in zip(rr, base)]
+            c = float(np.mean(cost))
+            if best is None or c < best[0] - 1e-12:
+                best = (c, seq_half, dim_half, effs)
+    _, seq_half, dim_half, effs = best
+    values = {"attn_eff_fwd": effs["fwd"], "attn_eff_bwd": effs["bwd"],
+              "attn_seq_half": float(seq_half), "attn_dim_half": float(dim_half)}
+    errors = {p: [attention_tflops(peak_tflops, effs[p], k, d, seq_half, dim_half) / v - 1
+                  for k, d, v in rr] for p, rr in rows.items()}
+    return values, errors
+
+
 def a100_sets(hw, rows=None):
     data = V.published()
     return [V.megatron_lm_2021(data, hw, rows)]
@@ -134,8 +201,8 @@ A100_NAMES = ["gemm_eff_max", "gemm_dim_half", "net_eff", "hbm_eff"]
 # BF16 GEMM efficiency is not identifiable from FP8 runs (only attention runs in BF16
 # there): the H100 takes it from the A100 fit, the same kind of tensor core.
 H100_NAMES = ["gemm_eff_max_fp8", "net_eff", "hbm_eff", "op_overhead_s"]
-H100_ALL = ["gemm_eff_max", "gemm_dim_half", *H100_NAMES]
-CARRIED = ("h800", "b200", "mi300x")
+H100_ALL = ["gemm_eff_max", "gemm_dim_half", *ATTN_NAMES, *H100_NAMES]
+CARRIED = ("h800", "b200", "gb200-nvl72", "gb300-nvl72", "mi300x")
 
 
 def fit_a100():
@@ -143,8 +210,10 @@ def fit_a100():
 
 
 def h100_base(a100):
-    return presets.hardware("h100-sxm").with_(gemm_eff_max=a100.gemm_eff_max,
-                                              gemm_dim_half=a100.gemm_dim_half)
+    h100 = presets.hardware("h100-sxm")
+    attention, _ = fit_attention(h100.peak_bf16_flops_per_s / 1e12)
+    return h100.with_(gemm_eff_max=a100.gemm_eff_max, gemm_dim_half=a100.gemm_dim_half,
+                      **attention)
 
 
 def fit_h100(a100):
@@ -208,6 +277,13 @@ def main() -> int:
         for parity, sets in holdout(presets.hardware("a100-80gb"), A100_NAMES, a100_sets, n):
             report(f"held-out{parity}", sets)
 
+    print("h100-sxm fused attention on the FlashAttention-3 H100 kernel benchmarks")
+    attention, errors = fit_attention(presets.hardware("h100-sxm").peak_bf16_flops_per_s / 1e12)
+    print("  fitted: " + ", ".join(f"{n}={v:.4g}" for n, v in attention.items()))
+    for pass_, errs in errors.items():
+        print(f"  {pass_:<10} FlashAttention-3          mean |error| "
+              f"{100 * np.mean(np.abs(errs)):5.1f}%  worst {100 * np.max(np.abs(errs)):5.1f}%  "
+              f"({len(errs)} rows)")
     print("h100-sxm on NeMo 24.07 FP8 + TensorRT-LLM H100")
     h100 = fit_h100(a100)
     print("  fitted: " + ", ".join(f"{n}={getattr(h100, n):.4g}" for n in H100_NAMES))

@@ -1,0 +1,55 @@
+"""Fused attention at its own measured rate: the FlashAttention-3 (H100) forward and
+backward kernel benchmarks (pyengine/data/kernels.json, from the FlashAttention-3 paper)
+are the test vectors of the curve tools/calibrate.py fits and the presets ship."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyengine import presets
+from pyengine import reference as R
+from pyengine.specs import Model
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("calibrate", ROOT / "tools" / "calibrate.py")
+calibrate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(calibrate)
+H100 = presets.hardware("h100-sxm")
+
+
+def test_shipped_curve_is_the_fit_and_follows_the_benchmarks():
+    values, errors = calibrate.fit_attention(H100.peak_bf16_flops_per_s / 1e12)
+    assert values == {n: pytest.approx(getattr(H100, n), rel=1e-3) for n in values}
+    h = R.hardware_vector(H100)
+    rows = calibrate.attention_rows(calibrate.kernels())
+    for pass_, eff in (("fwd", H100.attn_eff_fwd), ("bwd", H100.attn_eff_bwd)):
+        rel = [R.flash_attention_rate(h, k, d, eff) / 1e12 / v - 1 for k, d, v in rows[pass_]]
+        assert np.mean(np.abs(rel)) <= (0.055 if pass_ == "fwd" else 0.03), pass_
+        assert np.max(np.abs(rel)) <= 0.15, pass_
+        # at 4k+ keys per query (8k-token causal sequences), head dim 128: within 5%
+        long = [e for (k, d, _), e in zip(rows[pass_], rel) if k >= 4096 and d == 128]
+        assert long and max(abs(e) for e in long) <= 0.05, pass_
+
+
+def test_attention_core_runs_at_the_fused_rate():
+    m = R.model_vector(Model(name="x", n_layers=2, hidden=4096, n_heads=32, ffn_hidden=16384,
+                             vocab=32000))
+    h = R.hardware_vector(H100)
+    n = keys = 8192.0
+    a = R.attention_costs(m, h, n, keys, 0.0, False, 1.0, 1.0, 1.0, 1.0, True, 1e15, 2.0, 2.0,
+                          2.0)
+    flops = 2.0 * n * keys * 32 * (128 + 128)
+    rate = R.flash_attention_rate(h, keys, 128.0, H100.attn_eff_fwd)
+    assert a.attn_core_s == pytest.approx(flops / rate + H100.op_overhead_s, rel=1e-12)
+    # the backward: 2.5x the FLOPs at the backward rate, beyond the 2x forward assumed
+    bwd = 2.5 * flops / R.flash_attention_rate(h, keys, 128.0, H100.attn_eff_bwd)
+    assert a.attn_bwd_extra_s == pytest.approx(bwd - 2.0 * flops / rate, rel=1e-9)
+    # no fused-attention parameters (or no flash): the GEMM rate, as before
+    plain = R.hardware_vector(H100.with_(attn_eff_fwd=0.0, attn_eff_bwd=0.0))
+    b = R.attention_costs(m, plain, n, keys, 0.0, False, 1.0, 1.0, 1.0, 1.0, True, 1e15, 2.0,
+                          2.0, 2.0)
+    assert b.attn_bwd_extra_s == 0.0 and b.attn_core_s != a.attn_core_s
