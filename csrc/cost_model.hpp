@@ -547,6 +547,9 @@ struct PlanFields {
     Savers sv;
     double recompute_layers;
     double opt_bytes;
+    double imbalance;
+    bool ep_overlap;
+    bool dp_overlap;
 };
 
 struct Precisions {
@@ -578,16 +581,21 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
     double mode = p[P_MODE];
     bool training = mode == 0.0;
     double tp = p[P_TP];
+    // (conditional values named first: Numba compiles no long call holding them)
+    double etp = p[P_ETP] > 0.0 ? p[P_ETP] : tp;
+    double zero = training ? p[P_ZERO] : 0.0;
+    double recompute = training ? p[P_RECOMPUTE] : 0.0;
+    bool sp = p[P_SEQUENCE_PARALLEL] > 0.0 && tp > 1.0;
+    double grad_bytes = p[P_GRAD_DTYPE] == 1.0 ? 2.0 : 4.0;
+    double opt_bytes = p[P_OPTIMIZER_DTYPE] == 1.0 ? 8.0 : 12.0;
     return PlanFields{
         training, mode == 2.0, p[P_DTYPE] == 1.0, p[P_GLOBAL_BATCH], p[P_MICRO_BATCH],
-        p[P_SEQ_LEN], p[P_GEN_TOKENS], tp, p[P_PP], p[P_DP], p[P_CP], p[P_EP],
-        p[P_ETP] > 0.0 ? p[P_ETP] : tp, p[P_VPP],
-        training ? p[P_ZERO] : 0.0, training ? p[P_RECOMPUTE] : 0.0,
-        p[P_SEQUENCE_PARALLEL] > 0.0 && tp > 1.0, p[P_CAPACITY_FACTOR],
-        p[P_FLASH_ATTENTION] > 0.0, p[P_GRAD_DTYPE] == 1.0 ? 2.0 : 4.0,
-        p[P_TP_OVERLAP] > 0.0, p[P_PP_EMBEDDING] > 0.0, p[P_PP_LOSS] > 0.0,
+        p[P_SEQ_LEN], p[P_GEN_TOKENS], tp, p[P_PP], p[P_DP], p[P_CP], p[P_EP], etp,
+        p[P_VPP], zero, recompute, sp, p[P_CAPACITY_FACTOR], p[P_FLASH_ATTENTION] > 0.0,
+        grad_bytes, p[P_TP_OVERLAP] > 0.0, p[P_PP_EMBEDDING] > 0.0, p[P_PP_LOSS] > 0.0,
         p[P_PP_FIRST_LAYERS], p[P_PP_LAST_LAYERS], memory_savers(p, training),
-        p[P_RECOMPUTE_LAYERS], p[P_OPTIMIZER_DTYPE] == 1.0 ? 8.0 : 12.0};
+        p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_EP_OVERLAP] > 0.0,
+        p[P_DP_OVERLAP] > 0.0};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -614,6 +622,7 @@ struct LayerStage {
     long long code;
     double n_tok;
     double capacity;
+    double expert_load;
     double dropped;
     LayerCosts costs;
     double fwd_flops_tok;
@@ -683,17 +692,21 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     if (m[M_EXPERTS] > 0.0 && cap.capacity <= 0.0) {
         code |= V_MOE_NO_CAPACITY;
     }
+    // [S5] expert load: the busiest expert rank paces an MoE layer; with dropless routing
+    // it receives moe_load_imbalance times a balanced rank's token-slots (its compute,
+    // all-to-all volume and activations follow it)
+    double load = cap.capacity * f.imbalance;
     // [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     // a pass and of a decode step (at the mean context seq + gen/2).
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, f.tp, f.cp, f.etp, f.ep,
-                                   f.sp, f.flash, cap.capacity, pr.rate, pr.ab, pr.wb, pr.kvb);
+                                   f.sp, f.flash, load, pr.rate, pr.ab, pr.wb, pr.kvb);
     double fwd_flops_tok = model_forward_flops_per_token(m, f.seq);
     double dec_flops_tok = 0.0;
     if (f.decode) {
         dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen);
     }
     double kv_elems = kv_cache_elems_per_gpu(m, f.tp);
-    return LayerStage{code, n_tok, cap.capacity, cap.dropped, costs, fwd_flops_tok,
+    return LayerStage{code, n_tok, cap.capacity, load, cap.dropped, costs, fwd_flops_tok,
                       dec_flops_tok, kv_elems};
 }
 
@@ -843,7 +856,7 @@ PYENGINE_HD inline Stages no_stages() {
     LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                               0.0, 0.0};
     StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false};
-    return Stages{LayerStage{0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
+    return Stages{LayerStage{0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
                   SplitStage{shape, shape, shape, true}, BatchStage{0, 0.0, 0.0, 0.0}};
 }
 
@@ -921,9 +934,9 @@ PYENGINE_HD inline Activations activations(const double* m, const PlanFields& f,
         // a layer not recomputed keeps what the savers leave (a fully recomputed one its
         // input only, the embedding's size below)
         act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, false,
-                                           layer.capacity, f.etp, f.sv);
+                                           layer.expert_load, f.etp, f.sv);
         act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, true,
-                                         layer.capacity, f.etp, f.sv);
+                                         layer.expert_load, f.etp, f.sv);
     } else {
         // [M8] inference keeps no activations for backward: the working set of one layer
         // (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
@@ -1054,6 +1067,7 @@ struct LayerTimes {
     double passes;
     double bwd_extra;
     double comm_passes;
+    double ep_moe;
     double recompute_core;
     double recompute_dense;
     double recompute_moe;
@@ -1091,8 +1105,16 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
         tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
         tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
     }
-    return LayerTimes{dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, recompute_core,
-                      recompute_dense, recompute_moe, recompute_layer, tp_dense, tp_moe};
+    // [C12] EP overlap (Megatron-Core's MoE all-to-all overlap, DeepSeek's DualPipe): one
+    // micro-batch's dispatch and combine run while another's attention and experts
+    // compute; only what exceeds that layer's compute stays exposed.
+    double ep_moe = c.ep_s;
+    if (f.ep_overlap) {
+        ep_moe = py_max(0.0, c.ep_s - moe_fwd);
+    }
+    return LayerTimes{dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
+                      recompute_core, recompute_dense, recompute_moe, recompute_layer, tp_dense,
+                      tp_moe};
 }
 
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
@@ -1126,7 +1148,7 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
                         + lt.recompute_layer * (full.dense * lt.dense_fwd
                                                 + full.moe * lt.moe_fwd));
     double comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
-                                    + shape.layers * c.cp_s + shape.moe_layers * c.ep_s);
+                                    + shape.layers * c.cp_s + shape.moe_layers * lt.ep_moe);
     return StageTime{compute + recompute + comm, compute, recompute, shape.layers,
                      shape.moe_layers};
 }
@@ -1159,7 +1181,8 @@ PYENGINE_HD inline MicroBatch micro_batch_time(const double* m, const LayerCosts
                       lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
                                         + slow.moe_layers * lt.tp_moe),
                       lt.comm_passes * slow.layers * c.cp_s,
-                      lt.comm_passes * slow.moe_layers * c.ep_s, slow.layers, slow.moe_layers};
+                      lt.comm_passes * slow.moe_layers * lt.ep_moe, slow.layers,
+                      slow.moe_layers};
 }
 
 PYENGINE_HD inline double pipeline_send_s(const double* m, const double* h, const PlanFields& f,
@@ -1199,7 +1222,8 @@ PYENGINE_HD inline double data_parallel_s(const double* h, const PlanFields& f,
     // (ZeRO >= 1, distributed optimizer) over DP*CP (stride tp) for dense and EDP
     // (stride etp*ep) for expert parameters. The gradient reduction overlaps the last
     // micro-batch's backward, the parameter all-gather the next step's first forward;
-    // the excess is exposed. ZeRO-3 also gathers parameters in every fwd and bwd.
+    // the excess is exposed (all of it without dp_overlap). ZeRO-3 also gathers
+    // parameters in every fwd and bwd.
     double fwd_mb = mb.compute / 3.0;
     double bwd_mb = mb.compute - fwd_mb + mb.recompute;
     double expert_stride = f.etp * f.ep;
@@ -1215,6 +1239,9 @@ PYENGINE_HD inline double data_parallel_s(const double* h, const PlanFields& f,
                      + allgather_s(e_max * pr.wb, pb.expert_shard, expert_stride, h));
     }
     double dp_s = py_max(0.0, reduce_dp - bwd_mb) + py_max(0.0, gather_dp - fwd_mb);
+    if (!f.dp_overlap) {
+        dp_s = reduce_dp + gather_dp;
+    }
     if (f.zero == 3.0) {
         double gather_s = (allgather_s(d_max * pr.wb, pb.dense_shard, f.tp, h)
                            + allgather_s(e_max * pr.wb, pb.expert_shard, expert_stride, h));
@@ -1316,7 +1343,7 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     double kv_mean = f.seq + 0.5 * f.gen;
     double d_cap = 0.0;
     if (m[M_EXPERTS] > 0.0) {
-        d_cap = ceil(m[M_TOP_K] * group * f.cf / m[M_EXPERTS]);
+        d_cap = ceil(m[M_TOP_K] * group * f.cf / m[M_EXPERTS]) * f.imbalance;
     }
     LayerCosts dc = layer_costs(m, h, group, kv_mean, kv_mean, true, group, f.tp, f.cp, f.etp,
                                 f.ep, false, f.flash, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb);

@@ -462,7 +462,8 @@ def model_forward_flops_per_token(m, ctx):
 PlanFields = namedtuple("PlanFields", [
     "training", "decode", "fp8", "gbs", "mbs", "seq", "gen", "tp", "pp", "dp", "cp", "ep",
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
-    "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes"])
+    "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
+    "imbalance", "ep_overlap", "dp_overlap"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate"])
 
 
@@ -487,16 +488,21 @@ def plan_fields(p):
     mode = p[S.P_MODE]
     training = mode == 0.0
     tp = p[S.P_TP]
+    # (conditional values named first: Numba compiles no long call holding them)
+    etp = p[S.P_ETP] if p[S.P_ETP] > 0.0 else tp
+    zero = p[S.P_ZERO] if training else 0.0
+    recompute = p[S.P_RECOMPUTE] if training else 0.0
+    sp = p[S.P_SEQUENCE_PARALLEL] > 0.0 and tp > 1.0
+    grad_bytes = 2.0 if p[S.P_GRAD_DTYPE] == 1.0 else 4.0
+    opt_bytes = 8.0 if p[S.P_OPTIMIZER_DTYPE] == 1.0 else 12.0
     return PlanFields(
         training, mode == 2.0, p[S.P_DTYPE] == 1.0, p[S.P_GLOBAL_BATCH], p[S.P_MICRO_BATCH],
-        p[S.P_SEQ_LEN], p[S.P_GEN_TOKENS], tp, p[S.P_PP], p[S.P_DP], p[S.P_CP], p[S.P_EP],
-        p[S.P_ETP] if p[S.P_ETP] > 0.0 else tp, p[S.P_VPP],
-        p[S.P_ZERO] if training else 0.0, p[S.P_RECOMPUTE] if training else 0.0,
-        p[S.P_SEQUENCE_PARALLEL] > 0.0 and tp > 1.0, p[S.P_CAPACITY_FACTOR],
-        p[S.P_FLASH_ATTENTION] > 0.0, 2.0 if p[S.P_GRAD_DTYPE] == 1.0 else 4.0,
-        p[S.P_TP_OVERLAP] > 0.0, p[S.P_PP_EMBEDDING] > 0.0, p[S.P_PP_LOSS] > 0.0,
+        p[S.P_SEQ_LEN], p[S.P_GEN_TOKENS], tp, p[S.P_PP], p[S.P_DP], p[S.P_CP], p[S.P_EP], etp,
+        p[S.P_VPP], zero, recompute, sp, p[S.P_CAPACITY_FACTOR], p[S.P_FLASH_ATTENTION] > 0.0,
+        grad_bytes, p[S.P_TP_OVERLAP] > 0.0, p[S.P_PP_EMBEDDING] > 0.0, p[S.P_PP_LOSS] > 0.0,
         p[S.P_PP_FIRST_LAYERS], p[S.P_PP_LAST_LAYERS], memory_savers(p, training),
-        p[S.P_RECOMPUTE_LAYERS], 8.0 if p[S.P_OPTIMIZER_DTYPE] == 1.0 else 12.0)
+        p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_EP_OVERLAP] > 0.0,
+        p[S.P_DP_OVERLAP] > 0.0)
 
 
 def precisions(h, f):
@@ -519,7 +525,8 @@ def precisions(h, f):
 # micro-batch pass on one GPU, expert capacity, the per-layer forward costs of a pass,
 # model FLOPs per token of a pass and of a decode step, and KV values per token and layer.
 LayerStage = namedtuple("LayerStage", [
-    "code", "n_tok", "capacity", "dropped", "costs", "fwd_flops_tok", "dec_flops_tok",
+    "code", "n_tok", "capacity", "expert_load", "dropped", "costs", "fwd_flops_tok",
+    "dec_flops_tok",
     "kv_elems"])
 
 
@@ -573,16 +580,20 @@ def layer_stage(m, h, f, pr):
     cap = expert_capacity(m, n_tok, f.cf)
     if m[S.M_EXPERTS] > 0.0 and cap.capacity <= 0.0:
         code |= S.V_MOE_NO_CAPACITY
+    # [S5] expert load: the busiest expert rank paces an MoE layer; with dropless routing
+    # it receives moe_load_imbalance times a balanced rank's token-slots (its compute,
+    # all-to-all volume and activations follow it)
+    load = cap.capacity * f.imbalance
     # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     # a pass and of a decode step (at the mean context seq + gen/2).
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, f.tp, f.cp, f.etp, f.ep, f.sp,
-                        f.flash, cap.capacity, pr.rate, pr.ab, pr.wb, pr.kvb)
+                        f.flash, load, pr.rate, pr.ab, pr.wb, pr.kvb)
     fwd_flops_tok = model_forward_flops_per_token(m, f.seq)
     dec_flops_tok = 0.0
     if f.decode:
         dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen)
     kv_elems = kv_cache_elems_per_gpu(m, f.tp)
-    return LayerStage(code, n_tok, cap.capacity, cap.dropped, costs, fwd_flops_tok,
+    return LayerStage(code, n_tok, cap.capacity, load, cap.dropped, costs, fwd_flops_tok,
                       dec_flops_tok, kv_elems)
 
 
@@ -698,7 +709,7 @@ def no_stages():
     """The walkers' starting value (the first plan is evaluated with reuse 0)."""
     c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False)
-    return Stages(LayerStage(0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
+    return Stages(LayerStage(0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
                   SplitStage(shape, shape, shape, True), BatchStage(0, 0.0, 0.0, 0.0))
 
 
@@ -760,9 +771,9 @@ def activations(m, f, pr, layer):
         # a layer not recomputed keeps what the savers leave (a fully recomputed one its
         # input only, the embedding's size below)
         act_dense = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, False,
-                                           layer.capacity, f.etp, f.sv)
+                                           layer.expert_load, f.etp, f.sv)
         act_moe = layer_activation_bytes(m, n_tok, f.seq, f.tp, f.sp, f.flash, 0.0, True,
-                                         layer.capacity, f.etp, f.sv)
+                                         layer.expert_load, f.etp, f.sv)
     else:
         # [M8] inference keeps no activations for backward: the working set of one layer
         # (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
@@ -862,7 +873,7 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb):
 
 # Per-layer times of one micro-batch, as a stage adds them up.
 LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "bwd_extra",
-                                       "comm_passes",
+                                       "comm_passes", "ep_moe",
                                        "recompute_core", "recompute_dense", "recompute_moe",
                                        "recompute_layer", "tp_dense", "tp_moe"])
 
@@ -895,8 +906,15 @@ def layer_times(c, f):
     if f.tp_overlap:
         tp_dense = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s))
         tp_moe = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s))
-    return LayerTimes(dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, recompute_core,
-                      recompute_dense, recompute_moe, recompute_layer, tp_dense, tp_moe)
+    # [C12] EP overlap (Megatron-Core's MoE all-to-all overlap, DeepSeek's DualPipe): one
+    # micro-batch's dispatch and combine run while another's attention and experts
+    # compute; only what exceeds that layer's compute stays exposed.
+    ep_moe = c.ep_s
+    if f.ep_overlap:
+        ep_moe = max(0.0, c.ep_s - moe_fwd)
+    return LayerTimes(dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
+                      recompute_core, recompute_dense, recompute_moe, recompute_layer, tp_dense,
+                      tp_moe)
 
 
 def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
@@ -922,7 +940,7 @@ def stage_time(shape, lt, c, full):
                  + shape.moe_layers * lt.recompute_moe
                  + lt.recompute_layer * (full.dense * lt.dense_fwd + full.moe * lt.moe_fwd))
     comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
-                             + shape.layers * c.cp_s + shape.moe_layers * c.ep_s)
+                             + shape.layers * c.cp_s + shape.moe_layers * lt.ep_moe)
     return StageTime(compute + recompute + comm, compute, recompute, shape.layers,
                      shape.moe_layers)
 
@@ -946,7 +964,8 @@ def micro_batch_time(m, c, f, split):
                       lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
                                         + slow.moe_layers * lt.tp_moe),
                       lt.comm_passes * slow.layers * c.cp_s,
-                      lt.comm_passes * slow.moe_layers * c.ep_s, slow.layers, slow.moe_layers)
+                      lt.comm_passes * slow.moe_layers * lt.ep_moe, slow.layers,
+                      slow.moe_layers)
 
 
 def pipeline_send_s(m, h, f, pr, n_tok):
@@ -969,7 +988,8 @@ def data_parallel_s(h, f, pr, pb, d_max, e_max, mb, n_micro):
     # (ZeRO >= 1, distributed optimizer) over DP*CP (stride tp) for dense and EDP
     # (stride etp*ep) for expert parameters. The gradient reduction overlaps the last
     # micro-batch's backward, the parameter all-gather the next step's first forward;
-    # the excess is exposed. ZeRO-3 also gathers parameters in every fwd and bwd.
+    # the excess is exposed (all of it without dp_overlap). ZeRO-3 also gathers
+    # parameters in every fwd and bwd.
     fwd_mb = mb.compute / 3.0
     bwd_mb = mb.compute - fwd_mb + mb.recompute
     expert_stride = f.etp * f.ep
@@ -983,6 +1003,8 @@ def data_parallel_s(h, f, pr, pb, d_max, e_max, mb, n_micro):
         gather_dp = (allgather_s(d_max * pr.wb, pb.dense_shard, f.tp, h)
                      + allgather_s(e_max * pr.wb, pb.expert_shard, expert_stride, h))
     dp_s = max(0.0, reduce_dp - bwd_mb) + max(0.0, gather_dp - fwd_mb)
+    if not f.dp_overlap:
+        dp_s = reduce_dp + gather_dp
     if f.zero == 3.0:
         gather_s = (allgather_s(d_max * pr.wb, pb.dense_shard, f.tp, h)
                     + allgather_s(e_max * pr.wb, pb.expert_shard, expert_stride, h))
@@ -1060,7 +1082,7 @@ def decode_step(m, h, f, pr, batch, mb):
     kv_mean = f.seq + 0.5 * f.gen
     d_cap = 0.0
     if m[S.M_EXPERTS] > 0.0:
-        d_cap = np.ceil(m[S.M_TOP_K] * group * f.cf / m[S.M_EXPERTS])
+        d_cap = np.ceil(m[S.M_TOP_K] * group * f.cf / m[S.M_EXPERTS]) * f.imbalance
     dc = layer_costs(m, h, group, kv_mean, kv_mean, True, group, f.tp, f.cp, f.etp, f.ep,
                      False, f.flash, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb)
     n_l = mb.layers

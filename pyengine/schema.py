@@ -115,6 +115,9 @@ PLAN = (
     Column("sequence_parallel", "", "Megatron sequence parallelism", "bool", hi=1),
     Column("flash_attention", "", "fused attention, no s^2 scores stored", "bool", hi=1),
     Column("capacity_factor", "", "MoE expert capacity factor", "float", hi=1e6),
+    Column("moe_load_imbalance", "", "tokens the busiest expert rank receives over a balanced "
+           "one's (dropless routing; 1 = balanced, as benchmarks force it)", "float", lo=1.0,
+           hi=1e6),
     Column("global_batch", "seq", "sequences per step (inference: concurrent sequences)", "int",
            lo=1),
     Column("pp", "", "pipeline parallel degree", "int", lo=1),
@@ -151,6 +154,10 @@ PLAN = (
     Column("optimizer_dtype", "", "Adam moments precision (fp32 master weights either way; "
            "Megatron-Core precision-aware optimizer)", "choice", ("fp32", "bf16")),
     Column("tp_overlap", "", "TP collectives pipelined with GEMMs (userbuffers)", "bool", hi=1),
+    Column("ep_overlap", "", "expert all-to-all hidden behind another micro-batch's compute "
+           "(Megatron-Core MoE A2A overlap, DeepSeek DualPipe)", "bool", hi=1),
+    Column("dp_overlap", "", "gradient reduction and parameter gathers overlapped with "
+           "backward/forward (bucketed); off: fully exposed", "bool", hi=1),
 )
 _PLAN_NAMES = [c.name for c in PLAN]
 CACHE_FROM = _PLAN_NAMES.index("global_batch")  # columns from here on leave layer costs

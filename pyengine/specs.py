@@ -293,10 +293,13 @@ class Plan(_Spec):
     fp8_activations: bool = False  # GEMM inputs kept for backward in FP8
     sequence_parallel: bool = True
     capacity_factor: float = 1.0
+    moe_load_imbalance: float = 1.0  # busiest expert rank's tokens over a balanced one's
     flash_attention: bool = True
     grad_dtype: str = "fp32"
     optimizer_dtype: str = "fp32"  # Adam moments (master weights stay fp32)
     tp_overlap: bool = False
+    ep_overlap: bool = False  # expert all-to-all hidden behind other compute
+    dp_overlap: bool = True  # DP gradient/parameter traffic bucketed behind compute
 
     def __post_init__(self) -> None:
         o = "Plan"
@@ -324,6 +327,11 @@ class Plan(_Spec):
         check_bool(o, "sequence_parallel", self.sequence_parallel)
         check_bool(o, "flash_attention", self.flash_attention)
         check_bool(o, "tp_overlap", self.tp_overlap)
+        check_bool(o, "ep_overlap", self.ep_overlap)
+        check_bool(o, "dp_overlap", self.dp_overlap)
+        object.__setattr__(self, "moe_load_imbalance",
+                           check_float(o, "moe_load_imbalance", self.moe_load_imbalance, 1.0,
+                                       1e6))
         object.__setattr__(self, "capacity_factor",
                            check_float(o, "capacity_factor", self.capacity_factor, 0.0, 1e6))
         if self.mode == "decode" and self.gen_tokens < 1:

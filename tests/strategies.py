@@ -124,10 +124,12 @@ def column_values(col: S.Column):
         return st.sampled_from([0.0, 1.0])
     if col.kind == "int":
         return _int_values(col).map(float)
-    # float columns (capacity factor): 0 (no capacity), tiny, usual, huge
-    return st.one_of(st.sampled_from([0.0, 1.0, 1.25, 2.0]),
+    # float columns (capacity factor, load imbalance): the lowest allowed (capacity 0: no
+    # capacity), usual values, anything in range, huge
+    usual = [v for v in (col.lo, 1.0, 1.25, 2.0) if col.lo <= v <= col.hi]
+    return st.one_of(st.sampled_from(usual),
                      st.floats(col.lo, col.hi, allow_nan=False, allow_infinity=False),
-                     st.floats(col.lo, 4.0))
+                     st.floats(col.lo, max(col.lo, 4.0)))
 
 
 def plan_rows(n_min: int = 1, n_max: int = 64):

@@ -17,14 +17,15 @@ AXES = dict(
     mode=["train", "decode"], dtype=["bf16", "fp8"], micro_batch=[1, 2], seq_len=[2048, 4096],
     gen_tokens=[64, 128], tp=[1, 2], cp=[1, 2], ep=[1, 2], etp=[0, 1],
     sequence_parallel=[True, False], flash_attention=[True, False],
-    capacity_factor=[1.0, 0.5], global_batch=[8, 16], pp=[1, 3], pp_embedding=[False, True],
+    capacity_factor=[1.0, 0.5], moe_load_imbalance=[1.0, 1.3], global_batch=[8, 16], pp=[1, 3],
+    pp_embedding=[False, True],
     pp_loss=[True, False], pp_first_layers=[0, 5], pp_last_layers=[3, 0], dp=[1, 2], vpp=[1, 2],
     zero=[1, 3], recompute=["selective", "full"], recompute_core_attn=[True, False],
     recompute_layernorm=[False, True], recompute_mla_up_proj=[True, False],
     recompute_mlp=[False, True], recompute_moe=[True, False], recompute_moe_act=[False, True],
     recompute_shared_experts=[True, False], recompute_layers=[0, 1],
     fp8_activations=[False, True], grad_dtype=["fp32", "bf16"], optimizer_dtype=["bf16", "fp32"],
-    tp_overlap=[False, True],
+    tp_overlap=[False, True], ep_overlap=[True, False], dp_overlap=[False, True],
 )
 assert set(AXES) == set(S.PLAN_NAMES)
 

@@ -130,7 +130,8 @@ VALID = {"micro_batch": (1, 2), "seq_len": (512, 1024, 4096), "gen_tokens": (1, 
          "tp": (1, 2, 4, 8), "cp": (1, 2), "ep": (1, 2, 8), "etp": (0, 1, 2),
          "capacity_factor": (0.5, 1, 1.25), "global_batch": (8, 16), "pp": (1, 2, 3),
          "dp": (1, 2, 4), "vpp": (1, 2), "zero": (0, 1, 2, 3), "pp_first_layers": (0, 2),
-         "pp_last_layers": (0, 1), "recompute_layers": (0, 1)}
+         "pp_last_layers": (0, 1), "recompute_layers": (0, 1),
+         "moe_load_imbalance": (1, 1.25)}
 
 
 def plan_value(col, for_sweep: bool):
