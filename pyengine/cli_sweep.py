@@ -38,6 +38,8 @@ EXAMPLES = """examples:
   pyengine sweep --model llama3-70b --hardware h100-sxm --max-gpus 256 --seq-len 8192
   pyengine sweep -m moe-10b -H h100-sxm --max-gpus 40 --global-batch 128 \\
       --seq-len 10240 --mem-fraction 0.9 --out front.parquet --plot front.png
+  pyengine sweep -m llama3-8b -H h100-sxm --gpus 8 --mode serve --gen-tokens 512 \\
+      --max-ttft-ms 2000 --max-itl-ms 30 --plot serve.png
   pyengine sweep -m llama3-8b -H h100-sxm --gpus 8 --mode decode --gen-tokens 512 \\
       --max-tpot-ms 30 --objective tokens_per_s_per_gpu:max --objective tpot_s:min
 """
@@ -46,6 +48,9 @@ DEFAULT_BUDGET_NODES = 8
 DEFAULT_GLOBAL_BATCH = GLOBAL_BATCH
 DEFAULT_SEQ_LEN = SEQ_LEN
 DEFAULT_GEN_TOKENS = GEN_TOKENS
+# A serving sweep (decode plans only) with no --global-batch: the batch is the number of
+# sequences served at once, the knob that trades tokens/s per GPU for tokens/s per user.
+SERVE_BATCHES = [1 << i for i in range(9)]  # 1 .. 256
 # The largest GPU budget the default axes are built for: far beyond any cluster, small
 # enough that the axes stay short lists (they are computed from divisors and powers of
 # two, never by walking every count up to the budget).
@@ -68,8 +73,17 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# Other names a sweep takes for a mode: serving is decode (its plans carry TTFT and the
+# time per output token, the steady-state inter-token latency).
+MODE_ALIASES = {"serve": "decode"}
+AXIS_HELP = {"mode": "train, prefill, decode, or serve (= decode: the serving front, "
+                     "tokens/s per GPU against tokens/s per user)"}
+
 AXIS_DEFAULTS = {
-    "mode": "train", "global_batch": str(GLOBAL_BATCH), "seq_len": str(SEQ_LEN),
+    "mode": "train",
+    "global_batch": f"{GLOBAL_BATCH}; serve/decode: {SERVE_BATCHES[0]},{SERVE_BATCHES[1]},"
+                    f"{SERVE_BATCHES[2]},...,{SERVE_BATCHES[-1]} sequences at once",
+    "seq_len": str(SEQ_LEN),
     "gen_tokens": f"{GEN_TOKENS} in decode mode", "tp": "powers of two up to a node",
     "cp": "powers of two up to the budget",
     "pp": f"every count up to the layers ({PP_EVERY_UP_TO} at most; powers of two beyond)",
@@ -107,13 +121,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "axes (comma lists; omitted axes get defaults sized to the GPU budget)")
     for col in S.PLAN:
         axes.add_argument(_flag(col.name), dest=col.name, metavar=_metavar(col),
-                          help=col.doc + (f" ({col.unit})" if col.unit else "")
+                          help=AXIS_HELP.get(col.name, col.doc)
+                          + (f" ({col.unit})" if col.unit else "")
                           + f" (default: {_axis_default(col)})")
     axes.add_argument("--all-zero", action="store_true", help="sweep ZeRO stages 0,1,2,3")
     c = p.add_argument_group("objectives and constraints")
     c.add_argument("--objective", action="append", metavar="COLUMN:min|max",
-                   help="an output column to optimise (repeat; default "
-                        "tokens_per_s_per_gpu:max, n_gpus:min, mem_total_bytes:min)")
+                   help="an output column to optimise (repeat), or tokens_per_s_per_user "
+                        "(1 / inter-token latency; decode/serve); default "
+                        "tokens_per_s_per_gpu:max, n_gpus:min, mem_total_bytes:min, and "
+                        "for --mode serve/decode the serving front "
+                        "tokens_per_s_per_gpu:max, tokens_per_s_per_user:max")
     c.add_argument("--sort-by", metavar="COLUMN[:min|max]",
                    help="rank the best plans by this (default: the first objective)")
     add_mem_fraction(c, None)
@@ -124,7 +142,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="least tokens/s per GPU")
     latency = number(0.0, lo_open=True, allow_inf=True)
     c.add_argument("--max-tpot-ms", type=latency, metavar="MS",
-                   help="longest time per output token (decode)")
+                   help="longest time per output token (decode); the same limit as "
+                        "--max-itl-ms")
+    c.add_argument("--max-itl-ms", type=latency, metavar="MS",
+                   help="longest inter-token latency (serve/decode): another name for "
+                        "--max-tpot-ms (give one, or both with the same value)")
     c.add_argument("--max-ttft-ms", type=latency, metavar="MS",
                    help="longest time to first token (inference)")
     c.add_argument("--max-dropped", type=number(0.0, 1.0), default=0.0, metavar="F",
@@ -156,7 +178,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _metavar(col) -> str:
     if col.kind == "choice":
-        return ",".join(col.choices)
+        return ",".join([*col.choices, *(MODE_ALIASES if col.name == "mode" else ())])
     if col.kind == "bool":
         return "on,off"
     return "N,..." if col.kind == "int" else "X,..."
@@ -164,7 +186,8 @@ def _metavar(col) -> str:
 
 def _allowed(col) -> str:
     if col.kind == "choice":
-        return "one of " + ", ".join(col.choices)
+        aliases = [f"{a} (= {v})" for a, v in MODE_ALIASES.items()] if col.name == "mode" else []
+        return "one of " + ", ".join([*col.choices, *aliases])
     if col.kind == "bool":
         return "on or off"
     if col.kind == "int":
@@ -196,6 +219,8 @@ def parse_list(col, text: str) -> list:
     items = [t.strip() for t in str(text).split(",") if t.strip()]
     if not items:
         raise OptionError(_flag(col.name), text, "a comma-separated list of values")
+    if col.name == "mode":
+        items = [MODE_ALIASES.get(t.lower(), t) for t in items]
     out = []
     for t in items:
         v = _item(col, t)
@@ -254,6 +279,8 @@ def default_axes(model, hardware, budget: int, exact: bool, axes: dict) -> dict:
     of a global batch up to the budget (dp * micro_batch must divide it). With ``exact``
     every degree must divide the budget. micro_batch 1,2,4; recompute none/selective/full
     and ZeRO 1 in training; global batch 128, sequence 4096, 256 generated tokens (decode).
+    A serving sweep (decode plans only) sweeps the global batch, the sequences served at
+    once: 1, 2, 4, ..., 256.
     Every axis is computed from divisors and powers of two: the budget may be large.
     """
     if not 1 <= budget <= MAX_BUDGET:
@@ -264,9 +291,11 @@ def default_axes(model, hardware, budget: int, exact: bool, axes: dict) -> dict:
 
     mode = axes.get("mode", ["train"])
     training = "train" in mode
+    serving = set(mode) == {"decode"}
     d: dict = {}
     d["mode"] = mode
-    d["global_batch"] = axes.get("global_batch", [DEFAULT_GLOBAL_BATCH])
+    d["global_batch"] = axes.get("global_batch",
+                                 list(SERVE_BATCHES) if serving else [DEFAULT_GLOBAL_BATCH])
     d["seq_len"] = axes.get("seq_len", [DEFAULT_SEQ_LEN])
     if "decode" in mode:
         d["gen_tokens"] = axes.get("gen_tokens", [DEFAULT_GEN_TOKENS])
@@ -299,6 +328,49 @@ def build_space(args, model, hardware):
     return Space(base=Plan(), **axes), budget
 
 
+def max_itl_ms(args) -> float | None:
+    """The inter-token latency limit: --max-itl-ms and --max-tpot-ms are one limit (the
+    time per output token is the steady-state inter-token latency)."""
+    tpot, itl = getattr(args, "max_tpot_ms", None), getattr(args, "max_itl_ms", None)
+    if tpot is not None and itl is not None and tpot != itl:
+        raise OptionError("--max-itl-ms", itl, "", message=(
+            f"{itl:g} ms differs from --max-tpot-ms {tpot:g} ms: they are one limit (the "
+            "time per output token is the inter-token latency); give one of them"))
+    return itl if itl is not None else tpot
+
+
+def objectives_of(args, space):
+    """(objectives, sort key) from --objective and --sort-by, checked against the space:
+    a bad one is a one-line error naming its flag and the allowed columns."""
+    from .sweep import check_derived, parse_objectives, sort_key
+
+    try:
+        objs = parse_objectives(args.objective, space)
+        check_derived([c for c, _ in objs], space)
+    except SpecError as exc:
+        raise _flag_error("--objective", exc) from None
+    try:
+        key = sort_key(args.sort_by, objs)
+        check_derived([key[0]], space)
+    except SpecError as exc:
+        raise _flag_error("--sort-by", exc) from None
+    return objs, key
+
+
+def _flag_error(flag: str, exc: SpecError) -> OptionError:
+    value = exc.value
+    if exc.field == "objectives" and value == []:
+        return OptionError(flag, "", exc.allowed)
+    if exc.field.startswith("objective ") and flag == "--objective":  # a bad sense
+        value = f"{exc.field.split(' ', 1)[1]}:{value}"
+    err = OptionError(flag, value, exc.allowed)
+    if "space has mode" in exc.allowed:  # a serving column on a sweep without decode plans
+        err.args = (f"{flag}: {value!r} needs --mode serve (or decode): "
+                    + exc.allowed.split(", and ", 1)[1]
+                    + "; a training or prefill plan has no inter-token latency",)
+    return err
+
+
 def constraints_of(args, budget: int) -> dict:
     c: dict = {"max_dropped_fraction": args.max_dropped}
     if args.gpus is not None:
@@ -311,8 +383,9 @@ def constraints_of(args, budget: int) -> dict:
         c["min_tokens_per_s"] = args.min_tokens_per_s
     if args.min_tokens_per_s_per_gpu is not None:
         c["min_tokens_per_s_per_gpu"] = args.min_tokens_per_s_per_gpu
-    if args.max_tpot_ms is not None:
-        c["max_tpot_s"] = args.max_tpot_ms * 1e-3
+    itl = max_itl_ms(args)
+    if itl is not None:
+        c["max_tpot_s"] = itl * 1e-3
     if args.max_ttft_ms is not None:
         c["max_ttft_s"] = args.max_ttft_ms * 1e-3
     return c
@@ -391,6 +464,7 @@ SHORT = {"global_batch": "gbs", "micro_batch": "mbs", "seq_len": "seq", "gen_tok
 INFERENCE_DISPLAY = (
     ("ttft_s", "TTFT ms", 1e-3, "{:.3g}"),
     ("tpot_s", "TPOT ms", 1e-3, "{:.3g}"),
+    ("tokens_per_s_per_user", "tok/s/user", 1.0, "{:,.1f}"),  # derived: decode spaces
 )
 
 
@@ -413,6 +487,8 @@ def format_table(df, space, limit: int | None = None) -> str:
     if (df["mode"] != "train").any():
         display = DISPLAY + INFERENCE_DISPLAY
     for col, head, scale, fmt in display:
+        if col not in df:
+            continue
         headers.append(head)
         rows.append([cell(v / scale, fmt) for v in df[col]])
     widths = [max(len(h), *(len(r) for r in col)) for h, col in zip(headers, rows)]
@@ -425,10 +501,15 @@ def format_table(df, space, limit: int | None = None) -> str:
 def mixed_workloads(df) -> str | None:
     """A warning when a table's plans do different work (several sequence lengths, batches
     or modes): a plan for one workload is no alternative to a plan for another, and a front
-    over them compares tokens/s of different questions."""
+    over them compares tokens/s of different questions. In a serving front (decode plans
+    only) the batch is the number of sequences served at once, a choice like tp: not a
+    different workload."""
     if not len(df):
         return None
-    differ = [c for c in WORKLOAD if c in df and df[c].nunique() > 1]
+    workload = WORKLOAD
+    if (df["mode"] == "decode").all():  # serving: the batch is the concurrency, a knob
+        workload = tuple(c for c in WORKLOAD if c != "global_batch")
+    differ = [c for c in workload if c in df and df[c].nunique() > 1]
     if not differ:
         return None
     kinds = "; ".join(f"{SHORT.get(c, c)} {', '.join(str(v) for v in sorted(df[c].unique()))}"
@@ -513,19 +594,19 @@ def connect(address: str, timeout: float):
 
 
 def run(args) -> int:
-    from .sweep import parse_constraints, parse_objectives, sweep
+    from .sweep import parse_constraints, sweep
 
     check_files(args)
     model = load_spec("model", args.model)
     hardware = load_spec("hardware", args.hardware)
     space, budget = build_space(args, model, hardware)
     constraints = constraints_of(args, budget)
-    parse_objectives(args.objective)  # fail on a bad objective before connecting
+    objectives, _ = objectives_of(args, space)  # fail on a bad objective before connecting
     parse_constraints(constraints, space.limits)
     client = connect(args.scheduler, args.scheduler_timeout) if args.scheduler else None
     progress = ProgressBar() if sys.stderr.isatty() and not args.json else None
     try:
-        result = sweep(model, hardware, space, objectives=args.objective,
+        result = sweep(model, hardware, space, objectives=objectives,
                        constraints=constraints, backend=args.backend,
                        chunk_size=args.chunk_size, top_k=args.top, sort_by=args.sort_by,
                        client=client, progress=progress, duplicates=args.duplicates,

@@ -1,8 +1,13 @@
-"""Plot a sweep's Pareto front: tokens/s per GPU against GPU count and memory per GPU.
+"""Plot a sweep's Pareto front on the axes of its objectives.
 
-Two panels share the y axis (throughput per GPU); a uniform sample of feasible plans is
-drawn in grey behind the front. Uses matplotlib's object API with the Agg canvas, so it
-needs no display and touches no global pyplot state.
+The first objective is the y axis of every panel; each further objective is the x axis of
+one panel (two objectives: one panel; the training default, tokens/s per GPU against GPU
+count and memory per GPU: two panels sharing y; the serving default, tokens/s per GPU
+against tokens/s per user: one panel). A sweep with one objective draws it against the
+GPU count. The front is drawn as points and a staircase (the best y reachable at a given
+x), a uniform sample of feasible plans in grey behind it. Bytes are shown in GiB, seconds
+in ms. Uses matplotlib's object API with the Agg canvas, so it needs no display and
+touches no global pyplot state.
 """
 
 from __future__ import annotations
@@ -11,53 +16,131 @@ from pathlib import Path
 
 import numpy as np
 
+from . import schema as S
+
 GIB = float(1 << 30)
+# (label, scale: values are divided by it) for the columns people plot most
+AXES = {
+    "n_gpus": ("GPUs (world size)", 1.0),
+    "mem_total_bytes": ("memory per GPU (GiB, fullest stage)", GIB),
+    "tokens_per_s_per_gpu": ("tokens/s per GPU", 1.0),
+    "tokens_per_s": ("tokens/s (all GPUs)", 1.0),
+    "tokens_per_s_per_user": ("tokens/s per user (1 / inter-token latency)", 1.0),
+    "tpot_s": ("time per output token, inter-token latency (ms)", 1e-3),
+    "ttft_s": ("time to first token (ms)", 1e-3),
+    "time_step_s": ("step time (ms)", 1e-3),
+    "mfu": ("MFU (%)", 0.01),
+    "dropped_fraction": ("dropped token-slots (%)", 0.01),
+}
+
+
+def axis_of(column: str) -> tuple[str, float]:
+    """(label, scale) of a column on a plot axis: GiB for bytes, ms for seconds."""
+    if column in AXES:
+        return AXES[column]
+    from .sweep import DERIVED
+
+    cols = {c.name: c for c in S.OUTPUTS}
+    cols.update(DERIVED)
+    col = cols.get(column)
+    unit = col.unit if col is not None else ""
+    name = column.replace("_", " ")
+    if unit == "B":
+        return f"{name} (GiB)", GIB
+    if unit == "s":
+        return f"{name} (ms)", 1e-3
+    return (f"{name} ({unit})" if unit else name), 1.0
+
+
+def panels_of(objectives) -> tuple[str, list[tuple[str, str | None]]]:
+    """(y column, [(x column, its sense or None when x is no objective), ...])."""
+    y = objectives[0][0]
+    extra = [(c, s) for c, s in objectives[1:]]
+    if not extra:  # one objective: against the GPU count (or throughput, for n_gpus)
+        extra = [("tokens_per_s_per_gpu" if y == "n_gpus" else "n_gpus", None)]
+    return y, extra
+
+
+def staircase(x: np.ndarray, y: np.ndarray, x_sense: str, y_sense: str):
+    """The best y reachable with an x at least as good, as step coordinates (sorted from
+    the best x to the worst on the min side: ascending for min, descending for max)."""
+    o = np.argsort(x if x_sense == "min" else -x, kind="stable")
+    best = np.maximum.accumulate(y[o]) if y_sense == "max" else np.minimum.accumulate(y[o])
+    return x[o], best
+
+
+def _log_if_wide(ax, which: str, column: str, values: np.ndarray) -> None:
+    """A GPU-count axis spanning more than 16x is drawn in powers of two."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if column == "n_gpus" and v.size and v.max() / v.min() > 16:
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=2)
+
+
+def _bound_text(bound) -> str:
+    op = "\u2265" if bound.kind == "min" else "\u2264"
+    unit = {c.name: c.unit for c in S.OUTPUTS}.get(bound.column)
+    if unit == "s":
+        return f"{bound.column} {op} {bound.value * 1e3:g} ms"
+    return f"{bound.column} {op} {bound.value:g}"
+
+
+def default_title(result) -> str:
+    """Model, hardware and counts; then the objectives of the front and its limits."""
+    objectives = ", ".join(f"{s} {c}" for c, s in result.objectives)
+    limits = [_bound_text(b) for b in result.bounds
+              if not (b.column == "dropped_fraction" and b.value == 0)]  # the default
+    return (f"{result.model.name} on {result.hardware.name}: {result.counts['feasible']:,} "
+            f"of {result.counts['evaluated']:,} plans feasible\nPareto front of {objectives}"
+            + (f"\nlimits: {', '.join(limits)}" if limits else ""))
 
 
 def plot_front(result, path=None, title: str | None = None, dpi: int = 130):
-    """Draw ``result`` (a :class:`~pyengine.sweep.SweepResult`); save to ``path`` if given.
-
-    Returns the matplotlib Figure.
-    """
+    """Draw ``result`` (a :class:`~pyengine.sweep.SweepResult`) on the axes of its
+    objectives; save to ``path`` if given. Returns the matplotlib Figure."""
     from .optional import require
 
     require("matplotlib", "plotting a sweep")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    senses = dict(result.objectives)
+    ycol, panels = panels_of(result.objectives)
+    ylabel, yscale = axis_of(ycol)
+    n = len(panels)
+    fig = Figure(figsize=(6.2 if n == 1 else 5.5 * n, 4.6), layout="constrained")
     FigureCanvasAgg(fig)
-    ax_gpu, ax_mem = fig.subplots(1, 2, sharey=True)
+    axes = np.atleast_1d(fig.subplots(1, n, sharey=True, squeeze=False)[0])
     sample, front = result.sample, result.front
-    y = "tokens_per_s_per_gpu"
-    panels = ((ax_gpu, "n_gpus", 1.0, "GPUs (world size)"),
-              (ax_mem, "mem_total_bytes", GIB, "memory per GPU (GiB, fullest stage)"))
-    for ax, xcol, scale, xlabel in panels:
+    usable = result.hardware.hbm_capacity_bytes * result.limits.mem_fraction / GIB
+    for ax, (xcol, xsense) in zip(axes, panels):
+        xlabel, xscale = axis_of(xcol)
         if len(sample):
-            ax.scatter(sample[xcol] / scale, sample[y], s=6, c="0.72", lw=0, alpha=0.6,
-                       label=f"feasible plans (sample of {len(sample)})", rasterized=True)
+            ax.scatter(sample[xcol] / xscale, sample[ycol] / yscale, s=6, c="0.72", lw=0,
+                       alpha=0.6, label=f"feasible plans (sample of {len(sample)})",
+                       rasterized=True)
         if len(front):
-            fx = front[xcol].to_numpy() / scale
-            fy = front[y].to_numpy()
+            fx = front[xcol].to_numpy() / xscale
+            fy = front[ycol].to_numpy() / yscale
             ax.scatter(fx, fy, s=26, c="tab:red", edgecolors="k", linewidths=0.4, zorder=3,
                        label=f"Pareto front ({len(front)} plans)")
-            # the staircase of the best throughput reachable within a budget of x
-            o = np.argsort(fx, kind="stable")
-            stair = np.maximum.accumulate(fy[o])
-            ax.step(fx[o], stair, where="post", c="tab:red", lw=1.0, alpha=0.7, zorder=2)
+            if xsense is not None:
+                sx, sy = staircase(fx, fy, xsense, senses[ycol])
+                ax.step(sx, sy, where="post", c="tab:red", lw=1.0, alpha=0.7, zorder=2)
+        if xcol == "mem_total_bytes":
+            ax.axvline(usable, c="0.3", ls="--", lw=0.8, label="usable HBM")
+        if ycol == "mem_total_bytes" and ax is axes[0]:
+            ax.axhline(usable, c="0.3", ls="--", lw=0.8, label="usable HBM")
+        both = sample if len(sample) else front
+        if len(both):
+            _log_if_wide(ax, "x", xcol, both[xcol].to_numpy() / xscale)
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
-    if len(sample) and (sample["n_gpus"].max() / max(sample["n_gpus"].min(), 1) > 16):
-        ax_gpu.set_xscale("log", base=2)
-    ax_gpu.set_ylabel("tokens/s per GPU")
-    ax_mem.axvline(result.hardware.hbm_capacity_bytes * result.limits.mem_fraction / GIB,
-                   c="0.3", ls="--", lw=0.8, label="usable HBM")
-    ax_gpu.legend(loc="best", fontsize=8)
-    ax_mem.legend(loc="best", fontsize=8)
-    objectives = ", ".join(f"{s} {c}" for c, s in result.objectives)
-    fig.suptitle(title or f"{result.model.name} on {result.hardware.name}: "
-                 f"{result.counts['feasible']:,} of {result.counts['evaluated']:,} plans "
-                 f"feasible; front of {objectives}", fontsize=10)
+        ax.legend(loc="best", fontsize=8)
+    both = sample if len(sample) else front
+    if len(both):
+        _log_if_wide(axes[0], "y", ycol, both[ycol].to_numpy() / yscale)
+    axes[0].set_ylabel(ylabel)
+    fig.suptitle(title or default_title(result), fontsize=10)
     if path is not None:
         fig.savefig(Path(path), dpi=dpi)
     return fig

@@ -32,6 +32,12 @@ cluster: the front is a set (ordered by index), the top-k is ordered by (objecti
 index), the sample is the feasible plans with the smallest hash of their index.
 With ``backend="cupy"`` outputs, filtering and the running front/top-k stay on the GPU;
 only the small tables and the counts come back.
+
+Serving: a derived column, ``tokens_per_s_per_user`` = 1 / ``tpot_s`` (the speed each
+user sees; 0 where tpot_s is 0), is computed in the reduction from the kernel's tpot_s
+(no kernel change, so every backend and a Dask worker give it alike) and may be an
+objective, a sort key or a bound. A space of decode plans only gets the serving front by
+default: max tokens_per_s_per_gpu, max tokens_per_s_per_user (:data:`SERVE_OBJECTIVES`).
 """
 
 from __future__ import annotations
@@ -58,6 +64,21 @@ from .specs import Hardware, Limits, Model, check_choice, check_int
 
 DEFAULT_OBJECTIVES = (("tokens_per_s_per_gpu", "max"), ("n_gpus", "min"),
                       ("mem_total_bytes", "min"))
+# The serving front (a space of decode plans only): throughput per GPU against the speed
+# each user sees. The two pull apart: batching more users on a GPU raises the first and
+# lowers the second.
+SERVE_OBJECTIVES = (("tokens_per_s_per_gpu", "max"), ("tokens_per_s_per_user", "max"))
+# Columns derived from kernel outputs in the sweep's reduction (no kernel change): each
+# is computed from its source column wherever the reduction runs (NumPy, CuPy, a Dask
+# worker) and added to the front, top and sample tables of a space that has decode plans.
+DERIVED = {
+    "tokens_per_s_per_user": S.Column(
+        "tokens_per_s_per_user", "tok/s",
+        "tokens per second each user (sequence) sees in decode: 1 / tpot_s, the inverse "
+        "inter-token latency; 0 where tpot_s is 0 (train, prefill)"),
+}
+DERIVED_SOURCE = {"tokens_per_s_per_user": "tpot_s"}
+DERIVED_NEEDS = {"tokens_per_s_per_user": "decode"}  # the mode whose plans give it meaning
 DEFAULT_CONSTRAINTS = {"max_dropped_fraction": 0.0}
 # A kernel-feasible plan whose outputs overflow float64 (specs far outside any real GPU or
 # model: 1e-300 FLOP/s) has no answer to rank: its own reason, not a NaN in the front.
@@ -76,7 +97,7 @@ WORKER_TIMEOUT_S = 60.0
 SAMPLE_SIZE = 2000
 _OUT = {name: i for i, name in enumerate(S.OUTPUT_NAMES)}
 _MAX_BY_DEFAULT = ("tokens_per_s", "tokens_per_s_per_gpu", "mfu", "model_tflops_per_gpu",
-                   "hw_tflops_per_gpu")
+                   "hw_tflops_per_gpu", "tokens_per_s_per_user")
 
 Progress = Callable[[int, int], None]
 
@@ -86,17 +107,69 @@ class ClusterError(RuntimeError):
     too long. The message names the scheduler."""
 
 
+# --------------------------------------------------------------------------- derived
+
+
+def columns_allowed() -> str:
+    """The columns an objective, a sort key or a bound may name, as an error shows them."""
+    derived = ", ".join(f"{n} ({DERIVED_NEEDS[n]})" for n in DERIVED)
+    return "an output column: " + ", ".join(S.OUTPUT_NAMES) + ", or " + derived
+
+
+def _known(col: str) -> bool:
+    return col in _OUT or col in DERIVED
+
+
+def kernel_column(col: str) -> str:
+    """The kernel output a (possibly derived) column is computed from."""
+    return DERIVED_SOURCE.get(col, col)
+
+
+def derive(name: str, source, xp=np):
+    """A derived column from its source column's values (NumPy or CuPy)."""
+    if name == "tokens_per_s_per_user":
+        pos = source > 0
+        return xp.where(pos, 1.0 / xp.where(pos, source, 1.0), 0.0)
+    raise KeyError(name)
+
+
+def space_modes(space: Space) -> set[str]:
+    """The modes (train, prefill, decode) the plans of a space have."""
+    col = S.PLAN[S.PLAN_NAMES.index("mode")]
+    return {col.choices[int(v)] for v in np.asarray(space.axes["mode"]).tolist()}
+
+
+def default_objectives(space: Space | None = None) -> tuple[tuple[str, str], ...]:
+    """The serving front (:data:`SERVE_OBJECTIVES`) for a space of decode plans only, the
+    training front (:data:`DEFAULT_OBJECTIVES`) otherwise."""
+    if space is not None and space_modes(space) == {"decode"}:
+        return SERVE_OBJECTIVES
+    return DEFAULT_OBJECTIVES
+
+
+def check_derived(names, space: Space, what: str = "objective") -> None:
+    """A derived column needs plans of the mode that gives it a meaning in the space."""
+    modes = space_modes(space)
+    for col in dict.fromkeys(names):
+        need = DERIVED_NEEDS.get(col)
+        if need is not None and need not in modes:
+            raise SpecError("sweep", what, col,
+                            f"a column of {need} plans (serving: mode decode), and this "
+                            f"space has mode {', '.join(sorted(modes))} only")
+
+
 # --------------------------------------------------------------------------- options
 
 
-def parse_objectives(objectives) -> tuple[tuple[str, str], ...]:
+def parse_objectives(objectives, space: Space | None = None) -> tuple[tuple[str, str], ...]:
     """Objectives as ((output column, "min"|"max"), ...).
 
-    Accepts None (the defaults), a mapping {column: sense}, or a sequence of
-    "column:sense" strings or (column, sense) pairs.
+    Accepts None (the defaults: :func:`default_objectives` of ``space``), a mapping
+    {column: sense}, or a sequence of "column:sense" strings or (column, sense) pairs.
+    A column is a kernel output or a derived one (:data:`DERIVED`).
     """
     if objectives is None:
-        return DEFAULT_OBJECTIVES
+        return default_objectives(space)
     items = objectives.items() if isinstance(objectives, Mapping) else objectives
     out = []
     for item in items:
@@ -105,9 +178,8 @@ def parse_objectives(objectives) -> tuple[tuple[str, str], ...]:
             sense = sense or _default_sense(col)
         else:
             col, sense = item
-        if col not in _OUT:
-            raise SpecError("sweep", "objective", col,
-                            "an output column: " + ", ".join(S.OUTPUT_NAMES))
+        if not _known(col):
+            raise SpecError("sweep", "objective", col, columns_allowed())
         if sense not in ("min", "max"):
             raise SpecError("sweep", f"objective {col}", sense, "'min' or 'max'")
         out.append((col, sense))
@@ -156,10 +228,11 @@ def parse_constraints(constraints, limits: Limits | None = None):
             lim[KERNEL_CONSTRAINTS[key]] = value
             continue
         kind, _, col = key.partition("_")
-        if kind not in ("min", "max") or col not in _OUT:
+        if kind not in ("min", "max") or not _known(col):
             raise SpecError("sweep", "constraint", key,
                             "one of " + ", ".join(sorted(KERNEL_CONSTRAINTS))
-                            + ", or min_<output> / max_<output> for an output column")
+                            + ", or min_<output> / max_<output> for an output column "
+                            "(or a derived one: " + ", ".join(DERIVED) + ")")
         v = _bound_value(key, kind, value)
         if v != math.inf:  # a maximum of infinity is no bound at all
             bounds.append(Bound(col, kind, v))
@@ -202,12 +275,18 @@ class _Config:
         return S.VIOLATION_NAMES + tuple(b.reason for b in self.bounds) + (NOT_FINITE,)
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        """The output columns a chunk's reduction reads: objectives, bounds, sort key, and
-        the step time (which must be a positive, finite number)."""
+    def named(self) -> tuple[str, ...]:
+        """The columns the reduction uses, derived ones included."""
         names = [c for c, _ in self.objectives] + [b.column for b in self.bounds]
         names += [self.sort_by[0], "time_step_s"]
         return tuple(dict.fromkeys(names))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The kernel output columns a chunk's reduction reads: objectives, bounds, sort
+        key (a derived one's source), and the step time (which must be a positive, finite
+        number)."""
+        return tuple(dict.fromkeys(kernel_column(c) for c in self.named))
 
 
 # --------------------------------------------------------------------------- partials
@@ -293,32 +372,41 @@ def reduce_chunk(values, index, by_bit, evaluated: int, cfg: _Config) -> Partial
     ``index`` [n] and the chunk's per-bit violation counts ``by_bit``."""
     xp = _xp_of(index)
     at = {c: i for i, c in enumerate(cfg.columns)}
+    derived = {c: derive(c, values[at[kernel_column(c)]], xp)
+               for c in cfg.named if c in DERIVED}
+
+    def column(name):
+        return derived[name] if name in derived else values[at[name]]
+
     feasible = None
     post = []
     for bound in cfg.bounds:
-        v = values[at[bound.column]]
+        v = column(bound.column)
         ok = (v >= bound.value) if bound.kind == "min" else (v <= bound.value)  # NaN fails
         post.append(int(ok.shape[0]) - xp.count_nonzero(ok))
         feasible = ok if feasible is None else feasible & ok
     ok = xp.isfinite(values).all(axis=0) & (values[at["time_step_s"]] > 0)
+    for v in derived.values():  # 1 / a subnormal tpot_s overflows
+        ok &= xp.isfinite(v)
     post.append(int(ok.shape[0]) - xp.count_nonzero(ok))
     feasible = ok if feasible is None else feasible & ok
     by_reason = xp.concatenate([by_bit.astype(xp.int64), xp.stack(
         [xp.asarray(c, dtype=xp.int64) for c in post])])
     keep = xp.flatnonzero(feasible)
     values, index = values[:, keep], index[keep]
+    derived = {c: v[keep] for c, v in derived.items()}
     part = Partial.empty(cfg, xp)
     part.evaluated = evaluated
     part.feasible = xp.asarray(index.shape[0], dtype=xp.int64)
     part.by_reason = by_reason
     if index.shape[0] == 0:
         return part
-    objs = xp.stack([values[at[c]] for c, _ in cfg.objectives], axis=1)
+    objs = xp.stack([column(c) for c, _ in cfg.objectives], axis=1)
     keep = pareto_front(objs, cfg.senses, duplicates=cfg.duplicates, order=index)
     part.front = Front(objs[keep], index[keep], cfg.senses)
     if cfg.top_k > 0:
         col, sense = cfg.sort_by
-        key = values[at[col]] * (1.0 if sense == "min" else -1.0)
+        key = column(col) * (1.0 if sense == "min" else -1.0)
         good = xp.flatnonzero(~xp.isnan(key))
         sel = good[smallest(key[good], index[good], cfg.top_k)]
         part.top_key, part.top_index = key[sel], index[sel]
@@ -382,6 +470,12 @@ def plan_frame_columns(space: Space, index: np.ndarray) -> dict:
     return data
 
 
+def frame_derived(space: Space) -> list[str]:
+    """The derived columns a space's tables carry: those its modes give a meaning."""
+    modes = space_modes(space)
+    return [n for n in DERIVED if DERIVED_NEEDS[n] in modes]
+
+
 def _frame(space: Space, index: np.ndarray, rows: np.ndarray):
     import pandas as pd
 
@@ -391,6 +485,8 @@ def _frame(space: Space, index: np.ndarray, rows: np.ndarray):
     rows = np.asarray(rows).reshape(-1, S.N_OUTPUTS)
     for j, name in enumerate(S.OUTPUT_NAMES):
         data[name] = rows[:, j]
+    for name in frame_derived(space):
+        data[name] = derive(name, data[kernel_column(name)])
     data["violations"] = np.zeros(index.size, dtype=np.int64)
     return pd.DataFrame(data)
 
@@ -455,7 +551,7 @@ class SweepResult:
 
         df = self.table(which)
         table = pa.Table.from_pandas(df, preserve_index=False)
-        units = {c.name: c.unit for c in S.PLAN + S.OUTPUTS}
+        units = {c.name: c.unit for c in S.PLAN + S.OUTPUTS + tuple(DERIVED.values())}
         fields = []
         for f in table.schema:
             meta = {"unit": units[f.name]} if units.get(f.name) else None
@@ -532,7 +628,11 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
     """Sweep a design space; keep the Pareto front, the top-k plans and the counts.
 
     ``objectives``: output columns with "min"/"max" (default: max tokens_per_s_per_gpu,
-    min n_gpus, min mem_total_bytes). ``constraints``: see the module docstring.
+    min n_gpus, min mem_total_bytes; for a space of decode plans only, the serving front:
+    max tokens_per_s_per_gpu, max tokens_per_s_per_user). Derived columns
+    (:data:`DERIVED`: ``tokens_per_s_per_user`` = 1 / tpot_s) may be objectives, sort
+    keys and bounds (``min_tokens_per_s_per_user``) where the space has decode plans.
+    ``constraints``: see the module docstring.
     ``sort_by``: "column" or "column:sense" for the top-k (default: the first
     objective). ``chunk_size``: plans per evaluated chunk (default 2**17 on CPU,
     2**23 on the GPU). ``client``: a ``distributed.Client`` to spread chunk ranges over
@@ -557,15 +657,12 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
         chunk_size = check_int("sweep", "chunk_size", chunk_size, 1, MAX_CHUNK)
     check_choice("sweep", "duplicates", duplicates, ("all", "first"))
     worker_timeout = _positive("worker_timeout", worker_timeout)
-    objs = parse_objectives(objectives)
+    objs = parse_objectives(objectives, space)
     limits, bounds = parse_constraints(constraints, space.limits)
-    if sort_by is None:
-        key = objs[0]
-    else:
-        col, _, sense = sort_by.partition(":")
-        if not sense:
-            sense = dict(objs).get(col, _default_sense(col))
-        key = parse_objectives([(col, sense)])[0]
+    key = sort_key(sort_by, objs)
+    check_derived([c for c, _ in objs], space)
+    check_derived([key[0]], space, "sort_by")
+    check_derived([b.column for b in bounds], space, "constraint")
     cfg = _Config(objs, bounds, key, int(top_k), int(sample_size), duplicates, backend,
                   chunk_size)
     if client is None:
@@ -588,6 +685,17 @@ def sweep(model: Model, hardware: Hardware, space: Space | Mapping, objectives=N
     if (start, stop) != (0, len(work)):
         result.meta.update(start=start, stop=stop)
     return result
+
+
+def sort_key(sort_by: str | None, objs) -> tuple[str, str]:
+    """The top-k key: "column" or "column:sense" (default: the first objective; a column
+    that is an objective keeps its sense)."""
+    if sort_by is None:
+        return objs[0]
+    col, _, sense = sort_by.partition(":")
+    if not sense:
+        sense = dict(objs).get(col, _default_sense(col))
+    return parse_objectives([(col, sense)])[0]
 
 
 def _positive(name: str, value) -> float:
@@ -754,4 +862,5 @@ def _completed(client, futures, address: str, worker_timeout: float):
 __all__ = ["sweep", "SweepResult", "ClusterError", "Bound", "Partial", "parse_objectives",
            "parse_constraints", "reduce_chunk", "kept_rows", "merge_partials",
            "smallest", "sweep_range", "task_ranges", "DEFAULT_OBJECTIVES",
-           "DEFAULT_CONSTRAINTS"]
+           "DEFAULT_CONSTRAINTS", "SERVE_OBJECTIVES", "DERIVED", "default_objectives",
+           "derive", "space_modes", "sort_key", "columns_allowed", "check_derived"]
