@@ -14,6 +14,7 @@ from pyengine import cli_sweep
 from pyengine import schema as S
 from pyengine.errors import SpecError
 from pyengine.loaders import spec_to_toml
+from pyengine.sweep import _axis_values as axis_values
 from pyengine.sweep import sweep
 
 
@@ -163,3 +164,28 @@ def test_scheduler_address(files, capsys):
     a, b = json.loads(local.out), json.loads(remote.out)
     assert rc == 0 and b["backend"] == "dask:numba"
     assert a["counts"] == b["counts"] and a["front"] == b["front"] and a["top"] == b["top"]
+
+
+def test_serve_axes_sweep_the_concurrency(files):
+    """--mode serve is decode; a serving sweep (decode only) sweeps the batch, the
+    sequences served at once, unless --global-batch is given."""
+    m, h = files
+    space, _ = cli_sweep.build_space(parse(["sweep", "-m", m, "-H", h, "--max-gpus", "8",
+                                            "--mode", "serve"]), MOE, GPU)
+    assert axis_values(space, "global_batch") == cli_sweep.SERVE_BATCHES
+    assert "mode" not in space.varying
+    assert axis_values(space, "mode") == ["decode"]
+    fixed, _ = cli_sweep.build_space(parse(["sweep", "-m", m, "-H", h, "--mode", "decode",
+                                            "--global-batch", "32"]), MOE, GPU)
+    assert axis_values(fixed, "global_batch") == [32]
+    mixed = cli_sweep.default_axes(MOE, GPU, 8, False, {"mode": ["train", "decode"]})
+    assert mixed["global_batch"] == [cli_sweep.DEFAULT_GLOBAL_BATCH]
+
+
+def test_serving_front_over_batches_is_one_workload():
+    serve = pd.DataFrame({"mode": ["decode"] * 2, "global_batch": [8, 64],
+                          "seq_len": [1024] * 2, "gen_tokens": [64] * 2})
+    assert cli_sweep.mixed_workloads(serve) is None
+    train = serve.assign(mode="train")
+    assert "gbs 8, 64" in cli_sweep.mixed_workloads(train)
+    assert "seq" in cli_sweep.mixed_workloads(serve.assign(seq_len=[1024, 2048]))
