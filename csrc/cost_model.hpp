@@ -46,18 +46,28 @@ PYENGINE_HD inline double roofline_s(double flops, double nbytes, double flops_p
     return py_max(flops / flops_per_s, nbytes / bytes_per_s);
 }
 
-PYENGINE_HD inline double gemm_efficiency(double min_dim, const double* h) {
-    // [T2] share of the large-GEMM rate a GEMM whose smallest dimension is min_dim
-    // attains: saturating, one half at gemm_dim_half (thin GEMMs fill few tiles).
-    return min_dim / (min_dim + h[H_GEMM_DIM_HALF]);
+PYENGINE_HD inline double saturation(double dim, const double* h) {
+    // a GEMM dimension of `dim` rows fills dim/(dim + gemm_dim_half) of the tiles and
+    // waves a large one does (never below one row: no tokens routed is not 0/0)
+    double d = py_max(dim, 1.0);
+    return d / (d + h[H_GEMM_DIM_HALF]);
 }
 
-PYENGINE_HD inline double gemm_s(double flops, double nbytes, double min_dim, double rate,
-                                 const double* h) {
+PYENGINE_HD inline double gemm_efficiency(double m_dim, double n_dim, double k_dim,
+                                          const double* h) {
+    // [T2] share of the large-GEMM rate an (M x K) @ (K x N) GEMM attains: the product of
+    // one saturation per dimension (thin M or N fill few output tiles, short K amortises
+    // little of each tile's prologue); fitted on cuBLASLt and DeepGEMM shape tables
+    // (pyengine/data/operators.json, kernels.json) by tools/calibrate.py. Backward GEMMs
+    // permute the three dimensions, so the same share holds for them.
+    return saturation(m_dim, h) * saturation(n_dim, h) * saturation(k_dim, h);
+}
+
+PYENGINE_HD inline double gemm_s(double flops, double nbytes, double m_dim, double n_dim,
+                                 double k_dim, double rate, const double* h) {
     // [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s;
     // `rate` is the large-GEMM rate of its dtype (peak x gemm_eff_max[_fp8]).
-    // A GEMM thinner than one row (no tokens routed) is costed as one row: never 0/0.
-    return roofline_s(flops, nbytes, rate * gemm_efficiency(py_max(min_dim, 1.0), h),
+    return roofline_s(flops, nbytes, rate * gemm_efficiency(m_dim, n_dim, k_dim, h),
                       h[H_HBM_BANDWIDTH] * h[H_HBM_EFF]) + h[H_OP_OVERHEAD];
 }
 
@@ -68,12 +78,17 @@ PYENGINE_HD inline double memory_bound_s(double nbytes, double n_ops, const doub
 
 PYENGINE_HD inline double group_bandwidth(double stride, double size, const double* h) {
     // [C1] a group of `size` ranks spaced `stride` apart stays inside the NVLink domain
-    // (a node, or an NVL72 rack of 18 nodes) when stride*size <= nvlink_domain; otherwise
-    // its ring crosses the scale-out network.
+    // (a node, or an NVL72 rack of 18 nodes) when stride*size <= nvlink_domain, at the
+    // NVLink rate. Otherwise its rings cross the scale-out network: with k of its ranks
+    // in each domain NCCL runs k rings, each leaving the domain through another rank's
+    // NIC, so a rank moves k x inter_bw (nccl-tests: 80 H100s reach ~8 NICs' busbw),
+    // never more than NVLink carries.
+    double intra = h[H_INTRA_BW] * h[H_NET_EFF];
     if (stride * size > h[H_NVLINK_DOMAIN]) {
-        return h[H_INTER_BW] * h[H_NET_EFF];
+        double per_domain = py_max(1.0, floor(h[H_NVLINK_DOMAIN] / stride));
+        return py_min(intra, per_domain * h[H_INTER_BW] * h[H_INTER_EFF]);
     }
-    return h[H_INTRA_BW] * h[H_NET_EFF];
+    return intra;
 }
 
 PYENGINE_HD inline double group_latency(double stride, double size, const double* h) {
@@ -110,8 +125,22 @@ PYENGINE_HD inline double allgather_s(double nbytes, double size, double stride,
 
 PYENGINE_HD inline double alltoall_s(double nbytes, double size, double stride,
                                      const double* h) {
-    // [C4] all-to-all of nbytes per rank: (g-1)/g of it leaves the rank.
-    return allgather_s(nbytes, size, stride, h);
+    // [C4] all-to-all of nbytes per rank: a rank keeps 1/g and sends the rest to all its
+    // peers at once, over NVLink inside the domain. A group crossing it, with k ranks per
+    // domain, sends (g - k)/g through the rank's own NIC (no ring to share NICs) while
+    // (k - 1)/g goes over NVLink. Concurrent sends: two latencies (send, completion).
+    if (size <= 1.0) {
+        return 0.0;
+    }
+    double intra = h[H_INTRA_BW] * h[H_NET_EFF];
+    double lat = 2.0 * group_latency(stride, size, h);
+    if (stride * size <= h[H_NVLINK_DOMAIN]) {
+        return (size - 1.0) / size * nbytes / intra + lat;
+    }
+    double per_domain = py_max(1.0, floor(h[H_NVLINK_DOMAIN] / stride));
+    double off_domain = (size - per_domain) / size * nbytes / (h[H_INTER_BW] * h[H_INTER_EFF]);
+    double in_domain = (per_domain - 1.0) / size * nbytes / intra;
+    return py_max(off_domain, in_domain) + lat;
 }
 
 PYENGINE_HD inline double p2p_s(double nbytes, double stride, const double* h) {
@@ -146,7 +175,7 @@ PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double
     double nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp);
     double elem_bytes = n_tok * ab * n_mat * ffn / tp
                         + n_tok * hid * ab * (5.0 + m[M_DROPOUT]) / sp_div;
-    return (gemm_s(flops, nbytes, py_min(n_tok, ffn / tp), rate, h) + h[H_OP_OVERHEAD]
+    return (gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, h) + h[H_OP_OVERHEAD]
             + memory_bound_s(elem_bytes, 3.0, h));
 }
 
@@ -195,7 +224,7 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     double proj_flops = 2.0 * n_tok * m[M_ATTN_GEMM_PARAMS] / tp;
     double proj_bytes = (m[M_ATTN_GEMM_PARAMS] / tp * wb
                          + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp));
-    double proj_s = gemm_s(proj_flops, proj_bytes, py_min(n_tok, hid / tp), rate, h)
+    double proj_s = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h)
                     + h[H_OP_OVERHEAD];
 
     // [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16.
@@ -212,8 +241,8 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     if (!flash) {
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[M_DROPOUT]);
     }
-    double attn_core_s = gemm_s(core_flops, core_bytes, py_min(n_tok, m[M_QK_HEAD_DIM]), rate16,
-                                h);
+    double attn_core_s = gemm_s(core_flops, core_bytes, n_tok, keys, m[M_QK_HEAD_DIM],
+                                rate16, h);
     // the backward's time beyond twice the forward's (what the layer's passes assume)
     double attn_bwd_extra_s = 0.0;
     if (flash && h[H_ATTN_EFF_FWD] > 0.0) {
@@ -245,7 +274,7 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
                                          + m[M_KV_LORA_RANK] * nope_v);
         mla_up_s = gemm_s(2.0 * n_tok * up_params / tp,
                           up_params / tp * wb + n_tok * ab * (q_dim + m[M_HEADS] * nope_v) / tp,
-                          py_min(n_tok, m[M_KV_LORA_RANK]), rate, h);
+                          n_tok, q_dim / tp, m[M_KV_LORA_RANK], rate, h);
     }
     return AttentionCosts{proj_s + attn_core_s + attn_elem_s, attn_core_s, attn_bwd_extra_s,
                           norm_s, mla_up_s};
@@ -279,13 +308,19 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
     double m_e = capacity * ep * etp / tp;
     double router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[M_EXPERTS],
                              n_tok / sp_div * (hid * ab + m[M_EXPERTS] * 4.0),
-                             py_min(n_tok / sp_div, m[M_EXPERTS]), rate16, h);
-    double permute_s = memory_bound_s(4.0 * slots * hid * ab, 4.0, h);
+                             n_tok / sp_div, m[M_EXPERTS], hid, rate16, h);
+    // the router's elementwise kernels after its GEMM (score function, top-k, probability
+    // normalisation, auxiliary loss, routing map: about 8 over fp32 logits, read and
+    // written twice) and the dispatcher's permute and unpermute (index computation, sort
+    // by expert, gather, scatter-add weighted by the probabilities: about 12 kernels), as
+    // Megatron-Core's TopKRouter and MoEAlltoAllTokenDispatcher run them forward
+    router_s += memory_bound_s(n_tok / sp_div * m[M_EXPERTS] * 4.0 * 4.0, 8.0, h);
+    double permute_s = memory_bound_s(4.0 * slots * hid * ab, 12.0, h);
     double expert_flops = 2.0 * experts_local * m_e * hid * m[M_EXPERT_FFN] * n_mat / etp;
     double expert_bytes = experts_local * (hid * m[M_EXPERT_FFN] * n_mat / etp * wb
                                            + m_e * ab * (2.0 * hid
                                                          + 2.0 * n_mat * m[M_EXPERT_FFN] / etp));
-    double experts_s = (gemm_s(expert_flops, expert_bytes, py_min(m_e, m[M_EXPERT_FFN] / etp),
+    double experts_s = (gemm_s(expert_flops, expert_bytes, m_e, m[M_EXPERT_FFN] / etp, hid,
                                rate, h)
                         + 2.0 * h[H_OP_OVERHEAD]);
     double shared_s = 0.0;
@@ -371,7 +406,7 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     double out_tok = decode ? seqs : n_tok;
     double output_s = (gemm_s(2.0 * out_tok * hid * m[M_VOCAB] / tp,
                               hid * m[M_VOCAB] / tp * wb + out_tok * m[M_VOCAB] / tp * 4.0,
-                              py_min(out_tok, hid), rate, h)
+                              out_tok, m[M_VOCAB] / tp, hid, rate, h)
                        + memory_bound_s(2.0 * out_tok * m[M_VOCAB] / tp * 4.0, 2.0, h));
     return LayerCosts{attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
                       embed_s, output_s, attn.attn_bwd_extra_s, attn.norm_s, attn.mla_up_s,

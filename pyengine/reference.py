@@ -44,17 +44,26 @@ def roofline_s(flops, nbytes, flops_per_s, bytes_per_s):
     return max(flops / flops_per_s, nbytes / bytes_per_s)
 
 
-def gemm_efficiency(min_dim, h):
-    # [T2] share of the large-GEMM rate a GEMM whose smallest dimension is min_dim
-    # attains: saturating, one half at gemm_dim_half (thin GEMMs fill few tiles).
-    return min_dim / (min_dim + h[S.H_GEMM_DIM_HALF])
+def saturation(dim, h):
+    # a GEMM dimension of `dim` rows fills dim/(dim + gemm_dim_half) of the tiles and
+    # waves a large one does (never below one row: no tokens routed is not 0/0)
+    d = max(dim, 1.0)
+    return d / (d + h[S.H_GEMM_DIM_HALF])
 
 
-def gemm_s(flops, nbytes, min_dim, rate, h):
+def gemm_efficiency(m_dim, n_dim, k_dim, h):
+    # [T2] share of the large-GEMM rate an (M x K) @ (K x N) GEMM attains: the product of
+    # one saturation per dimension (thin M or N fill few output tiles, short K amortises
+    # little of each tile's prologue); fitted on cuBLASLt and DeepGEMM shape tables
+    # (pyengine/data/operators.json, kernels.json) by tools/calibrate.py. Backward GEMMs
+    # permute the three dimensions, so the same share holds for them.
+    return saturation(m_dim, h) * saturation(n_dim, h) * saturation(k_dim, h)
+
+
+def gemm_s(flops, nbytes, m_dim, n_dim, k_dim, rate, h):
     # [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s;
     # `rate` is the large-GEMM rate of its dtype (peak x gemm_eff_max[_fp8]).
-    # A GEMM thinner than one row (no tokens routed) is costed as one row: never 0/0.
-    return roofline_s(flops, nbytes, rate * gemm_efficiency(max(min_dim, 1.0), h),
+    return roofline_s(flops, nbytes, rate * gemm_efficiency(m_dim, n_dim, k_dim, h),
                       h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]) + h[S.H_OP_OVERHEAD]
 
 
@@ -65,11 +74,16 @@ def memory_bound_s(nbytes, n_ops, h):
 
 def group_bandwidth(stride, size, h):
     # [C1] a group of `size` ranks spaced `stride` apart stays inside the NVLink domain
-    # (a node, or an NVL72 rack of 18 nodes) when stride*size <= nvlink_domain; otherwise
-    # its ring crosses the scale-out network.
+    # (a node, or an NVL72 rack of 18 nodes) when stride*size <= nvlink_domain, at the
+    # NVLink rate. Otherwise its rings cross the scale-out network: with k of its ranks
+    # in each domain NCCL runs k rings, each leaving the domain through another rank's
+    # NIC, so a rank moves k x inter_bw (nccl-tests: 80 H100s reach ~8 NICs' busbw),
+    # never more than NVLink carries.
+    intra = h[S.H_INTRA_BW] * h[S.H_NET_EFF]
     if stride * size > h[S.H_NVLINK_DOMAIN]:
-        return h[S.H_INTER_BW] * h[S.H_NET_EFF]
-    return h[S.H_INTRA_BW] * h[S.H_NET_EFF]
+        per_domain = max(1.0, np.floor(h[S.H_NVLINK_DOMAIN] / stride))
+        return min(intra, per_domain * h[S.H_INTER_BW] * h[S.H_INTER_EFF])
+    return intra
 
 
 def group_latency(stride, size, h):
@@ -100,8 +114,20 @@ def allgather_s(nbytes, size, stride, h):
 
 
 def alltoall_s(nbytes, size, stride, h):
-    # [C4] all-to-all of nbytes per rank: (g-1)/g of it leaves the rank.
-    return allgather_s(nbytes, size, stride, h)
+    # [C4] all-to-all of nbytes per rank: a rank keeps 1/g and sends the rest to all its
+    # peers at once, over NVLink inside the domain. A group crossing it, with k ranks per
+    # domain, sends (g - k)/g through the rank's own NIC (no ring to share NICs) while
+    # (k - 1)/g goes over NVLink. Concurrent sends: two latencies (send, completion).
+    if size <= 1.0:
+        return 0.0
+    intra = h[S.H_INTRA_BW] * h[S.H_NET_EFF]
+    lat = 2.0 * group_latency(stride, size, h)
+    if stride * size <= h[S.H_NVLINK_DOMAIN]:
+        return (size - 1.0) / size * nbytes / intra + lat
+    per_domain = max(1.0, np.floor(h[S.H_NVLINK_DOMAIN] / stride))
+    off_domain = (size - per_domain) / size * nbytes / (h[S.H_INTER_BW] * h[S.H_INTER_EFF])
+    in_domain = (per_domain - 1.0) / size * nbytes / intra
+    return max(off_domain, in_domain) + lat
 
 
 def p2p_s(nbytes, stride, h):
@@ -132,7 +158,7 @@ def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, rate, ab, wb):
     flops = 2.0 * n_tok * hid * ffn * n_mat / tp
     nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp)
     elem_bytes = n_tok * ab * n_mat * ffn / tp + n_tok * hid * ab * (5.0 + m[S.M_DROPOUT]) / sp_div
-    return (gemm_s(flops, nbytes, min(n_tok, ffn / tp), rate, h) + h[S.H_OP_OVERHEAD]
+    return (gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, h) + h[S.H_OP_OVERHEAD]
             + memory_bound_s(elem_bytes, 3.0, h))
 
 
@@ -172,7 +198,7 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     proj_flops = 2.0 * n_tok * m[S.M_ATTN_GEMM_PARAMS] / tp
     proj_bytes = (m[S.M_ATTN_GEMM_PARAMS] / tp * wb
                   + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp))
-    proj_s = gemm_s(proj_flops, proj_bytes, min(n_tok, hid / tp), rate, h) + h[S.H_OP_OVERHEAD]
+    proj_s = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h) + h[S.H_OP_OVERHEAD]
 
     # [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16.
     # Flash streams K/V and writes only O; unfused attention also moves the score
@@ -186,7 +212,7 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
         core_bytes += n_tok * ab * kv_dim / tp
     if not flash:
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[S.M_DROPOUT])
-    attn_core_s = gemm_s(core_flops, core_bytes, min(n_tok, m[S.M_QK_HEAD_DIM]), rate16, h)
+    attn_core_s = gemm_s(core_flops, core_bytes, n_tok, keys, m[S.M_QK_HEAD_DIM], rate16, h)
     # the backward's time beyond twice the forward's (what the layer's passes assume)
     attn_bwd_extra_s = 0.0
     if flash and h[S.H_ATTN_EFF_FWD] > 0.0:
@@ -217,7 +243,7 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
                                     + m[S.M_KV_LORA_RANK] * nope_v)
         mla_up_s = gemm_s(2.0 * n_tok * up_params / tp,
                           up_params / tp * wb + n_tok * ab * (q_dim + m[S.M_HEADS] * nope_v) / tp,
-                          min(n_tok, m[S.M_KV_LORA_RANK]), rate, h)
+                          n_tok, q_dim / tp, m[S.M_KV_LORA_RANK], rate, h)
     return AttentionCosts(proj_s + attn_core_s + attn_elem_s, attn_core_s, attn_bwd_extra_s,
                           norm_s, mla_up_s)
 
@@ -242,13 +268,19 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
     m_e = capacity * ep * etp / tp
     router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[S.M_EXPERTS],
                       n_tok / sp_div * (hid * ab + m[S.M_EXPERTS] * 4.0),
-                      min(n_tok / sp_div, m[S.M_EXPERTS]), rate16, h)
-    permute_s = memory_bound_s(4.0 * slots * hid * ab, 4.0, h)
+                      n_tok / sp_div, m[S.M_EXPERTS], hid, rate16, h)
+    # the router's elementwise kernels after its GEMM (score function, top-k, probability
+    # normalisation, auxiliary loss, routing map: about 8 over fp32 logits, read and
+    # written twice) and the dispatcher's permute and unpermute (index computation, sort
+    # by expert, gather, scatter-add weighted by the probabilities: about 12 kernels), as
+    # Megatron-Core's TopKRouter and MoEAlltoAllTokenDispatcher run them forward
+    router_s += memory_bound_s(n_tok / sp_div * m[S.M_EXPERTS] * 4.0 * 4.0, 8.0, h)
+    permute_s = memory_bound_s(4.0 * slots * hid * ab, 12.0, h)
     expert_flops = 2.0 * experts_local * m_e * hid * m[S.M_EXPERT_FFN] * n_mat / etp
     expert_bytes = experts_local * (hid * m[S.M_EXPERT_FFN] * n_mat / etp * wb
                                     + m_e * ab * (2.0 * hid
                                                   + 2.0 * n_mat * m[S.M_EXPERT_FFN] / etp))
-    experts_s = (gemm_s(expert_flops, expert_bytes, min(m_e, m[S.M_EXPERT_FFN] / etp), rate, h)
+    experts_s = (gemm_s(expert_flops, expert_bytes, m_e, m[S.M_EXPERT_FFN] / etp, hid, rate, h)
                  + 2.0 * h[S.H_OP_OVERHEAD])
     shared_s = 0.0
     if m[S.M_SHARED_FFN] > 0.0:
@@ -316,7 +348,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
     out_tok = seqs if decode else n_tok
     output_s = (gemm_s(2.0 * out_tok * hid * m[S.M_VOCAB] / tp,
                        hid * m[S.M_VOCAB] / tp * wb + out_tok * m[S.M_VOCAB] / tp * 4.0,
-                       min(out_tok, hid), rate, h)
+                       out_tok, m[S.M_VOCAB] / tp, hid, rate, h)
                 + memory_bound_s(2.0 * out_tok * m[S.M_VOCAB] / tp * 4.0, 2.0, h))
     return LayerCosts(attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
                       embed_s, output_s, attn.attn_bwd_extra_s, attn.norm_s, attn.mla_up_s,
@@ -1207,8 +1239,9 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
 
 # Functions the Numba backend registers as jitable (the kernel's call graph).
 KERNEL_FUNCTIONS = (
-    ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s, group_bandwidth,
-    group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in, mlp_forward_s,
+    ceil_div, divides, roofline_s, saturation, gemm_efficiency, gemm_s, memory_bound_s,
+    group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in,
+    mlp_forward_s,
     kv_cache_elems_per_gpu, flash_attention_rate, attention_costs, moe_costs, layer_costs,
     layer_activation_bytes,
     layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
@@ -1322,7 +1355,8 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "intra_latency": hw.intra_node_latency_s, "inter_latency": hw.inter_node_latency_s,
         "gemm_eff_max": hw.gemm_eff_max, "gemm_eff_max_fp8": hw.gemm_eff_max_fp8,
         "gemm_dim_half": hw.gemm_dim_half,
-        "hbm_eff": hw.hbm_eff, "net_eff": hw.net_eff, "op_overhead": hw.op_overhead_s,
+        "hbm_eff": hw.hbm_eff, "net_eff": hw.net_eff, "inter_eff": hw.inter_eff,
+        "op_overhead": hw.op_overhead_s,
         "attn_eff_fwd": hw.attn_eff_fwd, "attn_eff_bwd": hw.attn_eff_bwd,
         "attn_seq_half": hw.attn_seq_half, "attn_dim_half": hw.attn_dim_half,
         "mem_overhead": hw.memory_overhead_bytes,

@@ -81,7 +81,8 @@ HARDWARE = (
     Column("gemm_eff_max_fp8", "", "attainable fraction of FP8 peak for large GEMMs"),
     Column("gemm_dim_half", "", "GEMM smallest dimension at which half of gemm_eff_max is reached"),
     Column("hbm_eff", "", "attainable fraction of HBM bandwidth"),
-    Column("net_eff", "", "attainable fraction of link bandwidth"),
+    Column("net_eff", "", "attainable fraction of NVLink bandwidth (NCCL ring collectives)"),
+    Column("inter_eff", "", "attainable fraction of the scale-out NIC bandwidth"),
     Column("op_overhead", "s", "fixed cost per kernel"),
     Column("attn_eff_fwd", "", "fused (flash) attention forward: share of the 16-bit peak at long "
            "sequences (0 = the attention core runs at the GEMM rate)"),

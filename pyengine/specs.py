@@ -190,10 +190,11 @@ class Hardware(_Spec):
     """One GPU kind and the cluster network around it.
 
     Bandwidths are per GPU and one direction. The efficiency parameters bound what a
-    kernel can attain (see :mod:`pyengine.reference`, [T1]-[T3]): a GEMM whose smallest
-    dimension is d attains ``gemm_eff_max * d / (d + gemm_dim_half)`` of peak
-    (``gemm_eff_max_fp8`` for FP8 GEMMs); memory-bound
-    work attains ``hbm_eff`` of HBM bandwidth; collectives ``net_eff`` of link bandwidth.
+    kernel can attain (see :mod:`pyengine.reference`, [T1]-[T3]): an M x N x K GEMM
+    attains ``gemm_eff_max`` times one saturation ``d / (d + gemm_dim_half)`` per dimension
+    d of peak (``gemm_eff_max_fp8`` for FP8 GEMMs); memory-bound
+    work attains ``hbm_eff`` of HBM bandwidth; collectives ``net_eff`` of NVLink and
+    ``inter_eff`` of the scale-out NIC bandwidth.
     They are fitted by ``tools/calibrate.py`` on published runs.
     """
 
@@ -212,7 +213,8 @@ class Hardware(_Spec):
     gemm_eff_max_fp8: float = 0.6  # FP8 GEMMs reach a smaller share of their peak
     gemm_dim_half: float = 96.0
     hbm_eff: float = 0.85
-    net_eff: float = 0.8
+    net_eff: float = 0.8  # of the NVLink rate (NCCL ring collectives)
+    inter_eff: float = 0.8  # of the scale-out NIC rate
     op_overhead_s: float = 4e-6  # fixed cost of one kernel launch/op
     # fused attention (FlashAttention-class kernels): shares of the 16-bit peak, fitted on
     # kernel benchmarks by tools/calibrate.py; attn_eff_fwd = 0: the GEMM rate instead
@@ -243,7 +245,7 @@ class Hardware(_Spec):
         if self.attn_eff_fwd > 0 and self.attn_eff_bwd <= 0:
             raise SpecError(o, "attn_eff_bwd", self.attn_eff_bwd,
                             "> 0 when attn_eff_fwd is set (the backward needs its own rate)")
-        for name in ("gemm_eff_max", "gemm_eff_max_fp8", "hbm_eff", "net_eff"):
+        for name in ("gemm_eff_max", "gemm_eff_max_fp8", "hbm_eff", "net_eff", "inter_eff"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0,
                                                        lo_open=True))
         object.__setattr__(self, "gemm_dim_half",

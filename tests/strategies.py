@@ -89,6 +89,7 @@ def hardware(draw) -> Hardware:
         gemm_dim_half=draw(st.floats(1.0, 2048.0)),
         hbm_eff=draw(st.floats(0.05, 1.0)),
         net_eff=draw(st.floats(0.05, 1.0)),
+        inter_eff=draw(st.floats(0.05, 1.0)),
         op_overhead_s=draw(st.floats(0.0, 1e-4)),
         memory_overhead_bytes=draw(st.floats(0.0, 1e10)),
     )

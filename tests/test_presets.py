@@ -522,4 +522,7 @@ def test_nvl72_keeps_tp_and_ep_groups_on_nvlink():
     b = R.hardware_vector(presets.hardware("b200"))
     assert R.group_bandwidth(1.0, 64.0, h) == R.group_bandwidth(1.0, 8.0, h)
     assert R.group_bandwidth(1.0, 64.0, b) < R.group_bandwidth(1.0, 8.0, b)
-    assert R.group_bandwidth(1.0, 144.0, h) < R.group_bandwidth(1.0, 72.0, h)
+    # across racks: one GPU per rack rings over its NIC; a group holding whole racks runs
+    # one ring per NIC, 72 NICs per rack at once, which NVLink then bounds
+    assert R.group_bandwidth(72.0, 2.0, h) < R.group_bandwidth(1.0, 72.0, h)
+    assert R.group_bandwidth(1.0, 144.0, h) == R.group_bandwidth(1.0, 72.0, h)

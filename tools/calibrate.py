@@ -5,20 +5,29 @@
     python tools/calibrate.py --check    # exit 1 unless the presets hold exactly its output
 
 What is fitted, per GPU kind (one set of parameters per hardware preset, no per-row
-factors):
-  h100-sxm    attn_eff_fwd, attn_eff_bwd, attn_seq_half, attn_dim_half first, on the
+factors), operator-level data first and alone (tools/fit_operators.py; data in
+pyengine/data/operators.json and kernels.json, sources in docs/sources.md):
+  all         gemm_dim_half, op_overhead_s: cuBLASLt (A100 FP16, H100/H200 FP8) and DeepGEMM
+              (H800 FP8 dense and grouped) shape tables, one large-GEMM level per table
+  a100, h100, h200   hbm_eff: BabelStream triad over the HBM peak (Azure)
+  a100-80gb   net_eff, intra_latency: nccl-tests all-reduce on one 8x A100 node
+  h100-sxm    net_eff, intra_latency: nccl-tests all-gather, reduce-scatter, all-to-all,
+              send/recv on one 8x H100 node and small all-reduces (8 B..64 KiB);
+              inter_eff, inter_latency: nccl-tests on 10 nodes x 8 H100 and 2 nodes x 1
+  h100-sxm    attn_eff_fwd, attn_eff_bwd, attn_seq_half, attn_dim_half on the
               FlashAttention-3 forward (causal) and backward kernel benchmarks
-              (pyengine/data/kernels.json, copied from shared/calibration): operator-level
-              data, fitted alone, then held fixed in the end-to-end fit below
-  a100-80gb   gemm_eff_max, gemm_dim_half, net_eff, hbm_eff
-              on Megatron-LM 2021 Table 1 (BF16/FP16 training, full recomputation)
-  h100-sxm    gemm_eff_max_fp8, net_eff, hbm_eff, op_overhead
-              on NeMo 24.07 FP8 pre-training + TensorRT-LLM Llama 3.1 8B on H100;
-              gemm_eff_max and gemm_dim_half (BF16) carried over from the A100 fit
-  h200        the H100's values (same GPU die; only HBM size and bandwidth differ);
-              the H200 TensorRT-LLM rows are never used in any fit: a true hold-out.
-  h800, b200, mi300x: no published runs here; they inherit the H100 values (documented
-              in docs/accuracy.md as uncalibrated transfers).
+Then, those held fixed, the large-GEMM levels on the end-to-end runs in shared/calibration
+(the share of peak GEMMs reach inside framework runs; the operator tables' own levels are
+printed next to them):
+  a100-80gb   gemm_eff_max on Megatron-LM 2021 Table 1 (BF16/FP16 training, full
+              recomputation); inter_eff and inter_latency are the H100's (no A100
+              multi-node measurements shipped)
+  h100-sxm    gemm_eff_max_fp8 on NeMo 24.07 FP8 pre-training + TensorRT-LLM Llama 3.1 8B
+              on H100; gemm_eff_max (BF16) carried over from the A100 fit
+  h200        the H100's values but its own hbm_eff (same GPU die); the H200
+              TensorRT-LLM rows are never used in any fit: a true hold-out.
+  h800, b200, gb200/gb300, mi300x: no published runs here; they inherit the H100 values
+              (documented in docs/accuracy.md as uncalibrated transfers).
 Objective: mean |log(predicted / published)| per dataset, averaged over datasets; a
 deterministic coordinate search within physical bounds (PARAMS) from a fixed start: the
 defaults of pyengine.specs.Hardware, never the values in the preset files, so the fit is
@@ -40,7 +49,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
 PRESETS = ROOT / "pyengine" / "presets" / "hardware"
+
+import fit_operators as OPS  # noqa: E402
 
 from pyengine import presets  # noqa: E402
 from pyengine import validate as V  # noqa: E402
@@ -197,38 +209,62 @@ def holdout(base_hw, names, make, n_rows):
 
 
 HEADER = "# Efficiency parameters "
-A100_NAMES = ["gemm_eff_max", "gemm_dim_half", "net_eff", "hbm_eff"]
+A100_NAMES = ["gemm_eff_max"]
 # BF16 GEMM efficiency is not identifiable from FP8 runs (only attention runs in BF16
 # there): the H100 takes it from the A100 fit, the same kind of tensor core.
-H100_NAMES = ["gemm_eff_max_fp8", "net_eff", "hbm_eff", "op_overhead_s"]
-H100_ALL = ["gemm_eff_max", "gemm_dim_half", *ATTN_NAMES, *H100_NAMES]
+H100_NAMES = ["gemm_eff_max_fp8"]
+GEMM_OPS = ["gemm_dim_half", "op_overhead_s"]
+NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
+A100_ALL = [*A100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS]
+H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_NAMES]
 CARRIED = ("h800", "b200", "gb200-nvl72", "gb300-nvl72", "mi300x")
 
 
-def fit_a100():
-    return fit(presets.hardware("a100-80gb"), A100_NAMES, a100_sets)[0]
+def operator_values() -> dict[str, dict[str, float]]:
+    """Per preset, the operator-level values (the first stage; see the module doc)."""
+    gemm, _ = OPS.fit_gemm()
+    h100_net = OPS.fit_collectives("h100-sxm")
+    a100_net = OPS.fit_collectives("a100-80gb")
+    a100_net.update({k: h100_net[k] for k in ("inter_eff", "inter_node_latency_s")})
+    attention, _ = fit_attention(presets.hardware("h100-sxm").peak_bf16_flops_per_s / 1e12)
+    h100 = {**gemm, "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention}
+    return {"a100-80gb": {**gemm, "hbm_eff": OPS.hbm_eff("a100-80gb"), **a100_net},
+            "h100-sxm": h100, "h200": {**h100, "hbm_eff": OPS.hbm_eff("h200")}}
 
 
-def h100_base(a100):
-    h100 = presets.hardware("h100-sxm")
-    attention, _ = fit_attention(h100.peak_bf16_flops_per_s / 1e12)
-    return h100.with_(gemm_eff_max=a100.gemm_eff_max, gemm_dim_half=a100.gemm_dim_half,
-                      **attention)
+def fit_a100(ops=None):
+    ops = ops or operator_values()
+    return fit(presets.hardware("a100-80gb").with_(**ops["a100-80gb"]), A100_NAMES,
+               a100_sets)[0]
 
 
-def fit_h100(a100):
-    return fit(h100_base(a100), H100_NAMES, h100_sets)[0]
+def h100_base(a100, ops=None):
+    ops = ops or operator_values()
+    return presets.hardware("h100-sxm").with_(gemm_eff_max=a100.gemm_eff_max,
+                                               **ops["h100-sxm"])
 
 
-def outputs(a100, h100) -> dict[str, tuple]:
+def fit_h100(a100, ops=None):
+    return fit(h100_base(a100, ops), H100_NAMES, h100_sets)[0]
+
+
+def outputs(a100, h100, ops=None) -> dict[str, tuple]:
     """What the fit writes, per preset: (hardware holding the values, names, comment)."""
-    out = {"a100-80gb": (a100, A100_NAMES, "fitted by tools/calibrate.py"),
+    ops = ops or operator_values()
+    h200 = h100.with_(hbm_eff=ops["h200"]["hbm_eff"])
+    out = {"a100-80gb": (a100, A100_ALL, "fitted by tools/calibrate.py"),
            "h100-sxm": (h100, H100_ALL, "fitted by tools/calibrate.py"),
-           "h200": (h100, H100_ALL, "of the H100 fit (same GPU die; tools/calibrate.py)")}
+           "h200": (h200, H100_ALL, "of the H100 fit but hbm_eff (same GPU die; "
+                    "tools/calibrate.py)")}
     for slug in CARRIED:
         out[slug] = (h100, H100_ALL, "carried over from the H100 fit by tools/calibrate.py: no "
                      "published runs of this GPU are shipped, so these are uncalibrated")
     return out
+
+
+# preset keys in microseconds for the Hardware fields in seconds
+MICROSECONDS = {"op_overhead_s": "op_overhead_us", "intra_node_latency_s": "intra_latency_us",
+                "inter_node_latency_s": "inter_latency_us"}
 
 
 def preset_text(text: str, hw, names, how: str) -> str:
@@ -236,8 +272,8 @@ def preset_text(text: str, hw, names, how: str) -> str:
     block = ["", f"{HEADER}{how} (docs/accuracy.md)."]
     for n in names:
         v = getattr(hw, n)
-        key = "op_overhead_us" if n == "op_overhead_s" else n
-        val = v * 1e6 if n == "op_overhead_s" else v
+        key = MICROSECONDS.get(n, n)
+        val = v * 1e6 if n in MICROSECONDS else v
         text = re.sub(rf"^#?\s*{key}\s*=.*\n", "", text, flags=re.M)
         block.append(f"{key} = {val:.4g}")
     text = re.sub(r"\n# Efficiency parameters .*", "", text, flags=re.S)
@@ -252,11 +288,43 @@ def write_params(slug: str, hw, names, how: str = "fitted by tools/calibrate.py"
     return path
 
 
-def stale_presets(a100, h100, folder: Path = PRESETS) -> list[str]:
+def stale_presets(a100, h100, folder: Path = PRESETS, ops=None) -> list[str]:
     """Presets whose files differ from what this fit writes."""
-    return [slug for slug, (hw, names, how) in outputs(a100, h100).items()
+    return [slug for slug, (hw, names, how) in outputs(a100, h100, ops).items()
             if (folder / f"{slug}.toml").read_text()
             != preset_text((folder / f"{slug}.toml").read_text(), hw, names, how)]
+
+
+def report_operators(ops) -> None:
+    """Print the operator-level fits and their errors per table and collective."""
+    gemm, levels = OPS.fit_gemm()
+    print("GEMM shape tables (cuBLASLt, DeepGEMM): "
+          + ", ".join(f"{n}={v:.4g}" for n, v in gemm.items()))
+    for table, rows in OPS.gemm_errors(gemm, levels).items():
+        errs = [abs(r[-1]) for r in rows]
+        print(f"  {table:<27} level {levels[table]:.3f}  mean |error| {100 * np.mean(errs):5.1f}%"
+              f"  worst {100 * max(errs):5.1f}%  ({len(rows)} shapes)")
+    for slug in ("a100-80gb", "h100-sxm", "h200"):
+        print(f"{slug}: hbm_eff={ops[slug]['hbm_eff']:.4g} (BabelStream triad)")
+    for slug in ("a100-80gb", "h100-sxm"):
+        names = [n for n in NET_OPS if n in OPS.fit_collectives(slug)]
+        print(f"{slug} collectives (nccl-tests): "
+              + ", ".join(f"{n}={ops[slug][n]:.4g}" for n in names))
+        for tier, rows in OPS.collective_errors(slug, ops[slug]).items():
+            kinds = sorted({r[0] for r in rows})
+            for kind in kinds:
+                errs = [abs(r[-1]) for r in rows if r[0] == kind]
+                big = [abs(r[-1]) for r in rows if r[0] == kind and r[1] >= 2**30]
+                print(f"  {tier:<6} {kind:<10} mean |error| {100 * np.mean(errs):5.1f}%  worst "
+                      f"{100 * max(errs):5.1f}%  (>= 1 GiB: worst "
+                      f"{100 * max(big, default=0.0):4.1f}%; {len(errs)} sizes)")
+    print("h100-sxm fused attention on the FlashAttention-3 H100 kernel benchmarks")
+    attention, errors = fit_attention(presets.hardware("h100-sxm").peak_bf16_flops_per_s / 1e12)
+    print("  fitted: " + ", ".join(f"{n}={v:.4g}" for n, v in attention.items()))
+    for pass_, errs in errors.items():
+        print(f"  {pass_:<10} FlashAttention-3          mean |error| "
+              f"{100 * np.mean(np.abs(errs)):5.1f}%  worst {100 * np.max(np.abs(errs)):5.1f}%  "
+              f"({len(errs)} rows)")
 
 
 def main() -> int:
@@ -268,24 +336,21 @@ def main() -> int:
     args = ap.parse_args()
     data = V.published()
 
+    ops = operator_values()
+    report_operators(ops)
+
     print("a100-80gb on Megatron-LM 2021 Table 1")
-    a100 = fit_a100()
+    a100 = fit_a100(ops)
     print("  fitted: " + ", ".join(f"{n}={getattr(a100, n):.4g}" for n in A100_NAMES))
     report("all rows", a100_sets(a100))
     if not args.no_holdout:
         n = len(data["megatron_lm_2021_table1"]["rows"])
-        for parity, sets in holdout(presets.hardware("a100-80gb"), A100_NAMES, a100_sets, n):
+        base = presets.hardware("a100-80gb").with_(**ops["a100-80gb"])
+        for parity, sets in holdout(base, A100_NAMES, a100_sets, n):
             report(f"held-out{parity}", sets)
 
-    print("h100-sxm fused attention on the FlashAttention-3 H100 kernel benchmarks")
-    attention, errors = fit_attention(presets.hardware("h100-sxm").peak_bf16_flops_per_s / 1e12)
-    print("  fitted: " + ", ".join(f"{n}={v:.4g}" for n, v in attention.items()))
-    for pass_, errs in errors.items():
-        print(f"  {pass_:<10} FlashAttention-3          mean |error| "
-              f"{100 * np.mean(np.abs(errs)):5.1f}%  worst {100 * np.max(np.abs(errs)):5.1f}%  "
-              f"({len(errs)} rows)")
     print("h100-sxm on NeMo 24.07 FP8 + TensorRT-LLM H100")
-    h100 = fit_h100(a100)
+    h100 = fit_h100(a100, ops)
     print("  fitted: " + ", ".join(f"{n}={getattr(h100, n):.4g}" for n in H100_NAMES))
     report("all rows", h100_sets(h100))
     if not args.no_holdout:
@@ -294,22 +359,23 @@ def main() -> int:
         for parity in (0, 1):
             nemo_train = [i for i in range(n_nemo) if i % 2 == parity]
             trt_train = [i for i in range(n_trt) if i % 2 == parity]
-            hw, _ = fit(h100_base(a100), H100_NAMES,
+            hw, _ = fit(h100_base(a100, ops), H100_NAMES,
                         lambda h, a=nemo_train, b=trt_train: h100_sets(h, a, b))
             test = h100_sets(hw, [i for i in range(n_nemo) if i % 2 != parity],
                              [i for i in range(n_trt) if i % 2 != parity])
             report(f"held-out{parity}", test)
 
-    print("h200: H100 values, scored on the never-fitted H200 TensorRT-LLM rows")
-    h200 = presets.hardware("h200").with_(**{n: getattr(h100, n) for n in H100_ALL})
+    print("h200: H100 values (own hbm_eff), scored on the never-fitted H200 TensorRT-LLM rows")
+    h200 = presets.hardware("h200").with_(**{n: getattr(h100, n) for n in H100_ALL
+                                             if n != "hbm_eff"}, hbm_eff=ops["h200"]["hbm_eff"])
     trt200 = V.trtllm_llama31_8b(data, {"H200 SXM 141GB": h200}, _trt_rows(data, "H200"))
     report("hold-out", [trt200])
 
     if args.write:
-        for slug, (hw, names, how) in outputs(a100, h100).items():
+        for slug, (hw, names, how) in outputs(a100, h100, ops).items():
             write_params(slug, hw, names, how)
     if args.check:
-        stale = stale_presets(a100, h100)
+        stale = stale_presets(a100, h100, ops=ops)
         print("presets: " + (f"differ from the fit: {', '.join(stale)} (run with --write)"
                              if stale else "hold exactly the fitted values"))
         return 1 if stale else 0

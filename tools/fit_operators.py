@@ -1,0 +1,235 @@
+"""Operator-level fits: hardware parameters from published kernel and collective benchmarks.
+
+tools/calibrate.py runs these first and alone, then fits what they do not identify (the
+large-GEMM levels) on the end-to-end runs with these values fixed. Every fit scores the
+model's OWN formulas (pyengine.reference: gemm_s, allgather_s, ...) on a hardware vector,
+so a fitted value means what the kernels use. Data: pyengine/data/operators.json and
+kernels.json (sources in docs/sources.md); deterministic grid searches within physical
+bounds, no per-row factors.
+
+  hbm_eff                  BabelStream triad / HBM peak (Azure AI Benchmarking Guide)
+  gemm_dim_half,           cuBLASLt shape tables (Azure: A100 FP16, H100/H200 FP8) and
+  op_overhead_s            DeepGEMM FP8 dense + grouped (H800), one level per table
+  net_eff, intra_latency   nccl-tests on one 8-GPU NVLink node (H100; A100 all-reduce)
+  inter_eff, inter_latency nccl-tests on 80 H100s (10 nodes) and 2 nodes x 1 GPU
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+
+import numpy as np
+
+from pyengine import presets
+from pyengine import reference as R
+
+GEMM_TABLES = {  # name: (preset, dtype bytes in, source key, file)
+    "cuBLASLt A100 FP16": ("a100-80gb", 2, "cublaslt_gemm_tflops_by_mnk_azure_a100", "operators"),
+    "cuBLASLt H100 FP8": ("h100-sxm", 1, "cublaslt_gemm_tflops_by_mnk_azure_h100", "operators"),
+    "cuBLASLt H200 FP8": ("h200", 1, "cublaslt_gemm_tflops_by_mnk_azure_h200", "operators"),
+    "DeepGEMM H800 FP8": ("h800", 1, "deepgemm_h800_fp8_dense", "kernels"),
+    "DeepGEMM H800 FP8 grouped": ("h800", 1, "deepgemm_h800_fp8_grouped_moe", "kernels"),
+}
+STREAM = {"a100-80gb": "node_microbenchmarks_azure_a100",
+          "h100-sxm": "node_microbenchmarks_azure_h100", "h200": "node_microbenchmarks_azure_h200"}
+
+
+def load(name: str) -> dict:
+    text = resources.files("pyengine").joinpath(f"data/{name}.json").read_text()
+    data = json.loads(text)
+    return data["datasets"] if "datasets" in data else data
+
+
+# --------------------------------------------------------------------------- HBM
+
+
+def hbm_eff(slug: str) -> float:
+    """Attainable share of HBM: the BabelStream triad rate over the preset's peak."""
+    triad = load("operators")[STREAM[slug]]["values"]["hbm_bandwidth_TBps"]["triad"] * 1e12
+    return round(triad / presets.hardware(slug).hbm_bandwidth_bytes_per_s, 4)
+
+
+# --------------------------------------------------------------------------- GEMM
+
+
+def gemm_rows(table: str) -> list[tuple[float, float, float, float]]:
+    """(M, N, K, TFLOP/s) of one shape table; DeepGEMM's newest README version only."""
+    _, _, key, file = GEMM_TABLES[table]
+    d = load(file)[key]
+    rows = d["values"]["rows"] if "values" in d else d["rows"]
+    out = []
+    for r in rows:
+        if "version" in r and "2025-03-25" not in r["version"]:
+            continue
+        m = r.get("m_per_group", r.get("m"))
+        out.append((float(m), float(r["n"]), float(r["k"]), float(r["tflops"])))
+    return out
+
+
+def gemm_tflops(hv, peak, level, m, n, k, in_bytes) -> float:
+    """The model's attainable TFLOP/s for one (M, N, K) GEMM: reference.gemm_s."""
+    flops = 2.0 * m * n * k
+    nbytes = (m * k + k * n) * in_bytes + m * n * 2.0
+    return flops / R.gemm_s(flops, nbytes, m, n, k, peak * level, hv) / 1e12
+
+
+def _gemm_hw(slug, dim_half, overhead):
+    hw = presets.hardware(slug).with_(hbm_eff=hbm_eff_for(slug), gemm_dim_half=dim_half,
+                                      op_overhead_s=overhead)
+    return R.hardware_vector(hw), hw
+
+
+def hbm_eff_for(slug: str) -> float:
+    return hbm_eff(slug if slug in STREAM else "h100-sxm")
+
+
+def _peak(hw, in_bytes):
+    return hw.peak_bf16_flops_per_s if in_bytes == 2 else hw.peak_fp8_flops_per_s
+
+
+def fit_gemm():
+    """gemm_dim_half and op_overhead_s shared by every table, one large-GEMM level per
+    table (the median log ratio, within [0.3, 0.95]); minimises the mean |log error|."""
+    best = None
+    for dim_half in np.arange(16.0, 256.0 + 1e-9, 4.0):
+        for overhead in np.arange(0.0, 10e-6 + 1e-12, 0.5e-6):
+            cost, levels = [], {}
+            for table, (slug, nb, _, _) in GEMM_TABLES.items():
+                hv, hw = _gemm_hw(slug, dim_half, overhead)
+                rows = gemm_rows(table)
+                peak = _peak(hw, nb)
+                base = [gemm_tflops(hv, peak, 1.0, m, n, k, nb) for m, n, k, _ in rows]
+                level = float(np.clip(np.exp(np.median([math.log(t / b) for (*_, t), b
+                                                        in zip(rows, base)])), 0.3, 0.95))
+                levels[table] = level
+                cost += [abs(math.log(gemm_tflops(hv, peak, level, m, n, k, nb) / t))
+                         for m, n, k, t in rows]
+            c = float(np.mean(cost))
+            if best is None or c < best[0] - 1e-12:
+                best = (c, float(dim_half), float(overhead), levels)
+    _, dim_half, overhead, levels = best
+    return {"gemm_dim_half": dim_half, "op_overhead_s": overhead}, levels
+
+
+def gemm_errors(values, levels) -> dict[str, list[tuple]]:
+    """Per table: (M, N, K, published, predicted, relative error)."""
+    out = {}
+    for table, (slug, nb, _, _) in GEMM_TABLES.items():
+        hv, hw = _gemm_hw(slug, values["gemm_dim_half"], values["op_overhead_s"])
+        rows = []
+        for m, n, k, t in gemm_rows(table):
+            p = gemm_tflops(hv, _peak(hw, nb), levels[table], m, n, k, nb)
+            rows.append((m, n, k, t, p, p / t - 1.0))
+        out[table] = rows
+    return out
+
+
+# --------------------------------------------------------------------------- collectives
+
+# nccl-tests sizes: all_reduce and sendrecv count the per-rank buffer, all_gather the
+# gathered output, reduce_scatter the input, alltoall the per-rank send buffer: each is the
+# `nbytes` the model's function of the same collective takes.
+NCCL_FUNCS = {"all_reduce_perf": "allreduce", "all_gather_perf": "allgather",
+              "reduce_scatter_perf": "allgather", "alltoall_perf": "alltoall",
+              "sendrecv_perf": "p2p"}
+
+
+def collective_s(kind, nbytes, ranks, stride, hv) -> float:
+    if kind == "allreduce":
+        return R.allreduce_s(nbytes, ranks, stride, hv)
+    if kind == "allgather":
+        return R.allgather_s(nbytes, ranks, stride, hv)
+    if kind == "alltoall":
+        return R.alltoall_s(nbytes, ranks, stride, hv)
+    return R.p2p_s(nbytes, stride, hv)
+
+
+def collective_rows(slug: str) -> dict[str, list[tuple]]:
+    """Per tier, (kind, bytes, ranks, stride, published seconds) of one GPU kind.
+
+    intra: one 8-GPU node; H100 all-reduce is left out (NCCL runs NVLS there, in-switch
+    reduction the ring/tree model does not have: 480 GB/s busbw against 360 for the ring
+    collectives). inter: ranks spread over nodes (stride = GPUs per node for 1 GPU per
+    node). Out-of-place times."""
+    ops = load("operators")
+    intra, inter = [], []
+    if slug == "a100-80gb":
+        for r in ops["nccl_tests_a100_8gpu_allreduce_mlengineering"]["values"]["rows"]:
+            intra.append(("allreduce", float(r["size_bytes"]), 8.0, 1.0, r["time_us"] * 1e-6))
+        return {"intra": intra, "inter": inter}
+    if slug != "h100-sxm":
+        return {"intra": intra, "inter": inter}
+    one = ops["nccl_tests_h100_single_node_8gpu_5collectives_xxrjun"]["values"]["collectives"]
+    for name, rows in one.items():
+        if name == "all_reduce_perf":
+            continue
+        for r in rows:
+            intra.append((NCCL_FUNCS[name], float(r["size_bytes"]), 8.0, 1.0,
+                          r["out_of_place_time_us"] * 1e-6))
+    many = ops["nccl_tests_h100_10_nodes_80gpu_5collectives_xxrjun"]["values"]["collectives"]
+    for name, rows in many.items():
+        if name == "sendrecv_perf":  # pairs spread over the job: not a stated topology
+            continue
+        for r in rows:
+            inter.append((NCCL_FUNCS[name], float(r["size_bytes"]), 80.0, 1.0,
+                          r["out_of_place_time_us"] * 1e-6))
+    two = ops["nccl_tests_h100_2nodes_1gpu_each_xxrjun"]["values"]
+    for name, rows in two.items():
+        for r in rows:
+            inter.append((NCCL_FUNCS[name], float(r["size_bytes"]), 2.0, 8.0,
+                          r["out_of_place_time_us"] * 1e-6))
+    return {"intra": intra, "inter": inter}
+
+
+def small_allreduce_rows() -> list[tuple]:
+    """8 B .. 64 KiB all-reduce on one DGX H100 (NVIDIA dgxc-benchmarking): latency-bound."""
+    rows = load("operators")["nccl_tests_h100_8gpu_allreduce_8B_to_16GiB_nvidia_dgxc"]
+    return [("allreduce", float(r["size_bytes"]), 8.0, 1.0, r["in_place_time_us"] * 1e-6)
+            for r in rows["values"]["rows"] if r["size_bytes"] <= 65536]
+
+
+def _log_cost(rows, hv) -> float:
+    return float(np.mean([abs(math.log(collective_s(k, b, n, s, hv) / t))
+                          for k, b, n, s, t in rows]))
+
+
+def fit_collectives(slug: str) -> dict[str, float]:
+    """net_eff and intra_latency on the node's rows; then, those fixed, inter_eff and
+    inter_latency on the multi-node rows."""
+    hw = presets.hardware(slug)
+    rows = collective_rows(slug)
+    small = small_allreduce_rows() if slug == "h100-sxm" else []
+    best = None
+    for lat in np.arange(0.5e-6, 10e-6 + 1e-12, 0.25e-6):
+        for eff in np.arange(0.6, 0.95 + 1e-9, 0.005):
+            hv = R.hardware_vector(hw.with_(intra_node_latency_s=float(lat), net_eff=float(eff)))
+            c = _log_cost(rows["intra"] + small, hv)
+            if best is None or c < best[0] - 1e-12:
+                best = (c, float(lat), float(eff))
+    out = {"intra_node_latency_s": round(best[1], 10), "net_eff": round(best[2], 4)}
+    if rows["inter"]:
+        base = hw.with_(**out)
+        best = None
+        for lat in np.arange(1e-6, 30e-6 + 1e-12, 0.5e-6):
+            for eff in np.arange(0.6, 0.95 + 1e-9, 0.005):
+                hv = R.hardware_vector(base.with_(inter_node_latency_s=float(lat),
+                                                  inter_eff=float(eff)))
+                c = _log_cost(rows["inter"], hv)
+                if best is None or c < best[0] - 1e-12:
+                    best = (c, float(lat), float(eff))
+        out["inter_node_latency_s"] = round(best[1], 10)
+        out["inter_eff"] = round(best[2], 4)
+    return out
+
+
+def collective_errors(slug: str, values: dict) -> dict[str, list[tuple]]:
+    """Per tier: (kind, bytes, ranks, published s, predicted s, relative error)."""
+    hv = R.hardware_vector(presets.hardware(slug).with_(**values))
+    rows = collective_rows(slug)
+    if slug == "h100-sxm":
+        rows["intra"] = rows["intra"] + small_allreduce_rows()
+    return {tier: [(k, b, n, t, collective_s(k, b, n, s, hv),
+                    collective_s(k, b, n, s, hv) / t - 1.0) for k, b, n, s, t in rr]
+            for tier, rr in rows.items() if rr}
