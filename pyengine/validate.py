@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 
 import numpy as np
@@ -39,6 +41,9 @@ class Row:
     unit: str
     note: str = ""
     feasible: bool = True
+    # which quantity, where a dataset compares more than one per run (e.g. "TTFT")
+    metric: str = ""
+    plan: Plan | None = field(default=None, repr=False)  # the plan evaluated, where kept
 
     @property
     def error(self) -> float:
@@ -61,6 +66,10 @@ class Dataset:
     # False: validation only, never fitted (results found outside shared/calibration);
     # reported against the goal, not a pass/fail bound
     fitted: bool = True
+    kind: str = ""  # "training", "serving" or "memory": what the summary pools it with
+    notes: str = ""  # assumptions where the source is silent, in one paragraph
+    # published values that are not rows: "what: why" (a plan pyengine cannot express)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def scored(self) -> list[Row]:
@@ -123,7 +132,7 @@ def model_state_bytes_per_param(nd: int, zero: int) -> float:
 def zero_2019(data: dict) -> Dataset:
     """ZeRO Table 1: model-state memory per GPU (fp16 params/grads, K = 12), GB = 1e9."""
     d = data["zero_2019"]
-    ds = Dataset("zero_2019", d["source"], "model-state GB per GPU", 0.01, 0.02)
+    ds = Dataset("zero_2019", d["source"], "model-state GB per GPU", 0.01, 0.02, kind="memory")
     psi = {"7.5B": 7.5e9, "128B": 128e9, "1T": 1e12}
     for row in d["table1_per_device_memory_GB"]:
         nd = int(row["dp_degree_Nd"])
@@ -139,14 +148,17 @@ def zero_2019(data: dict) -> Dataset:
 
 # --------------------------------------------------------------------------- Korthikanti
 
+KORTHIKANTI_MODELS = {"22B": "gpt-22b", "175B (GPT-3)": "gpt3-175b",
+                      "530B (MT-NLG)": "megatron-gpt-530b", "1T": "megatron-gpt-1t"}
+
+
 def korthikanti_2022(data: dict) -> Dataset:
     """Korthikanti Table 2 per-layer activation formulas for the Table 3 models: exact."""
     d = data["korthikanti_2022"]
-    ds = Dataset("korthikanti_2022", d["source"], "activation bytes per layer", 1e-12, 1e-12)
-    names = {"22B": "gpt-22b", "175B (GPT-3)": "gpt3-175b", "530B (MT-NLG)": "megatron-gpt-530b",
-             "1T": "megatron-gpt-1t"}
+    ds = Dataset("korthikanti_2022", d["source"], "activation bytes per layer", 1e-12, 1e-12,
+                 kind="memory")
     for cfg in d["table3_model_configs"]:
-        model = presets.model(names[cfg["model"]])
+        model = presets.model(KORTHIKANTI_MODELS[cfg["model"]])
         m = R.model_vector(model)
         s, b, h, a, t = (cfg["seq_len"], cfg["micro_batch_size"], cfg["hidden_size"],
                          cfg["attention_heads"], cfg["tensor_parallel"])
@@ -198,7 +210,7 @@ def megatron_plan(row: dict) -> Plan:
 def megatron_lm_2021(data: dict, hardware: Hardware | None = None, rows=None) -> Dataset:
     d = data["megatron_lm_2021_table1"]
     ds = Dataset("megatron_lm_2021", d["source"], "achieved TFLOP/s per GPU (eq. 3 counting)",
-                 0.10, 0.20)
+                 0.10, 0.20, kind="training")
     hw = hardware or presets.hardware("a100-80gb")
     for i, row in enumerate(d["rows"]):
         if rows is not None and i not in rows:
@@ -256,7 +268,7 @@ def nemo_24_07(data: dict, hardware: Hardware | None = None, rows=None) -> Datas
     # Nemotron-340B on 128 GPUs (TP 8, PP 8, VP 12, micro-batch 1) ran in 80 GB; the model
     # counts its activations and buffers above that, so it is no number to average
     ds = Dataset("nemo_24_07", d["source"], "tokens/s per GPU", 0.15, 0.35,
-                 known_infeasible=("Nemotron-340B on 128 GPUs",))
+                 known_infeasible=("Nemotron-340B on 128 GPUs",), kind="training")
     hw = hardware or presets.hardware("h100-sxm")
     for i, row in enumerate(d["rows"]):
         if rows is not None and i not in rows:
@@ -318,6 +330,22 @@ def bridge_rows(data: dict) -> list[dict]:
     return rows
 
 
+def megatron_core_plan(model: Model, *, dtype: str, gbs: int, mbs: int, seq: int, tp: int,
+                       pp: int = 1, cp: int = 1, dp: int = 1, vpp: int = 1, ep: int = 1,
+                       etp: int = 1, fsdp: bool = False, **savers) -> Plan:
+    """A Megatron-Core (NeMo, Megatron-Bridge) training run as a Plan, from its printed
+    degrees: sequence parallelism and TP communication overlap with TP, distributed
+    optimizer (ZeRO-1; ZeRO-3 for FSDP) with bf16 gradient buffers, the embedding and
+    loss counted in the pipeline split when the virtual stages outnumber the layers,
+    forced-balanced dropless routing (capacity factor 1), expert TP ``etp``."""
+    counted = pp * vpp > model.n_layers
+    return Plan(dtype=dtype, global_batch=gbs, micro_batch=mbs, seq_len=seq, tp=tp, pp=pp,
+                cp=cp, dp=dp, vpp=vpp, ep=ep if model.is_moe else 1,
+                etp=etp if model.is_moe else 0, zero=3 if fsdp else 1,
+                sequence_parallel=tp > 1, grad_dtype="bf16", tp_overlap=tp > 1,
+                pp_embedding=counted, pp_loss=counted, **savers)
+
+
 def bridge_plan(row: dict, model: Model, **savers) -> Plan:
     """A Megatron-Bridge pre-training row as a Plan: its TP/PP/CP/VP/EP, batch and
     sequence; DP = GPUs / (TP PP CP); expert TP 1, sequence parallelism and TP overlap
@@ -326,34 +354,45 @@ def bridge_plan(row: dict, model: Model, **savers) -> Plan:
     layers; forced-balanced dropless routing (capacity factor 1)."""
     tp, pp, cp = int(row["tp"]), int(row["pp"]), int(row["cp"])
     vpp = int(row["vp"]) if isinstance(row.get("vp"), (int, float)) and row["vp"] else 1
-    counted = pp * vpp > model.n_layers
     fsdp = isinstance(row.get("fsdp"), (int, float)) and row["fsdp"] > 0  # Megatron FSDP
-    return Plan(dtype=BRIDGE_DTYPES[row["precision"]],
-                global_batch=int(row["global_batch_size_sequences"]),
-                micro_batch=int(row["micro_batch_size"]), seq_len=int(row["seq_len_tokens"]),
-                tp=tp, pp=pp, cp=cp, dp=int(row["num_gpus"]) // (tp * pp * cp), vpp=vpp,
-                ep=int(row["ep"]) if model.is_moe else 1, etp=1 if model.is_moe else 0,
-                zero=3 if fsdp else 1, sequence_parallel=tp > 1, grad_dtype="bf16",
-                tp_overlap=tp > 1, pp_embedding=counted, pp_loss=counted, **savers)
+    return megatron_core_plan(
+        model, dtype=BRIDGE_DTYPES[row["precision"]],
+        gbs=int(row["global_batch_size_sequences"]), mbs=int(row["micro_batch_size"]),
+        seq=int(row["seq_len_tokens"]), tp=tp, pp=pp, cp=cp,
+        dp=int(row["num_gpus"]) // (tp * pp * cp), vpp=vpp, ep=int(row["ep"]), etp=1,
+        fsdp=fsdp, **savers)
+
+
+def evaluate_fitting(model: Model, hw: Hardware, make_plan, savers_list=BRIDGE_SAVERS,
+                     limits: Limits | None = None):
+    """Evaluate ``make_plan(**savers)`` with the lightest savers of ``savers_list`` that
+    fit (a published run did run); stops early on a violation other than MEMORY.
+    Returns the Result and the savers used."""
+    for savers in savers_list:
+        r = R.evaluate(model, hw, make_plan(**savers), limits)
+        if r.feasible or "MEMORY" not in r.violations:
+            break
+    return r, savers
+
+
+def saver_note(r, savers: dict) -> str:
+    return infeasible_note(r) or (savers.get("recompute", "") + " recompute" if savers else "")
 
 
 def megatron_bridge(data: dict | None = None) -> Dataset:
     data = validation_data() if data is None else data
     src = data["megatron_bridge_perf_summary_nemo_26_08"]["source"]
     ds = Dataset("megatron_bridge", src + " and earlier containers (validation, not fitted)",
-                 "tokens/s per GPU", 0.10, math.inf, fitted=False)
+                 "tokens/s per GPU", 0.10, math.inf, fitted=False, kind="training")
     for row in bridge_rows(data):
         model = presets.model(BRIDGE_MODELS[row["model"]])
         hw = presets.hardware(BRIDGE_SYSTEMS[row["system"]])
-        for savers in BRIDGE_SAVERS:
-            r = R.evaluate(model, hw, bridge_plan(row, model, **savers))
-            if r.feasible or "MEMORY" not in r.violations:
-                break
-        note = infeasible_note(r) or (savers.get("recompute", "") + " recompute" if savers else "")
+        r, savers = evaluate_fitting(model, hw, partial(bridge_plan, row, model))
         label = (f"{row['model']} {row['system']} {row['precision']} {row['num_gpus']} GPUs "
                  f"({row['container']})")
         ds.rows.append(Row(label, float(row["tokens_per_s_per_gpu"]),
-                           r.outputs["tokens_per_s_per_gpu"], "tok/s/GPU", note, r.feasible))
+                           r.outputs["tokens_per_s_per_gpu"], "tok/s/GPU",
+                           saver_note(r, savers), r.feasible, plan=r.plan))
     return ds
 
 
@@ -362,31 +401,37 @@ def megatron_bridge(data: dict | None = None) -> Dataset:
 BATCHES = tuple(2**i for i in range(13))  # 1 .. 4096 concurrent sequences
 
 
-def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int) -> tuple[float, int]:
+def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int,
+                tp: int = 1) -> tuple[float, int]:
     """Offline max-throughput: the feasible concurrency with the most output tokens/s.
 
     trtllm-bench fills the KV cache (95% of free memory) with as many sequences as fit;
     here every batch size up to the request count is evaluated and the best feasible
-    one is kept (FP8 weights and KV cache, TP 1).
+    one is kept (FP8 weights and KV cache, TP ``tp``; with TP > 1 the all-reduce
+    layout of TensorRT-LLM: no sequence parallelism).
     """
     best, best_b = 0.0, 0
     limits = Limits(mem_fraction=1.0)
     for b in BATCHES:
         if b > requests:
             break
-        plan = Plan(mode="decode", dtype="fp8", global_batch=b, micro_batch=b, seq_len=isl,
-                    gen_tokens=osl)
-        r = R.evaluate(model, hw, plan, limits)
+        r = R.evaluate(model, hw, trtllm_plan(b, isl, osl, tp), limits)
         if r.feasible and r.outputs["tokens_per_s"] > best:
             best, best_b = r.outputs["tokens_per_s"], b
     return best, best_b
+
+
+def trtllm_plan(batch: int, isl: int, osl: int, tp: int = 1, dtype: str = "fp8") -> Plan:
+    extra = {"tp": tp, "sequence_parallel": False} if tp > 1 else {}
+    return Plan(mode="decode", dtype=dtype, global_batch=batch, micro_batch=batch,
+                seq_len=isl, gen_tokens=osl, **extra)
 
 
 def trtllm_llama31_8b(data: dict, hardware: dict[str, Hardware] | None = None,
                       rows=None) -> Dataset:
     d = data["tensorrt_llm_llama31_8b_inference"]
     ds = Dataset("trtllm_llama31_8b", "; ".join(f"{k}: {v}" for k, v in d["sources"].items()),
-                 "output tokens/s (TP 1)", 0.25, 0.60)
+                 "output tokens/s (TP 1)", 0.25, 0.60, kind="serving")
     model = presets.model("llama3-8b")
     hws = hardware or {"H100 SXM 80GB": presets.hardware("h100-sxm"),
                        "H200 SXM 141GB": presets.hardware("h200")}
@@ -418,6 +463,602 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+# --------------------------------------------------------------------------- validation only
+# End-to-end results found outside shared/calibration (pyengine/data/validation.json, one
+# dataset per source, docs/sources.md): never fitted, reported against the issue's goal
+# (mean |error| <= 10% training, <= 15% serving), no pass/fail bound.
+
+TRAINING_GOAL, SERVING_GOAL = 0.10, 0.15
+
+# Architectures the validation-only sources run that are not presets, each from the config
+# the comment names (what pyengine cannot express is said there too).
+VALIDATION_MODELS = {
+    # Megatron-Bridge src/megatron/bridge/models/llama/llama_provider.py (commit
+    # 2afd2d34f7d7b2e84095af1a7fd7244902189ebc) Llama32ModelProvider1B: 16 layers, hidden
+    # 2048, 32 heads, 8 query groups, FFN 8192, SwiGLU, RMSNorm, tied embeddings; the Llama 3
+    # tokenizer's vocabulary (128256, as the llama3-8b preset)
+    "llama3.2-1b": dict(n_layers=16, hidden=2048, n_heads=32, n_kv_heads=8, ffn_hidden=8192,
+                        vocab=128256, gated_mlp=True, tied_embeddings=True),
+    # the same file, Llama4Experts16ModelProvider (Llama 4 Scout): 48 layers, hidden 5120,
+    # 40 heads, 8 query groups, vocab 25256 * 8, every layer MoE of 16 routed experts (top-1,
+    # FFN 8192) + one shared expert (8192), SwiGLU, untied; its chunked attention (8192) and
+    # NoPE layers are not modelled (full causal attention)
+    "llama4-scout": dict(n_layers=48, hidden=5120, n_heads=40, n_kv_heads=8, ffn_hidden=16384,
+                         vocab=202048, gated_mlp=True, n_experts=16, top_k=1,
+                         expert_ffn_hidden=8192, n_shared_experts=1),
+    # Llama4Experts128ModelProvider (Llama 4 Maverick): as Scout with 128 experts and
+    # moe_layer_freq [0, 1] * 24 (odd layers MoE, even layers a dense FFN of 16384)
+    "llama4-maverick": dict(n_layers=48, hidden=5120, n_heads=40, n_kv_heads=8,
+                            ffn_hidden=16384, vocab=202048, gated_mlp=True, n_experts=128,
+                            top_k=1, expert_ffn_hidden=8192, n_shared_experts=1,
+                            first_k_dense=1, moe_every=2),
+    # Megatron-Bridge src/megatron/bridge/models/qwen/qwen_provider.py (commit
+    # 07d0d14aceb47916885f74abeace7ac5d167aa75) Qwen3MoEModelProvider235B_A22B: 94 layers,
+    # hidden 4096, 64 heads of kv_channels 128, 4 query groups, every layer MoE of 128
+    # experts (top-8, FFN 1536), vocab 151936, untied, RMSNorm, SwiGLU (QK norm not modelled)
+    "qwen3-235b-a22b": dict(n_layers=94, hidden=4096, n_heads=64, n_kv_heads=4, head_dim=128,
+                            ffn_hidden=12288, vocab=151936, gated_mlp=True, n_experts=128,
+                            top_k=8, expert_ffn_hidden=1536),
+    # Megatron-Bridge src/megatron/bridge/models/nemotron/nemotron_provider.py (commit
+    # 04f7cfe860926bfae7d0551da0d99f1cd6c6e322) Nemotron4ModelProvider15B: 32 layers, hidden
+    # 6144, FFN 24576, 48 heads, 8 query groups, LayerNorm, squared ReLU (non-gated), no
+    # biases, untied; vocabulary 256000 as NEMO_MODELS' Nemotron rows
+    "nemotron4-15b": dict(n_layers=32, hidden=6144, n_heads=48, n_kv_heads=8, ffn_hidden=24576,
+                          vocab=256000, norm="layernorm"),
+    # xai-org/grok-1 run.py (commit 11b95e7a2635e66ecb26ddd165b6b5fb39375f8e): 64 layers, emb
+    # 48 * 128, 48 query and 8 KV heads of 128, 8 experts top-2, widening factor 8
+    # (model.py ffn_size: 32768, gated), vocab 128 * 1024, tied in/out embedding (model.py)
+    "grok1-314b": dict(n_layers=64, hidden=6144, n_heads=48, n_kv_heads=8, ffn_hidden=32768,
+                       vocab=131072, gated_mlp=True, tied_embeddings=True, n_experts=8, top_k=2,
+                       expert_ffn_hidden=32768),
+    # Jiang et al. 2023, "Mistral 7B", arXiv:2310.06825 Table 1: dim 4096, 32 layers, head
+    # dim 128, hidden dim 14336, 32 heads, 8 KV heads, vocab 32000 (its 4096-token sliding
+    # window is longer than every sequence here)
+    "mistral-7b": dict(n_layers=32, hidden=4096, n_heads=32, n_kv_heads=8, ffn_hidden=14336,
+                       vocab=32000, gated_mlp=True),
+}
+
+
+def validation_model(name: str) -> Model:
+    return Model(name=name, **VALIDATION_MODELS[name])
+
+
+def validation_dataset(data: dict, key: str, metric: str, kind: str, name: str = "") -> Dataset:
+    d = data[key]
+    goal = TRAINING_GOAL if kind == "training" else SERVING_GOAL
+    return Dataset(name or key, d["source"] + " (validation, not fitted)", metric, goal,
+                   math.inf, fitted=False, kind=kind)
+
+
+def row_note(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def result_row(label: str, published_value: float, r, output: str, unit: str, note: str = "",
+               metric: str = "") -> Row:
+    """A validation row from a Result: its output ``output`` against the published value,
+    infeasible (with the violations) when the model cannot run the published plan."""
+    return Row(label, float(published_value), r.outputs[output], unit,
+               row_note(infeasible_note(r), note), r.feasible, metric=metric, plan=r.plan)
+
+
+def serving_fitting(model: Model, hw: Hardware, batch: int, isl: int, osl: int, tp: int,
+                    dtype: str = "fp8"):
+    """A serving run at a fixed concurrency: all ``batch`` sequences in flight, their
+    prompts prefilled together or, when those activations do not fit, in the largest
+    micro-batches that do (engines chunk the prefill); returns (Result, note)."""
+    for mb in sorted((d for d in range(1, batch + 1) if batch % d == 0), reverse=True):
+        plan = trtllm_plan(batch, isl, osl, tp, dtype).with_(micro_batch=mb)
+        r = R.evaluate(model, hw, plan)
+        if r.feasible or "MEMORY" not in r.violations:
+            break
+    return r, "" if mb == batch or not r.feasible else f"prefill micro-batch {mb}"
+
+
+# ---- Korthikanti et al. 2022 Table 5
+
+def korthikanti_plan(cfg: dict, **kw) -> Plan:
+    """A Korthikanti Table 3 configuration: TP, PP, micro and global batch, interleaving m
+    as printed (1 where blank), data parallel 1, seq 2048; 2022 Megatron-LM without ZeRO or
+    flash attention, fp32 gradients (as megatron_plan)."""
+    return Plan(global_batch=cfg["global_batch_size"], micro_batch=cfg["micro_batch_size"],
+                seq_len=cfg["seq_len"], tp=cfg["tensor_parallel"], pp=cfg["pipeline_parallel"],
+                dp=cfg["data_parallel"], vpp=cfg["interleaved_stages_m"] or 1, zero=0,
+                flash_attention=False, **kw)
+
+
+KORTHIKANTI_MODES = (
+    ("full recompute", "full_recompute_iteration_time_s",
+     dict(recompute="full", sequence_parallel=False)),
+    ("present work", "present_work_iteration_time_s",
+     dict(recompute="selective", sequence_parallel=True)),  # selective = core attention
+)
+
+
+def korthikanti_2022_table5(data: dict | None = None) -> Dataset:
+    """Korthikanti Table 5: end-to-end iteration time on A100 (Selene), for the Table 3
+    configurations (published.json, korthikanti_plan). 'full recompute': full activation
+    recomputation without sequence parallelism; 'present work': sequence parallelism +
+    selective recomputation (the Plan's default modules: core attention)."""
+    data = validation_data() if data is None else data
+    ds = validation_dataset(data, "korthikanti_2022_table5", "iteration time (s)", "training")
+    ds.notes = ("Plans: korthikanti_plan (Table 3 as printed, no ZeRO, no flash attention, "
+                "fp32 gradients); the issue's target for this table is 3.5% mean.")
+    cfgs = {c["model"].split()[0]: c for c in published()["korthikanti_2022"]
+            ["table3_model_configs"]}
+    hw = presets.hardware("a100-80gb")
+    for row in data["korthikanti_2022_table5"]["values"]["rows"]:
+        cfg = cfgs[row["model"]]
+        model = presets.model(KORTHIKANTI_MODELS[cfg["model"]])
+        for mode, key, kw in KORTHIKANTI_MODES:
+            r = R.evaluate(model, hw, korthikanti_plan(cfg, **kw))
+            ds.rows.append(result_row(f"{row['model']} {mode}", row[key], r, "time_step_s",
+                                      "s"))
+    return ds
+
+
+# ---- NeMo long-sequence (context parallelism) tables
+
+NEMO_LONG = {"nemo_long_sequence_cp_llama2_7b_h100": ("llama2-7b", "h100-sxm"),
+             "nemo_long_sequence_cp_llama3_8b_b200": ("llama3-8b", "b200")}
+
+
+def nemo_long_sequence(key: str, data: dict | None = None) -> Dataset:
+    """NeMo 'Long Sequence Performance', FP8 pre-training, model TFLOP/s per GPU of the
+    with-CP plans: TP/PP/DP/CP and the global batch as printed, sequence = K x 1024;
+    micro-batch 1 and recompute are not printed (micro-batch 1; the lightest of
+    BRIDGE_SAVERS that fits); the rest as megatron_core_plan. The world size is
+    TP x PP x DP x CP of the printed plan."""
+    data = validation_data() if data is None else data
+    ds = validation_dataset(data, key, "model TFLOP/s per GPU", "training")
+    name, system = NEMO_LONG[key]
+    model, hw = presets.model(name), presets.hardware(system)
+    rows = data[key]["values"]["rows"]
+    n_without = sum(r["without_cp_tflops_per_gpu"] is not None for r in rows)
+    ds.skipped.append(f"without-CP column ({n_without} values): 'the most performant "
+                      "configuration without CP', its plan not printed")
+    mismatch = 0
+    for row in rows:
+        tp, pp, dp, cp = (int(row[f"with_cp_{k}"]) for k in ("tp", "pp", "dp", "cp"))
+        mismatch += tp * pp * dp * cp != row["num_gpus"]
+        seq = int(row["seq_len_K"]) * 1024
+        plan = partial(megatron_core_plan, model, dtype="fp8", gbs=int(row["batch_size"]),
+                       mbs=1, seq=seq, tp=tp, pp=pp, cp=cp, dp=dp)
+        r, savers = evaluate_fitting(model, hw, plan)
+        gpus = "" if tp * pp * dp * cp == row["num_gpus"] else f"; printed {row['num_gpus']} GPUs"
+        ds.rows.append(result_row(f"{row['seq_len_K']}K TP{tp} PP{pp} DP{dp} CP{cp}{gpus}",
+                                  row["with_cp_tflops_per_gpu"], r, "model_tflops_per_gpu",
+                                  "TFLOP/s", saver_note(r, savers) if r.feasible else ""))
+    ds.notes = ("Plans: the printed with-CP TP/PP/DP/CP and global batch, micro-batch 1 "
+                "(not printed), recompute the lightest of BRIDGE_SAVERS that fits; FLOPs "
+                "counted without causal halving, as NeMo's.")
+    if mismatch:
+        ds.notes += (f" In {mismatch} rows the '# of GPUs' column is not TP x PP x DP x CP of "
+                     "the printed plan (4x it in every B200 row); the printed degrees are used.")
+    return ds
+
+
+# ---- Megatron-LM README weak scaling (H100)
+
+def megatron_core_gpt(row: dict, vocab: int, seq: int) -> Model:
+    """A Megatron-LM README weak-scaling GPT: the printed layers, hidden size and heads;
+    vocabulary 131072 and sequence 4096 as printed for the table; otherwise Megatron-LM's
+    GPT defaults (learned absolute positions, biases, LayerNorm, GeLU MLP of 4h, tied
+    embeddings, multi-head attention)."""
+    return Model(name=f"megatron-core-gpt-{row['model_size'].lower()}",
+                 n_layers=int(row["num_layers"]), hidden=int(row["hidden_size"]),
+                 n_heads=int(row["attention_heads"]), ffn_hidden=4 * int(row["hidden_size"]),
+                 vocab=vocab, bias=True, norm="layernorm", learned_pos_emb=seq,
+                 tied_embeddings=True)
+
+
+def megatron_core_weak_scaling(data: dict | None = None) -> Dataset:
+    """Megatron-LM README weak scaling on H100: per-GPU achieved TFLOP/s (MFU x 989, model
+    FLOPs). TP/PP/DP, GPU count and global batch as printed; precision not printed (BF16:
+    the MFU column is TFLOP/s over the 989 TFLOP/s BF16 peak); micro-batch, VP, recompute and
+    sequence parallelism not printed (micro-batch 1, no VP, SP with TP, the lightest
+    BRIDGE_SAVERS that fit); TP overlap and overlapped gradient reduce / parameter gather
+    (distributed optimizer) as stated."""
+    data = validation_data() if data is None else data
+    key = "megatron_core_h100_weak_scaling_gpt"
+    ds = validation_dataset(data, key, "model TFLOP/s per GPU", "training")
+    cond = data[key]["conditions"]
+    vocab, seq = int(cond["vocab_size"]), int(cond["seq_len_tokens"])
+    hw = presets.hardware("h100-sxm")
+    for row in data[key]["values"]["rows"]:
+        model = megatron_core_gpt(row, vocab, seq)
+        plan = partial(megatron_core_plan, model, dtype="bf16",
+                       gbs=int(row["global_batch_size_sequences"]), mbs=1, seq=seq,
+                       tp=int(row["tp"]), pp=int(row["pp"]), dp=int(row["dp"]))
+        r, savers = evaluate_fitting(model, hw, plan)
+        ds.rows.append(result_row(f"GPT {row['model_size']} on {row['num_gpus']} GPUs",
+                                  row["per_gpu_tflops"], r, "model_tflops_per_gpu", "TFLOP/s",
+                                  saver_note(r, savers) if r.feasible else ""))
+    ds.notes = ("Models: megatron_core_gpt (Megatron-LM GPT defaults for what the table does "
+                "not print); BF16, micro-batch 1, ZeRO-1, bf16 gradients.")
+    ds.skipped.append("strong-scaling figure: per-point values only in a log-log plot")
+    return ds
+
+
+# ---- NVIDIA DGX Cloud Benchmarking recipes
+
+DGXC_STEP = "Training step time (seconds per step)"
+DGXC_TOKENS = "Throughput in tokens per second"
+DGXC_SYSTEMS = {"H100": "h100-sxm", "GB200": "gb200-nvl72"}
+# config tables whose system the README does not print beside them, in its order (the
+# v25.04 H100 405B plan, TP 8, identifies the second llama3.1 table as H100's)
+DGXC_CONFIG_SYSTEMS = {
+    "dgxc_benchmarking_v25_05_04_llama3_1_405b_gb200_h100": ("GB200", "H100"),
+    "dgxc_benchmarking_v25_05_04_grok1_314b_gb200_h100": ("GB200", "H100"),
+}
+DGXC_KEYS = (
+    "dgxc_benchmarking_v25_03_gpt3_175b_h100", "dgxc_benchmarking_v25_03_nemotron4_15b_h100",
+    "dgxc_benchmarking_v25_03_nemotron4_340b_h100", "dgxc_benchmarking_v25_03_grok1_314b_h100",
+    "dgxc_benchmarking_v25_03_maxtext_llama3_70b_h100",
+    "dgxc_benchmarking_v25_03_llama3_70b_sft_h100",
+    "dgxc_benchmarking_v25_04_llama3_1_8b_70b_405b_h100",
+    "dgxc_benchmarking_v25_05_04_llama3_1_405b_gb200_h100",
+    "dgxc_benchmarking_v25_05_04_grok1_314b_gb200_h100",
+    "dgxc_benchmarking_v25_05_04_nemotron4_340b_gb200_h100",
+)
+
+
+def dgxc_model(key: str, size: str) -> Model:
+    if "gpt3_175b" in key:
+        return presets.model("gpt3-175b")
+    if "grok1" in key:
+        return validation_model("grok1-314b")
+    if "nemotron" in key:
+        return validation_model("nemotron4-15b") if size == "15b" else nemo_model("Nemotron-340B")
+    return presets.model({"8b": "llama3-8b", "70b": "llama3-70b", "405b": "llama3-405b"}[size])
+
+
+def dgxc_params(text: str) -> dict:
+    return {k: v for k, v in re.findall(r"\b(TP|PP|CP|EP|ETP|VP|MBS|GBS|GA|SEQ|FSDP)=(\w+)",
+                                        text)}
+
+
+def as_int(value) -> int | None:
+    """A printed degree as an int; 'NA', 'None', null and other words are None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def dgxc_config_rows(key: str, d: dict) -> list[tuple[str, dict]]:
+    """(system, row) of every printed plan row: the system from DGXC_CONFIG_SYSTEMS or the
+    text beside the table (GB200 or H100), else H100."""
+    out = []
+    for i, table in enumerate(d["values"]["config_tables"]):
+        text = table.get("section", "") + " " + table.get("preceding_text", "")
+        system = (DGXC_CONFIG_SYSTEMS[key][i] if key in DGXC_CONFIG_SYSTEMS
+                  else "GB200" if "GB200" in text else "H100")
+        aliases = {"SEQLEN": "SEQ", "GPUS": "GPUS"}
+        out += [(system, {aliases.get(k.upper(), k.upper()): v for k, v in row.items()})
+                for row in table["rows"]]
+    return out
+
+
+def dgxc_column_plan(key: str, title: str, column: str, configs: list) -> tuple[dict, str]:
+    """The printed plan of one performance column: the table title's settings, then the
+    matching config row (same system, GPU count, size, precision and, where the column
+    prints it, global batch), then the column's own (GBS, FSDP). Returns (plan, problem)."""
+    m = re.search(r"(\d+)x?\s*(H100|GB200)", column)
+    n, system = int(m[1]), m[2]
+    size = (re.search(r"(\d+)b\b", title, re.I) or re.search(r"_(\d+)b_", key))[1] + "b"
+    dtype = "FP8" if "FP8" in title.upper() else "BF16"
+    col = dgxc_params(column)
+    cands = [row for sys_, row in configs
+             if sys_ == system and as_int(row.get("GPUS")) == n
+             and str(row.get("SIZE", size)).lower().startswith(size)
+             and dtype in str(row.get("PRECISION", dtype)).upper().split("/")
+             and ("GBS" not in col or as_int(row.get("GBS")) == int(col["GBS"]))]
+    if len(cands) > 1:
+        return {}, f"{len(cands)} printed plans match"
+    p = {**dgxc_params(title), **(cands[0] if cands else {}), **col}
+    return {**p, "GPUS": n, "SYSTEM": system, "SIZE": size, "DTYPE": dtype.lower()}, ""
+
+
+def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
+    """An NVIDIA DGX Cloud Benchmarking recipe README ('Expected Performance'): training
+    step time per GPU count. Each column's plan is the printed one (dgxc_column_plan);
+    DP = GPUs / (TP PP CP) (a printed DP or GA that disagrees is noted on the row); VP, EP,
+    ETP 'NA' = 1; the sequence, where the README prints none, is tokens/s x step time /
+    global batch (4096 or 8192, noted); micro-batch 1 where not printed; a 'Layers' column
+    below the model's depth is the recipe's proxy model with that many layers; FSDP over
+    all GPUs is ZeRO-3. Recompute, CUDA-graph and overlap settings are in the recipe
+    scripts, not the README: megatron_core_plan's defaults (distributed optimizer, bf16
+    gradients, SP and TP overlap with TP) and the lightest BRIDGE_SAVERS that fit."""
+    data = validation_data() if data is None else data
+    d = data[key]
+    ds = validation_dataset(data, key, "training step time (s)", "training")
+    configs = dgxc_config_rows(key, d)
+    for table in d["values"]["performance_tables"]:
+        title = table["table_title"]
+        short = re.sub(r"\s*\(.*?\)", "", title).strip()
+        if "LORA" in title.upper():
+            ds.skipped.append(f"{short} ({len(table['columns'])} values): LoRA fine-tuning "
+                              "(frozen base weights, adapter GEMMs) is not expressible")
+            continue
+        steps, tokens = table["rows"][DGXC_STEP], table["rows"].get(DGXC_TOKENS, [])
+        for j, column in enumerate(table["columns"]):
+            p, problem = dgxc_column_plan(key, title, column, configs)
+            n = p.get("GPUS", 0)
+            label = f"{short} on {n}x {p.get('SYSTEM', '')}"
+            fsdp = as_int(p.get("FSDP")) or 0
+            tp, pp, cp = (as_int(p.get(k)) or (1 if fsdp or k != "TP" else None)
+                          for k in ("TP", "PP", "CP"))
+            if not problem and tp is None:
+                problem = "no parallel plan printed for this column"
+            elif not problem and fsdp and fsdp != n:
+                problem = (f"hybrid sharding (FSDP {fsdp} x DP {n // fsdp}) is not expressible "
+                           "(ZeRO-3 shards over all data-parallel GPUs)")
+            elif not problem and n % (tp * pp * cp):
+                problem = f"printed TP {tp} x PP {pp} x CP {cp} does not divide {n} GPUs"
+            if problem or not isinstance(steps[j], (int, float)):
+                ds.skipped.append(f"{label}: {problem or 'no step time printed'}")
+                continue
+            dp = n // (tp * pp * cp)
+            gbs, mbs = int(p["GBS"]), as_int(p.get("MBS"))
+            notes = [] if mbs else ["micro-batch 1 (not printed)"]
+            mbs = mbs or 1
+            seq = as_int(p.get("SEQ"))
+            if not seq:
+                seq = int(round(tokens[j] * steps[j] / gbs / 1024) * 1024)
+                notes.append(f"seq {seq} from tokens/s")
+            if as_int(p.get("DP")) not in (None, dp):
+                notes.append(f"printed DP {p['DP']}")
+            if as_int(p.get("GA")) not in (None, gbs // (dp * mbs)):
+                notes.append(f"printed GA {p['GA']}")
+            model = dgxc_model(key, p["SIZE"])
+            layers = as_int(p.get("LAYERS"))
+            if layers and layers != model.n_layers:
+                model = model.with_(name=f"{model.name}-{layers}-layers", n_layers=layers)
+                label += f" ({layers}-layer proxy)"
+            hw = presets.hardware(DGXC_SYSTEMS[p["SYSTEM"]])
+            kw = dict(dtype=p["DTYPE"], gbs=gbs, mbs=mbs, seq=seq, tp=tp, pp=pp, cp=cp, dp=dp,
+                      vpp=as_int(p.get("VP")) or 1, ep=as_int(p.get("EP")) or 1,
+                      etp=as_int(p.get("ETP")) or 1, fsdp=bool(fsdp))
+            r, savers = evaluate_fitting(model, hw, partial(megatron_core_plan, model, **kw))
+            ds.rows.append(result_row(label, steps[j], r, "time_step_s", "s", row_note(
+                saver_note(r, savers) if r.feasible else "", *notes)))
+    ds.notes = ("Plans: dgxc_dataset (the printed degrees; DP = GPUs / (TP PP CP); "
+                "megatron_core_plan defaults for what the README leaves to the recipe "
+                "scripts). GB200 efficiencies are the uncalibrated H100 fit.")
+    return ds
+
+
+# ---- single-GPU PyTorch training steps
+
+def single_gpu_plan(batch: int, seq: int, **kw) -> Plan:
+    """One GPU, PyTorch bf16 model: no ZeRO, bf16 gradients, fused attention (SDPA)."""
+    return Plan(global_batch=batch, micro_batch=batch, seq_len=seq, zero=0, grad_dtype="bf16",
+                sequence_parallel=False, **kw)
+
+
+def llama32_1b_cudnn_frontend(data: dict | None = None) -> Dataset:
+    """cudnn-frontend Llama-3.2-1B training iteration (forward + backward + SGD step) on one
+    B200 and one H200, per batch/sequence shape and SDPA backend: single_gpu_plan; every
+    SDPA backend is fused attention (one rate in pyengine, so the three backends of a shape
+    share one prediction); gradient checkpointing is not mentioned (none; the lightest
+    BRIDGE_SAVERS that fit). Not expressible and left as they are: the SGD optimizer
+    without state (pyengine's step is Adam's), the clocks locked at base (1665 MHz B200,
+    1500 MHz H200; the presets' peaks are at boost clock) and eager PyTorch's unfused
+    element-wise kernels."""
+    data = validation_data() if data is None else data
+    key = "llama3_2_1b_single_gpu_training_iteration_b200_h200_cudnn_frontend"
+    ds = validation_dataset(data, key, "training iteration time (s)", "training",
+                            name="llama3_2_1b_cudnn_frontend")
+    model = validation_model("llama3.2-1b")
+    hws = {"NVIDIA B200": presets.hardware("b200"), "NVIDIA H200": presets.hardware("h200")}
+    for row in data[key]["values"]["rows"]:
+        b, s = int(row["batch_size"]), int(row["seq_len_tokens"])
+        r, savers = evaluate_fitting(model, hws[row["gpu"]], partial(single_gpu_plan, b, s))
+        ds.rows.append(result_row(f"{row['gpu'].split()[-1]} {row['sdpa_backend'].split('_')[0]}"
+                                  f" b{b} x {s}", row["iteration_time_s"], r, "time_step_s", "s",
+                                  saver_note(r, savers) if r.feasible else ""))
+    ds.notes = ("Plans: single_gpu_plan, Adam in place of the source's stateless SGD; clocks "
+                "locked at base in the source (the model assumes boost clocks).")
+    return ds
+
+
+def torch_compile_b200(data: dict | None = None) -> Dataset:
+    """ml-engineering torch.compile benchmark on one B200: the eager '+ AdamW step' rows
+    (a whole training step) of Llama 3.2 1B (batch 1 x 512) and Llama 3.1 8B (batch 1 x
+    8192): single_gpu_plan with full recomputation (gradient checkpointing, as printed)."""
+    data = validation_data() if data is None else data
+    key = "torch_compile_eager_vs_cudagraph_b200_mlengineering"
+    ds = validation_dataset(data, key, "training step time (s)", "training",
+                            name="torch_compile_b200")
+    hw = presets.hardware("b200")
+    values = data[key]["values"]
+    for vkey, model, seq in (("llama3_2_1b_b1_s512_ms", validation_model("llama3.2-1b"), 512),
+                             ("llama3_1_8b_b1_s8192_ms", presets.model("llama3-8b"), 8192)):
+        for row in values[vkey]:
+            if row["workload"] != "+ AdamW step":
+                continue
+            r = R.evaluate(model, hw, single_gpu_plan(1, seq, recompute="full"))
+            ds.rows.append(result_row(f"{model.name} b1 x {seq} eager", row["eager_ms"] / 1000,
+                                      r, "time_step_s", "s"))
+    ds.skipped += [
+        "torch.compile default / reduce-overhead / max-autotune columns (6 steps): the same "
+        "plan as eager; pyengine has no kernel-fusion or CUDA-graph setting",
+        "'forward (infer)' and 'forward+backward' rows (2 workloads x 2 models, every "
+        "column): not a whole training step (no optimizer step)"]
+    return ds
+
+
+# ---- TorchTitan Llama 4 Scout on GB200
+
+def torchtitan_llama4_scout(data: dict | None = None) -> Dataset:
+    """TorchTitan Llama 4 Scout pre-training on GB200, BF16 and MXFP8 (fp8 here): 256 GPUs
+    (the configuration text's 64 nodes x 4; the table's '512' is not used), local batch 1 x
+    8192, FSDP (ZeRO-3) over all of them, EP 16 with expert TP 1, no activation
+    checkpointing, as printed; TorchTitan's FSDP2 default fp32 gradient reduction. Read as
+    tokens/s per GPU (the scope is not printed; per GPU is the reading with a plausible
+    utilisation). Not expressible: the routed experts' FSDP degree 64 (pyengine shards them
+    over the 16 expert-data-parallel ranks) and the BF16 layers of the MXFP8 run (output,
+    router, attention wk/wv)."""
+    data = validation_data() if data is None else data
+    key = "torchtitan_llama4_scout_mxfp8_gb200_torchao"
+    ds = validation_dataset(data, key, "tokens/s per GPU", "training",
+                            name="torchtitan_llama4_scout_gb200")
+    d = data[key]
+    model, hw = validation_model("llama4-scout"), presets.hardware("gb200-nvl72")
+    gpus, seq = 256, int(d["conditions"]["seq_len_tokens"])
+    for row in d["values"]["rows"]:
+        for dtype, col in (("bf16", "bf16_tokens_per_s"), ("fp8", "mxfp8_tokens_per_s")):
+            plan = Plan(dtype=dtype, global_batch=gpus, micro_batch=1, seq_len=seq, dp=gpus,
+                        ep=int(d["conditions"]["ep"]), etp=1, zero=3, recompute="none",
+                        sequence_parallel=False)
+            r = R.evaluate(model, hw, plan)
+            ds.rows.append(result_row(f"Llama4 Scout {'MXFP8' if dtype == 'fp8' else 'BF16'} "
+                                      f"on {gpus} GB200", row[col], r, "tokens_per_s_per_gpu",
+                                      "tok/s/GPU"))
+    ds.notes = ("GPU count 256 (text) against 512 (table) and the tokens/s scope are "
+                "ambiguous in the source; see the function's docstring.")
+    return ds
+
+
+# ---- serving
+
+PERF_OVERVIEW_MODELS = {"Llama 3.3 70B": lambda: presets.model("llama3-70b"),
+                        "Llama 3.1 405B": lambda: presets.model("llama3-405b"),
+                        "Qwen3-235B-A22B": lambda: validation_model("qwen3-235b-a22b"),
+                        "Llama 4 Scout": lambda: validation_model("llama4-scout"),
+                        "Llama 4 Maverick": lambda: validation_model("llama4-maverick")}
+PERF_OVERVIEW_GPUS = {"H100": "h100-sxm", "H200": "h200", "B200": "b200", "GB200": "gb200-nvl72"}
+
+
+def trtllm_serving_row(label: str, published_value: float, model: Model, hw: Hardware,
+                       isl: int, osl: int, requests: int, tp: int) -> Row:
+    pred, b = trtllm_best(model, hw, isl, osl, requests, tp)
+    if b:
+        return Row(label, published_value, pred, "tok/s", f"batch {b}",
+                   plan=trtllm_plan(b, isl, osl, tp))
+    r = R.evaluate(model, hw, trtllm_plan(1, isl, osl, tp), Limits(mem_fraction=1.0))
+    return Row(label, published_value, 0.0, "tok/s",
+               "infeasible at every batch size: " + ",".join(r.violations), False, plan=r.plan)
+
+
+def trtllm_perf_overview(data: dict | None = None) -> Dataset:
+    """TensorRT-LLM perf-overview (v1.0) offline max throughput, whole TP group: as
+    trtllm_llama31_8b, the engine's best feasible batch up to the request count
+    (trtllm_best) with the printed TP; FP8 weights and KV cache; ISL = the prompt,
+    OSL = the generated tokens. Llama 3.3 70B has Llama 3.1 70B's architecture (the
+    llama3-70b preset). The MoE runs' attention data parallelism and EP size are not
+    printed per run: the printed TP over attention and experts (expert TP = TP, EP 1)."""
+    data = validation_data() if data is None else data
+    key = "tensorrt_llm_perf_overview_v1_0_max_throughput"
+    ds = validation_dataset(data, key, "output tokens/s (TP group)", "serving",
+                            name="trtllm_perf_overview")
+    d = data[key]
+    requests = d["conditions"]["num_requests_by_isl_osl"]
+    skipped: dict[str, int] = {}
+    for row in d["values"]["rows"]:
+        reason = ("FP4 precision (pyengine has bf16 and fp8)" if row["precision"] != "FP8"
+                  else f"{row['gpu']}: no hardware preset" if row["gpu"] not in
+                  PERF_OVERVIEW_GPUS
+                  else f"{row['model']}: no architecture" if row["model"] not in
+                  PERF_OVERVIEW_MODELS
+                  else "blank cell (not run or out of memory)"
+                  if row["total_output_tokens_per_s"] is None else "")
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        tp = int(row["parallelism"].removeprefix("TP"))
+        isl, osl = int(row["isl"]), int(row["osl"])
+        ds.rows.append(trtllm_serving_row(
+            f"{row['model']} {row['gpu']} TP{tp} {isl}/{osl}",
+            float(row["total_output_tokens_per_s"]), PERF_OVERVIEW_MODELS[row["model"]](),
+            presets.hardware(PERF_OVERVIEW_GPUS[row["gpu"]]), isl, osl,
+            int(requests.get(f"{isl}/{osl}", 1000)), tp))
+    ds.skipped += [f"{why}: {n} values" for why, n in skipped.items()]
+    ds.notes = (f"Batches searched: {BATCHES[0]}..{BATCHES[-1]} (the runs' CUDA graphs go to "
+                "8192); attention data parallelism of the MoE runs not modelled.")
+    return ds
+
+
+AZURE_GPUS = {"a100": ("a100-80gb", "bf16"), "h100": ("h100-sxm", "fp8"), "h200": ("h200", "fp8")}
+AZURE_MODELS = {"Mistral 7B": lambda: validation_model("mistral-7b"),
+                "Llama 3 8B": lambda: presets.model("llama3-8b"),
+                "Llama 3 70B": lambda: presets.model("llama3-70b"),
+                "Llama 3 405B": lambda: presets.model("llama3-405b")}
+
+
+def azure_trtllm(gpu: str, data: dict | None = None) -> Dataset:
+    """Azure AI Benchmarking Guide, TensorRT-LLM offline throughput at a fixed batch,
+    input 128 / output 8 tokens: decode with seq_len = 128, gen_tokens = 8 and the printed
+    batch (serving_fitting), TP = the printed world size; tokens/s counts generated tokens
+    (the benchmark's batch x output length / latency). Precision: A100 float16 as printed
+    (pyengine's 16-bit: bf16); H100 and H200 FP8 weights and KV cache (the repository's
+    config.json at the results' commit: 'precision': 'fp8'; the 405B run uses the FP8
+    checkpoint)."""
+    data = validation_data() if data is None else data
+    key = f"azure_trtllm_inference_tokens_per_s_{gpu}"
+    ds = validation_dataset(data, key, "output tokens/s (ISL 128, OSL 8)", "serving",
+                            name=f"azure_trtllm_{gpu}")
+    slug, dtype = AZURE_GPUS[gpu]
+    hw = presets.hardware(slug)
+    d = data[key]
+    isl, osl = int(d["conditions"]["isl"]), int(d["conditions"]["osl"])
+    for row in d["values"]["rows"]:
+        tp, b = int(row["world_size"]), int(row["batch_size"])
+        r, note = serving_fitting(AZURE_MODELS[row["model"]](), hw, b, isl, osl, tp, dtype)
+        ds.rows.append(result_row(f"{row['model']} TP{tp} batch {b}", row["tokens_per_s"], r,
+                                  "tokens_per_s", "tok/s", note))
+    ds.notes = f"{dtype} on {slug}; see azure_trtllm's docstring for the precision source."
+    return ds
+
+
+NIM_METRICS = (("throughput", "throughput_tokens_per_s", 1.0, "tokens_per_s", "tok/s"),
+               ("TTFT", "ttft_ms", 1e-3, "ttft_s", "s"),
+               ("ITL", "itl_ms", 1e-3, "tpot_s", "s"))
+
+
+def nim_llama33_70b(data: dict | None = None) -> Dataset:
+    """NVIDIA NIM Llama-3.3-70B-Instruct on 2x H100, FP8, TP 2, ISL 5000 / OSL 500: each
+    client concurrency c as decode with global batch c (all c in flight; the prompts'
+    prefill in the largest micro-batches that fit, serving_fitting), three metric rows per
+    concurrency: total output throughput (tokens/s), TTFT (ttft_s) and
+    inter-token latency (tpot_s). Not modelled: NIM's request queue (beyond its KV-cache
+    capacity requests wait; TTFT grows to 88 s) and the overlap of one request's prefill
+    with the others' decode."""
+    data = validation_data() if data is None else data
+    key = "nim_llama3_3_70b_2xh100_fp8_tp2_latency_vs_concurrency"
+    ds = validation_dataset(data, key, "output tokens/s, TTFT (s), ITL (s)", "serving",
+                            name="nim_llama3_3_70b_h100")
+    d = data[key]
+    c = d["conditions"]
+    model, hw = presets.model("llama3-70b"), presets.hardware("h100-sxm")
+    for row in d["values"]["rows"]:
+        conc = int(row["concurrency"])
+        r, note = serving_fitting(model, hw, conc, int(c["isl"]), int(c["osl"]), int(c["tp"]))
+        for metric, col, scale, out, unit in NIM_METRICS:
+            ds.rows.append(result_row(f"concurrency {conc}", row[col] * scale, r, out, unit,
+                                      note, metric=metric))
+    ds.notes = "Llama 3.3 70B = the llama3-70b preset's architecture; FP8 weights and KV cache."
+    return ds
+
+
+# Datasets of validation.json not wired, and why (reported by `validate`)
+UNWIRED = {
+    "dgxc_benchmarking_v25_03_llama3_8b_sft_h100":
+        "every SFT plan prints PP=41 on 8-32 GPUs of a 32-layer model (not a plan; not "
+        "guessed) and the LoRA tables are not expressible",
+    "deepseek_v3_training_cost_and_plan_fragments":
+        "no plan: PP, DP, GPU count and global batch are not in the source",
+    "deepseek_v3_r1_online_inference_statistics":
+        "production serving with prefill/decode disaggregation over a day: no plan or batch",
+    "sglang_deepseek_96_h100_pd_disaggregation_headline":
+        "prefill/decode disaggregation with per-role EP and two-batch overlap: no single plan",
+}
+
+
+# --------------------------------------------------------------------------- registry
+
 DATASETS = {
     "zero_2019": zero_2019,
     "korthikanti_2022": korthikanti_2022,
@@ -425,26 +1066,100 @@ DATASETS = {
     "nemo_24_07": nemo_24_07,
     "trtllm_llama31_8b": trtllm_llama31_8b,
 }
-# validation only: results found elsewhere, never fitted (their own data file)
-VALIDATION = {"megatron_bridge": megatron_bridge}
+# validation only: results found elsewhere, never fitted (their own data file); each is
+# called with validation_data()
+VALIDATION = {
+    "megatron_bridge": megatron_bridge,
+    "korthikanti_2022_table5": korthikanti_2022_table5,
+    **{key: partial(nemo_long_sequence, key) for key in NEMO_LONG},
+    "megatron_core_h100_weak_scaling_gpt": megatron_core_weak_scaling,
+    **{key: partial(dgxc_dataset, key) for key in DGXC_KEYS},
+    "llama3_2_1b_cudnn_frontend": llama32_1b_cudnn_frontend,
+    "torch_compile_b200": torch_compile_b200,
+    "torchtitan_llama4_scout_gb200": torchtitan_llama4_scout,
+    "trtllm_perf_overview": trtllm_perf_overview,
+    **{f"azure_trtllm_{gpu}": partial(azure_trtllm, gpu) for gpu in AZURE_GPUS},
+    "nim_llama3_3_70b_h100": nim_llama33_70b,
+}
 
 
 def run(names=None) -> list[Dataset]:
-    data = published()
-    names = names or [*DATASETS, *VALIDATION]
-    return [DATASETS[n](data) if n in DATASETS else VALIDATION[n]() for n in names]
+    data, vdata = published(), None
+    out = []
+    for n in names or [*DATASETS, *VALIDATION]:
+        if n in DATASETS:
+            out.append(DATASETS[n](data))
+        else:
+            vdata = validation_data() if vdata is None else vdata
+            out.append(VALIDATION[n](vdata))
+    return out
 
+
+# --------------------------------------------------------------------------- summaries
+
+def pooled(datasets: list[Dataset], kind: str, unit: str = "") -> dict:
+    """Every validation-only row of one kind together (only those in ``unit``, when
+    given): mean and worst |error| over the rows predicted feasible, and how many
+    published rows were predicted infeasible."""
+    rows = [r for ds in datasets if not ds.fitted and ds.kind == kind for r in ds.rows
+            if not unit or r.unit == unit]
+    errors = [abs(r.error) for r in rows if r.feasible]
+    return {"rows": len(errors), "infeasible": len(rows) - len(errors),
+            "mape": float(np.mean(errors)) if errors else None,
+            "worst": float(max(errors)) if errors else None,
+            "goal": TRAINING_GOAL if kind == "training" else SERVING_GOAL}
+
+
+def infeasible_runs(datasets: list[Dataset]) -> list[dict]:
+    """Published runs the model finds infeasible (one entry per run, its metric rows
+    together): each is a failure of the model, listed with the violated constraints."""
+    runs: dict[tuple[str, str], dict] = {}
+    for ds in datasets:
+        for r in ds.infeasible:
+            run_ = runs.setdefault((ds.name, r.label), {
+                "dataset": ds.name, "label": r.label, "fitted": ds.fitted,
+                "known": r.label in ds.known_infeasible, "violations": r.note, "metrics": []})
+            if r.metric:
+                run_["metrics"].append(r.metric)
+    return list(runs.values())
+
+
+def summary_line(datasets: list[Dataset]) -> str:
+    parts = []
+    for kind in ("training", "serving"):
+        p = pooled(datasets, kind)
+        if not p["rows"] and not p["infeasible"]:
+            continue
+        mean = "n/a" if p["mape"] is None else f"{100 * p['mape']:.1f}%"
+        worst = "" if p["worst"] is None else f", worst {100 * p['worst']:.1f}%"
+        parts.append(f"{kind} {p['rows']} rows, mean |error| {mean} (goal <= "
+                     f"{100 * p['goal']:g}%){worst}, {p['infeasible']} predicted infeasible")
+        t = pooled(datasets, kind, "tok/s")
+        if kind == "serving" and t["rows"] and t["rows"] < p["rows"]:
+            parts.append(f"serving throughput (tok/s) rows alone {t['rows']}, mean |error| "
+                         f"{100 * t['mape']:.1f}%")
+    return "validation only, not fitted: " + ("; ".join(parts) if parts else "no rows")
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def status_of(ds: Dataset) -> str:
+    if not ds.fitted:
+        return f"validation, not fitted; goal {100 * ds.bound_mean:g}% mean"
+    return "ok" if ds.ok else "FAILED"
+
+
+# --------------------------------------------------------------------------- text
 
 def render(datasets: list[Dataset], verbose: bool = True) -> str:
     lines = []
     for ds in datasets:
         lines.append(f"{ds.name}: {ds.metric}")
         lines.append(f"  source: {ds.source}")
-        if verbose:
-            for r in ds.rows:
-                lines.append(render_row(r))
-        status = ("validation, not fitted; goal " f"{100 * ds.bound_mean:g}% mean"
-                  if not ds.fitted else "ok" if ds.ok else "FAILED")
+        for r in ds.rows if verbose else ds.infeasible:
+            lines.append(render_row(r))
         bad = len(ds.infeasible)
         bounds = (f" (bound {100 * ds.bound_mean:g}%)", f" (bound {100 * ds.bound_row:g}%)")
         if not ds.fitted:
@@ -454,48 +1169,184 @@ def render(datasets: list[Dataset], verbose: bool = True) -> str:
                      + (f" over {len(ds.scored)} rows; {bad} published "
                         f"run{'s' if bad > 1 else ''} predicted infeasible, not in the mean"
                         if bad else "")
-                     + (f"; {ds.trend}" if ds.trend else "") + f"  [{status}]")
+                     + (f"; {ds.trend}" if ds.trend else "") + f"  [{status_of(ds)}]")
+        if verbose and ds.notes:
+            lines.append(f"  notes: {ds.notes}")
+        for s in ds.skipped if verbose else ():
+            lines.append(f"  not compared: {s}")
         lines.append("")
+    lines += render_summary(datasets)
     return "\n".join(lines)
 
 
 def render_row(r: Row) -> str:
-    head = f"  {r.label:<58} published {r.published:>12.6g}  predicted "
+    label = f"{r.label} [{r.metric}]" if r.metric else r.label
+    head = f"  {label:<58} published {r.published:>12.6g}  predicted "
     if not r.feasible:  # no number to compare: the model says the published run cannot run
         return head + f"{'INFEASIBLE':>12}  {'':>7}   {r.note} (not in the mean)"
     return head + f"{r.predicted:>12.6g}  {100 * r.error:+7.1f}%  {r.note}"
 
 
+def render_summary(datasets: list[Dataset]) -> list[str]:
+    w = max([len(ds.name) for ds in datasets] + [7])
+    lines = ["summary: mean and worst |error| over the rows predicted feasible",
+             f"  {'dataset':<{w}}  {'kind':<8}  {'fitted':<6}  {'rows':>4}  {'infeas.':>7}  "
+             f"{'mean':>8}  {'worst':>8}  status"]
+    for ds in datasets:
+        lines.append(f"  {ds.name:<{w}}  {ds.kind:<8}  {'yes' if ds.fitted else 'no':<6}  "
+                     f"{len(ds.scored):>4}  {len(ds.infeasible):>7}  "
+                     f"{pct(ds.mape if ds.scored else None):>8}  "
+                     f"{pct(ds.worst if ds.scored else None):>8}  {status_of(ds)}")
+    runs = infeasible_runs(datasets)
+    lines.append(f"infeasible published runs: {len(runs)} (runs that ran; each a failure of "
+                 "the model)")
+    for run_ in runs:
+        metrics = f" [{', '.join(run_['metrics'])}]" if run_["metrics"] else ""
+        known = " (known limit)" if run_["known"] else ""
+        lines.append(f"  {run_['dataset']}: {run_['label']}{metrics}: "
+                     f"{run_['violations']}{known}")
+    lines.append(summary_line(datasets))
+    return lines
+
+
+# --------------------------------------------------------------------------- markdown
+
+MARKDOWN_BEGIN = "<!-- BEGIN generated by `pyengine validate --markdown` -->"
+MARKDOWN_END = "<!-- END generated -->"
+
+
+def md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def md_number(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def render_markdown(datasets: list[Dataset]) -> str:
+    """The accuracy tables of docs/accuracy.md: a summary of every dataset (fitted and
+    validation-only), the pooled validation-only means, every published run predicted
+    infeasible with its violations, then one table per dataset."""
+    out = [MARKDOWN_BEGIN, "",
+           "### Every dataset", "",
+           "| dataset | kind | fitted | rows | infeasible | mean abs error | worst | "
+           "bound (fitted) or goal |", "|---|---|---|---:|---:|---:|---:|---|"]
+    for ds in datasets:
+        bound = (f"{100 * ds.bound_mean:g}% mean, {100 * ds.bound_row:g}% row"
+                 + (f" ({'ok' if ds.ok else 'FAILED'})") if ds.fitted
+                 else f"goal {100 * ds.bound_mean:g}% mean")
+        out.append(f"| {ds.name} | {ds.kind} | {'yes' if ds.fitted else 'no'} | "
+                   f"{len(ds.scored)} | {len(ds.infeasible)} | "
+                   f"{pct(ds.mape if ds.scored else None)} | "
+                   f"{pct(ds.worst if ds.scored else None)} | {bound} |")
+    out += ["", f"**{md(summary_line(datasets))}**", "",
+            "### Published runs predicted infeasible", ""]
+    runs = infeasible_runs(datasets)
+    if not runs:
+        out.append("None.")
+    for run_ in runs:
+        metrics = f" ({', '.join(run_['metrics'])})" if run_["metrics"] else ""
+        known = "; a documented known limit" if run_["known"] else ""
+        out.append(f"- `{run_['dataset']}`: {md(run_['label'])}{metrics}: "
+                   f"{md(run_['violations'])}{known}")
+    out += ["", "Not wired from `pyengine/data/validation.json`:", ""]
+    out += [f"- `{key}`: {md(why)}" for key, why in UNWIRED.items()]
+    for ds in datasets:
+        out += ["", f"### {ds.name}", "",
+                f"{md(ds.metric)}; {'fitted' if ds.fitted else 'validation, not fitted'}. "
+                f"Source: {md(ds.source)}", ""]
+        if ds.notes:
+            out += [f"Notes: {md(ds.notes)}", ""]
+        for s in ds.skipped:
+            out.append(f"- not compared: {md(s)}")
+        if ds.skipped:
+            out.append("")
+        metric_col = any(r.metric for r in ds.rows)
+        head = "| run |" + (" metric |" if metric_col else "")
+        out += [head + " published | predicted | error | note |",
+                "|---|" + ("---|" if metric_col else "") + "---:|---:|---:|---|"]
+        for r in ds.rows:
+            cells = [md(r.label)] + ([md(r.metric)] if metric_col else [])
+            cells += [md_number(r.published),
+                      md_number(r.predicted) if r.feasible else "infeasible",
+                      f"{100 * r.error:+.1f}%" if r.feasible else "", md(r.note)]
+            out.append("| " + " | ".join(cells) + " |")
+        out += ["", f"Mean abs error {pct(ds.mape if ds.scored else None)}, worst "
+                f"{pct(ds.worst if ds.scored else None)} over {len(ds.scored)} rows"
+                + (f"; {len(ds.infeasible)} predicted infeasible" if ds.infeasible else "")
+                + (f"; {md(ds.trend)}" if ds.trend else "") + "."]
+    out += ["", MARKDOWN_END]
+    return "\n".join(out)
+
+
+def splice_markdown(doc: str, block: str) -> str:
+    """``doc`` with the text between the generated-block markers replaced by ``block``."""
+    i, j = doc.find(MARKDOWN_BEGIN), doc.find(MARKDOWN_END)
+    if i < 0 or j < i:
+        raise ValueError(f"no '{MARKDOWN_BEGIN}' ... '{MARKDOWN_END}' block to replace")
+    return doc[:i] + block + doc[j + len(MARKDOWN_END):]
+
+
+# --------------------------------------------------------------------------- json
+
 def to_json(datasets: list[Dataset]) -> dict:
-    return {ds.name: {
+    out = {ds.name: {
         "source": ds.source, "metric": ds.metric, "mape": ds.mape, "worst": ds.worst,
         "bound_mean": ds.bound_mean, "bound_row": ds.bound_row if math.isfinite(ds.bound_row)
-        else None, "trend": ds.trend, "ok": ds.ok, "fitted": ds.fitted,
-        "infeasible": len(ds.infeasible),
-        "rows": [{"label": r.label, "published": r.published,
+        else None, "trend": ds.trend, "ok": ds.ok, "fitted": ds.fitted, "kind": ds.kind,
+        "infeasible": len(ds.infeasible), "notes": ds.notes, "skipped": ds.skipped,
+        "rows": [{"label": r.label, "metric": r.metric, "published": r.published,
                   "predicted": r.predicted if r.feasible else None,
                   "error": r.error if r.feasible else None, "feasible": r.feasible,
                   "unit": r.unit, "note": r.note} for r in ds.rows],
     } for ds in datasets}
+    out["_summary"] = {"validation_training": pooled(datasets, "training"),
+                       "validation_serving": pooled(datasets, "serving"),
+                       "validation_serving_tokens_per_s": pooled(datasets, "serving", "tok/s"),
+                       "infeasible_runs": infeasible_runs(datasets), "not_wired": UNWIRED}
+    return out
 
+
+# --------------------------------------------------------------------------- command line
 
 def add_parser(sub) -> None:
     from .cli_common import subparser
 
     p = subparser(sub, "validate", help="compare the model with published measurements",
                   description="Run the cost model on every published row shipped with "
-                              "pyengine; exit 1 if a dataset exceeds its error bound or "
-                              "finds a published run infeasible.")
+                              "pyengine; exit 1 if a fitted dataset exceeds its error bound "
+                              "or finds a published run infeasible (validation-only "
+                              "datasets are reported against their goal).")
     p.add_argument("--dataset", action="append", choices=sorted([*DATASETS, *VALIDATION]),
                    help="only this dataset (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="every row and summary as JSON")
+    p.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
+                   help="the accuracy tables as Markdown; with FILE, replace the generated "
+                        "block of FILE (docs/accuracy.md) instead of printing")
     p.add_argument("--quiet", action="store_true", help="summaries only")
     p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(args) -> int:
     datasets = run(args.dataset)
-    if args.json:
+    markdown = getattr(args, "markdown", None)
+    if markdown is not None:
+        block = render_markdown(datasets)
+        if markdown == "-":
+            print(block)
+        else:
+            try:
+                with open(markdown, encoding="utf-8") as f:
+                    doc = splice_markdown(f.read(), block)
+                with open(markdown, "w", encoding="utf-8") as f:
+                    f.write(doc)
+            except (OSError, ValueError) as err:
+                print(f"pyengine validate: --markdown {markdown}: {err}", file=sys.stderr)
+                return 2
+            print(f"wrote the generated tables into {markdown}")
+    elif args.json:
         print(json.dumps(to_json(datasets), indent=2))
     else:
         print(render(datasets, verbose=not args.quiet))
