@@ -367,8 +367,8 @@ struct LayerCosts {
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double tp, double cp, double etp, double ep, bool sp,
-                                          bool flash, double capacity, double rate, double ab,
-                                          double wb, double kvb) {
+                                          bool flash, bool cp_overlap, double capacity,
+                                          double rate, double ab, double wb, double kvb) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
@@ -387,8 +387,9 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     }
 
     // [C8] context parallel: ring attention passes K/V around the CP group (stride tp),
-    // overlapped with the attention core; only the excess is exposed. Decode keeps K/V in
-    // place and merges partial softmax results.
+    // each exchange hidden behind the attention core of the same step (Megatron-Core /
+    // Transformer Engine CP, cp_overlap); only the excess is exposed, or all of it
+    // without overlap. Decode keeps K/V in place and merges partial softmax results.
     double cp_s = 0.0;
     if (cp > 1.0) {
         if (decode) {
@@ -397,7 +398,7 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
         } else {
             double kv_dim = m[M_KV_HEADS] * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
             double ring_s = (cp - 1.0) * p2p_s(n_tok * kv_dim / tp * ab, tp, h);
-            cp_s = py_max(0.0, ring_s - attn.attn_core_s);
+            cp_s = cp_overlap ? py_max(0.0, ring_s - attn.attn_core_s) : ring_s;
         }
     }
 
@@ -583,8 +584,10 @@ struct PlanFields {
     double recompute_layers;
     double opt_bytes;
     double imbalance;
+    bool cp_overlap;
     bool ep_overlap;
     bool dp_overlap;
+    bool pp_scatter_gather;
 };
 
 struct Precisions {
@@ -629,8 +632,8 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         p[P_VPP], zero, recompute, sp, p[P_CAPACITY_FACTOR], p[P_FLASH_ATTENTION] > 0.0,
         grad_bytes, p[P_TP_OVERLAP] > 0.0, p[P_PP_EMBEDDING] > 0.0, p[P_PP_LOSS] > 0.0,
         p[P_PP_FIRST_LAYERS], p[P_PP_LAST_LAYERS], memory_savers(p, training),
-        p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_EP_OVERLAP] > 0.0,
-        p[P_DP_OVERLAP] > 0.0};
+        p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_CP_OVERLAP] > 0.0,
+        p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -734,7 +737,8 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     // [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     // a pass and of a decode step (at the mean context seq + gen/2).
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, f.tp, f.cp, f.etp, f.ep,
-                                   f.sp, f.flash, load, pr.rate, pr.ab, pr.wb, pr.kvb);
+                                   f.sp, f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb,
+                                   pr.kvb);
     double fwd_flops_tok = model_forward_flops_per_token(m, f.seq);
     double dec_flops_tok = 0.0;
     if (f.decode) {
@@ -1222,12 +1226,22 @@ PYENGINE_HD inline MicroBatch micro_batch_time(const double* m, const LayerCosts
 
 PYENGINE_HD inline double pipeline_send_s(const double* m, const double* h, const PlanFields& f,
                                           const Precisions& pr, double n_tok) {
-    // [C9] pipeline: one activation (/t with SP) per micro-batch per stage boundary and
-    // direction, vpp times with interleaving; PP ranks are tp*cp*dp apart.
+    // [C9] pipeline: one activation per micro-batch per stage boundary and direction, vpp
+    // times with interleaving; PP ranks are tp*cp*dp apart. With SP each TP rank holds
+    // 1/t of it; without, Megatron's scatter/gather optimisation (Narayanan et al. 2021
+    // Sec. 4.1) sends 1/t per rank and all-gathers it over TP on the receiving stage.
     if (f.pp <= 1.0) {
         return 0.0;
     }
-    return p2p_s(n_tok * m[M_HIDDEN] * pr.ab / (f.sp ? f.tp : 1.0), f.tp * f.cp * f.dp, h);
+    double act = n_tok * m[M_HIDDEN] * pr.ab;
+    double stride = f.tp * f.cp * f.dp;
+    if (f.sp) {
+        return p2p_s(act / f.tp, stride, h);
+    }
+    if (f.pp_scatter_gather && f.tp > 1.0) {
+        return p2p_s(act / f.tp, stride, h) + allgather_s(act, f.tp, 1.0, h);
+    }
+    return p2p_s(act, stride, h);
 }
 
 // The step, itemised (seconds), with the tokens and FLOPs it processes.
@@ -1381,7 +1395,8 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
         d_cap = ceil(m[M_TOP_K] * group * f.cf / m[M_EXPERTS]) * f.imbalance;
     }
     LayerCosts dc = layer_costs(m, h, group, kv_mean, kv_mean, true, group, f.tp, f.cp, f.etp,
-                                f.ep, false, f.flash, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb);
+                                f.ep, false, f.flash, true, d_cap, pr.rate, pr.ab, pr.wb,
+                                pr.kvb);
     double n_l = mb.layers;
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

@@ -80,30 +80,32 @@ constexpr int P_SEQUENCE_PARALLEL = 9;
 constexpr int P_FLASH_ATTENTION = 10;
 constexpr int P_CAPACITY_FACTOR = 11;
 constexpr int P_MOE_LOAD_IMBALANCE = 12;
-constexpr int P_GLOBAL_BATCH = 13;
-constexpr int P_PP = 14;
-constexpr int P_PP_EMBEDDING = 15;
-constexpr int P_PP_LOSS = 16;
-constexpr int P_PP_FIRST_LAYERS = 17;
-constexpr int P_PP_LAST_LAYERS = 18;
-constexpr int P_DP = 19;
-constexpr int P_VPP = 20;
-constexpr int P_ZERO = 21;
-constexpr int P_RECOMPUTE = 22;
-constexpr int P_RECOMPUTE_CORE_ATTN = 23;
-constexpr int P_RECOMPUTE_LAYERNORM = 24;
-constexpr int P_RECOMPUTE_MLA_UP_PROJ = 25;
-constexpr int P_RECOMPUTE_MLP = 26;
-constexpr int P_RECOMPUTE_MOE = 27;
-constexpr int P_RECOMPUTE_MOE_ACT = 28;
-constexpr int P_RECOMPUTE_SHARED_EXPERTS = 29;
-constexpr int P_RECOMPUTE_LAYERS = 30;
-constexpr int P_FP8_ACTIVATIONS = 31;
-constexpr int P_GRAD_DTYPE = 32;
-constexpr int P_OPTIMIZER_DTYPE = 33;
-constexpr int P_TP_OVERLAP = 34;
-constexpr int P_EP_OVERLAP = 35;
-constexpr int P_DP_OVERLAP = 36;
+constexpr int P_CP_OVERLAP = 13;
+constexpr int P_GLOBAL_BATCH = 14;
+constexpr int P_PP = 15;
+constexpr int P_PP_EMBEDDING = 16;
+constexpr int P_PP_LOSS = 17;
+constexpr int P_PP_FIRST_LAYERS = 18;
+constexpr int P_PP_LAST_LAYERS = 19;
+constexpr int P_DP = 20;
+constexpr int P_VPP = 21;
+constexpr int P_ZERO = 22;
+constexpr int P_RECOMPUTE = 23;
+constexpr int P_RECOMPUTE_CORE_ATTN = 24;
+constexpr int P_RECOMPUTE_LAYERNORM = 25;
+constexpr int P_RECOMPUTE_MLA_UP_PROJ = 26;
+constexpr int P_RECOMPUTE_MLP = 27;
+constexpr int P_RECOMPUTE_MOE = 28;
+constexpr int P_RECOMPUTE_MOE_ACT = 29;
+constexpr int P_RECOMPUTE_SHARED_EXPERTS = 30;
+constexpr int P_RECOMPUTE_LAYERS = 31;
+constexpr int P_FP8_ACTIVATIONS = 32;
+constexpr int P_GRAD_DTYPE = 33;
+constexpr int P_OPTIMIZER_DTYPE = 34;
+constexpr int P_TP_OVERLAP = 35;
+constexpr int P_EP_OVERLAP = 36;
+constexpr int P_DP_OVERLAP = 37;
+constexpr int P_PP_SCATTER_GATHER = 38;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -144,12 +146,12 @@ constexpr int O_TPOT_S = 34;
 constexpr int N_MODEL = 35;
 constexpr int N_HARDWARE = 22;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 37;
+constexpr int N_PLAN = 39;
 constexpr int N_OUTPUTS = 35;
 constexpr int N_VIOLATIONS = 16;
-constexpr int CACHE_FROM = 13;
-constexpr int CACHE2_FROM = 19;
-constexpr int CACHE3_FROM = 20;
+constexpr int CACHE_FROM = 14;
+constexpr int CACHE2_FROM = 20;
+constexpr int CACHE3_FROM = 21;
 
 constexpr long long V_TP_HEADS = 1LL << 0;
 constexpr long long V_TP_KV_HEADS = 1LL << 1;
@@ -170,9 +172,9 @@ constexpr long long V_NO_TOKENS = 1LL << 15;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -221,77 +223,83 @@ inline int first_invalid_column(const double* p) {
     if (!(p[12] >= 1.0 && p[12] <= 1000000.0)) {
         return 12;  // moe_load_imbalance
     }
-    if (!(p[13] >= 1.0 && p[13] <= 2147483648.0) || p[13] != floor(p[13])) {
-        return 13;  // global_batch
+    if (!(p[13] >= 0.0 && p[13] <= 1.0) || p[13] != floor(p[13])) {
+        return 13;  // cp_overlap
     }
     if (!(p[14] >= 1.0 && p[14] <= 2147483648.0) || p[14] != floor(p[14])) {
-        return 14;  // pp
+        return 14;  // global_batch
     }
-    if (!(p[15] >= 0.0 && p[15] <= 1.0) || p[15] != floor(p[15])) {
-        return 15;  // pp_embedding
+    if (!(p[15] >= 1.0 && p[15] <= 2147483648.0) || p[15] != floor(p[15])) {
+        return 15;  // pp
     }
     if (!(p[16] >= 0.0 && p[16] <= 1.0) || p[16] != floor(p[16])) {
-        return 16;  // pp_loss
+        return 16;  // pp_embedding
     }
-    if (!(p[17] >= 0.0 && p[17] <= 2147483648.0) || p[17] != floor(p[17])) {
-        return 17;  // pp_first_layers
+    if (!(p[17] >= 0.0 && p[17] <= 1.0) || p[17] != floor(p[17])) {
+        return 17;  // pp_loss
     }
     if (!(p[18] >= 0.0 && p[18] <= 2147483648.0) || p[18] != floor(p[18])) {
-        return 18;  // pp_last_layers
+        return 18;  // pp_first_layers
     }
-    if (!(p[19] >= 1.0 && p[19] <= 2147483648.0) || p[19] != floor(p[19])) {
-        return 19;  // dp
+    if (!(p[19] >= 0.0 && p[19] <= 2147483648.0) || p[19] != floor(p[19])) {
+        return 19;  // pp_last_layers
     }
     if (!(p[20] >= 1.0 && p[20] <= 2147483648.0) || p[20] != floor(p[20])) {
-        return 20;  // vpp
+        return 20;  // dp
     }
-    if (!(p[21] >= 0.0 && p[21] <= 3.0) || p[21] != floor(p[21])) {
-        return 21;  // zero
+    if (!(p[21] >= 1.0 && p[21] <= 2147483648.0) || p[21] != floor(p[21])) {
+        return 21;  // vpp
     }
-    if (!(p[22] >= 0.0 && p[22] <= 2.0) || p[22] != floor(p[22])) {
-        return 22;  // recompute
+    if (!(p[22] >= 0.0 && p[22] <= 3.0) || p[22] != floor(p[22])) {
+        return 22;  // zero
     }
-    if (!(p[23] >= 0.0 && p[23] <= 1.0) || p[23] != floor(p[23])) {
-        return 23;  // recompute_core_attn
+    if (!(p[23] >= 0.0 && p[23] <= 2.0) || p[23] != floor(p[23])) {
+        return 23;  // recompute
     }
     if (!(p[24] >= 0.0 && p[24] <= 1.0) || p[24] != floor(p[24])) {
-        return 24;  // recompute_layernorm
+        return 24;  // recompute_core_attn
     }
     if (!(p[25] >= 0.0 && p[25] <= 1.0) || p[25] != floor(p[25])) {
-        return 25;  // recompute_mla_up_proj
+        return 25;  // recompute_layernorm
     }
     if (!(p[26] >= 0.0 && p[26] <= 1.0) || p[26] != floor(p[26])) {
-        return 26;  // recompute_mlp
+        return 26;  // recompute_mla_up_proj
     }
     if (!(p[27] >= 0.0 && p[27] <= 1.0) || p[27] != floor(p[27])) {
-        return 27;  // recompute_moe
+        return 27;  // recompute_mlp
     }
     if (!(p[28] >= 0.0 && p[28] <= 1.0) || p[28] != floor(p[28])) {
-        return 28;  // recompute_moe_act
+        return 28;  // recompute_moe
     }
     if (!(p[29] >= 0.0 && p[29] <= 1.0) || p[29] != floor(p[29])) {
-        return 29;  // recompute_shared_experts
+        return 29;  // recompute_moe_act
     }
-    if (!(p[30] >= 0.0 && p[30] <= 2147483648.0) || p[30] != floor(p[30])) {
-        return 30;  // recompute_layers
+    if (!(p[30] >= 0.0 && p[30] <= 1.0) || p[30] != floor(p[30])) {
+        return 30;  // recompute_shared_experts
     }
-    if (!(p[31] >= 0.0 && p[31] <= 1.0) || p[31] != floor(p[31])) {
-        return 31;  // fp8_activations
+    if (!(p[31] >= 0.0 && p[31] <= 2147483648.0) || p[31] != floor(p[31])) {
+        return 31;  // recompute_layers
     }
     if (!(p[32] >= 0.0 && p[32] <= 1.0) || p[32] != floor(p[32])) {
-        return 32;  // grad_dtype
+        return 32;  // fp8_activations
     }
     if (!(p[33] >= 0.0 && p[33] <= 1.0) || p[33] != floor(p[33])) {
-        return 33;  // optimizer_dtype
+        return 33;  // grad_dtype
     }
     if (!(p[34] >= 0.0 && p[34] <= 1.0) || p[34] != floor(p[34])) {
-        return 34;  // tp_overlap
+        return 34;  // optimizer_dtype
     }
     if (!(p[35] >= 0.0 && p[35] <= 1.0) || p[35] != floor(p[35])) {
-        return 35;  // ep_overlap
+        return 35;  // tp_overlap
     }
     if (!(p[36] >= 0.0 && p[36] <= 1.0) || p[36] != floor(p[36])) {
-        return 36;  // dp_overlap
+        return 36;  // ep_overlap
+    }
+    if (!(p[37] >= 0.0 && p[37] <= 1.0) || p[37] != floor(p[37])) {
+        return 37;  // dp_overlap
+    }
+    if (!(p[38] >= 0.0 && p[38] <= 1.0) || p[38] != floor(p[38])) {
+        return 38;  // pp_scatter_gather
     }
     return -1;
 }

@@ -308,7 +308,7 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, flash,
-                capacity, rate, ab, wb, kvb):
+                cp_overlap, capacity, rate, ab, wb, kvb):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
     keys: keys each query attends to (causal flash halves them); kv_len: cached context
@@ -331,8 +331,9 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
         tp_s = 2.0 * allreduce_s(act_bytes, tp, 1.0, h)
 
     # [C8] context parallel: ring attention passes K/V around the CP group (stride tp),
-    # overlapped with the attention core; only the excess is exposed. Decode keeps K/V in
-    # place and merges partial softmax results.
+    # each exchange hidden behind the attention core of the same step (Megatron-Core /
+    # Transformer Engine CP, cp_overlap); only the excess is exposed, or all of it
+    # without overlap. Decode keeps K/V in place and merges partial softmax results.
     cp_s = 0.0
     if cp > 1.0:
         if decode:
@@ -341,7 +342,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
         else:
             kv_dim = m[S.M_KV_HEADS] * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
             ring_s = (cp - 1.0) * p2p_s(n_tok * kv_dim / tp * ab, tp, h)
-            cp_s = max(0.0, ring_s - attn.attn_core_s)
+            cp_s = max(0.0, ring_s - attn.attn_core_s) if cp_overlap else ring_s
 
     # [T10] embedding lookup (first stage) and output layer + loss (last stage).
     embed_s = memory_bound_s(2.0 * n_tok * hid * ab / sp_div, 1.0, h)
@@ -495,7 +496,7 @@ PlanFields = namedtuple("PlanFields", [
     "training", "decode", "fp8", "gbs", "mbs", "seq", "gen", "tp", "pp", "dp", "cp", "ep",
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
-    "imbalance", "ep_overlap", "dp_overlap"])
+    "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate"])
 
 
@@ -533,8 +534,8 @@ def plan_fields(p):
         p[S.P_VPP], zero, recompute, sp, p[S.P_CAPACITY_FACTOR], p[S.P_FLASH_ATTENTION] > 0.0,
         grad_bytes, p[S.P_TP_OVERLAP] > 0.0, p[S.P_PP_EMBEDDING] > 0.0, p[S.P_PP_LOSS] > 0.0,
         p[S.P_PP_FIRST_LAYERS], p[S.P_PP_LAST_LAYERS], memory_savers(p, training),
-        p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_EP_OVERLAP] > 0.0,
-        p[S.P_DP_OVERLAP] > 0.0)
+        p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_CP_OVERLAP] > 0.0,
+        p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0)
 
 
 def precisions(h, f):
@@ -619,7 +620,7 @@ def layer_stage(m, h, f, pr):
     # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     # a pass and of a decode step (at the mean context seq + gen/2).
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, f.tp, f.cp, f.etp, f.ep, f.sp,
-                        f.flash, load, pr.rate, pr.ab, pr.wb, pr.kvb)
+                        f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb, pr.kvb)
     fwd_flops_tok = model_forward_flops_per_token(m, f.seq)
     dec_flops_tok = 0.0
     if f.decode:
@@ -1001,12 +1002,19 @@ def micro_batch_time(m, c, f, split):
 
 
 def pipeline_send_s(m, h, f, pr, n_tok):
-    # [C9] pipeline: one activation (/t with SP) per micro-batch per stage boundary and
-    # direction, vpp times with interleaving; PP ranks are tp*cp*dp apart.
+    # [C9] pipeline: one activation per micro-batch per stage boundary and direction, vpp
+    # times with interleaving; PP ranks are tp*cp*dp apart. With SP each TP rank holds
+    # 1/t of it; without, Megatron's scatter/gather optimisation (Narayanan et al. 2021
+    # Sec. 4.1) sends 1/t per rank and all-gathers it over TP on the receiving stage.
     if f.pp <= 1.0:
         return 0.0
-    return p2p_s(n_tok * m[S.M_HIDDEN] * pr.ab / (f.tp if f.sp else 1.0),
-                 f.tp * f.cp * f.dp, h)
+    act = n_tok * m[S.M_HIDDEN] * pr.ab
+    stride = f.tp * f.cp * f.dp
+    if f.sp:
+        return p2p_s(act / f.tp, stride, h)
+    if f.pp_scatter_gather and f.tp > 1.0:
+        return p2p_s(act / f.tp, stride, h) + allgather_s(act, f.tp, 1.0, h)
+    return p2p_s(act, stride, h)
 
 
 # The step, itemised (seconds), with the tokens and FLOPs it processes.
@@ -1116,7 +1124,7 @@ def decode_step(m, h, f, pr, batch, mb):
     if m[S.M_EXPERTS] > 0.0:
         d_cap = np.ceil(m[S.M_TOP_K] * group * f.cf / m[S.M_EXPERTS]) * f.imbalance
     dc = layer_costs(m, h, group, kv_mean, kv_mean, True, group, f.tp, f.cp, f.etp, f.ep,
-                     False, f.flash, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb)
+                     False, f.flash, True, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb)
     n_l = mb.layers
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

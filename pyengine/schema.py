@@ -119,6 +119,9 @@ PLAN = (
     Column("moe_load_imbalance", "", "tokens the busiest expert rank receives over a balanced "
            "one's (dropless routing; 1 = balanced, as benchmarks force it)", "float", lo=1.0,
            hi=1e6),
+    Column("cp_overlap", "", "context-parallel K/V exchange hidden behind the attention of the "
+           "same step (Megatron-Core/Transformer Engine ring attention); off: fully exposed",
+           "bool", hi=1),
     Column("global_batch", "seq", "sequences per step (inference: concurrent sequences)", "int",
            lo=1),
     Column("pp", "", "pipeline parallel degree", "int", lo=1),
@@ -159,6 +162,9 @@ PLAN = (
            "(Megatron-Core MoE A2A overlap, DeepSeek DualPipe)", "bool", hi=1),
     Column("dp_overlap", "", "gradient reduction and parameter gathers overlapped with "
            "backward/forward (bucketed); off: fully exposed", "bool", hi=1),
+    Column("pp_scatter_gather", "", "without SP, each TP rank sends 1/tp of the activation "
+           "between stages and the next stage all-gathers it (Megatron-LM "
+           "scatter_gather_tensors_in_pipeline, Narayanan et al. 2021 Sec. 4.1)", "bool", hi=1),
 )
 _PLAN_NAMES = [c.name for c in PLAN]
 CACHE_FROM = _PLAN_NAMES.index("global_batch")  # columns from here on leave layer costs

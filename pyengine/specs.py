@@ -296,12 +296,14 @@ class Plan(_Spec):
     sequence_parallel: bool = True
     capacity_factor: float = 1.0
     moe_load_imbalance: float = 1.0  # busiest expert rank's tokens over a balanced one's
+    cp_overlap: bool = True  # CP ring exchange behind the same step's attention
     flash_attention: bool = True
     grad_dtype: str = "fp32"
     optimizer_dtype: str = "fp32"  # Adam moments (master weights stay fp32)
     tp_overlap: bool = False
     ep_overlap: bool = False  # expert all-to-all hidden behind other compute
     dp_overlap: bool = True  # DP gradient/parameter traffic bucketed behind compute
+    pp_scatter_gather: bool = True  # without SP: 1/tp per rank between stages, all-gathered
 
     def __post_init__(self) -> None:
         o = "Plan"
@@ -331,6 +333,8 @@ class Plan(_Spec):
         check_bool(o, "tp_overlap", self.tp_overlap)
         check_bool(o, "ep_overlap", self.ep_overlap)
         check_bool(o, "dp_overlap", self.dp_overlap)
+        check_bool(o, "cp_overlap", self.cp_overlap)
+        check_bool(o, "pp_scatter_gather", self.pp_scatter_gather)
         object.__setattr__(self, "moe_load_imbalance",
                            check_float(o, "moe_load_imbalance", self.moe_load_imbalance, 1.0,
                                        1e6))

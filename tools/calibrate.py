@@ -20,8 +20,9 @@ Then, those held fixed, the large-GEMM levels on the end-to-end runs in shared/c
 (the share of peak GEMMs reach inside framework runs; the operator tables' own levels are
 printed next to them):
   a100-80gb   gemm_eff_max on Megatron-LM 2021 Table 1 (BF16/FP16 training, full
-              recomputation); inter_eff and inter_latency are the H100's (no A100
-              multi-node measurements shipped)
+              recomputation) and Korthikanti 2022 Table 4 (one 22B layer, five
+              recompute/SP settings), each dataset weighted once; inter_eff and
+              inter_latency are the H100's (no A100 multi-node measurements shipped)
   h100-sxm    gemm_eff_max_fp8 on NeMo 24.07 FP8 pre-training + TensorRT-LLM Llama 3.1 8B
               on H100; gemm_eff_max (BF16) carried over from the A100 fit
   h200        the H100's values but its own hbm_eff (same GPU die); the H200
@@ -175,7 +176,7 @@ def fit_attention(peak_tflops: float) -> tuple[dict[str, float], dict[str, list[
 
 def a100_sets(hw, rows=None):
     data = V.published()
-    return [V.megatron_lm_2021(data, hw, rows)]
+    return [V.megatron_lm_2021(data, hw, rows), V.korthikanti_2022_table4(data, hw)]
 
 
 def h100_sets(hw, rows=None, trt_rows=None):
@@ -339,7 +340,7 @@ def main() -> int:
     ops = operator_values()
     report_operators(ops)
 
-    print("a100-80gb on Megatron-LM 2021 Table 1")
+    print("a100-80gb on Megatron-LM 2021 Table 1 + Korthikanti 2022 Table 4")
     a100 = fit_a100(ops)
     print("  fitted: " + ", ".join(f"{n}={getattr(a100, n):.4g}" for n in A100_NAMES))
     report("all rows", a100_sets(a100))
