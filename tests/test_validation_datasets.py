@@ -298,5 +298,8 @@ def test_accuracy_doc_has_the_generated_block():
 
     doc = (Path(__file__).parents[1] / "docs" / "accuracy.md").read_text()
     assert V.MARKDOWN_BEGIN in doc and V.MARKDOWN_END in doc
-    for name in [*V.DATASETS, *V.VALIDATION]:
+    fitted = ("zero_2019", "korthikanti_2022", "megatron_lm_2021", "nemo_24_07",
+              "trtllm_llama31_8b")  # those of the time of writing; regenerate for new ones
+    for name in [*fitted, *V.VALIDATION]:
         assert f"### {name}\n" in doc, name
+    assert "### Published runs predicted infeasible" in doc
