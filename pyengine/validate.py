@@ -9,6 +9,7 @@ error bound (docs/accuracy.md); ``validate`` exits non-zero when one is exceeded
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -181,6 +182,39 @@ def korthikanti_2022(data: dict) -> Dataset:
     return ds
 
 
+def layer_time_ms(model: Model, hw: Hardware, plan: Plan) -> float:
+    """One transformer layer's forward + backward (+ recomputation, + TP traffic) of one
+    micro-batch, in ms: the difference between the model with L and with L - 1 layers, so
+    embedding, output layer and optimizer cancel exactly."""
+    def busy(m: Model) -> float:
+        t = R.evaluate(m, hw, plan).time
+        return t["compute"] + t["recompute"] + t["tp"] + t["cp"]
+    fewer = dataclasses.replace(model, n_layers=model.n_layers - 1)
+    return 1e3 * (busy(model) - busy(fewer))
+
+
+def korthikanti_2022_table4(data: dict, hardware: Hardware | None = None) -> Dataset:
+    """Korthikanti Table 4: one layer of the 22B model (TP 8, micro-batch 4, sequence
+    2048, A100), forward + backward, five settings: baseline, sequence parallelism, full
+    recomputation, selective recomputation, selective + sequence parallelism."""
+    d = data["korthikanti_2022"]
+    ds = Dataset("korthikanti_2022_table4", d["source"], "ms per layer, forward + backward",
+                 0.10, 0.20)
+    hw = hardware or presets.hardware("a100-80gb")
+    model = presets.model("gpt-22b")
+    settings = {"Baseline no recompute": dict(recompute="none", sequence_parallel=False),
+                "Sequence Parallelism": dict(recompute="none", sequence_parallel=True),
+                "Baseline with (full) recompute": dict(recompute="full", sequence_parallel=False),
+                "Selective Recompute": dict(recompute="selective", sequence_parallel=False),
+                "Selective + Sequence": dict(recompute="selective", sequence_parallel=True)}
+    for row in d["table4_time_per_layer_22B_ms"]:
+        plan = Plan(global_batch=4, micro_batch=4, seq_len=2048, tp=8, zero=0,
+                    flash_attention=False, **settings[row["experiment"]])
+        ds.rows.append(Row(row["experiment"], row["combined_ms"],
+                           layer_time_ms(model, hw, plan), "ms"))
+    return ds
+
+
 # --------------------------------------------------------------------------- Megatron-LM
 
 MEGATRON_NAMES = {24: "megatron-gpt-1.7b", 30: "megatron-gpt-3.6b", 36: "megatron-gpt-7.5b",
@@ -192,8 +226,9 @@ MEGATRON_NAMES = {24: "megatron-gpt-1.7b", 30: "megatron-gpt-3.6b", 36: "megatro
 def megatron_plan(row: dict) -> Plan:
     """Table 1 rows: interleaved schedule, full recomputation, micro-batch 1 (paper Sec. 5.1
     and Table 1 settings); no sequence parallelism or flash attention (2021); fp32 grads
-    all-reduced without ZeRO. Interleaving depth: the largest of 4, 3, 2 that splits the
-    layers evenly (the paper does not list it per row)."""
+    all-reduced without ZeRO, after the pipeline flush (Megatron-LM 2021 had no gradient
+    bucketing behind the backward: dp_overlap off). Interleaving depth: the largest of 4,
+    3, 2 that splits the layers evenly (the paper does not list it per row)."""
     tp, pp, dp = row["tensor_parallel"], row["pipeline_parallel"], row["data_parallel_derived"]
     L = row["num_layers"]
     vpp = 1
@@ -204,7 +239,7 @@ def megatron_plan(row: dict) -> Plan:
                 break
     return Plan(global_batch=row["global_batch_size_sequences"], micro_batch=1,
                 seq_len=row["seq_len"], tp=tp, pp=pp, dp=dp, vpp=vpp, zero=0, recompute="full",
-                flash_attention=False, sequence_parallel=False)
+                flash_attention=False, sequence_parallel=False, dp_overlap=False)
 
 
 def megatron_lm_2021(data: dict, hardware: Hardware | None = None, rows=None) -> Dataset:
@@ -1062,6 +1097,7 @@ UNWIRED = {
 DATASETS = {
     "zero_2019": zero_2019,
     "korthikanti_2022": korthikanti_2022,
+    "korthikanti_2022_table4": korthikanti_2022_table4,
     "megatron_lm_2021": megatron_lm_2021,
     "nemo_24_07": nemo_24_07,
     "trtllm_llama31_8b": trtllm_llama31_8b,
