@@ -526,11 +526,13 @@ PYENGINE_HD inline double zero_shard(double shard, double zero, double stage) {
 
 // --------------------------------------------------------------------------- FLOPs
 
-PYENGINE_HD inline double model_forward_flops_per_token(const double* m, double ctx) {
+PYENGINE_HD inline double model_forward_flops_per_token(const double* m, double ctx,
+                                                        double mtp) {
     // [T15] model FLOPs per token, forward (Narayanan et al. 2021 eq. 3 counting): 2 FLOPs
     // per GEMM weight a token touches (experts: top-k, shared experts, the output layer)
     // + attention scores and context, 2*ctx*(d_qk+d_v) per head and layer (no causal
-    // halving); training multiplies by 3.
+    // halving); training multiplies by 3. Each MTP module adds its block, its 2h x h
+    // projection and another pass of the output head.
     double n_moe = moe_layers_in(0.0, m[M_LAYERS], m);
     double n_dense = m[M_LAYERS] - n_moe;
     double n_mat = 2.0 + m[M_GATED];
@@ -539,8 +541,11 @@ PYENGINE_HD inline double model_forward_flops_per_token(const double* m, double 
                              + ctx * m[M_HEADS] * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]));
     double moe_mlp = (m[M_TOP_K] * hid * m[M_EXPERT_FFN] * n_mat + hid * m[M_SHARED_FFN] * n_mat
                       + hid * m[M_EXPERTS]);
+    double mtp_mlp = moe_layers_in(m[M_LAYERS], m[M_LAYERS] + 1.0, m) > 0.0
+                         ? moe_mlp : m[M_MLP_GEMM_PARAMS];
     return 2.0 * (m[M_LAYERS] * per_layer_attn + n_dense * m[M_MLP_GEMM_PARAMS]
-                  + n_moe * moe_mlp + hid * m[M_VOCAB]);
+                  + n_moe * moe_mlp + hid * m[M_VOCAB]
+                  + mtp * (per_layer_attn + mtp_mlp + 2.0 * hid * hid + hid * m[M_VOCAB]));
 }
 
 // --------------------------------------------------------------------------- the plan
@@ -668,6 +673,14 @@ struct LayerStage {
     double kv_elems;
 };
 
+PYENGINE_HD inline double mtp_modules(const double* m, const PlanFields& f) {
+    // [S3] DeepSeek-V3's multi-token-prediction modules (Sec. 2.2) run in training only:
+    // each a transformer block of the kind layer index L would have (MoE for DeepSeek-V3),
+    // a 2h x h projection and two norms, sharing the embedding and the output head; they
+    // sit on the last pipeline stage (as Megatron-Core places them).
+    return f.training ? m[M_MTP_LAYERS] : 0.0;
+}
+
 PYENGINE_HD inline long long layer_checks(const double* m, const PlanFields& f) {
     // [F1] feasibility of the layer shape: every violated constraint sets its bit.
     bool is_moe = m[M_EXPERTS] > 0.0;
@@ -739,10 +752,10 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, f.tp, f.cp, f.etp, f.ep,
                                    f.sp, f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb,
                                    pr.kvb);
-    double fwd_flops_tok = model_forward_flops_per_token(m, f.seq);
+    double fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f));
     double dec_flops_tok = 0.0;
     if (f.decode) {
-        dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen);
+        dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen, 0.0);
     }
     double kv_elems = kv_cache_elems_per_gpu(m, f.tp);
     return LayerStage{code, n_tok, cap.capacity, load, cap.dropped, costs, fwd_flops_tok,
@@ -762,6 +775,7 @@ struct StageShape {
     double expert_params;
     bool first;
     bool last;
+    double mtp;
 };
 
 struct SplitStage {
@@ -774,15 +788,21 @@ struct SplitStage {
 // A stage kind holding n_layers layers (n_moe of them MoE): its layers' holdings, plus the
 // input embedding on the first stage and the output layer on the last.
 PYENGINE_HD inline StageShape stage_shape(double n_layers, double n_moe, double start,
-                                          bool first, bool last, const Holdings& held) {
+                                          bool first, bool last, const Holdings& held,
+                                          double mtp, double mtp_moe, double mtp_extra) {
+    if (last) {
+        n_layers += mtp;
+        n_moe += mtp_moe;
+    }
     double dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer;
     if (first) {
         dense += held.embed_extra;
     }
     if (last) {
-        dense += held.output_extra;
+        dense += held.output_extra + mtp * mtp_extra;
     }
-    return StageShape{n_layers, n_moe, start, dense, n_moe * held.expert_layer, first, last};
+    return StageShape{n_layers, n_moe, start, dense, n_moe * held.expert_layer, first, last,
+                      last ? mtp : 0.0};
 }
 
 // The transformer layers of each stage kind, and whether the fixed first/last counts leave
@@ -842,11 +862,15 @@ PYENGINE_HD inline SplitStage split_stage(const double* m, const PlanFields& f) 
     double moe_last = pp > 1.0 ? moe_layers_in(L - layers_last, L, m) : moe_first;
     double moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m);
     Holdings held = layer_holdings(m, pp, f.tp, f.etp, f.ep);
-    return SplitStage{stage_shape(layers_first, moe_first, 0.0, true, pp == 1.0, held),
+    double mtp = mtp_modules(m, f);
+    double mtp_moe = moe_layers_in(L, L + mtp, m);
+    double mtp_extra = m[M_MTP_PARAMS] / f.tp;
+    return SplitStage{stage_shape(layers_first, moe_first, 0.0, true, pp == 1.0, held, mtp,
+                                  mtp_moe, mtp_extra),
                       stage_shape(layers_mid, moe_mid, L - layers_last - layers_mid, false,
-                                  false, held),
+                                  false, held, mtp, mtp_moe, mtp_extra),
                       stage_shape(layers_last, moe_last, L - layers_last, pp == 1.0, true,
-                                  held), sl.valid};
+                                  held, mtp, mtp_moe, mtp_extra), sl.valid};
 }
 
 // ---- level 3: micro-batches and GPU count (columns before vpp)
@@ -894,7 +918,7 @@ struct Stages {
 PYENGINE_HD inline Stages no_stages() {
     LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                               0.0, 0.0};
-    StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false};
+    StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false, 0.0};
     return Stages{LayerStage{0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
                   SplitStage{shape, shape, shape, true}, BatchStage{0, 0.0, 0.0, 0.0}};
 }
@@ -1180,7 +1204,7 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
     double dense = shape.layers - shape.moe_layers;
     double compute = (stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
                                       lt.passes, shape.first ? c.embed_s : 0.0,
-                                      shape.last ? c.output_s : 0.0)
+                                      shape.last ? (1.0 + shape.mtp) * c.output_s : 0.0)
                       + shape.layers * lt.bwd_extra);
     double recompute = (shape.layers * lt.recompute_core + dense * lt.recompute_dense
                         + shape.moe_layers * lt.recompute_moe
@@ -1307,7 +1331,8 @@ PYENGINE_HD inline double recompute_flops_per_token(const double* m, double ctx,
     // MLPs, routed (top-k) and shared experts.
     double L = m[M_LAYERS];
     if (f.recompute == 2.0) {
-        double layer_flops = fwd_flops_tok - 2.0 * m[M_HIDDEN] * m[M_VOCAB];
+        double layer_flops = fwd_flops_tok
+                             - (1.0 + mtp_modules(m, f)) * 2.0 * m[M_HIDDEN] * m[M_VOCAB];
         if (f.recompute_layers > 0.0) {
             return layer_flops * py_min(1.0, f.recompute_layers * f.vpp * f.pp / L);
         }
@@ -1456,9 +1481,9 @@ PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
     double n_gpus = batch.n_gpus;
     out[O_N_GPUS] = n_gpus;
     out[O_N_MICRO_BATCHES] = batch.n_micro;
-    out[O_LAYERS_FIRST_STAGE] = split.first.layers;
+    out[O_LAYERS_FIRST_STAGE] = split.first.layers - split.first.mtp;
     out[O_LAYERS_MIDDLE_STAGE] = split.mid.layers;
-    out[O_LAYERS_LAST_STAGE] = split.last.layers;
+    out[O_LAYERS_LAST_STAGE] = split.last.layers - split.last.mtp;
     out[O_CAPACITY_PER_EXPERT] = layer.capacity;
     out[O_DROPPED_FRACTION] = layer.dropped;
     out[O_MEM_WEIGHTS_BYTES] = mem.dense_params * pb.w_dense + mem.expert_params * pb.w_expert;

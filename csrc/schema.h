@@ -37,8 +37,10 @@ constexpr int M_EMBED_PARAMS = 29;
 constexpr int M_POS_PARAMS = 30;
 constexpr int M_OUTPUT_PARAMS = 31;
 constexpr int M_FINAL_NORM_PARAMS = 32;
-constexpr int M_PARAMS_TOTAL = 33;
-constexpr int M_PARAMS_ACTIVE = 34;
+constexpr int M_MTP_LAYERS = 33;
+constexpr int M_MTP_PARAMS = 34;
+constexpr int M_PARAMS_TOTAL = 35;
+constexpr int M_PARAMS_ACTIVE = 36;
 
 constexpr int H_PEAK_BF16 = 0;
 constexpr int H_PEAK_FP8 = 1;
@@ -143,7 +145,7 @@ constexpr int O_HW_TFLOPS_PER_GPU = 32;
 constexpr int O_TTFT_S = 33;
 constexpr int O_TPOT_S = 34;
 
-constexpr int N_MODEL = 35;
+constexpr int N_MODEL = 37;
 constexpr int N_HARDWARE = 22;
 constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 39;

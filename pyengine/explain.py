@@ -125,9 +125,9 @@ TIME_HOW = {
     "compute": "m micro-batches x slowest stage's operators (roofline each), fwd + 2x bwd",
     "recompute": "forward operators recomputed in backward",
     "tp": "2 all-reduces (or AG+RS with SP) per layer, fwd and bwd, on the TP tier",
-    "cp": "ring K/V exchange not hidden behind attention",
+    "cp": "ring K/V exchange not hidden behind attention (all of it without cp_overlap)",
     "ep": "all-to-all dispatch + combine per MoE layer",
-    "pp_p2p": "activation sends between stages",
+    "pp_p2p": "activation sends between stages (1/tp each with SP or scatter/gather)",
     "pp_bubble": "(p-1)/v micro-batch times idle",
     "dp": "gradient reduce-scatter/all-gather not hidden behind the last backward",
     "optimizer": "Adam step: fp32 states read and written at HBM bandwidth",
@@ -162,6 +162,10 @@ def render_text(d: dict) -> str:
                                                 ("last", "pp_last_layers")) if plan[k]]
         if fixed:
             st += f" (fixed: {', '.join(fixed)})"
+    mtp = dv["stages"]["last"]["layers"] - o["layers_last_stage"]
+    if mtp > 0:
+        st += (f"; + {mtp:g} multi-token-prediction module(s) on the last stage (training "
+               "only, DeepSeek-V3 Sec. 2.2)")
     lines.append(st)
     if "capacity_per_expert" in o and o["capacity_per_expert"] > 0:
         lines.append(f"  expert capacity {o['capacity_per_expert']:g} tokens per expert per "
@@ -216,6 +220,13 @@ def render_text(d: dict) -> str:
         share = 100 * t / step if step > 0 else 0.0
         lines.append(f"  {term:<14} {fmt_s(t):>14} {share:5.1f}%  {how}")
     lines.append(f"  {'step':<14} {fmt_s(step):>14}")
+    lines.append("    overlaps: " + ", ".join(
+        f"{what} {'on' if plan[key] else 'off'}" for what, key in (
+            ("TP collectives pipelined with GEMMs", "tp_overlap"),
+            ("CP ring behind the same step's attention", "cp_overlap"),
+            ("EP all-to-all behind another micro-batch", "ep_overlap"),
+            ("DP buckets behind backward", "dp_overlap"),
+            ("PP scatter/gather over TP (no SP)", "pp_scatter_gather"))))
     lines.append("")
     lines.append("Throughput")
     lines.append(f"  tokens/s            {fmt_num(o['tokens_per_s'])}  "

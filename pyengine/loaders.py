@@ -632,9 +632,11 @@ def _read_deepseek_mla(c: _Cfg) -> dict[str, Any]:
         norm="rmsnorm", gated_mlp=True, bias=c.flag("attention_bias"), dropout=_dropout(c),
         head_dim=nope, v_head_dim=c.integer("v_head_dim"),
         q_lora_rank=c.optional_int("q_lora_rank") or 0,  # null: no query compression
-        kv_lora_rank=c.integer("kv_lora_rank"), rope_head_dim=c.integer("qk_rope_head_dim", 0))
-    if c.integer("num_nextn_predict_layers", 0):
-        c.notes.append("multi-token-prediction module not modelled")
+        kv_lora_rank=c.integer("kv_lora_rank"), rope_head_dim=c.integer("qk_rope_head_dim", 0),
+        mtp_layers=c.integer("num_nextn_predict_layers", 0))
+    if fields["mtp_layers"]:
+        c.notes.append("multi-token-prediction modules: training only, their own embedding "
+                       "and head copies in the checkpoint not counted (shared in training)")
     c.notes.append("router score-correction bias not counted (<0.01%)")
     return _deepseek_moe(c, fields)
 

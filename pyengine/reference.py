@@ -464,11 +464,12 @@ def zero_shard(shard, zero, stage):
 # --------------------------------------------------------------------------- FLOPs
 
 
-def model_forward_flops_per_token(m, ctx):
+def model_forward_flops_per_token(m, ctx, mtp):
     # [T15] model FLOPs per token, forward (Narayanan et al. 2021 eq. 3 counting): 2 FLOPs
     # per GEMM weight a token touches (experts: top-k, shared experts, the output layer)
     # + attention scores and context, 2*ctx*(d_qk+d_v) per head and layer
-    # (no causal halving); training multiplies by 3.
+    # (no causal halving); training multiplies by 3. Each MTP module adds its block, its
+    # 2h x h projection and another pass of the output head.
     n_moe = moe_layers_in(0.0, m[S.M_LAYERS], m)
     n_dense = m[S.M_LAYERS] - n_moe
     n_mat = 2.0 + m[S.M_GATED]
@@ -477,8 +478,11 @@ def model_forward_flops_per_token(m, ctx):
                       + ctx * m[S.M_HEADS] * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM]))
     moe_mlp = (m[S.M_TOP_K] * hid * m[S.M_EXPERT_FFN] * n_mat + hid * m[S.M_SHARED_FFN] * n_mat
                + hid * m[S.M_EXPERTS])
+    mtp_mlp = moe_mlp if moe_layers_in(m[S.M_LAYERS], m[S.M_LAYERS] + 1.0, m) > 0.0 \
+        else m[S.M_MLP_GEMM_PARAMS]
     return 2.0 * (m[S.M_LAYERS] * per_layer_attn + n_dense * m[S.M_MLP_GEMM_PARAMS]
-                  + n_moe * moe_mlp + hid * m[S.M_VOCAB])
+                  + n_moe * moe_mlp + hid * m[S.M_VOCAB]
+                  + mtp * (per_layer_attn + mtp_mlp + 2.0 * hid * hid + hid * m[S.M_VOCAB]))
 
 
 # --------------------------------------------------------------------------- the plan
@@ -563,6 +567,14 @@ LayerStage = namedtuple("LayerStage", [
     "kv_elems"])
 
 
+def mtp_modules(m, f):
+    # [S3] DeepSeek-V3's multi-token-prediction modules (Sec. 2.2) run in training only:
+    # each a transformer block of the kind layer index L would have (MoE for DeepSeek-V3),
+    # a 2h x h projection and two norms, sharing the embedding and the output head; they
+    # sit on the last pipeline stage (as Megatron-Core places them).
+    return m[S.M_MTP_LAYERS] if f.training else 0.0
+
+
 def layer_checks(m, f):
     # [F1] feasibility of the layer shape: every violated constraint sets its bit.
     is_moe = m[S.M_EXPERTS] > 0.0
@@ -621,10 +633,10 @@ def layer_stage(m, h, f, pr):
     # a pass and of a decode step (at the mean context seq + gen/2).
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, f.tp, f.cp, f.etp, f.ep, f.sp,
                         f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb, pr.kvb)
-    fwd_flops_tok = model_forward_flops_per_token(m, f.seq)
+    fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f))
     dec_flops_tok = 0.0
     if f.decode:
-        dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen)
+        dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen, 0.0)
     kv_elems = kv_cache_elems_per_gpu(m, f.tp)
     return LayerStage(code, n_tok, cap.capacity, load, cap.dropped, costs, fwd_flops_tok,
                       dec_flops_tok, kv_elems)
@@ -636,19 +648,25 @@ def layer_stage(m, h, f, pr):
 # among them, the (dense, expert) parameters one of its GPUs holds before ZeRO sharding,
 # and whether it holds the input embedding (first) and the output layer (last).
 StageShape = namedtuple("StageShape", ["layers", "moe_layers", "start", "dense_params",
-                                       "expert_params", "first", "last"])
+                                       "expert_params", "first", "last", "mtp"])
 SplitStage = namedtuple("SplitStage", ["first", "mid", "last", "valid"])
 
 
-def stage_shape(n_layers, n_moe, start, first, last, held):
+def stage_shape(n_layers, n_moe, start, first, last, held, mtp, mtp_moe, mtp_extra):
     """A stage kind holding n_layers layers (n_moe of them MoE): its layers' holdings,
-    plus the input embedding on the first stage and the output layer on the last."""
+    plus the input embedding on the first stage and the output layer on the last; the
+    last also holds the MTP modules, counted as layers (mtp_moe of them MoE) and their
+    projections."""
+    if last:
+        n_layers += mtp
+        n_moe += mtp_moe
     dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer
     if first:
         dense += held.embed_extra
     if last:
-        dense += held.output_extra
-    return StageShape(n_layers, n_moe, start, dense, n_moe * held.expert_layer, first, last)
+        dense += held.output_extra + mtp * mtp_extra
+    return StageShape(n_layers, n_moe, start, dense, n_moe * held.expert_layer, first, last,
+                      mtp if last else 0.0)
 
 
 # The transformer layers of each stage kind, and whether the fixed first/last counts
@@ -702,11 +720,15 @@ def split_stage(m, f):
     moe_last = moe_layers_in(L - layers_last, L, m) if pp > 1.0 else moe_first
     moe_mid = moe_layers_in(L - layers_last - layers_mid, L - layers_last, m)
     held = layer_holdings(m, pp, f.tp, f.etp, f.ep)
-    return SplitStage(stage_shape(layers_first, moe_first, 0.0, True, pp == 1.0, held),
+    mtp = mtp_modules(m, f)
+    mtp_moe = moe_layers_in(L, L + mtp, m)
+    mtp_extra = m[S.M_MTP_PARAMS] / f.tp
+    return SplitStage(stage_shape(layers_first, moe_first, 0.0, True, pp == 1.0, held, mtp,
+                                  mtp_moe, mtp_extra),
                       stage_shape(layers_mid, moe_mid, L - layers_last - layers_mid, False,
-                                  False, held),
+                                  False, held, mtp, mtp_moe, mtp_extra),
                       stage_shape(layers_last, moe_last, L - layers_last, pp == 1.0, True,
-                                  held), sl.valid)
+                                  held, mtp, mtp_moe, mtp_extra), sl.valid)
 
 
 # ---- level 3: micro-batches and GPU count (columns before vpp)
@@ -741,7 +763,7 @@ Stages = namedtuple("Stages", ["layer", "split", "batch"])
 def no_stages():
     """The walkers' starting value (the first plan is evaluated with reuse 0)."""
     c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False)
+    shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False, 0.0)
     return Stages(LayerStage(0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
                   SplitStage(shape, shape, shape, True), BatchStage(0, 0.0, 0.0, 0.0))
 
@@ -967,7 +989,7 @@ def stage_time(shape, lt, c, full):
     dense = shape.layers - shape.moe_layers
     compute = (stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
                                lt.passes, c.embed_s if shape.first else 0.0,
-                               c.output_s if shape.last else 0.0)
+                               (1.0 + shape.mtp) * c.output_s if shape.last else 0.0)
                + shape.layers * lt.bwd_extra)
     recompute = (shape.layers * lt.recompute_core + dense * lt.recompute_dense
                  + shape.moe_layers * lt.recompute_moe
@@ -1059,7 +1081,8 @@ def recompute_flops_per_token(m, ctx, f, fwd_flops_tok):
     # MLPs, routed (top-k) and shared experts.
     L = m[S.M_LAYERS]
     if f.recompute == 2.0:
-        layer_flops = fwd_flops_tok - 2.0 * m[S.M_HIDDEN] * m[S.M_VOCAB]
+        layer_flops = (fwd_flops_tok
+                       - (1.0 + mtp_modules(m, f)) * 2.0 * m[S.M_HIDDEN] * m[S.M_VOCAB])
         if f.recompute_layers > 0.0:
             return layer_flops * min(1.0, f.recompute_layers * f.vpp * f.pp / L)
         return layer_flops
@@ -1175,9 +1198,9 @@ def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
     n_gpus = batch.n_gpus
     out[S.O_N_GPUS] = n_gpus
     out[S.O_N_MICRO_BATCHES] = batch.n_micro
-    out[S.O_LAYERS_FIRST_STAGE] = split.first.layers
+    out[S.O_LAYERS_FIRST_STAGE] = split.first.layers - split.first.mtp
     out[S.O_LAYERS_MIDDLE_STAGE] = split.mid.layers
-    out[S.O_LAYERS_LAST_STAGE] = split.last.layers
+    out[S.O_LAYERS_LAST_STAGE] = split.last.layers - split.last.mtp
     out[S.O_CAPACITY_PER_EXPERT] = layer.capacity
     out[S.O_DROPPED_FRACTION] = layer.dropped
     out[S.O_MEM_WEIGHTS_BYTES] = mem.dense_params * pb.w_dense + mem.expert_params * pb.w_expert
@@ -1249,8 +1272,8 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
 KERNEL_FUNCTIONS = (
     ceil_div, divides, roofline_s, saturation, gemm_efficiency, gemm_s, memory_bound_s,
     group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in,
-    mlp_forward_s,
-    kv_cache_elems_per_gpu, flash_attention_rate, attention_costs, moe_costs, layer_costs,
+    mlp_forward_s, kv_cache_elems_per_gpu, flash_attention_rate, mtp_modules, attention_costs,
+    moe_costs, layer_costs,
     layer_activation_bytes,
     layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
     precisions, layer_checks, expert_capacity, layer_stage, stage_shape, stage_layers, split_stage,
@@ -1330,8 +1353,18 @@ def model_vector(model: Model) -> np.ndarray:
     final_norm = norm_w * h
     n_moe = mo.n_moe_layers
     n_dense = mo.n_layers - n_moe
+    # [M0] MTP modules (DeepSeek-V3 Sec. 2.2): a block like layer index L, a 2h x h
+    # projection and two norms each; embedding and output head shared
+    mtp_moe = mo.n_experts > 0 and mo.n_layers >= mo.first_k_dense \
+        and (mo.n_layers - mo.first_k_dense) % mo.moe_every == 0
+    mtp_params = 2 * h * h + 2 * norm_w * h
+    mtp_block = attn_gemm + attn_bias + norm_params + mtp_params
+    mtp_block += (shared + router) if mtp_moe else (mlp_gemm + mlp_bias)
+    mtp_experts = mo.mtp_layers * (mo.n_experts if mtp_moe else 0)
+    mtp_active = mo.mtp_layers * (mo.top_k if mtp_moe else 0)
     common = (mo.n_layers * (attn_gemm + attn_bias + norm_params) + n_dense * (mlp_gemm + mlp_bias)
-              + n_moe * (shared + router) + embed + pos + output + final_norm)
+              + n_moe * (shared + router) + embed + pos + output + final_norm
+              + mo.mtp_layers * mtp_block)
     values = {
         "layers": mo.n_layers, "hidden": h, "heads": a, "kv_heads": kv, "qk_head_dim": qk_d,
         "v_head_dim": v_d, "ffn": mo.ffn_hidden, "vocab": mo.vocab,
@@ -1346,8 +1379,9 @@ def model_vector(model: Model) -> np.ndarray:
         "mlp_gemm_params": mlp_gemm, "expert_params": expert, "shared_params": shared,
         "router_params": router, "embed_params": embed, "pos_params": pos,
         "output_params": output, "final_norm_params": final_norm,
-        "params_total": common + n_moe * mo.n_experts * expert,
-        "params_active": common + n_moe * mo.top_k * expert,
+        "mtp_layers": mo.mtp_layers, "mtp_params": mtp_params,
+        "params_total": common + (n_moe * mo.n_experts + mtp_experts) * expert,
+        "params_active": common + (n_moe * mo.top_k + mtp_active) * expert,
     }
     return np.array([float(values[c.name]) for c in S.MODEL], dtype=np.float64)
 

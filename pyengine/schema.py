@@ -61,6 +61,10 @@ MODEL = (
     Column("pos_params", "", "learned position embedding rows x h (replicated)"),
     Column("output_params", "", "output layer V x h when untied, else 0"),
     Column("final_norm_params", "", "final norm parameters"),
+    Column("mtp_layers", "", "multi-token-prediction modules (DeepSeek-V3 Sec. 2.2; training "
+           "only, on the last pipeline stage)"),
+    Column("mtp_params", "", "parameters of one MTP module beyond its transformer block (2h x h "
+           "projection, two norms); TP-sharded"),
     Column("params_total", "", "all parameters"),
     Column("params_active", "", "parameters a token touches (k of E experts)"),
 )

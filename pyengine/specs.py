@@ -134,6 +134,7 @@ class Model(_Spec):
     kv_lora_rank: int = 0
     rope_head_dim: int = 0
     v_head_dim: int = 0  # 0 = head_dim
+    mtp_layers: int = 0  # multi-token-prediction modules (DeepSeek-V3), training only
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -146,6 +147,7 @@ class Model(_Spec):
                      "expert_ffn_hidden", "n_shared_experts", "first_k_dense", "q_lora_rank",
                      "kv_lora_rank", "rope_head_dim", "v_head_dim"):
             check_int(o, name, getattr(self, name), 0)
+        check_int(o, "mtp_layers", self.mtp_layers, 0, 64)
         check_int(o, "moe_every", self.moe_every, 1)
         for name in ("gated_mlp", "tied_embeddings", "bias", "dropout"):
             check_bool(o, name, getattr(self, name))

@@ -17,7 +17,8 @@ AXES = dict(
     mode=["train", "decode"], dtype=["bf16", "fp8"], micro_batch=[1, 2], seq_len=[2048, 4096],
     gen_tokens=[64, 128], tp=[1, 2], cp=[1, 2], ep=[1, 2], etp=[0, 1],
     sequence_parallel=[True, False], flash_attention=[True, False],
-    capacity_factor=[1.0, 0.5], moe_load_imbalance=[1.0, 1.3], global_batch=[8, 16], pp=[1, 3],
+    capacity_factor=[1.0, 0.5], moe_load_imbalance=[1.0, 1.3], cp_overlap=[False, True],
+    global_batch=[8, 16], pp=[1, 3],
     pp_embedding=[False, True],
     pp_loss=[True, False], pp_first_layers=[0, 5], pp_last_layers=[3, 0], dp=[1, 2], vpp=[1, 2],
     zero=[1, 3], recompute=["selective", "full"], recompute_core_attn=[True, False],
@@ -26,6 +27,7 @@ AXES = dict(
     recompute_shared_experts=[True, False], recompute_layers=[0, 1],
     fp8_activations=[False, True], grad_dtype=["fp32", "bf16"], optimizer_dtype=["bf16", "fp32"],
     tp_overlap=[False, True], ep_overlap=[True, False], dp_overlap=[False, True],
+    pp_scatter_gather=[False, True],
 )
 assert set(AXES) == set(S.PLAN_NAMES)
 

@@ -8,6 +8,7 @@ keys pyengine does not read are left out unless a test needs them). Counts come 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -205,7 +206,8 @@ VECTORS: dict[str, Vector] = {
 def test_published_parameter_counts(slug):
     vec = VECTORS[slug]
     m = model_from_hf_config(vec.cfg, name=slug)
-    total, active, embed = counts(m)
+    # published counts are of the main model: DeepSeek-V3's 671B excludes its MTP module
+    total, active, embed = counts(dataclasses.replace(m, mtp_layers=0))
     assert near(total, vec.total, vec.unit_total), (total, vec.total)
     if vec.active is None:
         assert not m.is_moe and active == total
@@ -356,6 +358,21 @@ def test_moe_layer_rules():
     assert moe_layers(m) == [i for i in range(61) if i >= 3 and i % 2 == 0]
     dense = model_from_hf_config(dict(VECTORS["deepseek-moe-16b"].cfg, n_routed_experts=None))
     assert not dense.is_moe
+
+
+def test_deepseek_v3_mtp_module():
+    """DeepSeek-V3 (arXiv:2412.19437 Sec. 2.2, 4.2): one MTP module of 14B parameters in the
+    released checkpoint, which stores its own copies of the embedding and the output head
+    (2 x 129280 x 7168); shared in training, pyengine counts the rest: an MoE block, the
+    2h x h projection and two norms."""
+    m = model_from_hf_config(VECTORS["deepseek-v3"].cfg)
+    assert m.mtp_layers == 1
+    total, active, _ = counts(m)
+    main, main_active, _ = counts(dataclasses.replace(m, mtp_layers=0))
+    copies = 2 * 129280 * 7168
+    assert total - main == pytest.approx(14e9 - copies, rel=0.05)
+    assert active - main_active == pytest.approx(
+        (total - main) - 248 * 3 * 7168 * 2048, rel=1e-9)  # 8 of 256 experts active
 
 
 def test_deepseek_v3_notes_what_is_not_counted():

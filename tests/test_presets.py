@@ -7,6 +7,7 @@ outside itself); counts come from ``pyengine.reference.model_vector``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from importlib import resources
@@ -36,7 +37,9 @@ HARDWARE_PRESETS = presets.list_hardware()
 
 
 def params(m: Model) -> tuple[float, float]:
-    v = model_vector(m)
+    """Main-model counts, as publishers give them (DeepSeek-V3's 671B leaves out its
+    multi-token-prediction module; tests/test_mtp.py checks that one)."""
+    v = model_vector(dataclasses.replace(m, mtp_layers=0))
     return float(v[S.M_PARAMS_TOTAL]), float(v[S.M_PARAMS_ACTIVE])
 
 
@@ -505,7 +508,7 @@ def test_describe_lists_every_preset():
     text = presets.describe()
     for slug in MODEL_PRESETS + HARDWARE_PRESETS:
         assert slug in text
-    assert "671.03B" in text and "37.55B" in text
+    assert "682.64B" in text and "38.24B" in text  # DeepSeek-V3 with its MTP module
     assert "h100-sxm" not in presets.describe("models")
     with pytest.raises(SpecError):
         presets.describe("gpus")

@@ -240,7 +240,7 @@ def test_ten_billion_dense_is_20_gflop_per_token():
     m = R.model_vector(model)
     params = m[S.M_PARAMS_TOTAL]
     assert 9.5e9 < params < 11e9
-    flops = R.model_forward_flops_per_token(m, 2048.0)
+    flops = R.model_forward_flops_per_token(m, 2048.0, 0.0)
     assert 2 * params * 0.95 < flops < 2 * params * 1.15
     assert flops == pytest.approx(20e9, rel=0.15)
     assert flops < 1e12
