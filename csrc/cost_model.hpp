@@ -46,21 +46,19 @@ PYENGINE_HD inline double roofline_s(double flops, double nbytes, double flops_p
     return py_max(flops / flops_per_s, nbytes / bytes_per_s);
 }
 
-PYENGINE_HD inline double saturation(double dim, const double* h) {
-    // a GEMM dimension of `dim` rows fills dim/(dim + gemm_dim_half) of the tiles and
-    // waves a large one does (never below one row: no tokens routed is not 0/0)
-    double d = py_max(dim, 1.0);
-    return d / (d + h[H_GEMM_DIM_HALF]);
-}
-
 PYENGINE_HD inline double gemm_efficiency(double m_dim, double n_dim, double k_dim,
                                           const double* h) {
     // [T2] share of the large-GEMM rate an (M x K) @ (K x N) GEMM attains: the product of
-    // one saturation per dimension (thin M or N fill few output tiles, short K amortises
-    // little of each tile's prologue); fitted on cuBLASLt and DeepGEMM shape tables
+    // one saturation d/(d + gemm_dim_half) per dimension (thin M or N fill few output
+    // tiles, short K amortises little of each tile's prologue; a dimension is never below
+    // one row: no tokens routed is not 0/0); fitted on cuBLASLt and DeepGEMM shape tables
     // (pyengine/data/operators.json, kernels.json) by tools/calibrate.py. Backward GEMMs
-    // permute the three dimensions, so the same share holds for them.
-    return saturation(m_dim, h) * saturation(n_dim, h) * saturation(k_dim, h);
+    // permute the three dimensions, so the same share holds for them. One division.
+    double half = h[H_GEMM_DIM_HALF];
+    double m_d = py_max(m_dim, 1.0);
+    double n_d = py_max(n_dim, 1.0);
+    double k_d = py_max(k_dim, 1.0);
+    return m_d * n_d * k_d / ((m_d + half) * (n_d + half) * (k_d + half));
 }
 
 PYENGINE_HD inline double gemm_s(double flops, double nbytes, double m_dim, double n_dim,
@@ -101,8 +99,9 @@ PYENGINE_HD inline double group_latency(double stride, double size, const double
 PYENGINE_HD inline double allreduce_s(double nbytes, double size, double stride,
                                       const double* h) {
     // [C2] all-reduce of nbytes per rank: ring 2(g-1)/g bandwidth term, or double binary
-    // tree with log-depth latency, whichever is faster (NCCL picks likewise).
-    if (size <= 1.0) {
+    // tree with log-depth latency, whichever is faster (NCCL picks likewise). Nothing to
+    // send (a dense model's expert gradients) costs nothing.
+    if (size <= 1.0 || nbytes <= 0.0) {
         return 0.0;
     }
     double bw = group_bandwidth(stride, size, h);
@@ -115,7 +114,7 @@ PYENGINE_HD inline double allreduce_s(double nbytes, double size, double stride,
 PYENGINE_HD inline double allgather_s(double nbytes, double size, double stride,
                                       const double* h) {
     // [C3] all-gather / reduce-scatter of a buffer of nbytes (full size): ring (g-1)/g.
-    if (size <= 1.0) {
+    if (size <= 1.0 || nbytes <= 0.0) {
         return 0.0;
     }
     double bw = group_bandwidth(stride, size, h);

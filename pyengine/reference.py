@@ -44,20 +44,18 @@ def roofline_s(flops, nbytes, flops_per_s, bytes_per_s):
     return max(flops / flops_per_s, nbytes / bytes_per_s)
 
 
-def saturation(dim, h):
-    # a GEMM dimension of `dim` rows fills dim/(dim + gemm_dim_half) of the tiles and
-    # waves a large one does (never below one row: no tokens routed is not 0/0)
-    d = max(dim, 1.0)
-    return d / (d + h[S.H_GEMM_DIM_HALF])
-
-
 def gemm_efficiency(m_dim, n_dim, k_dim, h):
     # [T2] share of the large-GEMM rate an (M x K) @ (K x N) GEMM attains: the product of
-    # one saturation per dimension (thin M or N fill few output tiles, short K amortises
-    # little of each tile's prologue); fitted on cuBLASLt and DeepGEMM shape tables
+    # one saturation d/(d + gemm_dim_half) per dimension (thin M or N fill few output
+    # tiles, short K amortises little of each tile's prologue; a dimension is never below
+    # one row: no tokens routed is not 0/0); fitted on cuBLASLt and DeepGEMM shape tables
     # (pyengine/data/operators.json, kernels.json) by tools/calibrate.py. Backward GEMMs
-    # permute the three dimensions, so the same share holds for them.
-    return saturation(m_dim, h) * saturation(n_dim, h) * saturation(k_dim, h)
+    # permute the three dimensions, so the same share holds for them. One division.
+    half = h[S.H_GEMM_DIM_HALF]
+    m_d = max(m_dim, 1.0)
+    n_d = max(n_dim, 1.0)
+    k_d = max(k_dim, 1.0)
+    return m_d * n_d * k_d / ((m_d + half) * (n_d + half) * (k_d + half))
 
 
 def gemm_s(flops, nbytes, m_dim, n_dim, k_dim, rate, h):
@@ -94,8 +92,9 @@ def group_latency(stride, size, h):
 
 def allreduce_s(nbytes, size, stride, h):
     # [C2] all-reduce of nbytes per rank: ring 2(g-1)/g bandwidth term, or double binary
-    # tree with log-depth latency, whichever is faster (NCCL picks likewise).
-    if size <= 1.0:
+    # tree with log-depth latency, whichever is faster (NCCL picks likewise). Nothing to
+    # send (a dense model's expert gradients) costs nothing.
+    if size <= 1.0 or nbytes <= 0.0:
         return 0.0
     bw = group_bandwidth(stride, size, h)
     lat = group_latency(stride, size, h)
@@ -106,7 +105,7 @@ def allreduce_s(nbytes, size, stride, h):
 
 def allgather_s(nbytes, size, stride, h):
     # [C3] all-gather / reduce-scatter of a buffer of nbytes (full size): ring (g-1)/g.
-    if size <= 1.0:
+    if size <= 1.0 or nbytes <= 0.0:
         return 0.0
     bw = group_bandwidth(stride, size, h)
     lat = group_latency(stride, size, h)
@@ -1270,7 +1269,7 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
 
 # Functions the Numba backend registers as jitable (the kernel's call graph).
 KERNEL_FUNCTIONS = (
-    ceil_div, divides, roofline_s, saturation, gemm_efficiency, gemm_s, memory_bound_s,
+    ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s,
     group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in,
     mlp_forward_s, kv_cache_elems_per_gpu, flash_attention_rate, mtp_modules, attention_costs,
     moe_costs, layer_costs,
