@@ -172,3 +172,42 @@ def test_deepep_low_latency_dispatch_time():
             continue
         t = R.alltoall_s(nbytes, float(r["ep"]), float(h800.gpus_per_node), h)
         assert t == pytest.approx(r["dispatch_latency_us"] * 1e-6, rel=0.15), r["ep"]
+
+
+# --------------------------------------------------------------------------- Blackwell
+
+
+@pytest.mark.parametrize("slug", ["b200", "gb200-nvl72", "gb300-nvl72"])
+def test_blackwell_attention_from_its_cudnn_benchmarks(slug):
+    """cudnn-frontend SDPA (BF16, causal, head dim 128; B200 cuDNN 9.13, GB200/GB300 cuDNN
+    9.17): the preset's fused-attention rate follows the GPU's own kernels: mean error
+    under 20% forward and 12% backward, every forward row from 8K tokens on within 25%.
+    The one saturating form cannot follow B200's decline past 32K tokens or GB200's late
+    rise (docs/accuracy.md lists the residuals)."""
+    hw = presets.hardware(slug)
+    h = R.hardware_vector(hw)
+    rows = OPS.cudnn_attention_rows(slug)
+    for pass_, eff, tol in (("fwd", hw.attn_eff_fwd, 0.20), ("bwd", hw.attn_eff_bwd, 0.12)):
+        errs = [R.flash_attention_rate(h, keys, d, eff) / 1e12 / t - 1
+                for keys, d, t in rows[pass_]]
+        assert np.mean(np.abs(errs)) < tol, (pass_, errs)
+        if pass_ == "fwd":
+            long = [e for (keys, _, _), e in zip(rows[pass_], errs) if keys >= 4096]
+            assert max(abs(e) for e in long) < 0.25, long
+
+
+def test_gemm_levels_carried_by_best_achievable_matmul():
+    """mamf-finder (ml-engineering): best torch.matmul share of peak, BF16 A100 86.9%,
+    H100 80.3%, B200 77.6%; FP8 H100 70.9%, B200 76.3%. A level fitted end to end on one
+    GPU goes to another in that ratio."""
+    a100, h100, b200 = (presets.hardware(s) for s in ("a100-80gb", "h100-sxm", "b200"))
+
+    def share(tflops, hw, fp8=False):  # of the preset's own peak
+        return tflops * 1e12 / (hw.peak_fp8_flops_per_s if fp8 else hw.peak_bf16_flops_per_s)
+
+    assert h100.gemm_eff_max == pytest.approx(
+        a100.gemm_eff_max * share(794.5, h100) / share(271.2, a100), abs=1e-4)
+    assert b200.gemm_eff_max == pytest.approx(
+        h100.gemm_eff_max * share(1745, b200) / share(794.5, h100), abs=1e-4)
+    assert b200.gemm_eff_max_fp8 == pytest.approx(
+        h100.gemm_eff_max_fp8 * share(3432.5, b200, True) / share(1402.6, h100, True), abs=1e-4)

@@ -24,11 +24,16 @@ printed next to them):
               recompute/SP settings), each dataset weighted once; inter_eff and
               inter_latency are the H100's (no A100 multi-node measurements shipped)
   h100-sxm    gemm_eff_max_fp8 on NeMo 24.07 FP8 pre-training + TensorRT-LLM Llama 3.1 8B
-              on H100; gemm_eff_max (BF16) carried over from the A100 fit
+              on H100; gemm_eff_max (BF16) carried over from the A100 fit, scaled by the
+              ratio of the two GPUs' best achievable BF16 matmul shares (MAMF: 80.3% / 86.9%)
   h200        the H100's values but its own hbm_eff (same GPU die); the H200
               TensorRT-LLM rows are never used in any fit: a true hold-out.
-  h800, b200, gb200/gb300, mi300x: no published runs here; they inherit the H100 values
-              (documented in docs/accuracy.md as uncalibrated transfers).
+  b200, gb200-nvl72, gb300-nvl72: the H100 values, but fused attention fitted on the
+              GPU's own cuDNN SDPA benchmarks (cudnn-frontend, head dim 128, causal) and the
+              two large-GEMM levels scaled by the ratio of the GPU's best achievable matmul
+              share (MAMF, ml-engineering) to the H100's, per dtype
+  h800, mi300x: no published runs here; they inherit the H100 values (documented in
+              docs/accuracy.md as uncalibrated transfers).
 Objective: mean |log(predicted / published)| per dataset, averaged over datasets; a
 deterministic coordinate search within physical bounds (PARAMS) from a fixed start: the
 defaults of pyengine.specs.Hardware, never the values in the preset files, so the fit is
@@ -145,16 +150,21 @@ def attention_tflops(peak_tflops, eff, keys, head_dim, seq_half, dim_half) -> fl
     return peak_tflops * eff * keys / (keys + seq_half) * head_dim / (head_dim + dim_half)
 
 
-def fit_attention(peak_tflops: float) -> tuple[dict[str, float], dict[str, list[float]]]:
+def fit_attention(peak_tflops: float, rows=None, dim_half_fixed: float | None = None
+                  ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """The four attention parameters minimising the mean |log error| over the forward and
-    backward rows: a grid over the two half-points, the efficiencies in closed form (the
-    median log ratio) within their bounds; deterministic. Returns the values and each
+    backward rows (default: FlashAttention-3 on H100): a grid over the two half-points,
+    the efficiencies in closed form (the median log ratio) within their bounds;
+    deterministic. With `dim_half_fixed` (tables of one head dimension, which cannot
+    identify it) only the sequence half-point is searched. Returns the values and each
     pass's relative errors."""
-    rows = attention_rows(kernels())
+    rows = rows or attention_rows(kernels())
     lo, hi = ATTN_BOUNDS["eff"]
     best = None
+    dim_halves = (np.arange(0.0, ATTN_BOUNDS["attn_dim_half"][1] + 1e-9, 2.0)
+                  if dim_half_fixed is None else [dim_half_fixed])
     for seq_half in np.arange(0.0, ATTN_BOUNDS["attn_seq_half"][1] + 1e-9, 10.0):
-        for dim_half in np.arange(0.0, ATTN_BOUNDS["attn_dim_half"][1] + 1e-9, 2.0):
+        for dim_half in dim_halves:
             effs, cost = {}, []
             for pass_, rr in rows.items():
                 base = [attention_tflops(peak_tflops, 1.0, k, d, seq_half, dim_half)
@@ -218,7 +228,11 @@ GEMM_OPS = ["gemm_dim_half", "op_overhead_s"]
 NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
 A100_ALL = [*A100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS]
 H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_NAMES]
-CARRIED = ("h800", "b200", "gb200-nvl72", "gb300-nvl72", "mi300x")
+CARRIED = ("h800", "mi300x")
+# Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
+# benchmarks and the large-GEMM levels transferred by the GPUs' best achievable matmul
+# shares (tools/fit_operators.py: blackwell_values)
+BLACKWELL = ("b200", "gb200-nvl72", "gb300-nvl72")
 
 
 def operator_values() -> dict[str, dict[str, float]]:
@@ -241,8 +255,8 @@ def fit_a100(ops=None):
 
 def h100_base(a100, ops=None):
     ops = ops or operator_values()
-    return presets.hardware("h100-sxm").with_(gemm_eff_max=a100.gemm_eff_max,
-                                               **ops["h100-sxm"])
+    level = OPS.bf16_level_by_mamf("h100-sxm", "a100-80gb", a100.gemm_eff_max)
+    return presets.hardware("h100-sxm").with_(gemm_eff_max=level, **ops["h100-sxm"])
 
 
 def fit_h100(a100, ops=None):
@@ -260,7 +274,21 @@ def outputs(a100, h100, ops=None) -> dict[str, tuple]:
     for slug in CARRIED:
         out[slug] = (h100, H100_ALL, "carried over from the H100 fit by tools/calibrate.py: no "
                      "published runs of this GPU are shipped, so these are uncalibrated")
+    for slug in BLACKWELL:
+        out[slug] = (h100.with_(**blackwell_values(slug, h100)), H100_ALL,
+                     "the H100 fit with this GPU's own cuDNN attention fit and its GEMM levels "
+                     "scaled by the best achievable matmul shares (tools/calibrate.py); no "
+                     "end-to-end runs of it are fitted")
     return out
+
+
+def blackwell_values(slug: str, h100) -> dict[str, float]:
+    """Attention on the GPU's cuDNN benchmarks (head dim 128 only: the H100's
+    attn_dim_half kept) and GEMM levels by MAMF transfer."""
+    hw = presets.hardware(slug)
+    rows = OPS.cudnn_attention_rows(slug)
+    attention, _ = fit_attention(hw.peak_bf16_flops_per_s / 1e12, rows, h100.attn_dim_half)
+    return {**attention, **OPS.gemm_levels_by_mamf(slug, h100)}
 
 
 # preset keys in microseconds for the Hardware fields in seconds
@@ -339,6 +367,18 @@ def main() -> int:
 
     ops = operator_values()
     report_operators(ops)
+
+    for slug in BLACKWELL:
+        hw = presets.hardware(slug)
+        rows = OPS.cudnn_attention_rows(slug)
+        attention, errors = fit_attention(hw.peak_bf16_flops_per_s / 1e12, rows,
+                                          ops["h100-sxm"]["attn_dim_half"])
+        print(f"{slug} fused attention on cuDNN SDPA (head dim 128, causal): "
+              + ", ".join(f"{n}={v:.4g}" for n, v in attention.items()))
+        for pass_, errs in errors.items():
+            print(f"  {pass_:<10} cuDNN                     mean |error| "
+                  f"{100 * np.mean(np.abs(errs)):5.1f}%  worst "
+                  f"{100 * np.max(np.abs(errs)):5.1f}%  ({len(errs)} rows)")
 
     print("a100-80gb on Megatron-LM 2021 Table 1 + Korthikanti 2022 Table 4")
     a100 = fit_a100(ops)

@@ -12,6 +12,8 @@ bounds, no per-row factors.
   op_overhead_s            DeepGEMM FP8 dense + grouped (H800), one level per table
   net_eff, intra_latency   nccl-tests on one 8-GPU NVLink node (H100; A100 all-reduce)
   inter_eff, inter_latency nccl-tests on 80 H100s (10 nodes) and 2 nodes x 1 GPU
+  Blackwell attention      cuDNN SDPA benchmarks (cudnn-frontend) on B200, GB200, GB300
+  Blackwell GEMM levels    the H100 levels x the ratio of best achievable matmul shares
 """
 
 from __future__ import annotations
@@ -233,3 +235,51 @@ def collective_errors(slug: str, values: dict) -> dict[str, list[tuple]]:
     return {tier: [(k, b, n, t, collective_s(k, b, n, s, hv),
                     collective_s(k, b, n, s, hv) / t - 1.0) for k, b, n, s, t in rr]
             for tier, rr in rows.items() if rr}
+
+
+# --------------------------------------------------------------------------- Blackwell
+
+CUDNN_ATTENTION = {  # preset: (operators.json key, backend column)
+    "b200": ("cudnn_sdpa_b200_bf16_backends_cudnn9_13", "pyt_cudnn"),
+    "gb200-nvl72": ("cudnn_sdpa_gb200_bf16_fp8_cudnn9_17", "cudnn_fe"),
+    "gb300-nvl72": ("cudnn_sdpa_gb300_bf16_fp8_cudnn9_17", "cudnn_fe"),
+}
+# MAMF rows (ml-engineering mamf-finder) per preset; GB300 has none: the B300 SXM (the
+# same Blackwell Ultra GPU in an HGX board) stands in
+MAMF = {"a100-80gb": "NVIDIA A100 SXM", "h100-sxm": "NVIDIA H100 SXM", "b200": "NVIDIA B200 SXM",
+        "gb200-nvl72": "NVIDIA GB200 SXM", "gb300-nvl72": "NVIDIA B300 SXM"}
+
+
+def cudnn_attention_rows(slug: str) -> dict[str, list[tuple[float, float, float]]]:
+    """(keys per query, head dim, TFLOP/s) of cuDNN's BF16 attention, forward and backward,
+    causal (keys = seq/2, as the model and the benchmark's FLOP formula count them)."""
+    key, backend = CUDNN_ATTENTION[slug]
+    rows = [r for r in load("operators")[key]["values"]["rows"]
+            if r["backend"] == backend and r["is_causal"]]
+    return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim"]), float(r[f"{p}_tflops"]))
+                for r in rows] for p in ("fwd", "bwd")}
+
+
+def mamf_share(slug: str, dtype: str) -> float:
+    """The best achieved matmul TFLOP/s over the preset's own peak for that dtype."""
+    v = load("operators")["gemm_max_achievable_matmul_tflops_mlengineering"]["values"]
+    row = next(r for r in v["bf16" if dtype == "bf16" else "fp8_e4m3fn"]
+               if r["accelerator"] == MAMF[slug])
+    hw = presets.hardware(slug)
+    peak = hw.peak_bf16_flops_per_s if dtype == "bf16" else hw.peak_fp8_flops_per_s
+    return row["mamf_tflops"] * 1e12 / peak
+
+
+def bf16_level_by_mamf(slug: str, base_slug: str, base_level: float) -> float:
+    """A BF16 large-GEMM level carried from `base_slug` to `slug` by the ratio of their
+    best achievable BF16 matmul shares (one tool, mamf-finder, on both)."""
+    return round(base_level * mamf_share(slug, "bf16") / mamf_share(base_slug, "bf16"), 4)
+
+
+def gemm_levels_by_mamf(slug: str, h100) -> dict[str, float]:
+    """The H100's large-GEMM levels scaled by the GPU's best achievable matmul share over
+    the H100's, per dtype: one measurement tool on both, so what differs is the chip."""
+    return {"gemm_eff_max": round(h100.gemm_eff_max * mamf_share(slug, "bf16")
+                                  / mamf_share("h100-sxm", "bf16"), 4),
+            "gemm_eff_max_fp8": round(h100.gemm_eff_max_fp8 * mamf_share(slug, "fp8")
+                                      / mamf_share("h100-sxm", "fp8"), 4)}
