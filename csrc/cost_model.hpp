@@ -357,6 +357,13 @@ struct LayerCosts {
     double experts_s;
     double moe_act_s;
     double shared_s;
+    double dense_kernels;
+    double moe_kernels;
+    double bwd_kernels;
+    double mla_up_kernels;
+    double shared_kernels;
+    double embed_kernels;
+    double output_kernels;
 };
 
 // Forward cost of each layer kind for n_tok query tokens per GPU.
@@ -408,9 +415,22 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
                               hid * m[M_VOCAB] / tp * wb + out_tok * m[M_VOCAB] / tp * 4.0,
                               out_tok, m[M_VOCAB] / tp, hid, rate, h)
                        + memory_bound_s(2.0 * out_tok * m[M_VOCAB] / tp * 4.0, 2.0, h));
+    // [T19] kernels launched, one per op_overhead term above: attention 6 (projection GEMM
+    // and its epilogue, core, 3 elementwise), MLP 5 (GEMM, its epilogue, 3 elementwise),
+    // MoE 24 (router GEMM and its 8 kernels, 12 permutes, the experts' GEMM and 2) plus a
+    // shared MLP's 5, MLA up-projections 1, embedding 1, output layer 3; a fused attention
+    // backward at its own rate is one kernel where "2x the forward" counts two.
+    double shared_kernels = m[M_SHARED_FFN] > 0.0 ? 5.0 : 0.0;
+    double moe_kernels = 0.0;
+    if (m[M_EXPERTS] > 0.0) {
+        moe_kernels = 6.0 + 24.0 + shared_kernels;
+    }
+    double mla_up_kernels = m[M_MLA] > 0.0 ? 1.0 : 0.0;
+    double bwd_kernels = flash && h[H_ATTN_EFF_FWD] > 0.0 ? -1.0 : 0.0;
     return LayerCosts{attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
                       embed_s, output_s, attn.attn_bwd_extra_s, attn.norm_s, attn.mla_up_s,
-                      moe.experts_s, moe.moe_act_s, moe.shared_s};
+                      moe.experts_s, moe.moe_act_s, moe.shared_s, 11.0, moe_kernels, bwd_kernels,
+                      mla_up_kernels, shared_kernels, 1.0, 3.0};
 }
 
 // --------------------------------------------------------------------------- memory
@@ -592,6 +612,7 @@ struct PlanFields {
     bool ep_overlap;
     bool dp_overlap;
     bool pp_scatter_gather;
+    bool cuda_graphs;
 };
 
 struct Precisions {
@@ -637,7 +658,8 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         grad_bytes, p[P_TP_OVERLAP] > 0.0, p[P_PP_EMBEDDING] > 0.0, p[P_PP_LOSS] > 0.0,
         p[P_PP_FIRST_LAYERS], p[P_PP_LAST_LAYERS], memory_savers(p, training),
         p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_CP_OVERLAP] > 0.0,
-        p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0};
+        p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0,
+        p[P_CUDA_GRAPHS] > 0.0};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -916,7 +938,7 @@ struct Stages {
 // The walkers' starting value (the first plan is evaluated with reuse 0).
 PYENGINE_HD inline Stages no_stages() {
     LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                              0.0, 0.0};
+                              0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false, 0.0};
     return Stages{LayerStage{0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
                   SplitStage{shape, shape, shape, true}, BatchStage{0, 0.0, 0.0, 0.0}};
@@ -1136,9 +1158,15 @@ struct LayerTimes {
     double recompute_layer;
     double tp_dense;
     double tp_moe;
+    double bwd_kernels;
+    double recompute_core_kernels;
+    double recompute_dense_kernels;
+    double recompute_moe_kernels;
+    double launch_s;
 };
 
-PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields& f) {
+PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields& f,
+                                          const double* h) {
     double dense_fwd = c.attn_s + c.mlp_s;
     double moe_fwd = c.attn_s + c.moe_s;
     // [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
@@ -1174,9 +1202,21 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
     if (f.ep_overlap) {
         ep_moe = py_max(0.0, c.ep_s - moe_fwd);
     }
+    // [T20] host launches ([T19] kernels): training and prefill passes are launched eagerly
+    // (no CUDA graph), so a stage's micro-batch takes at least its kernels x
+    // launch_overhead; the backward launches twice the forward's kernels, recomputation
+    // those of the modules it recomputes (core 1, norms 2, MLP 5, experts 3 or their
+    // activation 1).
+    double bwd_kernels = f.training ? c.bwd_kernels : 0.0;
+    double recompute_core_kernels = ((sv.core_attn ? 1.0 : 0.0) + (sv.layernorm ? 2.0 : 0.0)
+                                     + (sv.mla_up_proj ? c.mla_up_kernels : 0.0));
+    double recompute_dense_kernels = sv.mlp ? 5.0 : 0.0;
+    double recompute_moe_kernels = ((sv.moe ? 3.0 : sv.moe_act ? 1.0 : 0.0)
+                                    + (sv.shared_experts ? c.shared_kernels : 0.0));
     return LayerTimes{dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
                       recompute_core, recompute_dense, recompute_moe, recompute_layer, tp_dense,
-                      tp_moe};
+                      tp_moe, bwd_kernels, recompute_core_kernels, recompute_dense_kernels,
+                      recompute_moe_kernels, h[H_LAUNCH_OVERHEAD]};
 }
 
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
@@ -1191,6 +1231,8 @@ struct StageTime {
     double total;
     double compute;
     double recompute;
+    double launch;
+    double kernels;
     double layers;
     double moe_layers;
 };
@@ -1211,7 +1253,19 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
                                                 + full.moe * lt.moe_fwd));
     double comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
                                     + shape.layers * c.cp_s + shape.moe_layers * lt.ep_moe);
-    return StageTime{compute + recompute + comm, compute, recompute, shape.layers,
+    // [T20] the kernels of the same terms; the host's launches not hidden behind them
+    double embed_k = shape.first ? c.embed_kernels : 0.0;
+    double output_k = shape.last ? (1.0 + shape.mtp) * c.output_kernels : 0.0;
+    double kernels = (lt.passes * (dense * c.dense_kernels + shape.moe_layers * c.moe_kernels
+                                   + embed_k + output_k)
+                      + shape.layers * (lt.bwd_kernels + lt.recompute_core_kernels)
+                      + dense * lt.recompute_dense_kernels
+                      + shape.moe_layers * lt.recompute_moe_kernels
+                      + lt.recompute_layer * (full.dense * c.dense_kernels
+                                              + full.moe * c.moe_kernels));
+    double gpu = compute + recompute + comm;
+    double launch = py_max(0.0, kernels * lt.launch_s - gpu);
+    return StageTime{gpu + launch, compute, recompute, launch, kernels, shape.layers,
                      shape.moe_layers};
 }
 
@@ -1228,13 +1282,16 @@ struct MicroBatch {
     double tp;
     double cp;
     double ep;
+    double launch;
+    double kernels;
     double layers;
     double moe_layers;
 };
 
-PYENGINE_HD inline MicroBatch micro_batch_time(const double* m, const LayerCosts& c,
-                                               const PlanFields& f, const SplitStage& split) {
-    LayerTimes lt = layer_times(c, f);
+PYENGINE_HD inline MicroBatch micro_batch_time(const double* m, const double* h,
+                                               const LayerCosts& c, const PlanFields& f,
+                                               const SplitStage& split) {
+    LayerTimes lt = layer_times(c, f, h);
     StageTime slow = slower(
         slower(stage_time(split.first, lt, c, full_recompute(m, f, split.first)),
                stage_time(split.last, lt, c, full_recompute(m, f, split.last))),
@@ -1243,8 +1300,8 @@ PYENGINE_HD inline MicroBatch micro_batch_time(const double* m, const LayerCosts
                       lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
                                         + slow.moe_layers * lt.tp_moe),
                       lt.comm_passes * slow.layers * c.cp_s,
-                      lt.comm_passes * slow.moe_layers * lt.ep_moe, slow.layers,
-                      slow.moe_layers};
+                      lt.comm_passes * slow.moe_layers * lt.ep_moe, slow.launch, slow.kernels,
+                      slow.layers, slow.moe_layers};
 }
 
 PYENGINE_HD inline double pipeline_send_s(const double* m, const double* h, const PlanFields& f,
@@ -1278,12 +1335,15 @@ struct StepTime {
     double pp_bubble;
     double dp;
     double optimizer;
+    double launch;
+    double step_overhead;
     double step;
     double tokens;
     double model_flops;
     double hw_flops;
     double ttft;
     double tpot;
+    double kernels;
 };
 
 PYENGINE_HD inline double data_parallel_s(const double* h, const PlanFields& f,
@@ -1394,8 +1454,9 @@ PYENGINE_HD inline StepTime training_step(const double* m, const double* h, cons
     double hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f,
                                                                        layer.fwd_flops_tok);
     return StepTime{n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.tp,
-                    n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s, step_s,
-                    tokens, model_flops, hw_flops, 0.0, 0.0};
+                    n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s,
+                    n_micro * mb.launch, 0.0, step_s, tokens, model_flops, hw_flops, 0.0, 0.0,
+                    mb.kernels};
 }
 
 // One decode step of one pipeline group on the slowest stage, itemised.
@@ -1405,6 +1466,8 @@ struct DecodeStep {
     double cp;
     double ep;
     double p2p;
+    double launch;
+    double kernels;
 };
 
 PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, const PlanFields& f,
@@ -1429,7 +1492,14 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     if (f.pp > 1.0) {
         dec_p2p = p2p_s(group * m[M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h);
     }
-    return DecodeStep{dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p};
+    // [T20] a step replayed from a CUDA graph launches no kernel from the host; an eager
+    // one takes at least its kernels x launch_overhead
+    double dec_kernels = ((n_l - n_mo) * dc.dense_kernels + n_mo * dc.moe_kernels
+                          + dc.embed_kernels + dc.output_kernels);
+    double gpu = dec_compute + n_l * dc.tp_s + n_l * dc.cp_s + n_mo * dc.ep_s;
+    double host = f.cuda_graphs ? 0.0 : dec_kernels * h[H_LAUNCH_OVERHEAD];
+    return DecodeStep{dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p,
+                      py_max(0.0, host - gpu), dec_kernels};
 }
 
 PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
@@ -1440,33 +1510,42 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
     // n_micro micro-batches, (n_micro + p - 1) slowest-stage times (TTFT). Decode
     // (continuous batching): each step advances every sequence of the replica by one
     // token, in p groups that keep the pipeline full, at the mean context
-    // seq + gen/2: TPOT = p x one group's slowest-stage time.
+    // seq + gen/2: TPOT = p x one group's slowest-stage time. [T21] Every engine step (a
+    // pipeline slot of a prefill micro-batch, a decode step of a group) also pays the
+    // fixed per-step cost outside the layers.
     double n_micro = batch.n_micro;
     double pp = f.pp;
     double fill = n_micro + pp - 1.0;
-    double ttft = fill * (mb.total + p2p_one);
+    double step_cost = h[H_STEP_OVERHEAD];
+    double ttft = fill * (mb.total + p2p_one + step_cost);
     double t_compute = n_micro * mb.compute;
     double t_tp = n_micro * mb.tp;
     double t_cp = n_micro * mb.cp;
     double t_ep = n_micro * mb.ep;
     double t_p2p = fill * p2p_one;
+    double t_launch = n_micro * mb.launch;
+    double t_fixed = fill * step_cost;
     double bubble_s = (pp - 1.0) * mb.total;
     double model_flops = layer.fwd_flops_tok * f.gbs * f.seq;
     double tpot = 0.0;
+    double kernels = mb.kernels;
     if (f.decode) {
         DecodeStep d = decode_step(m, h, f, pr, batch, mb);
-        tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.p2p);
+        tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost);
         t_compute += f.gen * pp * d.compute;
         t_tp += f.gen * pp * d.tp;
         t_cp += f.gen * pp * d.cp;
         t_ep += f.gen * pp * d.ep;
         t_p2p += f.gen * pp * d.p2p;
+        t_launch += f.gen * pp * d.launch;
+        t_fixed += f.gen * pp * step_cost;
         model_flops += f.gen * f.gbs * layer.dec_flops_tok;
+        kernels = d.kernels;
     }
-    double step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s;
+    double step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s + t_launch + t_fixed;
     double tokens = f.decode ? f.gbs * f.gen : f.gbs * f.seq;
-    return StepTime{t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, step_s, tokens,
-                    model_flops, model_flops, ttft, tpot};
+    return StepTime{t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, t_launch,
+                    t_fixed, step_s, tokens, model_flops, model_flops, ttft, tpot, kernels};
 }
 
 PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
@@ -1505,6 +1584,8 @@ PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
     out[O_TIME_PP_BUBBLE_S] = t.pp_bubble;
     out[O_TIME_DP_S] = t.dp;
     out[O_TIME_OPTIMIZER_S] = t.optimizer;
+    out[O_TIME_LAUNCH_S] = t.launch;
+    out[O_TIME_STEP_OVERHEAD_S] = t.step_overhead;
     out[O_TIME_STEP_S] = t.step;
     out[O_TOKENS_PER_S] = t.tokens / t.step;
     out[O_TOKENS_PER_S_PER_GPU] = t.tokens / t.step / n_gpus;
@@ -1514,6 +1595,7 @@ PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
     out[O_HW_TFLOPS_PER_GPU] = t.hw_flops / (t.step * n_gpus) * 1e-12;
     out[O_TTFT_S] = t.ttft;
     out[O_TPOT_S] = t.tpot;
+    out[O_KERNELS_PER_STEP] = t.kernels;
 }
 
 // Evaluate one plan: fill `out` (indices O_*) and return the feasibility code.
@@ -1551,7 +1633,7 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     if (out == nullptr) {
         return code;
     }
-    MicroBatch mb = micro_batch_time(m, layer.costs, f, split);
+    MicroBatch mb = micro_batch_time(m, h, layer.costs, f, split);
     double p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok);
     StepTime t;
     if (f.training) {

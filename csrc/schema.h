@@ -59,11 +59,13 @@ constexpr int H_HBM_EFF = 13;
 constexpr int H_NET_EFF = 14;
 constexpr int H_INTER_EFF = 15;
 constexpr int H_OP_OVERHEAD = 16;
-constexpr int H_ATTN_EFF_FWD = 17;
-constexpr int H_ATTN_EFF_BWD = 18;
-constexpr int H_ATTN_SEQ_HALF = 19;
-constexpr int H_ATTN_DIM_HALF = 20;
-constexpr int H_MEM_OVERHEAD = 21;
+constexpr int H_LAUNCH_OVERHEAD = 17;
+constexpr int H_STEP_OVERHEAD = 18;
+constexpr int H_ATTN_EFF_FWD = 19;
+constexpr int H_ATTN_EFF_BWD = 20;
+constexpr int H_ATTN_SEQ_HALF = 21;
+constexpr int H_ATTN_DIM_HALF = 22;
+constexpr int H_MEM_OVERHEAD = 23;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -108,6 +110,7 @@ constexpr int P_TP_OVERLAP = 35;
 constexpr int P_EP_OVERLAP = 36;
 constexpr int P_DP_OVERLAP = 37;
 constexpr int P_PP_SCATTER_GATHER = 38;
+constexpr int P_CUDA_GRAPHS = 39;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -135,21 +138,24 @@ constexpr int O_TIME_PP_P2P_S = 22;
 constexpr int O_TIME_PP_BUBBLE_S = 23;
 constexpr int O_TIME_DP_S = 24;
 constexpr int O_TIME_OPTIMIZER_S = 25;
-constexpr int O_TIME_STEP_S = 26;
-constexpr int O_TOKENS_PER_S = 27;
-constexpr int O_TOKENS_PER_S_PER_GPU = 28;
-constexpr int O_MODEL_FLOPS_PER_STEP = 29;
-constexpr int O_MFU = 30;
-constexpr int O_MODEL_TFLOPS_PER_GPU = 31;
-constexpr int O_HW_TFLOPS_PER_GPU = 32;
-constexpr int O_TTFT_S = 33;
-constexpr int O_TPOT_S = 34;
+constexpr int O_TIME_LAUNCH_S = 26;
+constexpr int O_TIME_STEP_OVERHEAD_S = 27;
+constexpr int O_TIME_STEP_S = 28;
+constexpr int O_TOKENS_PER_S = 29;
+constexpr int O_TOKENS_PER_S_PER_GPU = 30;
+constexpr int O_MODEL_FLOPS_PER_STEP = 31;
+constexpr int O_MFU = 32;
+constexpr int O_MODEL_TFLOPS_PER_GPU = 33;
+constexpr int O_HW_TFLOPS_PER_GPU = 34;
+constexpr int O_TTFT_S = 35;
+constexpr int O_TPOT_S = 36;
+constexpr int O_KERNELS_PER_STEP = 37;
 
 constexpr int N_MODEL = 37;
-constexpr int N_HARDWARE = 22;
+constexpr int N_HARDWARE = 24;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 39;
-constexpr int N_OUTPUTS = 35;
+constexpr int N_PLAN = 40;
+constexpr int N_OUTPUTS = 38;
 constexpr int N_VIOLATIONS = 16;
 constexpr int CACHE_FROM = 14;
 constexpr int CACHE2_FROM = 20;
@@ -174,9 +180,9 @@ constexpr long long V_NO_TOKENS = 1LL << 15;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -302,6 +308,9 @@ inline int first_invalid_column(const double* p) {
     }
     if (!(p[38] >= 0.0 && p[38] <= 1.0) || p[38] != floor(p[38])) {
         return 38;  // pp_scatter_gather
+    }
+    if (!(p[39] >= 0.0 && p[39] <= 1.0) || p[39] != floor(p[39])) {
+        return 39;  // cuda_graphs
     }
     return -1;
 }

@@ -91,6 +91,8 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result) ->
     edp = pb.expert_shard
     return {
         "tokens_per_microbatch_per_gpu": stages.layer.n_tok,
+        "host": {"launch_overhead_s": hardware.launch_overhead_s,
+                 "step_overhead_s": hardware.step_overhead_s},
         "micro_batches": stages.batch.n_micro,
         "stages": params,
         "activation_bytes_per_layer": {"dense": act.dense_layer,
@@ -131,6 +133,10 @@ TIME_HOW = {
     "pp_bubble": "(p-1)/v micro-batch times idle",
     "dp": "gradient reduce-scatter/all-gather not hidden behind the last backward",
     "optimizer": "Adam step: fp32 states read and written at HBM bandwidth",
+    "launch": "host kernel launches beyond the GPU time ({kernels:g} kernels x {launch} a step; "
+              "decode steps in CUDA graphs launch none)",
+    "step_overhead": "fixed cost per engine step, {step_cost} (scheduling, sampling, "
+                     "detokenisation)",
 }
 
 
@@ -215,9 +221,13 @@ def render_text(d: dict) -> str:
     lines.append("")
     step = d["time"]["step"]
     lines.append("Time per step" if plan["mode"] == "train" else "Time for the batch")
+    hw = dv.get("host", {})
     for term, how in TIME_HOW.items():
         t = d["time"][term]
         share = 100 * t / step if step > 0 else 0.0
+        how = how.format(kernels=o["kernels_per_step"],
+                         launch=fmt_s(hw.get("launch_overhead_s", 0.0)),
+                         step_cost=fmt_s(hw.get("step_overhead_s", 0.0)))
         lines.append(f"  {term:<14} {fmt_s(t):>14} {share:5.1f}%  {how}")
     lines.append(f"  {'step':<14} {fmt_s(step):>14}")
     lines.append("    overlaps: " + ", ".join(
@@ -227,6 +237,9 @@ def render_text(d: dict) -> str:
             ("EP all-to-all behind another micro-batch", "ep_overlap"),
             ("DP buckets behind backward", "dp_overlap"),
             ("PP scatter/gather over TP (no SP)", "pp_scatter_gather"))))
+    if plan["mode"] == "decode":
+        how = "replayed from CUDA graphs" if plan["cuda_graphs"] else "launched eagerly"
+        lines.append(f"    decode steps {how}; {o['kernels_per_step']:g} kernels per decode step")
     lines.append("")
     lines.append("Throughput")
     lines.append(f"  tokens/s            {fmt_num(o['tokens_per_s'])}  "

@@ -302,7 +302,9 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
 LayerCosts = namedtuple(
     "LayerCosts",
     ["attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s", "output_s",
-     "attn_bwd_extra_s", "norm_s", "mla_up_s", "experts_s", "moe_act_s", "shared_s"],
+     "attn_bwd_extra_s", "norm_s", "mla_up_s", "experts_s", "moe_act_s", "shared_s",
+     "dense_kernels", "moe_kernels", "bwd_kernels", "mla_up_kernels", "shared_kernels",
+     "embed_kernels", "output_kernels"],
 )
 
 
@@ -350,9 +352,21 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
                        hid * m[S.M_VOCAB] / tp * wb + out_tok * m[S.M_VOCAB] / tp * 4.0,
                        out_tok, m[S.M_VOCAB] / tp, hid, rate, h)
                 + memory_bound_s(2.0 * out_tok * m[S.M_VOCAB] / tp * 4.0, 2.0, h))
+    # [T19] kernels launched, one per op_overhead term above: attention 6 (projection GEMM
+    # and its epilogue, core, 3 elementwise), MLP 5 (GEMM, its epilogue, 3 elementwise),
+    # MoE 24 (router GEMM and its 8 kernels, 12 permutes, the experts' GEMM and 2) plus a
+    # shared MLP's 5, MLA up-projections 1, embedding 1, output layer 3; a fused attention
+    # backward at its own rate is one kernel where "2x the forward" counts two.
+    shared_kernels = 5.0 if m[S.M_SHARED_FFN] > 0.0 else 0.0
+    moe_kernels = 0.0
+    if m[S.M_EXPERTS] > 0.0:
+        moe_kernels = 6.0 + 24.0 + shared_kernels
+    mla_up_kernels = 1.0 if m[S.M_MLA] > 0.0 else 0.0
+    bwd_kernels = -1.0 if flash and h[S.H_ATTN_EFF_FWD] > 0.0 else 0.0
     return LayerCosts(attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
                       embed_s, output_s, attn.attn_bwd_extra_s, attn.norm_s, attn.mla_up_s,
-                      moe.experts_s, moe.moe_act_s, moe.shared_s)
+                      moe.experts_s, moe.moe_act_s, moe.shared_s, 11.0, moe_kernels, bwd_kernels,
+                      mla_up_kernels, shared_kernels, 1.0, 3.0)
 
 
 # --------------------------------------------------------------------------- memory
@@ -499,7 +513,7 @@ PlanFields = namedtuple("PlanFields", [
     "training", "decode", "fp8", "gbs", "mbs", "seq", "gen", "tp", "pp", "dp", "cp", "ep",
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
-    "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather"])
+    "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate"])
 
 
@@ -538,7 +552,8 @@ def plan_fields(p):
         grad_bytes, p[S.P_TP_OVERLAP] > 0.0, p[S.P_PP_EMBEDDING] > 0.0, p[S.P_PP_LOSS] > 0.0,
         p[S.P_PP_FIRST_LAYERS], p[S.P_PP_LAST_LAYERS], memory_savers(p, training),
         p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_CP_OVERLAP] > 0.0,
-        p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0)
+        p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0,
+        p[S.P_CUDA_GRAPHS] > 0.0)
 
 
 def precisions(h, f):
@@ -761,7 +776,8 @@ Stages = namedtuple("Stages", ["layer", "split", "batch"])
 
 def no_stages():
     """The walkers' starting value (the first plan is evaluated with reuse 0)."""
-    c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                   0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False, 0.0)
     return Stages(LayerStage(0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
                   SplitStage(shape, shape, shape, True), BatchStage(0, 0.0, 0.0, 0.0))
@@ -929,10 +945,12 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb):
 LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "bwd_extra",
                                        "comm_passes", "ep_moe",
                                        "recompute_core", "recompute_dense", "recompute_moe",
-                                       "recompute_layer", "tp_dense", "tp_moe"])
+                                       "recompute_layer", "tp_dense", "tp_moe", "bwd_kernels",
+                                       "recompute_core_kernels", "recompute_dense_kernels",
+                                       "recompute_moe_kernels", "launch_s"])
 
 
-def layer_times(c, f):
+def layer_times(c, f, h):
     dense_fwd = c.attn_s + c.mlp_s
     moe_fwd = c.attn_s + c.moe_s
     # [T12] training: backward = 2x forward FLOPs and traffic (data and weight gradients);
@@ -966,9 +984,21 @@ def layer_times(c, f):
     ep_moe = c.ep_s
     if f.ep_overlap:
         ep_moe = max(0.0, c.ep_s - moe_fwd)
+    # [T20] host launches ([T19] kernels): training and prefill passes are launched eagerly
+    # (no CUDA graph), so a stage's micro-batch takes at least its kernels x
+    # launch_overhead; the backward launches twice the forward's kernels, recomputation
+    # those of the modules it recomputes (core 1, norms 2, MLP 5, experts 3 or their
+    # activation 1).
+    bwd_kernels = c.bwd_kernels if f.training else 0.0
+    recompute_core_kernels = ((1.0 if sv.core_attn else 0.0) + (2.0 if sv.layernorm else 0.0)
+                              + (c.mla_up_kernels if sv.mla_up_proj else 0.0))
+    recompute_dense_kernels = 5.0 if sv.mlp else 0.0
+    recompute_moe_kernels = ((3.0 if sv.moe else 1.0 if sv.moe_act else 0.0)
+                             + (c.shared_kernels if sv.shared_experts else 0.0))
     return LayerTimes(dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
                       recompute_core, recompute_dense, recompute_moe, recompute_layer, tp_dense,
-                      tp_moe)
+                      tp_moe, bwd_kernels, recompute_core_kernels, recompute_dense_kernels,
+                      recompute_moe_kernels, h[S.H_LAUNCH_OVERHEAD])
 
 
 def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
@@ -977,7 +1007,8 @@ def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output
 
 
 # One stage kind's time per micro-batch: total, compute, recompute; and its layers.
-StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "layers", "moe_layers"])
+StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "launch", "kernels",
+                                     "layers", "moe_layers"])
 
 
 def stage_time(shape, lt, c, full):
@@ -995,7 +1026,17 @@ def stage_time(shape, lt, c, full):
                  + lt.recompute_layer * (full.dense * lt.dense_fwd + full.moe * lt.moe_fwd))
     comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
                              + shape.layers * c.cp_s + shape.moe_layers * lt.ep_moe)
-    return StageTime(compute + recompute + comm, compute, recompute, shape.layers,
+    # [T20] the kernels of the same terms; the host's launches not hidden behind them
+    embed_k = c.embed_kernels if shape.first else 0.0
+    output_k = (1.0 + shape.mtp) * c.output_kernels if shape.last else 0.0
+    kernels = (lt.passes * (dense * c.dense_kernels + shape.moe_layers * c.moe_kernels + embed_k
+                            + output_k)
+               + shape.layers * (lt.bwd_kernels + lt.recompute_core_kernels)
+               + dense * lt.recompute_dense_kernels + shape.moe_layers * lt.recompute_moe_kernels
+               + lt.recompute_layer * (full.dense * c.dense_kernels + full.moe * c.moe_kernels))
+    gpu = compute + recompute + comm
+    launch = max(0.0, kernels * lt.launch_s - gpu)
+    return StageTime(gpu + launch, compute, recompute, launch, kernels, shape.layers,
                      shape.moe_layers)
 
 
@@ -1006,11 +1047,11 @@ def slower(a, b):
 
 # The slowest stage's micro-batch time, itemised: it paces the pipeline.
 MicroBatch = namedtuple("MicroBatch", ["total", "compute", "recompute", "tp", "cp", "ep",
-                                       "layers", "moe_layers"])
+                                       "launch", "kernels", "layers", "moe_layers"])
 
 
-def micro_batch_time(m, c, f, split):
-    lt = layer_times(c, f)
+def micro_batch_time(m, h, c, f, split):
+    lt = layer_times(c, f, h)
     slow = slower(slower(stage_time(split.first, lt, c, full_recompute(m, f, split.first)),
                          stage_time(split.last, lt, c, full_recompute(m, f, split.last))),
                   stage_time(split.mid, lt, c, full_recompute(m, f, split.mid)))
@@ -1018,8 +1059,8 @@ def micro_batch_time(m, c, f, split):
                       lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
                                         + slow.moe_layers * lt.tp_moe),
                       lt.comm_passes * slow.layers * c.cp_s,
-                      lt.comm_passes * slow.moe_layers * lt.ep_moe, slow.layers,
-                      slow.moe_layers)
+                      lt.comm_passes * slow.moe_layers * lt.ep_moe, slow.launch, slow.kernels,
+                      slow.layers, slow.moe_layers)
 
 
 def pipeline_send_s(m, h, f, pr, n_tok):
@@ -1041,7 +1082,8 @@ def pipeline_send_s(m, h, f, pr, n_tok):
 # The step, itemised (seconds), with the tokens and FLOPs it processes.
 StepTime = namedtuple("StepTime", [
     "compute", "recompute", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp", "optimizer",
-    "step", "tokens", "model_flops", "hw_flops", "ttft", "tpot"])
+    "launch", "step_overhead", "step", "tokens", "model_flops", "hw_flops", "ttft", "tpot",
+    "kernels"])
 
 
 def data_parallel_s(h, f, pr, pb, d_max, e_max, mb, n_micro):
@@ -1129,12 +1171,13 @@ def training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one):
     model_flops = 3.0 * layer.fwd_flops_tok * tokens
     hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f, layer.fwd_flops_tok)
     return StepTime(n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.tp,
-                    n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s, step_s,
-                    tokens, model_flops, hw_flops, 0.0, 0.0)
+                    n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s,
+                    n_micro * mb.launch, 0.0, step_s, tokens, model_flops, hw_flops, 0.0, 0.0,
+                    mb.kernels)
 
 
 # One decode step of one pipeline group on the slowest stage, itemised.
-DecodeStep = namedtuple("DecodeStep", ["compute", "tp", "cp", "ep", "p2p"])
+DecodeStep = namedtuple("DecodeStep", ["compute", "tp", "cp", "ep", "p2p", "launch", "kernels"])
 
 
 def decode_step(m, h, f, pr, batch, mb):
@@ -1154,7 +1197,14 @@ def decode_step(m, h, f, pr, batch, mb):
     dec_p2p = 0.0
     if f.pp > 1.0:
         dec_p2p = p2p_s(group * m[S.M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h)
-    return DecodeStep(dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p)
+    # [T20] a step replayed from a CUDA graph launches no kernel from the host; an eager
+    # one takes at least its kernels x launch_overhead
+    dec_kernels = ((n_l - n_mo) * dc.dense_kernels + n_mo * dc.moe_kernels + dc.embed_kernels
+                   + dc.output_kernels)
+    gpu = dec_compute + n_l * dc.tp_s + n_l * dc.cp_s + n_mo * dc.ep_s
+    host = 0.0 if f.cuda_graphs else dec_kernels * h[S.H_LAUNCH_OVERHEAD]
+    return DecodeStep(dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p,
+                      max(0.0, host - gpu), dec_kernels)
 
 
 def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
@@ -1162,32 +1212,41 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
     # n_micro micro-batches, (n_micro + p - 1) slowest-stage times (TTFT). Decode
     # (continuous batching): each step advances every sequence of the replica by one
     # token, in p groups that keep the pipeline full, at the mean context
-    # seq + gen/2: TPOT = p x one group's slowest-stage time.
+    # seq + gen/2: TPOT = p x one group's slowest-stage time. [T21] Every engine step (a
+    # pipeline slot of a prefill micro-batch, a decode step of a group) also pays the
+    # fixed per-step cost outside the layers.
     n_micro = batch.n_micro
     pp = f.pp
     fill = n_micro + pp - 1.0
-    ttft = fill * (mb.total + p2p_one)
+    step_cost = h[S.H_STEP_OVERHEAD]
+    ttft = fill * (mb.total + p2p_one + step_cost)
     t_compute = n_micro * mb.compute
     t_tp = n_micro * mb.tp
     t_cp = n_micro * mb.cp
     t_ep = n_micro * mb.ep
     t_p2p = fill * p2p_one
+    t_launch = n_micro * mb.launch
+    t_fixed = fill * step_cost
     bubble_s = (pp - 1.0) * mb.total
     model_flops = layer.fwd_flops_tok * f.gbs * f.seq
     tpot = 0.0
+    kernels = mb.kernels
     if f.decode:
         d = decode_step(m, h, f, pr, batch, mb)
-        tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.p2p)
+        tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost)
         t_compute += f.gen * pp * d.compute
         t_tp += f.gen * pp * d.tp
         t_cp += f.gen * pp * d.cp
         t_ep += f.gen * pp * d.ep
         t_p2p += f.gen * pp * d.p2p
+        t_launch += f.gen * pp * d.launch
+        t_fixed += f.gen * pp * step_cost
         model_flops += f.gen * f.gbs * layer.dec_flops_tok
-    step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s
+        kernels = d.kernels
+    step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s + t_launch + t_fixed
     tokens = f.gbs * f.gen if f.decode else f.gbs * f.seq
-    return StepTime(t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, step_s, tokens,
-                    model_flops, model_flops, ttft, tpot)
+    return StepTime(t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, t_launch,
+                    t_fixed, step_s, tokens, model_flops, model_flops, ttft, tpot, kernels)
 
 
 def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
@@ -1222,6 +1281,8 @@ def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
     out[S.O_TIME_PP_BUBBLE_S] = t.pp_bubble
     out[S.O_TIME_DP_S] = t.dp
     out[S.O_TIME_OPTIMIZER_S] = t.optimizer
+    out[S.O_TIME_LAUNCH_S] = t.launch
+    out[S.O_TIME_STEP_OVERHEAD_S] = t.step_overhead
     out[S.O_TIME_STEP_S] = t.step
     out[S.O_TOKENS_PER_S] = t.tokens / t.step
     out[S.O_TOKENS_PER_S_PER_GPU] = t.tokens / t.step / n_gpus
@@ -1231,6 +1292,7 @@ def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
     out[S.O_HW_TFLOPS_PER_GPU] = t.hw_flops / (t.step * n_gpus) * 1e-12
     out[S.O_TTFT_S] = t.ttft
     out[S.O_TPOT_S] = t.tpot
+    out[S.O_KERNELS_PER_STEP] = t.kernels
 
 
 def evaluate_plan(m, h, k, p, out, stages, reuse):
@@ -1257,7 +1319,7 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
     # sweep kernels) passes an empty `out` and skips the timings
     if out.shape[0] == 0:
         return code, stages
-    mb = micro_batch_time(m, layer.costs, f, split)
+    mb = micro_batch_time(m, h, layer.costs, f, split)
     p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok)
     if f.training:
         t = training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one)
@@ -1397,7 +1459,8 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "gemm_eff_max": hw.gemm_eff_max, "gemm_eff_max_fp8": hw.gemm_eff_max_fp8,
         "gemm_dim_half": hw.gemm_dim_half,
         "hbm_eff": hw.hbm_eff, "net_eff": hw.net_eff, "inter_eff": hw.inter_eff,
-        "op_overhead": hw.op_overhead_s,
+        "op_overhead": hw.op_overhead_s, "launch_overhead": hw.launch_overhead_s,
+        "step_overhead": hw.step_overhead_s,
         "attn_eff_fwd": hw.attn_eff_fwd, "attn_eff_bwd": hw.attn_eff_bwd,
         "attn_seq_half": hw.attn_seq_half, "attn_dim_half": hw.attn_dim_half,
         "mem_overhead": hw.memory_overhead_bytes,
@@ -1426,7 +1489,8 @@ def plan_vector(plan: Plan) -> np.ndarray:
 # --------------------------------------------------------------------------- result
 
 MEMORY_TERMS = ("weights", "grads", "optimizer", "activations", "kv_cache", "overhead")
-TIME_TERMS = ("compute", "recompute", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp", "optimizer")
+TIME_TERMS = ("compute", "recompute", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp", "optimizer",
+              "launch", "step_overhead")
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,10 @@ HARDWARE = (
     Column("net_eff", "", "attainable fraction of NVLink bandwidth (NCCL ring collectives)"),
     Column("inter_eff", "", "attainable fraction of the scale-out NIC bandwidth"),
     Column("op_overhead", "s", "fixed cost per kernel"),
+    Column("launch_overhead", "s", "host time to launch one kernel of a step not replayed from a "
+           "CUDA graph: such a step takes at least its kernels x this"),
+    Column("step_overhead", "s", "fixed cost of every serving step outside the layers "
+           "(scheduling, sampling, detokenisation) not hidden behind the GPU"),
     Column("attn_eff_fwd", "", "fused (flash) attention forward: share of the 16-bit peak at long "
            "sequences (0 = the attention core runs at the GEMM rate)"),
     Column("attn_eff_bwd", "", "fused attention backward (2.5x the forward FLOPs): share of peak"),
@@ -169,6 +173,9 @@ PLAN = (
     Column("pp_scatter_gather", "", "without SP, each TP rank sends 1/tp of the activation "
            "between stages and the next stage all-gathers it (Megatron-LM "
            "scatter_gather_tensors_in_pipeline, Narayanan et al. 2021 Sec. 4.1)", "bool", hi=1),
+    Column("cuda_graphs", "", "serving decode steps replayed from CUDA graphs (TensorRT-LLM, "
+           "vLLM): no host launch cost per kernel; training and prefill passes launch eagerly",
+           "bool", hi=1),
 )
 _PLAN_NAMES = [c.name for c in PLAN]
 CACHE_FROM = _PLAN_NAMES.index("global_batch")  # columns from here on leave layer costs
@@ -209,6 +216,10 @@ OUTPUTS = (
     Column("time_pp_bubble_s", "s", "pipeline bubble (p-1)/v micro-batch times"),
     Column("time_dp_s", "s", "exposed data-parallel gradient / ZeRO traffic"),
     Column("time_optimizer_s", "s", "optimizer step"),
+    Column("time_launch_s", "s", "host kernel launches the GPU waits for (steps not replayed "
+           "from CUDA graphs: kernels x launch_overhead beyond the GPU time)"),
+    Column("time_step_overhead_s", "s", "fixed per-step serving cost (scheduling, sampling, "
+           "detokenisation) x engine steps"),
     Column("time_step_s", "s", "training step (inference: whole batch)"),
     Column("tokens_per_s", "tok/s", "tokens per second, all GPUs (decode: generated)"),
     Column("tokens_per_s_per_gpu", "tok/s", "tokens per second per GPU"),
@@ -218,6 +229,8 @@ OUTPUTS = (
     Column("hw_tflops_per_gpu", "TFLOP/s", "achieved TFLOP/s counting recomputation"),
     Column("ttft_s", "s", "time to first token (inference)"),
     Column("tpot_s", "s", "time per output token (decode)"),
+    Column("kernels_per_step", "", "kernels one GPU of the slowest stage launches per micro-batch "
+           "(training, prefill) or per decode step"),
 )
 
 # Feasibility: one bit per violated constraint; the code is their OR.

@@ -217,7 +217,26 @@ class Hardware(_Spec):
     hbm_eff: float = 0.85
     net_eff: float = 0.8  # of the NVLink rate (NCCL ring collectives)
     inter_eff: float = 0.8  # of the scale-out NIC rate
-    op_overhead_s: float = 4e-6  # fixed cost of one kernel launch/op
+    op_overhead_s: float = 4e-6  # fixed GPU-side cost of one kernel
+    # Host CPU time per kernel launch when a step is not replayed from a CUDA graph:
+    # PyTorch eager issues a small torch.matmul every 11.3-17.7 us, median of the eight
+    # sizes 13.0 us (pyengine/data/operators.json pytorch_small_gemm_launch_time_nvidia_dgxc,
+    # NVIDIA/dgxc-benchmarking @8e77d60 microbenchmarks/cpu_overhead); Meta's HTA docs put
+    # PyTorch launches at 5-20 us (hta_cpu_launch_time_statement); a raw cuLaunchKernel is
+    # 3.0 us on GB200 (kernel_launch_overhead_breakdown_gb200_tritonbench), the floor of a
+    # C++ runtime. Training frameworks, vLLM's eager mode and TensorRT-LLM's PyTorch flow
+    # run eager PyTorch.
+    launch_overhead_s: float = 13e-6
+    # Per-step serving cost not hidden behind the GPU. Engines overlap the CPU work of a
+    # step (scheduling, sampled-token processing, detokenisation) with the next step's GPU
+    # work: TensorRT-LLM's overlap scheduler, on by default (docs features/overlap-scheduler),
+    # SGLang v0.4's zero-overhead scheduler ("no single idle time on the GPU" over five
+    # decode batches, lmsys.org/blog/2024-12-04-sglang-v0-4); without it the GPU idles about
+    # 4 ms a decode step (vLLM 0.5.3, vllm-project/vllm#6854). What stays exposed is the host
+    # turnaround and per-step input copies between steps: 146 us gaps plus 12 us uploads a
+    # step in a steady-state trace (kekzl/imp#2021); NVIDIA's aiconfigurator adds no per-step
+    # constant to TensorRT-LLM steps (ai-dynamo/aiconfigurator sdk/backends/trtllm_backend.py).
+    step_overhead_s: float = 150e-6
     # fused attention (FlashAttention-class kernels): shares of the 16-bit peak, fitted on
     # kernel benchmarks by tools/calibrate.py; attn_eff_fwd = 0: the GEMM rate instead
     attn_eff_fwd: float = 0.0
@@ -238,7 +257,8 @@ class Hardware(_Spec):
         check_int(o, "gpus_per_node", self.gpus_per_node, 1, 1 << 16)
         check_int(o, "nvlink_domain", self.nvlink_domain, 0, 1 << 16)
         for name in ("peak_fp8_flops_per_s", "intra_node_latency_s", "inter_node_latency_s",
-                     "op_overhead_s", "memory_overhead_bytes"):
+                     "op_overhead_s", "launch_overhead_s", "step_overhead_s",
+                     "memory_overhead_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
         for name in ("attn_eff_fwd", "attn_eff_bwd"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0))
@@ -306,6 +326,10 @@ class Plan(_Spec):
     ep_overlap: bool = False  # expert all-to-all hidden behind other compute
     dp_overlap: bool = True  # DP gradient/parameter traffic bucketed behind compute
     pp_scatter_gather: bool = True  # without SP: 1/tp per rank between stages, all-gathered
+    # serving decode steps replayed from CUDA graphs, as TensorRT-LLM (cuda_graph_config) and
+    # vLLM (enforce_eager=False) run them by default; training steps and prefill passes are
+    # launched eagerly (Megatron-Core and NeMo capture no graphs by default)
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         o = "Plan"
@@ -337,6 +361,7 @@ class Plan(_Spec):
         check_bool(o, "dp_overlap", self.dp_overlap)
         check_bool(o, "cp_overlap", self.cp_overlap)
         check_bool(o, "pp_scatter_gather", self.pp_scatter_gather)
+        check_bool(o, "cuda_graphs", self.cuda_graphs)
         object.__setattr__(self, "moe_load_imbalance",
                            check_float(o, "moe_load_imbalance", self.moe_load_imbalance, 1.0,
                                        1e6))

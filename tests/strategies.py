@@ -91,6 +91,8 @@ def hardware(draw) -> Hardware:
         net_eff=draw(st.floats(0.05, 1.0)),
         inter_eff=draw(st.floats(0.05, 1.0)),
         op_overhead_s=draw(st.floats(0.0, 1e-4)),
+        launch_overhead_s=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e-4))),
+        step_overhead_s=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e-2))),
         memory_overhead_bytes=draw(st.floats(0.0, 1e10)),
     )
 

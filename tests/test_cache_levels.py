@@ -27,7 +27,7 @@ AXES = dict(
     recompute_shared_experts=[True, False], recompute_layers=[0, 1],
     fp8_activations=[False, True], grad_dtype=["fp32", "bf16"], optimizer_dtype=["bf16", "fp32"],
     tp_overlap=[False, True], ep_overlap=[True, False], dp_overlap=[False, True],
-    pp_scatter_gather=[False, True],
+    pp_scatter_gather=[False, True], cuda_graphs=[False, True],
 )
 assert set(AXES) == set(S.PLAN_NAMES)
 

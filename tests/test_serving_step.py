@@ -1,0 +1,178 @@
+"""Per-step fixed costs of serving (issue "Serving as engines run it", part 1).
+
+A step not replayed from a CUDA graph takes at least its kernels x the host's launch cost
+(the host runs ahead of the GPU, so small-batch decode becomes launch-bound), and every
+engine step pays a fixed cost outside the layers. The kernel count is the count of the
+op_overhead terms the model adds, which the first tests check by differentiating the
+timings with respect to op_overhead.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+import pyengine
+from pyengine import presets
+from pyengine.specs import Hardware, Model, Plan
+
+DATA = Path(pyengine.__file__).resolve().parent / "data" / "operators.json"
+
+
+def operators(key: str) -> dict:
+    return json.loads(DATA.read_text())["datasets"][key]
+
+
+def with_hw(hw: Hardware, **kw) -> Hardware:
+    return hw.with_(**kw)
+
+
+def gpu_seconds(r) -> float:
+    """Every time term that op_overhead enters (no communication overlap in these plans)."""
+    return r.time["compute"] + r.time["recompute"]
+
+
+MODELS = {
+    "dense": presets.model("llama3-8b"),
+    "moe_shared": Model(name="moe", n_layers=6, hidden=1024, n_heads=16, n_kv_heads=4,
+                        ffn_hidden=2816, vocab=32000, gated_mlp=True, n_experts=8, top_k=2,
+                        expert_ffn_hidden=704, n_shared_experts=1, first_k_dense=1),
+    "mla": Model(name="mla", n_layers=4, hidden=1024, n_heads=8, ffn_hidden=2048, vocab=32000,
+                 gated_mlp=True, kv_lora_rank=256, q_lora_rank=384, rope_head_dim=32,
+                 head_dim=64, v_head_dim=64, n_experts=4, top_k=1, expert_ffn_hidden=512),
+}
+PLANS = [
+    Plan(mode="decode", global_batch=4, seq_len=512, gen_tokens=16),
+    Plan(mode="prefill", global_batch=2, micro_batch=1, seq_len=512),
+    Plan(global_batch=4, seq_len=512, recompute="selective", recompute_layernorm=True,
+         recompute_mla_up_proj=True, recompute_mlp=True, recompute_moe_act=True,
+         recompute_shared_experts=True, pp=2),
+    Plan(global_batch=4, seq_len=512, recompute="full", recompute_layers=1, pp=2),
+    Plan(global_batch=4, seq_len=512, recompute="selective", recompute_moe=True),
+]
+
+
+@pytest.mark.parametrize("fused_attention", [False, True])
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: f"{p.mode}-{p.recompute}")
+@pytest.mark.parametrize("name", list(MODELS))
+def test_kernel_count_is_the_count_of_op_overhead_terms(name, plan, fused_attention):
+    """[T19] kernels_per_step x op_overhead is exactly what op_overhead adds to one
+    micro-batch (training, prefill) or one decode step of the slowest stage."""
+    model = MODELS[name]
+    base = presets.hardware("h100-sxm").with_(launch_overhead_s=0.0, step_overhead_s=0.0)
+    if not fused_attention:
+        base = base.with_(attn_eff_fwd=0.0, attn_eff_bwd=0.0)
+    x = 7e-6
+    r0 = pyengine.evaluate(model, base.with_(op_overhead_s=0.0), plan)
+    r1 = pyengine.evaluate(model, base.with_(op_overhead_s=x), plan)
+    kernels = r1.outputs["kernels_per_step"]
+    assert kernels == r0.outputs["kernels_per_step"] > 0
+    if plan.mode == "decode":
+        per_step = r1.tpot_s - r0.tpot_s
+    else:
+        n = r1.outputs["n_micro_batches"]
+        per_step = (gpu_seconds(r1) - gpu_seconds(r0)) / n
+    assert per_step == pytest.approx(kernels * x, rel=1e-9)
+
+
+def test_dense_decode_step_kernels():
+    """A dense decode step: 11 kernels per layer (attention 6, MLP 5), embedding 1,
+    output layer 3."""
+    r = pyengine.evaluate(presets.model("llama3-8b"), presets.hardware("h100-sxm"),
+                          Plan(mode="decode", global_batch=1, seq_len=128, gen_tokens=8))
+    assert r.outputs["kernels_per_step"] == 32 * 11 + 1 + 3
+
+
+def test_launch_default_from_pytorch_eager_measurement():
+    """The default host launch cost is the median of NVIDIA's PyTorch eager per-op
+    measurement (dgxc-benchmarking cpu_overhead), inside HTA's 5-20 us and above a raw
+    cuLaunchKernel (3 us, tritonbench on GB200)."""
+    rows = operators("pytorch_small_gemm_launch_time_nvidia_dgxc")["values"]["rows"]
+    median = statistics.median(r["avg_time_per_op_us"] for r in rows)
+    assert Hardware.launch_overhead_s == pytest.approx(median * 1e-6, abs=0.05e-6)
+    lo, hi = operators("hta_cpu_launch_time_statement")["values"][
+        "cpu_launch_time_us_typical_range"]
+    assert lo * 1e-6 <= Hardware.launch_overhead_s <= hi * 1e-6
+    raw = operators("kernel_launch_overhead_breakdown_gb200_tritonbench")["values"]["rows"][0]
+    assert raw["benchmark"] == "nop_triton_direct_culaunch"
+    assert raw["time_us_0_args"] * 1e-6 < Hardware.launch_overhead_s
+
+
+def small_decode(**kw):
+    model = presets.model("llama3-8b")
+    plan = Plan(mode="decode", dtype="fp8", global_batch=1, seq_len=128, gen_tokens=64, **kw)
+    return model, plan
+
+
+@pytest.mark.parametrize("launch_us", [3.0, 13.0, 40.0])
+def test_eager_decode_step_is_max_of_gpu_and_launches(launch_us):
+    """[T20] without CUDA graphs a decode step takes max(GPU time, kernels x launch cost)
+    plus the per-step cost; with graphs the launch term drops."""
+    hw = presets.hardware("h100-sxm").with_(launch_overhead_s=launch_us * 1e-6)
+    model, plan = small_decode()
+    graphed = pyengine.evaluate(model, hw, plan)
+    eager = pyengine.evaluate(model, hw, plan.with_(cuda_graphs=False))
+    step_cost = hw.step_overhead_s
+    gpu = graphed.tpot_s - step_cost
+    kernels = eager.outputs["kernels_per_step"]
+    assert eager.tpot_s == pytest.approx(max(gpu, kernels * hw.launch_overhead_s) + step_cost,
+                                         rel=1e-12)
+    # the prompt's prefill pass is eager either way; only the decode steps differ
+    assert eager.time["launch"] - graphed.time["launch"] == pytest.approx(
+        plan.gen_tokens * max(0.0, kernels * hw.launch_overhead_s - gpu), rel=1e-9, abs=1e-15)
+    terms = sum(v for k, v in eager.time.items() if k != "step")
+    assert terms == pytest.approx(eager.time["step"], rel=1e-12)
+
+
+def test_small_batch_fp8_decode_on_h100_is_launch_bound_when_eager():
+    """Llama 3 8B FP8 at batch 1: ~9 GB of weights read in ~3.4 ms, 356 kernels x 13 us =
+    4.6 ms of launches: eager steps wait on the host, graphed ones do not."""
+    model, plan = small_decode()
+    hw = presets.hardware("h100-sxm")
+    eager = pyengine.evaluate(model, hw, plan.with_(cuda_graphs=False))
+    graphed = pyengine.evaluate(model, hw, plan)
+    assert eager.tpot_s == pytest.approx(356 * 13e-6 + hw.step_overhead_s, rel=1e-12)
+    assert graphed.tpot_s < 0.8 * eager.tpot_s
+
+
+def test_step_cost_in_ttft_tpot_and_not_in_training():
+    """[T21] every engine step pays step_overhead (each decode step, each prefill
+    micro-batch slot); training steps do not, and ignore cuda_graphs."""
+    model = presets.model("llama3-8b")
+    hw = presets.hardware("h100-sxm")
+    extra = 2e-3
+    hw2 = hw.with_(step_overhead_s=hw.step_overhead_s + extra)
+    plan = Plan(mode="decode", global_batch=8, micro_batch=4, seq_len=256, gen_tokens=32)
+    a, b = pyengine.evaluate(model, hw, plan), pyengine.evaluate(model, hw2, plan)
+    assert b.tpot_s - a.tpot_s == pytest.approx(extra, rel=1e-9)
+    assert b.ttft_s - a.ttft_s == pytest.approx(2 * extra, rel=1e-9)  # two micro-batches
+    assert b.time["step_overhead"] - a.time["step_overhead"] == pytest.approx(
+        (2 + 32) * extra, rel=1e-9)
+    train = Plan(global_batch=8, seq_len=2048)
+    t1, t2 = pyengine.evaluate(model, hw, train), pyengine.evaluate(model, hw2, train)
+    t3 = pyengine.evaluate(model, hw, train.with_(cuda_graphs=False))
+    assert t1.outputs == t2.outputs == t3.outputs
+    assert t1.time["step_overhead"] == 0.0
+
+
+def test_large_training_is_not_launch_bound():
+    """Training is launched eagerly, but a Llama 3 8B micro-batch of 8192 tokens keeps the
+    GPU busy far longer than its launches take."""
+    r = pyengine.evaluate(presets.model("llama3-8b"), presets.hardware("h100-sxm"),
+                          Plan(global_batch=8, seq_len=8192, recompute="selective"))
+    assert r.time["launch"] == 0.0
+    assert r.outputs["kernels_per_step"] * 13e-6 < 0.05 * r.time["compute"]
+
+
+def test_tiny_training_is_launch_bound():
+    """A 2-layer toy model at 64 tokens a micro-batch: the host's launches pace it."""
+    tiny = Model(name="tiny", n_layers=2, hidden=256, n_heads=4, ffn_hidden=1024, vocab=1000)
+    hw = presets.hardware("h100-sxm")
+    r = pyengine.evaluate(tiny, hw, Plan(global_batch=4, seq_len=64))
+    kernels = r.outputs["kernels_per_step"]
+    assert r.time["launch"] > 0
+    per_mb = (r.time["compute"] + r.time["launch"]) / r.outputs["n_micro_batches"]
+    assert per_mb == pytest.approx(kernels * hw.launch_overhead_s, rel=1e-12)
