@@ -369,12 +369,14 @@ struct LayerCosts {
 // Forward cost of each layer kind for n_tok query tokens per GPU.
 // keys: keys each query attends to (causal flash halves them); kv_len: cached context
 // (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
-// rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16).
+// rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16);
+// head_rate: the output layer's (16-bit weights in quantized inference).
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double tp, double cp, double etp, double ep, bool sp,
                                           bool flash, bool cp_overlap, double capacity,
-                                          double rate, double ab, double wb, double kvb) {
+                                          double rate, double ab, double wb, double kvb,
+                                          double head_rate) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
@@ -408,12 +410,13 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
         }
     }
 
-    // [T10] embedding lookup (first stage) and output layer + loss (last stage).
+    // [T10] embedding lookup (first stage) and output layer + loss (last stage); the
+    // output layer's weights stay in 16 bits (FP8/FP4 checkpoints keep lm_head in BF16).
     double embed_s = memory_bound_s(2.0 * n_tok * hid * ab / sp_div, 1.0, h);
     double out_tok = decode ? seqs : n_tok;
     double output_s = (gemm_s(2.0 * out_tok * hid * m[M_VOCAB] / tp,
-                              hid * m[M_VOCAB] / tp * wb + out_tok * m[M_VOCAB] / tp * 4.0,
-                              out_tok, m[M_VOCAB] / tp, hid, rate, h)
+                              hid * m[M_VOCAB] / tp * 2.0 + out_tok * m[M_VOCAB] / tp * 4.0,
+                              out_tok, m[M_VOCAB] / tp, hid, head_rate, h)
                        + memory_bound_s(2.0 * out_tok * m[M_VOCAB] / tp * 4.0, 2.0, h));
     // [T19] kernels launched, one per op_overhead term above: attention 6 (projection GEMM
     // and its epilogue, core, 3 elementwise), MLP 5 (GEMM, its epilogue, 3 elementwise),
@@ -515,6 +518,8 @@ struct Holdings {
     double expert_layer;
     double embed_extra;
     double output_extra;
+    double dense_kept;
+    double moe_kept;
 };
 
 PYENGINE_HD inline Holdings layer_holdings(const double* m, double pp, double tp, double etp,
@@ -535,7 +540,15 @@ PYENGINE_HD inline Holdings layer_holdings(const double* m, double pp, double tp
     if (m[M_OUTPUT_PARAMS] > 0.0 || pp > 1.0) {
         output_extra += m[M_EMBED_PARAMS] / tp;
     }
-    return Holdings{dense_layer, moe_layer, expert_layer, embed_extra, output_extra};
+    // [M10] what quantized inference keeps in 16 bits: besides the embedding and the output
+    // layer (all of embed_extra, output_extra), each layer's norms, biases and router; the
+    // GEMM weights take the stored precision (ModelOpt FP8/NVFP4 checkpoints quantize the
+    // linear layers but lm_head, embeddings, norms and MoE gates)
+    double biases = (m[M_ATTN_PARAMS] - m[M_ATTN_GEMM_PARAMS]) / tp;
+    double dense_kept = biases + (m[M_MLP_PARAMS] - m[M_MLP_GEMM_PARAMS]) / tp + m[M_NORM_PARAMS];
+    double moe_kept = biases + m[M_NORM_PARAMS] + m[M_ROUTER_PARAMS];
+    return Holdings{dense_layer, moe_layer, expert_layer, embed_extra, output_extra, dense_kept,
+                    moe_kept};
 }
 
 PYENGINE_HD inline double zero_shard(double shard, double zero, double stage) {
@@ -613,6 +626,9 @@ struct PlanFields {
     bool dp_overlap;
     bool pp_scatter_gather;
     bool cuda_graphs;
+    double max_tokens;
+    double kv_fraction;
+    double kv_block;
 };
 
 struct Precisions {
@@ -621,6 +637,8 @@ struct Precisions {
     double kvb;
     double peak;
     double rate;
+    double hb;
+    double head_rate;
 };
 
 PYENGINE_HD inline Savers memory_savers(const double* p, bool training) {
@@ -659,22 +677,29 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         p[P_PP_FIRST_LAYERS], p[P_PP_LAST_LAYERS], memory_savers(p, training),
         p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_CP_OVERLAP] > 0.0,
         p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0,
-        p[P_CUDA_GRAPHS] > 0.0};
+        p[P_CUDA_GRAPHS] > 0.0, p[P_MAX_NUM_TOKENS], p[P_KV_CACHE_FRACTION],
+        p[P_KV_BLOCK_TOKENS]};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     // [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
-    // master copies); FP8 inference stores weights and the KV cache in one byte.
+    // master copies); FP8 inference stores the GEMM weights and the KV cache in one byte,
+    // the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in hb,
+    // and runs the output layer at the 16-bit rate.
     double ab = 2.0;
     double wb = f.fp8 && !f.training ? 1.0 : 2.0;
     double kvb = f.fp8 && !f.training ? 1.0 : 2.0;
     double peak = h[H_PEAK_BF16];
     double rate = peak * h[H_GEMM_EFF_MAX];
+    double head_rate = rate;
     if (f.fp8 && h[H_PEAK_FP8] > 0.0) {
         peak = h[H_PEAK_FP8];
         rate = peak * h[H_GEMM_EFF_MAX_FP8];
+        if (f.training) {
+            head_rate = rate;
+        }
     }
-    return Precisions{ab, wb, kvb, peak, rate};
+    return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate};
 }
 
 // ---- level 1: the layer shape (columns before global_batch)
@@ -772,7 +797,7 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     // a pass and of a decode step (at the mean context seq + gen/2).
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, f.tp, f.cp, f.etp, f.ep,
                                    f.sp, f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb,
-                                   pr.kvb);
+                                   pr.kvb, pr.head_rate);
     double fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f));
     double dec_flops_tok = 0.0;
     if (f.decode) {
@@ -797,6 +822,7 @@ struct StageShape {
     bool first;
     bool last;
     double mtp;
+    double kept_params;
 };
 
 struct SplitStage {
@@ -816,14 +842,18 @@ PYENGINE_HD inline StageShape stage_shape(double n_layers, double n_moe, double 
         n_moe += mtp_moe;
     }
     double dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer;
+    // [M10] of them, those kept in 16 bits in quantized inference
+    double kept = (n_layers - n_moe) * held.dense_kept + n_moe * held.moe_kept;
     if (first) {
         dense += held.embed_extra;
+        kept += held.embed_extra;
     }
     if (last) {
         dense += held.output_extra + mtp * mtp_extra;
+        kept += held.output_extra;
     }
     return StageShape{n_layers, n_moe, start, dense, n_moe * held.expert_layer, first, last,
-                      last ? mtp : 0.0};
+                      last ? mtp : 0.0, kept};
 }
 
 // The transformer layers of each stage kind, and whether the fixed first/last counts leave
@@ -939,7 +969,7 @@ struct Stages {
 PYENGINE_HD inline Stages no_stages() {
     LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                               0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false, 0.0};
+    StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false, 0.0, 0.0};
     return Stages{LayerStage{0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
                   SplitStage{shape, shape, shape, true}, BatchStage{0, 0.0, 0.0, 0.0}};
 }
@@ -972,6 +1002,7 @@ struct ParamBytes {
     double g_expert;
     double o_dense;
     double o_expert;
+    double w_kept;
 };
 
 PYENGINE_HD inline ParamBytes bytes_per_param(const PlanFields& f, const Precisions& pr) {
@@ -993,8 +1024,9 @@ PYENGINE_HD inline ParamBytes bytes_per_param(const PlanFields& f, const Precisi
         o_dense = f.opt_bytes / zero_shard(dense_shard, f.zero, 1.0);
         o_expert = f.opt_bytes / zero_shard(expert_shard, f.zero, 1.0);
     }
+    double w_kept = pr.hb / zero_shard(dense_shard, f.zero, 3.0);
     return ParamBytes{dense_shard, expert_shard, w_dense, w_expert, g_dense, g_expert,
-                      o_dense, o_expert};
+                      o_dense, o_expert, w_kept};
 }
 
 // Activation bytes: per dense and per MoE layer of one micro-batch, the first stage's
@@ -1009,7 +1041,8 @@ struct Activations {
 };
 
 PYENGINE_HD inline Activations activations(const double* m, const PlanFields& f,
-                                           const Precisions& pr, const LayerStage& layer) {
+                                           const Precisions& pr, const LayerStage& layer,
+                                           double seqs) {
     double n_tok = layer.n_tok;
     double act_dense = 0.0;
     double act_moe = 0.0;
@@ -1023,13 +1056,23 @@ PYENGINE_HD inline Activations activations(const double* m, const PlanFields& f,
                                          layer.expert_load, f.etp, f.sv);
     } else {
         // [M8] inference keeps no activations for backward: the working set of one layer
-        // (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
-        act_inf = pr.ab * n_tok * (4.0 * m[M_HIDDEN] + (2.0 + m[M_GATED])
-                                   * py_max(m[M_FFN], m[M_EXPERT_FFN]) / f.tp);
-        if (!f.flash) {
-            act_inf += pr.ab * n_tok * f.seq * m[M_HEADS] / f.tp;
+        // (input, QKV, MLP hidden, scores without flash) plus the last token's logits, for
+        // the tokens of a step: the micro-batch's prompts, or with a token budget
+        // (max_num_tokens) as many tokens, and logits for as many of the seqs sampled (the
+        // workspace TensorRT-LLM sizes at engine build from max_num_tokens, docs
+        // reference/memory.md "Activation size").
+        double ws_tok = n_tok;
+        double logit_rows = f.mbs;
+        if (f.max_tokens > 0.0) {
+            ws_tok = f.max_tokens / f.cp;
+            logit_rows = py_min(f.max_tokens, seqs);
         }
-        act_inf += f.mbs * m[M_VOCAB] / f.tp * 4.0;
+        act_inf = pr.ab * ws_tok * (4.0 * m[M_HIDDEN] + (2.0 + m[M_GATED])
+                                    * py_max(m[M_FFN], m[M_EXPERT_FFN]) / f.tp);
+        if (!f.flash) {
+            act_inf += pr.ab * ws_tok * f.seq * m[M_HEADS] / f.tp;
+        }
+        act_inf += logit_rows * m[M_VOCAB] / f.tp * 4.0;
     }
     // [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
     double logits_bytes = n_tok * m[M_VOCAB] / f.tp * 4.0;
@@ -1066,17 +1109,29 @@ struct StageMemory {
     double activations;
     double kv_cache;
     double total;
+    double kept_params;
+    double buffers;
+    double kv_seqs;
 };
 
+// More sequences than any KV cache holds (a stage without layers holds no KV): 2**53.
+constexpr double UNBOUNDED = 9007199254740992.0;
+
 PYENGINE_HD inline StageMemory stage_memory(const StageShape& shape, double inflight,
-                                            const Activations& act, double kv_tok,
+                                            const Activations& act, double kv_seq, double seqs,
                                             const ParamBytes& pb, double overhead,
+                                            double buffers, double usable, double kv_fraction,
                                             bool training, const FullRecompute& full) {
     // [M4] memory of one GPU of a stage kind: its parameters at their bytes per
     // parameter, the activations of its in-flight micro-batches (training; `full`: the
-    // dense and MoE layers fully recomputed) or the working set and KV cache of its
-    // layers (inference), and the fixed overhead.
+    // dense and MoE layers fully recomputed) or the working set, KV cache and runtime
+    // buffers of its layers (inference), and the fixed overhead.
     double kv = 0.0;
+    double kv_seqs = 0.0;
+    double per_dense = pb.w_dense + pb.g_dense + pb.o_dense;
+    double per_expert = pb.w_expert + pb.g_expert + pb.o_expert;
+    double params = (shape.dense_params * per_dense + shape.expert_params * per_expert
+                     + shape.kept_params * (pb.w_kept - pb.w_dense));
     double held_act;
     if (training) {
         double layers = ((shape.layers - shape.moe_layers - full.dense) * act.dense_layer
@@ -1090,14 +1145,27 @@ PYENGINE_HD inline StageMemory stage_memory(const StageShape& shape, double infl
             held_act = held_act + act.logits;
         }
     } else {
+        // [M11] the KV cache as engines size it: a pool of kv_fraction of the memory left
+        // after weights, workspace, overhead and buffers (TensorRT-LLM
+        // kv_cache_free_gpu_mem_fraction; vLLM's gpu_memory_utilization is of the whole
+        // HBM), or the requests' own (kv_fraction 0); kv_seqs: the sequences of whole
+        // blocks (kv_seq bytes each per layer) that the pool, or the memory left, holds
         held_act = act.inference;
-        kv = kv_tok * shape.layers;
+        double seq_bytes = kv_seq * shape.layers;
+        double room = py_max(0.0, usable - (params + held_act + overhead + buffers));
+        kv = seqs * seq_bytes;
+        if (kv_fraction > 0.0) {
+            kv = kv_fraction * room;
+            room = kv;
+        }
+        kv_seqs = UNBOUNDED;
+        if (seq_bytes > 0.0) {
+            kv_seqs = floor(room / seq_bytes);
+        }
     }
-    double per_dense = pb.w_dense + pb.g_dense + pb.o_dense;
-    double per_expert = pb.w_expert + pb.g_expert + pb.o_expert;
-    double total = (shape.dense_params * per_dense + shape.expert_params * per_expert + held_act
-                    + kv + overhead);
-    return StageMemory{shape.dense_params, shape.expert_params, held_act, kv, total};
+    double total = params + held_act + kv + overhead + buffers;
+    return StageMemory{shape.dense_params, shape.expert_params, held_act, kv, total,
+                       shape.kept_params, buffers, kv_seqs};
 }
 
 PYENGINE_HD inline StageMemory fuller(const StageMemory& a, const StageMemory& b) {
@@ -1111,15 +1179,18 @@ struct StageMemories {
     StageMemory mid;
     StageMemory last;
     StageMemory fullest;
+    double kv_seqs;
 };
 
-// The memory of every stage kind, and which is fullest.
+// The memory of every stage kind, which is fullest, and the sequences the KV cache of every
+// stage holds (`usable`: the HBM a GPU may fill).
 PYENGINE_HD inline StageMemories stage_memories(const double* m, const double* h,
                                                 const PlanFields& f, const Precisions& pr,
                                                 const LayerStage& layer,
                                                 const SplitStage& split,
-                                                const BatchStage& batch, const ParamBytes& pb) {
-    Activations act = activations(m, f, pr, layer);
+                                                const BatchStage& batch, const ParamBytes& pb,
+                                                double usable) {
+    Activations act = activations(m, f, pr, layer, batch.seqs_per_replica);
     // [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
     // multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
     double inflight_first = py_min(batch.n_micro, f.pp);
@@ -1129,17 +1200,26 @@ PYENGINE_HD inline StageMemories stage_memories(const double* m, const double* h
     double inflight_mid = py_min(batch.n_micro, py_max(f.pp - 1.0, 1.0));
     double inflight_last = f.pp > 1.0 ? 1.0 : inflight_first;
     // [M7] KV cache (inference): sequences per replica x context x layers on the stage x
-    // values per token and layer on this GPU; CP shards the context.
+    // values per token and layer on this GPU; CP shards the context. Paged: a sequence
+    // holds whole blocks of kv_block tokens (vLLM PagedAttention, Kwon et al. 2023 Sec.
+    // 4.1; TensorRT-LLM tokens_per_block).
     double ctx = f.decode ? f.seq + f.gen : f.seq;
-    double kv_tok = layer.kv_elems * pr.kvb * batch.seqs_per_replica * ctx / f.cp;
+    double blocks = ceil(ctx / (f.cp * f.kv_block));
+    double kv_seq = layer.kv_elems * pr.kvb * blocks * f.kv_block;
     double overhead = h[H_MEM_OVERHEAD];
-    StageMemory first = stage_memory(split.first, inflight_first, act, kv_tok, pb, overhead,
-                                     f.training, full_recompute(m, f, split.first));
-    StageMemory last = stage_memory(split.last, inflight_last, act, kv_tok, pb, overhead,
-                                    f.training, full_recompute(m, f, split.last));
-    StageMemory mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead,
-                                   f.training, full_recompute(m, f, split.mid));
-    return StageMemories{first, mid, last, fuller(fuller(first, last), mid)};
+    double buffers = f.training ? 0.0 : h[H_RUNTIME_BUFFERS];
+    double seqs = batch.seqs_per_replica;
+    StageMemory first = stage_memory(split.first, inflight_first, act, kv_seq, seqs, pb,
+                                     overhead, buffers, usable, f.kv_fraction, f.training,
+                                     full_recompute(m, f, split.first));
+    StageMemory last = stage_memory(split.last, inflight_last, act, kv_seq, seqs, pb,
+                                    overhead, buffers, usable, f.kv_fraction, f.training,
+                                    full_recompute(m, f, split.last));
+    StageMemory mid = stage_memory(split.mid, inflight_mid, act, kv_seq, seqs, pb, overhead,
+                                   buffers, usable, f.kv_fraction, f.training,
+                                   full_recompute(m, f, split.mid));
+    return StageMemories{first, mid, last, fuller(fuller(first, last), mid),
+                         py_min(first.kv_seqs, py_min(last.kv_seqs, mid.kv_seqs))};
 }
 
 // ---- every plan: time
@@ -1483,7 +1563,7 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     }
     LayerCosts dc = layer_costs(m, h, group, kv_mean, kv_mean, true, group, f.tp, f.cp, f.etp,
                                 f.ep, false, f.flash, true, d_cap, pr.rate, pr.ab, pr.wb,
-                                pr.kvb);
+                                pr.kvb, pr.head_rate);
     double n_l = mb.layers;
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -1564,13 +1644,15 @@ PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
     out[O_LAYERS_LAST_STAGE] = split.last.layers - split.last.mtp;
     out[O_CAPACITY_PER_EXPERT] = layer.capacity;
     out[O_DROPPED_FRACTION] = layer.dropped;
-    out[O_MEM_WEIGHTS_BYTES] = mem.dense_params * pb.w_dense + mem.expert_params * pb.w_expert;
+    out[O_MEM_WEIGHTS_BYTES] = (mem.dense_params * pb.w_dense + mem.expert_params * pb.w_expert
+                                + mem.kept_params * (pb.w_kept - pb.w_dense));
     out[O_MEM_GRADS_BYTES] = mem.dense_params * pb.g_dense + mem.expert_params * pb.g_expert;
     out[O_MEM_OPTIMIZER_BYTES] = (mem.dense_params * pb.o_dense
                                   + mem.expert_params * pb.o_expert);
     out[O_MEM_ACTIVATIONS_BYTES] = mem.activations;
     out[O_MEM_KV_CACHE_BYTES] = mem.kv_cache;
     out[O_MEM_OVERHEAD_BYTES] = overhead;
+    out[O_MEM_BUFFERS_BYTES] = mem.buffers;
     out[O_MEM_TOTAL_BYTES] = mem.total;
     out[O_MEM_FIRST_STAGE_BYTES] = mems.first.total;
     out[O_MEM_MIDDLE_STAGE_BYTES] = f.pp > 2.0 ? mems.mid.total : 0.0;
@@ -1596,6 +1678,7 @@ PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
     out[O_TTFT_S] = t.ttft;
     out[O_TPOT_S] = t.tpot;
     out[O_KERNELS_PER_STEP] = t.kernels;
+    out[O_MAX_CONCURRENCY] = f.training ? 0.0 : f.dp * mems.kv_seqs;
 }
 
 // Evaluate one plan: fill `out` (indices O_*) and return the feasibility code.
@@ -1624,9 +1707,13 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     const BatchStage& batch = stages.batch;
     long long code = batch.code | pipeline_checks(m, f, split, batch.n_micro);
     ParamBytes pb = bytes_per_param(f, pr);
-    StageMemories mems = stage_memories(m, h, f, pr, layer, split, batch, pb);
-    if (mems.fullest.total > h[H_HBM_CAPACITY] * k[K_MEM_FRACTION]) {
+    double usable = h[H_HBM_CAPACITY] * k[K_MEM_FRACTION];
+    StageMemories mems = stage_memories(m, h, f, pr, layer, split, batch, pb, usable);
+    if (mems.fullest.total > usable) {
         code |= V_MEMORY;
+    }
+    if (f.kv_fraction > 0.0 && !f.training && batch.seqs_per_replica > mems.kv_seqs) {
+        code |= V_KV_CACHE;
     }
     // every constraint is decided by now: a caller that wants only the code (count and
     // sweep kernels) passes out = nullptr and skips the timings

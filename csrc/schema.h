@@ -66,6 +66,7 @@ constexpr int H_ATTN_EFF_BWD = 20;
 constexpr int H_ATTN_SEQ_HALF = 21;
 constexpr int H_ATTN_DIM_HALF = 22;
 constexpr int H_MEM_OVERHEAD = 23;
+constexpr int H_RUNTIME_BUFFERS = 24;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -111,6 +112,9 @@ constexpr int P_EP_OVERLAP = 36;
 constexpr int P_DP_OVERLAP = 37;
 constexpr int P_PP_SCATTER_GATHER = 38;
 constexpr int P_CUDA_GRAPHS = 39;
+constexpr int P_MAX_NUM_TOKENS = 40;
+constexpr int P_KV_CACHE_FRACTION = 41;
+constexpr int P_KV_BLOCK_TOKENS = 42;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -125,38 +129,40 @@ constexpr int O_MEM_OPTIMIZER_BYTES = 9;
 constexpr int O_MEM_ACTIVATIONS_BYTES = 10;
 constexpr int O_MEM_KV_CACHE_BYTES = 11;
 constexpr int O_MEM_OVERHEAD_BYTES = 12;
-constexpr int O_MEM_TOTAL_BYTES = 13;
-constexpr int O_MEM_FIRST_STAGE_BYTES = 14;
-constexpr int O_MEM_MIDDLE_STAGE_BYTES = 15;
-constexpr int O_MEM_LAST_STAGE_BYTES = 16;
-constexpr int O_TIME_COMPUTE_S = 17;
-constexpr int O_TIME_RECOMPUTE_S = 18;
-constexpr int O_TIME_TP_S = 19;
-constexpr int O_TIME_CP_S = 20;
-constexpr int O_TIME_EP_S = 21;
-constexpr int O_TIME_PP_P2P_S = 22;
-constexpr int O_TIME_PP_BUBBLE_S = 23;
-constexpr int O_TIME_DP_S = 24;
-constexpr int O_TIME_OPTIMIZER_S = 25;
-constexpr int O_TIME_LAUNCH_S = 26;
-constexpr int O_TIME_STEP_OVERHEAD_S = 27;
-constexpr int O_TIME_STEP_S = 28;
-constexpr int O_TOKENS_PER_S = 29;
-constexpr int O_TOKENS_PER_S_PER_GPU = 30;
-constexpr int O_MODEL_FLOPS_PER_STEP = 31;
-constexpr int O_MFU = 32;
-constexpr int O_MODEL_TFLOPS_PER_GPU = 33;
-constexpr int O_HW_TFLOPS_PER_GPU = 34;
-constexpr int O_TTFT_S = 35;
-constexpr int O_TPOT_S = 36;
-constexpr int O_KERNELS_PER_STEP = 37;
+constexpr int O_MEM_BUFFERS_BYTES = 13;
+constexpr int O_MEM_TOTAL_BYTES = 14;
+constexpr int O_MEM_FIRST_STAGE_BYTES = 15;
+constexpr int O_MEM_MIDDLE_STAGE_BYTES = 16;
+constexpr int O_MEM_LAST_STAGE_BYTES = 17;
+constexpr int O_TIME_COMPUTE_S = 18;
+constexpr int O_TIME_RECOMPUTE_S = 19;
+constexpr int O_TIME_TP_S = 20;
+constexpr int O_TIME_CP_S = 21;
+constexpr int O_TIME_EP_S = 22;
+constexpr int O_TIME_PP_P2P_S = 23;
+constexpr int O_TIME_PP_BUBBLE_S = 24;
+constexpr int O_TIME_DP_S = 25;
+constexpr int O_TIME_OPTIMIZER_S = 26;
+constexpr int O_TIME_LAUNCH_S = 27;
+constexpr int O_TIME_STEP_OVERHEAD_S = 28;
+constexpr int O_TIME_STEP_S = 29;
+constexpr int O_TOKENS_PER_S = 30;
+constexpr int O_TOKENS_PER_S_PER_GPU = 31;
+constexpr int O_MODEL_FLOPS_PER_STEP = 32;
+constexpr int O_MFU = 33;
+constexpr int O_MODEL_TFLOPS_PER_GPU = 34;
+constexpr int O_HW_TFLOPS_PER_GPU = 35;
+constexpr int O_TTFT_S = 36;
+constexpr int O_TPOT_S = 37;
+constexpr int O_KERNELS_PER_STEP = 38;
+constexpr int O_MAX_CONCURRENCY = 39;
 
 constexpr int N_MODEL = 37;
-constexpr int N_HARDWARE = 24;
+constexpr int N_HARDWARE = 25;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 40;
-constexpr int N_OUTPUTS = 38;
-constexpr int N_VIOLATIONS = 16;
+constexpr int N_PLAN = 43;
+constexpr int N_OUTPUTS = 40;
+constexpr int N_VIOLATIONS = 17;
 constexpr int CACHE_FROM = 14;
 constexpr int CACHE2_FROM = 20;
 constexpr int CACHE3_FROM = 21;
@@ -177,12 +183,13 @@ constexpr long long V_MEMORY = 1LL << 12;
 constexpr long long V_GPUS_EXACT = 1LL << 13;
 constexpr long long V_GPUS_MAX = 1LL << 14;
 constexpr long long V_NO_TOKENS = 1LL << 15;
+constexpr long long V_KV_CACHE = 1LL << 16;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -311,6 +318,15 @@ inline int first_invalid_column(const double* p) {
     }
     if (!(p[39] >= 0.0 && p[39] <= 1.0) || p[39] != floor(p[39])) {
         return 39;  // cuda_graphs
+    }
+    if (!(p[40] >= 0.0 && p[40] <= 2147483648.0) || p[40] != floor(p[40])) {
+        return 40;  // max_num_tokens
+    }
+    if (!(p[41] >= 0.0 && p[41] <= 1.0)) {
+        return 41;  // kv_cache_fraction
+    }
+    if (!(p[42] >= 1.0 && p[42] <= 1048576.0) || p[42] != floor(p[42])) {
+        return 42;  // kv_block_tokens
     }
     return -1;
 }

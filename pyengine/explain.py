@@ -66,10 +66,11 @@ def fmt_count(x: float) -> str:
     return f"{x:,.0f}"
 
 
-def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result) -> dict:
+def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
+                limits: Limits | None = None) -> dict:
     """Intermediate quantities behind the terms: the kernel's own stage results (the
     pipeline split, MoE layers and holdings per stage kind, activation bytes per layer,
-    ZeRO shards), so nothing here re-derives them."""
+    ZeRO shards, serving memory by part), so nothing here re-derives them."""
     m = R.model_vector(model)
     h = R.hardware_vector(hardware)
     p = R.plan_vector(plan)
@@ -86,11 +87,30 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result) ->
             continue
         params[name] = {"layers": shape.layers, "moe_layers": shape.moe_layers,
                         "dense_params": shape.dense_params, "expert_params": shape.expert_params}
-    act = R.activations(m, f._replace(training=True), pr, stages.layer)
+    act = R.activations(m, f._replace(training=True), pr, stages.layer,
+                        stages.batch.seqs_per_replica)
     pb = R.bytes_per_param(f, pr)
     edp = pb.expert_shard
+    k = R.limits_vector(limits)
+    mems = R.stage_memories(m, h, f, pr, stages.layer, stages.split, stages.batch, pb,
+                            h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION])
+    full = mems.fullest
+    kept = full.kept_params * pb.w_kept
+    ctx = plan.seq_len + (plan.gen_tokens if plan.mode == "decode" else 0)
+    blocks = math.ceil(ctx / (plan.cp * plan.kv_block_tokens))
+    serving = {
+        "weights_kept_16bit_bytes": kept,
+        "weights_stored_bytes": result.memory["weights"] - kept,
+        "weight_bytes": pr.wb,
+        "workspace_tokens": (plan.max_num_tokens / plan.cp if plan.max_num_tokens
+                             else stages.layer.n_tok),
+        "kv_blocks_per_sequence": blocks,
+        "kv_bytes_per_sequence_layer": (stages.layer.kv_elems * pr.kvb * blocks
+                                        * plan.kv_block_tokens),
+    }
     return {
         "tokens_per_microbatch_per_gpu": stages.layer.n_tok,
+        "serving": serving,
         "host": {"launch_overhead_s": hardware.launch_overhead_s,
                  "step_overhead_s": hardware.step_overhead_s},
         "micro_batches": stages.batch.n_micro,
@@ -109,7 +129,7 @@ def explain(model: Model, hardware: Hardware, plan: Plan, limits: Limits | None 
     """Result plus derivations, as one JSON-ready dict."""
     result = evaluate(model, hardware, plan, limits)
     d = result.to_json()
-    d["derivation"] = derivations(model, hardware, plan, result)
+    d["derivation"] = derivations(model, hardware, plan, result, limits)
     d["units"] = {"memory": "bytes per GPU", "time": "seconds per step",
                   "tokens_per_s": "tokens/s, all GPUs", "mfu": "fraction of peak"}
     return d
@@ -122,6 +142,15 @@ MEMORY_HOW = {
     "activations": "per-layer bytes x layers x in-flight micro-batches (Korthikanti 2022)",
     "kv_cache": "sequences x context x layers x KV values per token x bytes",
     "overhead": "fixed: CUDA context, NCCL buffers, fragmentation",
+    "buffers": "serving only",
+}
+# Serving memory as engines allocate it (inference modes)
+SERVING_MEMORY_HOW = {
+    "weights": "{stored} GEMM weights at {wb:g} B + {kept} kept in 16 bits (embedding, LM "
+               "head, norms, routers)",
+    "activations": "workspace: {ws:,.0f} tokens a step x one layer's working set + logits",
+    "kv_cache": "{kv_how}",
+    "buffers": "engine runtime: CUDA-graph pools, sampling buffers, all-reduce workspaces",
 }
 TIME_HOW = {
     "compute": "m micro-batches x slowest stage's operators (roofline each), fwd + 2x bwd",
@@ -186,9 +215,26 @@ def render_text(d: dict) -> str:
     wb = 1 if plan["dtype"] == "fp8" and plan["mode"] != "train" else 2
     gb = 4 if plan["grad_dtype"] == "fp32" else 2
     lines.append(f"Memory per GPU (fullest stage)        {'':>12}  how")
+    sv = dv["serving"]
+    if plan["mode"] == "train":
+        kv_how = ""
+    elif plan["kv_cache_fraction"] > 0:
+        kv_how = (f"pool: {plan['kv_cache_fraction']:g} of the memory left, "
+                  f"{sv['kv_blocks_per_sequence']:g} blocks of {plan['kv_block_tokens']} tokens "
+                  f"a sequence: holds {o['max_concurrency']:,.0f} sequences")
+    else:
+        kv_how = (f"the requests' own: sequences x {sv['kv_blocks_per_sequence']:g} blocks of "
+                  f"{plan['kv_block_tokens']} tokens x layers x KV bytes; "
+                  f"{o['max_concurrency']:,.0f} sequences would fit")
     for term, how in MEMORY_HOW.items():
-        lines.append(f"  {term:<14} {fmt_bytes(d['memory'][term]):>14}  "
-                     + how.format(wb=wb, gb=gb, ob=8 if plan["optimizer_dtype"] == "bf16" else 12))
+        if plan["mode"] != "train" and term in SERVING_MEMORY_HOW:
+            how = SERVING_MEMORY_HOW[term].format(
+                stored=fmt_bytes(sv["weights_stored_bytes"]), wb=sv["weight_bytes"],
+                kept=fmt_bytes(sv["weights_kept_16bit_bytes"]), ws=sv["workspace_tokens"],
+                kv_how=kv_how)
+        else:
+            how = how.format(wb=wb, gb=gb, ob=8 if plan["optimizer_dtype"] == "bf16" else 12)
+        lines.append(f"  {term:<14} {fmt_bytes(d['memory'][term]):>14}  " + how)
     cap = o["mem_total_bytes"] / max(1.0, d.get("hbm_bytes", 0) or 1.0)
     lines.append(f"  {'total':<14} {fmt_bytes(d['memory']['total']):>14}"
                  + (f"  ({fmt_num(100 * cap)}% of HBM)" if d.get("hbm_bytes") else ""))

@@ -309,12 +309,13 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, flash,
-                cp_overlap, capacity, rate, ab, wb, kvb):
+                cp_overlap, capacity, rate, ab, wb, kvb, head_rate):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
     keys: keys each query attends to (causal flash halves them); kv_len: cached context
     (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
-    rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16).
+    rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16);
+    head_rate: the output layer's (16-bit weights in quantized inference).
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
@@ -345,12 +346,13 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
             ring_s = (cp - 1.0) * p2p_s(n_tok * kv_dim / tp * ab, tp, h)
             cp_s = max(0.0, ring_s - attn.attn_core_s) if cp_overlap else ring_s
 
-    # [T10] embedding lookup (first stage) and output layer + loss (last stage).
+    # [T10] embedding lookup (first stage) and output layer + loss (last stage); the
+    # output layer's weights stay in 16 bits (FP8/FP4 checkpoints keep lm_head in BF16).
     embed_s = memory_bound_s(2.0 * n_tok * hid * ab / sp_div, 1.0, h)
     out_tok = seqs if decode else n_tok
     output_s = (gemm_s(2.0 * out_tok * hid * m[S.M_VOCAB] / tp,
-                       hid * m[S.M_VOCAB] / tp * wb + out_tok * m[S.M_VOCAB] / tp * 4.0,
-                       out_tok, m[S.M_VOCAB] / tp, hid, rate, h)
+                       hid * m[S.M_VOCAB] / tp * 2.0 + out_tok * m[S.M_VOCAB] / tp * 4.0,
+                       out_tok, m[S.M_VOCAB] / tp, hid, head_rate, h)
                 + memory_bound_s(2.0 * out_tok * m[S.M_VOCAB] / tp * 4.0, 2.0, h))
     # [T19] kernels launched, one per op_overhead term above: attention 6 (projection GEMM
     # and its epilogue, core, 3 elementwise), MLP 5 (GEMM, its epilogue, 3 elementwise),
@@ -448,7 +450,7 @@ def layer_activation_bytes(m, n_tok, keys, tp, sp, flash, recompute, moe_layer, 
 
 # Parameters one GPU holds per layer kind, before ZeRO sharding.
 Holdings = namedtuple("Holdings", ["dense_layer", "moe_layer", "expert_layer", "embed_extra",
-                                   "output_extra"])
+                                   "output_extra", "dense_kept", "moe_kept"])
 
 
 def layer_holdings(m, pp, tp, etp, ep):
@@ -466,7 +468,15 @@ def layer_holdings(m, pp, tp, etp, ep):
     output_extra = m[S.M_FINAL_NORM_PARAMS]
     if m[S.M_OUTPUT_PARAMS] > 0.0 or pp > 1.0:
         output_extra += m[S.M_EMBED_PARAMS] / tp
-    return Holdings(dense_layer, moe_layer, expert_layer, embed_extra, output_extra)
+    # [M10] what quantized inference keeps in 16 bits: besides the embedding and the output
+    # layer (all of embed_extra, output_extra), each layer's norms, biases and router; the
+    # GEMM weights take the stored precision (ModelOpt FP8/NVFP4 checkpoints quantize the
+    # linear layers but lm_head, embeddings, norms and MoE gates)
+    biases = (m[S.M_ATTN_PARAMS] - m[S.M_ATTN_GEMM_PARAMS]) / tp
+    dense_kept = biases + (m[S.M_MLP_PARAMS] - m[S.M_MLP_GEMM_PARAMS]) / tp + m[S.M_NORM_PARAMS]
+    moe_kept = biases + m[S.M_NORM_PARAMS] + m[S.M_ROUTER_PARAMS]
+    return Holdings(dense_layer, moe_layer, expert_layer, embed_extra, output_extra, dense_kept,
+                    moe_kept)
 
 
 def zero_shard(shard, zero, stage):
@@ -513,8 +523,9 @@ PlanFields = namedtuple("PlanFields", [
     "training", "decode", "fp8", "gbs", "mbs", "seq", "gen", "tp", "pp", "dp", "cp", "ep",
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
-    "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs"])
-Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate"])
+    "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs",
+    "max_tokens", "kv_fraction", "kv_block"])
+Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate"])
 
 
 def memory_savers(p, training):
@@ -553,21 +564,27 @@ def plan_fields(p):
         p[S.P_PP_FIRST_LAYERS], p[S.P_PP_LAST_LAYERS], memory_savers(p, training),
         p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_CP_OVERLAP] > 0.0,
         p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0,
-        p[S.P_CUDA_GRAPHS] > 0.0)
+        p[S.P_CUDA_GRAPHS] > 0.0, p[S.P_MAX_NUM_TOKENS], p[S.P_KV_CACHE_FRACTION],
+        p[S.P_KV_BLOCK_TOKENS])
 
 
 def precisions(h, f):
     # [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
-    # master copies); FP8 inference stores weights and the KV cache in one byte.
+    # master copies); FP8 inference stores the GEMM weights and the KV cache in one byte,
+    # the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in hb,
+    # and runs the output layer at the 16-bit rate.
     ab = 2.0
     wb = 1.0 if f.fp8 and not f.training else 2.0
     kvb = 1.0 if f.fp8 and not f.training else 2.0
     peak = h[S.H_PEAK_BF16]
     rate = peak * h[S.H_GEMM_EFF_MAX]
+    head_rate = rate
     if f.fp8 and h[S.H_PEAK_FP8] > 0.0:
         peak = h[S.H_PEAK_FP8]
         rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
-    return Precisions(ab, wb, kvb, peak, rate)
+        if f.training:
+            head_rate = rate
+    return Precisions(ab, wb, kvb, peak, rate, 2.0, head_rate)
 
 
 # ---- level 1: the layer shape (columns before global_batch)
@@ -646,7 +663,7 @@ def layer_stage(m, h, f, pr):
     # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     # a pass and of a decode step (at the mean context seq + gen/2).
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, f.tp, f.cp, f.etp, f.ep, f.sp,
-                        f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb, pr.kvb)
+                        f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb, pr.kvb, pr.head_rate)
     fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f))
     dec_flops_tok = 0.0
     if f.decode:
@@ -662,7 +679,7 @@ def layer_stage(m, h, f, pr):
 # among them, the (dense, expert) parameters one of its GPUs holds before ZeRO sharding,
 # and whether it holds the input embedding (first) and the output layer (last).
 StageShape = namedtuple("StageShape", ["layers", "moe_layers", "start", "dense_params",
-                                       "expert_params", "first", "last", "mtp"])
+                                       "expert_params", "first", "last", "mtp", "kept_params"])
 SplitStage = namedtuple("SplitStage", ["first", "mid", "last", "valid"])
 
 
@@ -675,12 +692,16 @@ def stage_shape(n_layers, n_moe, start, first, last, held, mtp, mtp_moe, mtp_ext
         n_layers += mtp
         n_moe += mtp_moe
     dense = (n_layers - n_moe) * held.dense_layer + n_moe * held.moe_layer
+    # [M10] of them, those kept in 16 bits in quantized inference
+    kept = (n_layers - n_moe) * held.dense_kept + n_moe * held.moe_kept
     if first:
         dense += held.embed_extra
+        kept += held.embed_extra
     if last:
         dense += held.output_extra + mtp * mtp_extra
+        kept += held.output_extra
     return StageShape(n_layers, n_moe, start, dense, n_moe * held.expert_layer, first, last,
-                      mtp if last else 0.0)
+                      mtp if last else 0.0, kept)
 
 
 # The transformer layers of each stage kind, and whether the fixed first/last counts
@@ -778,7 +799,7 @@ def no_stages():
     """The walkers' starting value (the first plan is evaluated with reuse 0)."""
     c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False, 0.0)
+    shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False, 0.0, 0.0)
     return Stages(LayerStage(0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
                   SplitStage(shape, shape, shape, True), BatchStage(0, 0.0, 0.0, 0.0))
 
@@ -801,7 +822,7 @@ def pipeline_checks(m, f, split, n_micro):
 
 # Bytes held per parameter, dense (sharded over DP*CP) and expert (over EDP).
 ParamBytes = namedtuple("ParamBytes", ["dense_shard", "expert_shard", "w_dense", "w_expert",
-                                       "g_dense", "g_expert", "o_dense", "o_expert"])
+                                       "g_dense", "g_expert", "o_dense", "o_expert", "w_kept"])
 
 
 def bytes_per_param(f, pr):
@@ -822,8 +843,9 @@ def bytes_per_param(f, pr):
         g_expert = f.grad_bytes / zero_shard(expert_shard, f.zero, 2.0)
         o_dense = f.opt_bytes / zero_shard(dense_shard, f.zero, 1.0)
         o_expert = f.opt_bytes / zero_shard(expert_shard, f.zero, 1.0)
+    w_kept = pr.hb / zero_shard(dense_shard, f.zero, 3.0)
     return ParamBytes(dense_shard, expert_shard, w_dense, w_expert, g_dense, g_expert,
-                      o_dense, o_expert)
+                      o_dense, o_expert, w_kept)
 
 
 # Activation bytes: per dense and per MoE layer of one micro-batch, the first stage's
@@ -832,7 +854,7 @@ Activations = namedtuple("Activations", ["dense_layer", "moe_layer", "full_layer
                                          "logits", "inference"])
 
 
-def activations(m, f, pr, layer):
+def activations(m, f, pr, layer, seqs):
     n_tok = layer.n_tok
     act_dense = 0.0
     act_moe = 0.0
@@ -846,12 +868,21 @@ def activations(m, f, pr, layer):
                                          layer.expert_load, f.etp, f.sv)
     else:
         # [M8] inference keeps no activations for backward: the working set of one layer
-        # (input, QKV, MLP hidden, scores without flash) plus the last token's logits.
-        act_inf = pr.ab * n_tok * (4.0 * m[S.M_HIDDEN] + (2.0 + m[S.M_GATED])
-                                   * max(m[S.M_FFN], m[S.M_EXPERT_FFN]) / f.tp)
+        # (input, QKV, MLP hidden, scores without flash) plus the last token's logits, for
+        # the tokens of a step: the micro-batch's prompts, or with a token budget
+        # (max_num_tokens) as many tokens, and logits for as many of the seqs sampled (the
+        # workspace TensorRT-LLM sizes at engine build from max_num_tokens, docs
+        # reference/memory.md "Activation size").
+        ws_tok = n_tok
+        logit_rows = f.mbs
+        if f.max_tokens > 0.0:
+            ws_tok = f.max_tokens / f.cp
+            logit_rows = min(f.max_tokens, seqs)
+        act_inf = pr.ab * ws_tok * (4.0 * m[S.M_HIDDEN] + (2.0 + m[S.M_GATED])
+                                    * max(m[S.M_FFN], m[S.M_EXPERT_FFN]) / f.tp)
         if not f.flash:
-            act_inf += pr.ab * n_tok * f.seq * m[S.M_HEADS] / f.tp
-        act_inf += f.mbs * m[S.M_VOCAB] / f.tp * 4.0
+            act_inf += pr.ab * ws_tok * f.seq * m[S.M_HEADS] / f.tp
+        act_inf += logit_rows * m[S.M_VOCAB] / f.tp * 4.0
     # [M6] logits kept in fp32 for the loss on the last stage (one micro-batch at a time)
     logits_bytes = n_tok * m[S.M_VOCAB] / f.tp * 4.0
     embedding = 2.0 * n_tok * m[S.M_HIDDEN] / (f.tp if f.sp else 1.0)
@@ -877,15 +908,25 @@ def full_recompute(m, f, shape):
 
 # One stage kind's memory per GPU, itemised.
 StageMemory = namedtuple("StageMemory", ["dense_params", "expert_params", "activations",
-                                         "kv_cache", "total"])
+                                         "kv_cache", "total", "kept_params", "buffers",
+                                         "kv_seqs"])
+
+# More sequences than any KV cache holds (a stage without layers holds no KV): 2**53.
+UNBOUNDED = 9007199254740992.0
 
 
-def stage_memory(shape, inflight, act, kv_tok, pb, overhead, training, full):
+def stage_memory(shape, inflight, act, kv_seq, seqs, pb, overhead, buffers, usable,
+                 kv_fraction, training, full):
     # [M4] memory of one GPU of a stage kind: its parameters at their bytes per
     # parameter, the activations of its in-flight micro-batches (training; `full`: the
-    # dense and MoE layers fully recomputed) or the working set and KV cache of its
-    # layers (inference), and the fixed overhead.
+    # dense and MoE layers fully recomputed) or the working set, KV cache and runtime
+    # buffers of its layers (inference), and the fixed overhead.
     kv = 0.0
+    kv_seqs = 0.0
+    per_dense = pb.w_dense + pb.g_dense + pb.o_dense
+    per_expert = pb.w_expert + pb.g_expert + pb.o_expert
+    params = (shape.dense_params * per_dense + shape.expert_params * per_expert
+              + shape.kept_params * (pb.w_kept - pb.w_dense))
     if training:
         layers = ((shape.layers - shape.moe_layers - full.dense) * act.dense_layer
                   + (shape.moe_layers - full.moe) * act.moe_layer
@@ -896,13 +937,24 @@ def stage_memory(shape, inflight, act, kv_tok, pb, overhead, training, full):
         if shape.last:
             held_act = held_act + act.logits
     else:
+        # [M11] the KV cache as engines size it: a pool of kv_fraction of the memory left
+        # after weights, workspace, overhead and buffers (TensorRT-LLM
+        # kv_cache_free_gpu_mem_fraction; vLLM's gpu_memory_utilization is of the whole
+        # HBM), or the requests' own (kv_fraction 0); kv_seqs: the sequences of whole
+        # blocks (kv_seq bytes each per layer) that the pool, or the memory left, holds
         held_act = act.inference
-        kv = kv_tok * shape.layers
-    per_dense = pb.w_dense + pb.g_dense + pb.o_dense
-    per_expert = pb.w_expert + pb.g_expert + pb.o_expert
-    total = (shape.dense_params * per_dense + shape.expert_params * per_expert + held_act + kv
-             + overhead)
-    return StageMemory(shape.dense_params, shape.expert_params, held_act, kv, total)
+        seq_bytes = kv_seq * shape.layers
+        room = max(0.0, usable - (params + held_act + overhead + buffers))
+        kv = seqs * seq_bytes
+        if kv_fraction > 0.0:
+            kv = kv_fraction * room
+            room = kv
+        kv_seqs = UNBOUNDED
+        if seq_bytes > 0.0:
+            kv_seqs = np.floor(room / seq_bytes)
+    total = params + held_act + kv + overhead + buffers
+    return StageMemory(shape.dense_params, shape.expert_params, held_act, kv, total,
+                       shape.kept_params, buffers, kv_seqs)
 
 
 def fuller(a, b):
@@ -911,12 +963,13 @@ def fuller(a, b):
 
 
 # The memory per GPU of each stage kind, and of the fullest (the one that must fit).
-StageMemories = namedtuple("StageMemories", ["first", "mid", "last", "fullest"])
+StageMemories = namedtuple("StageMemories", ["first", "mid", "last", "fullest", "kv_seqs"])
 
 
-def stage_memories(m, h, f, pr, layer, split, batch, pb):
-    """The memory of every stage kind, and which is fullest."""
-    act = activations(m, f, pr, layer)
+def stage_memories(m, h, f, pr, layer, split, batch, pb, usable):
+    """The memory of every stage kind, which is fullest, and the sequences the KV cache of
+    every stage holds (`usable`: the HBM a GPU may fill)."""
+    act = activations(m, f, pr, layer, batch.seqs_per_replica)
     # [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
     # multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
     inflight_first = min(batch.n_micro, f.pp)
@@ -925,17 +978,23 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb):
     inflight_mid = min(batch.n_micro, max(f.pp - 1.0, 1.0))
     inflight_last = 1.0 if f.pp > 1.0 else inflight_first
     # [M7] KV cache (inference): sequences per replica x context x layers on the stage x
-    # values per token and layer on this GPU; CP shards the context.
+    # values per token and layer on this GPU; CP shards the context. Paged: a sequence
+    # holds whole blocks of kv_block tokens (vLLM PagedAttention, Kwon et al. 2023 Sec.
+    # 4.1; TensorRT-LLM tokens_per_block).
     ctx = f.seq + f.gen if f.decode else f.seq
-    kv_tok = layer.kv_elems * pr.kvb * batch.seqs_per_replica * ctx / f.cp
+    blocks = np.ceil(ctx / (f.cp * f.kv_block))
+    kv_seq = layer.kv_elems * pr.kvb * blocks * f.kv_block
     overhead = h[S.H_MEM_OVERHEAD]
-    first = stage_memory(split.first, inflight_first, act, kv_tok, pb, overhead, f.training,
-                         full_recompute(m, f, split.first))
-    last = stage_memory(split.last, inflight_last, act, kv_tok, pb, overhead, f.training,
-                        full_recompute(m, f, split.last))
-    mid = stage_memory(split.mid, inflight_mid, act, kv_tok, pb, overhead, f.training,
-                       full_recompute(m, f, split.mid))
-    return StageMemories(first, mid, last, fuller(fuller(first, last), mid))
+    buffers = 0.0 if f.training else h[S.H_RUNTIME_BUFFERS]
+    seqs = batch.seqs_per_replica
+    first = stage_memory(split.first, inflight_first, act, kv_seq, seqs, pb, overhead, buffers,
+                         usable, f.kv_fraction, f.training, full_recompute(m, f, split.first))
+    last = stage_memory(split.last, inflight_last, act, kv_seq, seqs, pb, overhead, buffers,
+                        usable, f.kv_fraction, f.training, full_recompute(m, f, split.last))
+    mid = stage_memory(split.mid, inflight_mid, act, kv_seq, seqs, pb, overhead, buffers,
+                       usable, f.kv_fraction, f.training, full_recompute(m, f, split.mid))
+    return StageMemories(first, mid, last, fuller(fuller(first, last), mid),
+                         min(first.kv_seqs, min(last.kv_seqs, mid.kv_seqs)))
 
 
 # ---- every plan: time
@@ -1189,7 +1248,7 @@ def decode_step(m, h, f, pr, batch, mb):
     if m[S.M_EXPERTS] > 0.0:
         d_cap = np.ceil(m[S.M_TOP_K] * group * f.cf / m[S.M_EXPERTS]) * f.imbalance
     dc = layer_costs(m, h, group, kv_mean, kv_mean, True, group, f.tp, f.cp, f.etp, f.ep,
-                     False, f.flash, True, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb)
+                     False, f.flash, True, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb, pr.head_rate)
     n_l = mb.layers
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -1261,13 +1320,15 @@ def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
     out[S.O_LAYERS_LAST_STAGE] = split.last.layers - split.last.mtp
     out[S.O_CAPACITY_PER_EXPERT] = layer.capacity
     out[S.O_DROPPED_FRACTION] = layer.dropped
-    out[S.O_MEM_WEIGHTS_BYTES] = mem.dense_params * pb.w_dense + mem.expert_params * pb.w_expert
+    out[S.O_MEM_WEIGHTS_BYTES] = (mem.dense_params * pb.w_dense + mem.expert_params * pb.w_expert
+                                  + mem.kept_params * (pb.w_kept - pb.w_dense))
     out[S.O_MEM_GRADS_BYTES] = mem.dense_params * pb.g_dense + mem.expert_params * pb.g_expert
     out[S.O_MEM_OPTIMIZER_BYTES] = (mem.dense_params * pb.o_dense
                                     + mem.expert_params * pb.o_expert)
     out[S.O_MEM_ACTIVATIONS_BYTES] = mem.activations
     out[S.O_MEM_KV_CACHE_BYTES] = mem.kv_cache
     out[S.O_MEM_OVERHEAD_BYTES] = overhead
+    out[S.O_MEM_BUFFERS_BYTES] = mem.buffers
     out[S.O_MEM_TOTAL_BYTES] = mem.total
     out[S.O_MEM_FIRST_STAGE_BYTES] = mems.first.total
     out[S.O_MEM_MIDDLE_STAGE_BYTES] = mems.mid.total if f.pp > 2.0 else 0.0
@@ -1293,6 +1354,7 @@ def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
     out[S.O_TTFT_S] = t.ttft
     out[S.O_TPOT_S] = t.tpot
     out[S.O_KERNELS_PER_STEP] = t.kernels
+    out[S.O_MAX_CONCURRENCY] = 0.0 if f.training else f.dp * mems.kv_seqs
 
 
 def evaluate_plan(m, h, k, p, out, stages, reuse):
@@ -1312,9 +1374,12 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
     stages = Stages(layer, split, batch)
     code = batch.code | pipeline_checks(m, f, split, batch.n_micro)
     pb = bytes_per_param(f, pr)
-    mems = stage_memories(m, h, f, pr, layer, split, batch, pb)
-    if mems.fullest.total > h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION]:
+    usable = h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION]
+    mems = stage_memories(m, h, f, pr, layer, split, batch, pb, usable)
+    if mems.fullest.total > usable:
         code |= S.V_MEMORY
+    if f.kv_fraction > 0.0 and not f.training and batch.seqs_per_replica > mems.kv_seqs:
+        code |= S.V_KV_CACHE
     # every constraint is decided by now: a caller that wants only the code (count and
     # sweep kernels) passes an empty `out` and skips the timings
     if out.shape[0] == 0:
@@ -1463,7 +1528,7 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "step_overhead": hw.step_overhead_s,
         "attn_eff_fwd": hw.attn_eff_fwd, "attn_eff_bwd": hw.attn_eff_bwd,
         "attn_seq_half": hw.attn_seq_half, "attn_dim_half": hw.attn_dim_half,
-        "mem_overhead": hw.memory_overhead_bytes,
+        "mem_overhead": hw.memory_overhead_bytes, "runtime_buffers": hw.runtime_buffer_bytes,
     }
     return np.array([float(values[c.name]) for c in S.HARDWARE], dtype=np.float64)
 
@@ -1488,7 +1553,8 @@ def plan_vector(plan: Plan) -> np.ndarray:
 
 # --------------------------------------------------------------------------- result
 
-MEMORY_TERMS = ("weights", "grads", "optimizer", "activations", "kv_cache", "overhead")
+MEMORY_TERMS = ("weights", "grads", "optimizer", "activations", "kv_cache", "overhead",
+                "buffers")
 TIME_TERMS = ("compute", "recompute", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp", "optimizer",
               "launch", "step_overhead")
 

@@ -99,6 +99,8 @@ HARDWARE = (
            "long-sequence rate"),
     Column("attn_dim_half", "", "head dimension at which fused attention reaches half its rate"),
     Column("mem_overhead", "B", "framework, NCCL buffers, fragmentation"),
+    Column("runtime_buffers", "B", "what a serving engine allocates beyond mem_overhead: "
+           "CUDA-graph pools, sampling and logits buffers, all-reduce workspaces (inference only)"),
 )
 
 # Limits applied inside the kernel (sweep constraints that decide feasibility).
@@ -176,6 +178,16 @@ PLAN = (
     Column("cuda_graphs", "", "serving decode steps replayed from CUDA graphs (TensorRT-LLM, "
            "vLLM): no host launch cost per kernel; training and prefill passes launch eagerly",
            "bool", hi=1),
+    Column("max_num_tokens", "tok", "serving token budget per engine step (TensorRT-LLM/vLLM "
+           "max_num_tokens): sizes the activation workspace and, in decode, the continuous "
+           "batching of decode tokens and prefill chunks; 0 = the micro-batch's prompt tokens, "
+           "prompts prefilled apart", "int"),
+    Column("kv_cache_fraction", "", "KV cache sized as engines size it: this fraction of the "
+           "memory left after weights, workspace and buffers (TensorRT-LLM "
+           "kv_cache_free_gpu_mem_fraction); 0 = sized by the requests", "float", hi=1.0),
+    Column("kv_block_tokens", "tok", "tokens per paged KV-cache block (TensorRT-LLM "
+           "tokens_per_block 32, vLLM block_size 16); a sequence holds whole blocks", "int", lo=1,
+           hi=float(1 << 20)),
 )
 _PLAN_NAMES = [c.name for c in PLAN]
 CACHE_FROM = _PLAN_NAMES.index("global_batch")  # columns from here on leave layer costs
@@ -202,6 +214,8 @@ OUTPUTS = (
     Column("mem_activations_bytes", "B", "activations of all in-flight micro-batches"),
     Column("mem_kv_cache_bytes", "B", "KV cache (inference)"),
     Column("mem_overhead_bytes", "B", "fixed overhead"),
+    Column("mem_buffers_bytes", "B", "serving runtime buffers (CUDA graphs, sampling, "
+           "communication workspaces; inference)"),
     Column("mem_total_bytes", "B", "sum of the memory terms on the fullest stage"),
     Column("mem_first_stage_bytes", "B", "memory per GPU of the first pipeline stage"),
     Column("mem_middle_stage_bytes", "B", "memory per GPU of the fullest middle stage (0 when "
@@ -231,6 +245,8 @@ OUTPUTS = (
     Column("tpot_s", "s", "time per output token (decode)"),
     Column("kernels_per_step", "", "kernels one GPU of the slowest stage launches per micro-batch "
            "(training, prefill) or per decode step"),
+    Column("max_concurrency", "seq", "the most sequences (all replicas) whose KV cache fits: in "
+           "the kv_cache_fraction pool, or in the memory left when it is 0 (inference)"),
 )
 
 # Feasibility: one bit per violated constraint; the code is their OR.
@@ -251,6 +267,8 @@ VIOLATIONS = (
     ("GPUS_EXACT", "GPU count differs from the required count"),
     ("GPUS_MAX", "GPU count exceeds the maximum"),
     ("NO_TOKENS", "decode generates no tokens: gen_tokens must be >= 1"),
+    ("KV_CACHE", "more concurrent sequences than the KV cache pool holds (kv_cache_fraction of "
+     "the memory left, in whole blocks)"),
 )
 
 

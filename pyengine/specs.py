@@ -244,6 +244,12 @@ class Hardware(_Spec):
     attn_seq_half: float = 0.0
     attn_dim_half: float = 0.0
     memory_overhead_bytes: float = 3 * 2**30  # CUDA context, NCCL buffers, fragmentation
+    # A serving engine's allocations beyond that (inference only): NVIDIA's aiconfigurator
+    # budgets TensorRT-LLM at 3.5 GiB "other" memory plus 392 MB of NCCL memory at TP >= 4
+    # (ai-dynamo/aiconfigurator @77f0282 src/aiconfigurator/systems/h800_sxm.yaml, misc:
+    # other_mem 3758096384, nccl_mem 411041792): the 0.5 GiB beyond memory_overhead plus the
+    # NCCL workspace, for CUDA-graph pools, sampling and logits buffers
+    runtime_buffer_bytes: float = 0.5 * 2**30 + 411041792
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -258,7 +264,7 @@ class Hardware(_Spec):
         check_int(o, "nvlink_domain", self.nvlink_domain, 0, 1 << 16)
         for name in ("peak_fp8_flops_per_s", "intra_node_latency_s", "inter_node_latency_s",
                      "op_overhead_s", "launch_overhead_s", "step_overhead_s",
-                     "memory_overhead_bytes"):
+                     "memory_overhead_bytes", "runtime_buffer_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
         for name in ("attn_eff_fwd", "attn_eff_bwd"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0))
@@ -330,6 +336,13 @@ class Plan(_Spec):
     # vLLM (enforce_eager=False) run them by default; training steps and prefill passes are
     # launched eagerly (Megatron-Core and NeMo capture no graphs by default)
     cuda_graphs: bool = True
+    # serving: the token budget of an engine step (TensorRT-LLM/vLLM max_num_tokens; 0 = the
+    # micro-batch's prompt tokens, prompts prefilled apart), the KV cache as a fraction of
+    # the memory left (TensorRT-LLM kv_cache_free_gpu_mem_fraction; 0 = sized by the
+    # requests) and its paged block (TensorRT-LLM KvCacheConfig.tokens_per_block = 32)
+    max_num_tokens: int = 0
+    kv_cache_fraction: float = 0.0
+    kv_block_tokens: int = 32
 
     def __post_init__(self) -> None:
         o = "Plan"
@@ -362,6 +375,12 @@ class Plan(_Spec):
         check_bool(o, "cp_overlap", self.cp_overlap)
         check_bool(o, "pp_scatter_gather", self.pp_scatter_gather)
         check_bool(o, "cuda_graphs", self.cuda_graphs)
+        object.__setattr__(self, "max_num_tokens",
+                           check_int(o, "max_num_tokens", self.max_num_tokens, 0))
+        object.__setattr__(self, "kv_block_tokens",
+                           check_int(o, "kv_block_tokens", self.kv_block_tokens, 1, 1 << 20))
+        object.__setattr__(self, "kv_cache_fraction",
+                           check_float(o, "kv_cache_fraction", self.kv_cache_fraction, 0.0, 1.0))
         object.__setattr__(self, "moe_load_imbalance",
                            check_float(o, "moe_load_imbalance", self.moe_load_imbalance, 1.0,
                                        1e6))

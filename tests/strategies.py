@@ -94,6 +94,7 @@ def hardware(draw) -> Hardware:
         launch_overhead_s=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e-4))),
         step_overhead_s=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e-2))),
         memory_overhead_bytes=draw(st.floats(0.0, 1e10)),
+        runtime_buffer_bytes=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e10))),
     )
 
 
@@ -132,7 +133,7 @@ def column_values(col: S.Column):
     usual = [v for v in (col.lo, 1.0, 1.25, 2.0) if col.lo <= v <= col.hi]
     return st.one_of(st.sampled_from(usual),
                      st.floats(col.lo, col.hi, allow_nan=False, allow_infinity=False),
-                     st.floats(col.lo, max(col.lo, 4.0)))
+                     st.floats(col.lo, min(col.hi, max(col.lo, 4.0))))
 
 
 def plan_rows(n_min: int = 1, n_max: int = 64):

@@ -131,7 +131,8 @@ VALID = {"micro_batch": (1, 2), "seq_len": (512, 1024, 4096), "gen_tokens": (1, 
          "capacity_factor": (0.5, 1, 1.25), "global_batch": (8, 16), "pp": (1, 2, 3),
          "dp": (1, 2, 4), "vpp": (1, 2), "zero": (0, 1, 2, 3), "pp_first_layers": (0, 2),
          "pp_last_layers": (0, 1), "recompute_layers": (0, 1),
-         "moe_load_imbalance": (1, 1.25)}
+         "moe_load_imbalance": (1, 1.25), "max_num_tokens": (0, 2048, 8192),
+         "kv_cache_fraction": (0, 0.9), "kv_block_tokens": (16, 32)}
 
 
 def plan_value(col, for_sweep: bool):

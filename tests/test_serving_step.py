@@ -128,14 +128,15 @@ def test_eager_decode_step_is_max_of_gpu_and_launches(launch_us):
 
 
 def test_small_batch_fp8_decode_on_h100_is_launch_bound_when_eager():
-    """Llama 3 8B FP8 at batch 1: ~9 GB of weights read in ~3.4 ms, 356 kernels x 13 us =
-    4.6 ms of launches: eager steps wait on the host, graphed ones do not."""
+    """Llama 3 8B FP8 at batch 1: ~9 GB of weights (the LM head in BF16) read in ~3.8 ms,
+    356 kernels x 13 us = 4.6 ms of launches: eager steps wait on the host, graphed ones
+    do not."""
     model, plan = small_decode()
     hw = presets.hardware("h100-sxm")
     eager = pyengine.evaluate(model, hw, plan.with_(cuda_graphs=False))
     graphed = pyengine.evaluate(model, hw, plan)
     assert eager.tpot_s == pytest.approx(356 * 13e-6 + hw.step_overhead_s, rel=1e-12)
-    assert graphed.tpot_s < 0.8 * eager.tpot_s
+    assert graphed.tpot_s < 0.85 * eager.tpot_s
 
 
 def test_step_cost_in_ttft_tpot_and_not_in_training():
