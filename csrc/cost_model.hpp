@@ -1551,17 +1551,19 @@ struct DecodeStep {
 };
 
 PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, const PlanFields& f,
-                                          const Precisions& pr, const BatchStage& batch,
-                                          const MicroBatch& mb) {
-    // (see inference_step) a group of the replica's sequences advances by one token at
-    // the mean context seq + gen/2; its experts see the group's tokens.
-    double group = py_max(1.0, floor(batch.seqs_per_replica / f.pp));
+                                          const Precisions& pr, const MicroBatch& mb,
+                                          double n_tok, double keys, double seqs,
+                                          double eager) {
+    // (see inference_step, continuous_step) one engine step of a group: n_tok tokens on
+    // each GPU attending to `keys` keys each, `seqs` of them decode tokens reading their
+    // cached context (mean seq + gen/2); its experts see the step's tokens; `eager`: the
+    // share of steps launched without a CUDA graph.
     double kv_mean = f.seq + 0.5 * f.gen;
     double d_cap = 0.0;
     if (m[M_EXPERTS] > 0.0) {
-        d_cap = ceil(m[M_TOP_K] * group * f.cf / m[M_EXPERTS]) * f.imbalance;
+        d_cap = ceil(m[M_TOP_K] * n_tok * f.cf / m[M_EXPERTS]) * f.imbalance;
     }
-    LayerCosts dc = layer_costs(m, h, group, kv_mean, kv_mean, true, group, f.tp, f.cp, f.etp,
+    LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, f.tp, f.cp, f.etp,
                                 f.ep, false, f.flash, true, d_cap, pr.rate, pr.ab, pr.wb,
                                 pr.kvb, pr.head_rate);
     double n_l = mb.layers;
@@ -1570,16 +1572,16 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
                           + dc.embed_s + dc.output_s);
     double dec_p2p = 0.0;
     if (f.pp > 1.0) {
-        dec_p2p = p2p_s(group * m[M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h);
+        dec_p2p = p2p_s(n_tok * m[M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h);
     }
     // [T20] a step replayed from a CUDA graph launches no kernel from the host; an eager
     // one takes at least its kernels x launch_overhead
     double dec_kernels = ((n_l - n_mo) * dc.dense_kernels + n_mo * dc.moe_kernels
                           + dc.embed_kernels + dc.output_kernels);
     double gpu = dec_compute + n_l * dc.tp_s + n_l * dc.cp_s + n_mo * dc.ep_s;
-    double host = f.cuda_graphs ? 0.0 : dec_kernels * h[H_LAUNCH_OVERHEAD];
+    double host = dec_kernels * h[H_LAUNCH_OVERHEAD];
     return DecodeStep{dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p,
-                      py_max(0.0, host - gpu), dec_kernels};
+                      eager * py_max(0.0, host - gpu), dec_kernels};
 }
 
 PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
@@ -1610,7 +1612,10 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
     double tpot = 0.0;
     double kernels = mb.kernels;
     if (f.decode) {
-        DecodeStep d = decode_step(m, h, f, pr, batch, mb);
+        // a group of the replica's sequences advances by one token at the mean context
+        double group = py_max(1.0, floor(batch.seqs_per_replica / pp));
+        DecodeStep d = decode_step(m, h, f, pr, mb, group, f.seq + 0.5 * f.gen, group,
+                                   f.cuda_graphs ? 0.0 : 1.0);
         tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost);
         t_compute += f.gen * pp * d.compute;
         t_tp += f.gen * pp * d.tp;
@@ -1626,6 +1631,80 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
     double tokens = f.decode ? f.gbs * f.gen : f.gbs * f.seq;
     return StepTime{t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, t_launch,
                     t_fixed, step_s, tokens, model_flops, model_flops, ttft, tpot, kernels};
+}
+
+// The steady state of continuous batching: the decode tokens of a step and what the token
+// budget sustains, the prefill tokens of an average step and of a step carrying a chunk,
+// the keys per token of each, the chunks of a prompt, the share of steps with a chunk.
+struct ContinuousBatch {
+    double decode;
+    double budget_decode;
+    double prefill;
+    double keys;
+    double chunk;
+    double chunk_keys;
+    double chunks;
+    double mixed;
+};
+
+PYENGINE_HD inline ContinuousBatch continuous_batch(const PlanFields& f, double group) {
+    // [T22] continuous batching with chunked prefill (TensorRT-LLM in-flight batching, vLLM
+    // chunked prefill; Agrawal et al. 2024, Sarathi-Serve, OSDI'24): an engine step of a
+    // group of `group` sequences carries their decode tokens and prefill chunks up to the
+    // token budget B = max_num_tokens. In the steady state every request brings seq prompt
+    // tokens per gen decode tokens, so the budget sustains at most B*gen/(seq + gen)
+    // decode tokens a step; the prompt of a request comes in ceil(seq/(B - decode)) chunks,
+    // one a step; an average step carries decode*seq/gen prefill tokens, so that share of
+    // a chunk's steps carries one. Prefill tokens attend to seq/2 keys (causal, flash) or
+    // seq, decode tokens to the mean context seq + gen/2.
+    double gen = py_max(f.gen, 1.0);
+    double budget_decode = f.max_tokens * gen / (f.seq + gen);
+    double dec = py_min(group, budget_decode);
+    double chunks = ceil(f.seq / (f.max_tokens - dec));
+    double chunk = f.seq / chunks;
+    double pre = dec * f.seq / gen;
+    double prefill_keys = f.flash ? 0.5 * f.seq : f.seq;
+    double kv_mean = f.seq + 0.5 * f.gen;
+    double keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec);
+    double chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec);
+    return ContinuousBatch{dec, budget_decode, pre, keys, chunk, chunk_keys, chunks,
+                           py_min(1.0, pre / chunk)};
+}
+
+PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
+                                            const PlanFields& f, const Precisions& pr,
+                                            const LayerStage& layer, const BatchStage& batch,
+                                            const MicroBatch& mb) {
+    // [T22] decode with a token budget: no separate prefill of every prompt; each pipeline
+    // slot is a step of one group (the pp groups keep the pipeline full), ITL = pp average
+    // slots. TensorRT-LLM replays CUDA graphs for generation-only steps and launches steps
+    // carrying a chunk eagerly. A request's own chunks take TTFT_own = chunks x pp chunk
+    // slots, during which its sequence decodes nothing: by Little's law the group decodes
+    // group / (1 + TTFT_own / (gen * ITL)) tokens a step, within the budget's; beyond it
+    // requests wait for chunk slots, TTFT = (group - decode) * gen * ITL / decode. The
+    // replica's sequences produce their gen tokens in pp * group * gen / decode slots.
+    double pp = f.pp;
+    double gen = py_max(f.gen, 1.0);
+    double group = py_max(1.0, floor(batch.seqs_per_replica / pp));
+    ContinuousBatch cb = continuous_batch(f, group);
+    DecodeStep d = decode_step(m, h, f, pr, mb, cb.decode + cb.prefill / f.cp, cb.keys,
+                               cb.decode, f.cuda_graphs ? cb.mixed : 1.0);
+    DecodeStep c = decode_step(m, h, f, pr, mb, cb.decode + cb.chunk / f.cp, cb.chunk_keys,
+                               cb.decode, 1.0);
+    double step_cost = h[H_STEP_OVERHEAD];
+    double slot = d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost;
+    double itl = pp * slot;
+    double ttft_own = cb.chunks * pp * (c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p
+                                        + step_cost);
+    double dec = py_min(group / (1.0 + ttft_own / (gen * itl)), cb.budget_decode);
+    double ttft = py_max(ttft_own, (group - dec) * gen * itl / dec);
+    double slots = pp * group * gen / dec;
+    double model_flops = (layer.fwd_flops_tok * f.gbs * f.seq
+                          + f.gen * f.gbs * layer.dec_flops_tok);
+    return StepTime{slots * d.compute, 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
+                    slots * d.p2p, 0.0, 0.0, 0.0, slots * d.launch, slots * step_cost,
+                    slots * slot, f.gbs * f.gen, model_flops, model_flops, ttft, itl,
+                    d.kernels};
 }
 
 PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
@@ -1725,6 +1804,8 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     StepTime t;
     if (f.training) {
         t = training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one);
+    } else if (f.decode && f.max_tokens > 0.0) {
+        t = continuous_step(m, h, f, pr, layer, batch, mb);
     } else {
         t = inference_step(m, h, f, pr, layer, batch, mb, p2p_one);
     }

@@ -108,6 +108,13 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
         "kv_bytes_per_sequence_layer": (stages.layer.kv_elems * pr.kvb * blocks
                                         * plan.kv_block_tokens),
     }
+    if plan.mode == "decode" and plan.max_num_tokens > 0:
+        group = max(1.0, math.floor(stages.batch.seqs_per_replica / plan.pp))
+        cb = R.continuous_batch(f, group)
+        serving["continuous"] = {"group": group, "decode_tokens": cb.decode,
+                                 "prefill_tokens": cb.prefill, "chunk_tokens": cb.chunk,
+                                 "chunks": cb.chunks, "mixed_share": cb.mixed,
+                                 "budget_decode": cb.budget_decode}
     return {
         "tokens_per_microbatch_per_gpu": stages.layer.n_tok,
         "serving": serving,
@@ -286,6 +293,15 @@ def render_text(d: dict) -> str:
     if plan["mode"] == "decode":
         how = "replayed from CUDA graphs" if plan["cuda_graphs"] else "launched eagerly"
         lines.append(f"    decode steps {how}; {o['kernels_per_step']:g} kernels per decode step")
+    cont = dv["serving"].get("continuous")
+    if cont:
+        lines.append(
+            f"    continuous batching, {plan['max_num_tokens']:,} tokens a step: steps of "
+            f"{fmt_num(cont['decode_tokens'], ',.1f')} decode + "
+            f"{fmt_num(cont['prefill_tokens'], ',.1f')} prefill tokens on average "
+            f"(budget sustains {fmt_num(cont['budget_decode'], ',.0f')} decode); a prompt in "
+            f"{cont['chunks']:g} chunk(s) of {fmt_num(cont['chunk_tokens'], ',.0f')} tokens, "
+            f"{100 * cont['mixed_share']:.1f}% of steps carry one")
     lines.append("")
     lines.append("Throughput")
     lines.append(f"  tokens/s            {fmt_num(o['tokens_per_s'])}  "
@@ -298,7 +314,9 @@ def render_text(d: dict) -> str:
     if plan["mode"] != "train":
         lines.append(f"  TTFT                {fmt_s(o['ttft_s'])}")
         if plan["mode"] == "decode":
-            lines.append(f"  TPOT                {fmt_s(o['tpot_s'])}")
+            lines.append(f"  TPOT (ITL)          {fmt_s(o['tpot_s'])}")
+            lines.append(f"  KV cache holds      {fmt_num(o['max_concurrency'])} sequences "
+                         f"(concurrency {plan['global_batch']})")
     return "\n".join(lines)
 
 

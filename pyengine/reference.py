@@ -1239,15 +1239,16 @@ def training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one):
 DecodeStep = namedtuple("DecodeStep", ["compute", "tp", "cp", "ep", "p2p", "launch", "kernels"])
 
 
-def decode_step(m, h, f, pr, batch, mb):
-    # (see inference_step) a group of the replica's sequences advances by one token at
-    # the mean context seq + gen/2; its experts see the group's tokens.
-    group = max(1.0, np.floor(batch.seqs_per_replica / f.pp))
+def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
+    # (see inference_step, continuous_step) one engine step of a group: n_tok tokens on
+    # each GPU attending to `keys` keys each, `seqs` of them decode tokens reading their
+    # cached context (mean seq + gen/2); its experts see the step's tokens; `eager`: the
+    # share of steps launched without a CUDA graph.
     kv_mean = f.seq + 0.5 * f.gen
     d_cap = 0.0
     if m[S.M_EXPERTS] > 0.0:
-        d_cap = np.ceil(m[S.M_TOP_K] * group * f.cf / m[S.M_EXPERTS]) * f.imbalance
-    dc = layer_costs(m, h, group, kv_mean, kv_mean, True, group, f.tp, f.cp, f.etp, f.ep,
+        d_cap = np.ceil(m[S.M_TOP_K] * n_tok * f.cf / m[S.M_EXPERTS]) * f.imbalance
+    dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, f.tp, f.cp, f.etp, f.ep,
                      False, f.flash, True, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb, pr.head_rate)
     n_l = mb.layers
     n_mo = mb.moe_layers
@@ -1255,15 +1256,15 @@ def decode_step(m, h, f, pr, batch, mb):
                    + dc.embed_s + dc.output_s)
     dec_p2p = 0.0
     if f.pp > 1.0:
-        dec_p2p = p2p_s(group * m[S.M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h)
+        dec_p2p = p2p_s(n_tok * m[S.M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h)
     # [T20] a step replayed from a CUDA graph launches no kernel from the host; an eager
     # one takes at least its kernels x launch_overhead
     dec_kernels = ((n_l - n_mo) * dc.dense_kernels + n_mo * dc.moe_kernels + dc.embed_kernels
                    + dc.output_kernels)
     gpu = dec_compute + n_l * dc.tp_s + n_l * dc.cp_s + n_mo * dc.ep_s
-    host = 0.0 if f.cuda_graphs else dec_kernels * h[S.H_LAUNCH_OVERHEAD]
+    host = dec_kernels * h[S.H_LAUNCH_OVERHEAD]
     return DecodeStep(dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p,
-                      max(0.0, host - gpu), dec_kernels)
+                      eager * max(0.0, host - gpu), dec_kernels)
 
 
 def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
@@ -1291,7 +1292,10 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
     tpot = 0.0
     kernels = mb.kernels
     if f.decode:
-        d = decode_step(m, h, f, pr, batch, mb)
+        # a group of the replica's sequences advances by one token at the mean context
+        group = max(1.0, np.floor(batch.seqs_per_replica / pp))
+        d = decode_step(m, h, f, pr, mb, group, f.seq + 0.5 * f.gen, group,
+                        0.0 if f.cuda_graphs else 1.0)
         tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost)
         t_compute += f.gen * pp * d.compute
         t_tp += f.gen * pp * d.tp
@@ -1306,6 +1310,68 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
     tokens = f.gbs * f.gen if f.decode else f.gbs * f.seq
     return StepTime(t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, t_launch,
                     t_fixed, step_s, tokens, model_flops, model_flops, ttft, tpot, kernels)
+
+
+# The steady state of continuous batching: the decode tokens of a step and what the token
+# budget sustains, the prefill tokens of an average step and of a step carrying a chunk,
+# the keys per token of each, the chunks of a prompt, the share of steps with a chunk.
+ContinuousBatch = namedtuple("ContinuousBatch", ["decode", "budget_decode", "prefill", "keys",
+                                                 "chunk", "chunk_keys", "chunks", "mixed"])
+
+
+def continuous_batch(f, group):
+    # [T22] continuous batching with chunked prefill (TensorRT-LLM in-flight batching, vLLM
+    # chunked prefill; Agrawal et al. 2024, Sarathi-Serve, OSDI'24): an engine step of a
+    # group of `group` sequences carries their decode tokens and prefill chunks up to the
+    # token budget B = max_num_tokens. In the steady state every request brings seq prompt
+    # tokens per gen decode tokens, so the budget sustains at most B*gen/(seq + gen)
+    # decode tokens a step; the prompt of a request comes in ceil(seq/(B - decode)) chunks,
+    # one a step; an average step carries decode*seq/gen prefill tokens, so that share of
+    # a chunk's steps carries one. Prefill tokens attend to seq/2 keys (causal, flash) or
+    # seq, decode tokens to the mean context seq + gen/2.
+    gen = max(f.gen, 1.0)
+    budget_decode = f.max_tokens * gen / (f.seq + gen)
+    dec = min(group, budget_decode)
+    chunks = np.ceil(f.seq / (f.max_tokens - dec))
+    chunk = f.seq / chunks
+    pre = dec * f.seq / gen
+    prefill_keys = 0.5 * f.seq if f.flash else f.seq
+    kv_mean = f.seq + 0.5 * f.gen
+    keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec)
+    chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec)
+    return ContinuousBatch(dec, budget_decode, pre, keys, chunk, chunk_keys, chunks,
+                           min(1.0, pre / chunk))
+
+
+def continuous_step(m, h, f, pr, layer, batch, mb):
+    # [T22] decode with a token budget: no separate prefill of every prompt; each pipeline
+    # slot is a step of one group (the pp groups keep the pipeline full), ITL = pp average
+    # slots. TensorRT-LLM replays CUDA graphs for generation-only steps and launches steps
+    # carrying a chunk eagerly. A request's own chunks take TTFT_own = chunks x pp chunk
+    # slots, during which its sequence decodes nothing: by Little's law the group decodes
+    # group / (1 + TTFT_own / (gen * ITL)) tokens a step, within the budget's; beyond it
+    # requests wait for chunk slots, TTFT = (group - decode) * gen * ITL / decode. The
+    # replica's sequences produce their gen tokens in pp * group * gen / decode slots.
+    pp = f.pp
+    gen = max(f.gen, 1.0)
+    group = max(1.0, np.floor(batch.seqs_per_replica / pp))
+    cb = continuous_batch(f, group)
+    d = decode_step(m, h, f, pr, mb, cb.decode + cb.prefill / f.cp, cb.keys, cb.decode,
+                    cb.mixed if f.cuda_graphs else 1.0)
+    c = decode_step(m, h, f, pr, mb, cb.decode + cb.chunk / f.cp, cb.chunk_keys, cb.decode, 1.0)
+    step_cost = h[S.H_STEP_OVERHEAD]
+    slot = d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost
+    itl = pp * slot
+    ttft_own = cb.chunks * pp * (c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p + step_cost)
+    dec = min(group / (1.0 + ttft_own / (gen * itl)), cb.budget_decode)
+    ttft = max(ttft_own, (group - dec) * gen * itl / dec)
+    slots = pp * group * gen / dec
+    model_flops = (layer.fwd_flops_tok * f.gbs * f.seq
+                   + f.gen * f.gbs * layer.dec_flops_tok)
+    return StepTime(slots * d.compute, 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
+                    slots * d.p2p, 0.0, 0.0, 0.0, slots * d.launch, slots * step_cost,
+                    slots * slot, f.gbs * f.gen, model_flops, model_flops, ttft, itl,
+                    d.kernels)
 
 
 def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
@@ -1388,6 +1454,8 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
     p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok)
     if f.training:
         t = training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one)
+    elif f.decode and f.max_tokens > 0.0:
+        t = continuous_step(m, h, f, pr, layer, batch, mb)
     else:
         t = inference_step(m, h, f, pr, layer, batch, mb, p2p_one)
     write_outputs(out, f, layer, split, batch, pb, mems, h[S.H_MEM_OVERHEAD], t, pr.peak)
@@ -1406,7 +1474,7 @@ KERNEL_FUNCTIONS = (
     batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
     stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower,
     micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,
-    decode_step, inference_step, write_outputs,
+    decode_step, inference_step, continuous_batch, continuous_step, write_outputs,
 )
 
 
@@ -1417,7 +1485,7 @@ PER_PLAN_FUNCTIONS = (
     memory_savers, plan_fields, precisions, pipeline_checks, full_recompute, bytes_per_param,
     activations, stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time,
     slower, micro_batch_time, pipeline_send_s, data_parallel_s, training_step, inference_step,
-    write_outputs,
+    continuous_batch, continuous_step, write_outputs,
 )
 
 

@@ -1,0 +1,135 @@
+"""Continuous batching with chunked prefill (issue "Serving as engines run it", part 3).
+
+With a token budget (max_num_tokens > 0) a decode step holds the running sequences' decode
+tokens plus prefill chunks up to the budget, instead of a separate prefill of every
+prompt; the outputs are the steady state of a closed loop of `global_batch` clients:
+output tokens/s, TTFT (the prompt's chunks, plus queueing for chunk slots once the
+budget's prefill capacity is used up) and inter-token latency. Without a budget the model
+is what it was.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import pyengine
+from pyengine import presets
+from pyengine import reference as R
+from pyengine.specs import Plan
+
+H100 = presets.hardware("h100-sxm")
+LLAMA8B = presets.model("llama3-8b")
+LLAMA70B = presets.model("llama3-70b")
+
+
+def serve(model=LLAMA8B, **kw):
+    base = dict(mode="decode", dtype="fp8", global_batch=64, micro_batch=64, seq_len=1000,
+                gen_tokens=1000, max_num_tokens=8192)
+    base.update(kw)
+    return pyengine.evaluate(model, H100, Plan(**base))
+
+
+def fields(**kw):
+    return R.plan_fields(R.plan_vector(Plan(mode="decode", **kw)))
+
+
+def test_steady_state_tokens_by_hand():
+    """[T22] B = 8192, ISL = OSL = 1000, 64 sequences: the budget sustains 4096 decode
+    tokens a step; 64 decode, 64 prefill tokens an average step; a prompt fits one chunk,
+    so 64/1000 of the steps carry one."""
+    cb = R.continuous_batch(fields(seq_len=1000, gen_tokens=1000, max_num_tokens=8192), 64.0)
+    assert cb.budget_decode == 4096.0
+    assert (cb.decode, cb.prefill, cb.chunks, cb.chunk) == (64.0, 64.0, 1.0, 1000.0)
+    assert cb.mixed == pytest.approx(0.064)
+    assert cb.keys == (64 * 500 + 64 * 1500) / 128  # flash: a prompt token sees seq/2 keys
+    assert cb.chunk_keys == pytest.approx((1000 * 500 + 64 * 1500) / 1064)
+
+
+def test_long_prompts_come_in_chunks():
+    """A 20,000-token prompt through an 8192-token budget with 32 decode tokens a step:
+    ceil(20000 / 8160) = 3 chunks of 6,667 tokens."""
+    cb = R.continuous_batch(fields(seq_len=20000, gen_tokens=2000, max_num_tokens=8192), 32.0)
+    assert cb.chunks == 3 and cb.chunk == pytest.approx(20000 / 3)
+
+
+def test_budget_caps_the_decode_tokens():
+    """Prompts of 5000 for 500 outputs: B*gen/(seq+gen) = 8192/11 = 744.7 decode tokens a
+    step at most, however many sequences are in flight."""
+    cb = R.continuous_batch(fields(seq_len=5000, gen_tokens=500, max_num_tokens=8192), 4096.0)
+    assert cb.budget_decode == pytest.approx(8192 / 11)
+    assert cb.decode == cb.budget_decode
+    assert cb.decode + cb.prefill == pytest.approx(8192)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(global_batch=1, micro_batch=1),
+    dict(global_batch=64, micro_batch=64),
+    dict(global_batch=512, micro_batch=512, seq_len=4000, gen_tokens=100),
+    dict(global_batch=256, micro_batch=256, seq_len=2048, gen_tokens=128, max_num_tokens=2048),
+    dict(model=LLAMA70B, tp=2, global_batch=32, micro_batch=32, seq_len=5000, gen_tokens=500),
+    dict(model=LLAMA70B, tp=2, pp=2, global_batch=32, micro_batch=16, seq_len=5000,
+         gen_tokens=500),
+])
+def test_littles_law_of_the_closed_loop(kw):
+    """Every client is in its prompt's TTFT or decoding: concurrency = throughput x
+    (TTFT + gen x ITL) / gen, below the budget's capacity and beyond it (queueing)."""
+    r = serve(**kw)
+    gen = r.plan.gen_tokens
+    assert r.tokens_per_s == pytest.approx(
+        r.plan.global_batch * gen / (r.ttft_s + gen * r.tpot_s), rel=1e-9)
+    terms = sum(v for k, v in r.time.items() if k != "step")
+    assert terms == pytest.approx(r.time["step"], rel=1e-9)
+
+
+def test_ttft_is_the_prompts_chunk_at_low_load_and_queues_beyond_the_budget():
+    """One client: TTFT is the step that carries its whole prompt (about a prefill of it);
+    past the budget's capacity requests wait for chunk slots, TTFT grows with the
+    concurrency while throughput saturates."""
+    one = serve(global_batch=1, micro_batch=1, seq_len=4000, gen_tokens=100)
+    prefill = pyengine.evaluate(LLAMA8B, H100, one.plan.with_(mode="prefill", gen_tokens=0,
+                                                              max_num_tokens=0))
+    assert one.ttft_s == pytest.approx(prefill.ttft_s, rel=0.1)
+    cap = 8192 * 100 / 4100  # decode tokens a step the budget sustains
+    a = serve(global_batch=1024, micro_batch=1024, seq_len=4000, gen_tokens=100)
+    b = serve(global_batch=2048, micro_batch=2048, seq_len=4000, gen_tokens=100)
+    assert a.tokens_per_s == pytest.approx(cap / a.tpot_s, rel=1e-9)
+    assert b.ttft_s > 1.9 * a.ttft_s
+    assert b.tokens_per_s == pytest.approx(a.tokens_per_s, rel=0.05)
+
+
+def test_prefill_heavy_short_outputs_gain_from_mixing():
+    """ISL 2048 / OSL 128 at 128 clients: mixing chunks into decode steps instead of
+    prefilling every prompt apart (the all-prompts pass, then the decode) is faster."""
+    kw = dict(global_batch=128, micro_batch=128, seq_len=2048, gen_tokens=128)
+    mixed = serve(**kw)
+    apart = serve(**kw, max_num_tokens=0)
+    assert mixed.tokens_per_s > 1.1 * apart.tokens_per_s
+
+
+def test_no_budget_keeps_the_separate_prefill():
+    """max_num_tokens = 0: TTFT is the all-prompts prefill of the plan as before (the same
+    as the prefill mode's) and TPOT one decode step."""
+    plan = dict(global_batch=16, micro_batch=4, seq_len=1000, gen_tokens=100,
+                max_num_tokens=0)
+    r = serve(**plan)
+    p = pyengine.evaluate(LLAMA8B, H100, r.plan.with_(mode="prefill"))
+    assert r.ttft_s == p.ttft_s
+    assert r.time["step"] == pytest.approx(p.time["step"] + 100 * r.tpot_s, rel=1e-12)
+
+
+def test_chunk_steps_launch_eagerly_under_cuda_graphs():
+    """TensorRT-LLM graphs generation-only steps: with a tiny model whose steps are
+    launch-bound, graphs help only the steps without a chunk."""
+    tiny = pyengine.Model(name="tiny", n_layers=4, hidden=512, n_heads=8, ffn_hidden=2048,
+                          vocab=32000, gated_mlp=True)
+    kw = dict(mode="decode", global_batch=8, micro_batch=8, seq_len=256, gen_tokens=256,
+              max_num_tokens=4096)
+    graphed = pyengine.evaluate(tiny, H100, Plan(**kw))
+    eager = pyengine.evaluate(tiny, H100, Plan(**kw, cuda_graphs=False))
+    assert 0 < graphed.time["launch"] < eager.time["launch"]
+    cb = R.continuous_batch(R.plan_fields(R.plan_vector(Plan(**kw))), 8.0)
+    per_slot_graphed = graphed.time["launch"] / graphed.time["step"]
+    per_slot_eager = eager.time["launch"] / eager.time["step"]
+    assert per_slot_graphed < per_slot_eager and math.isclose(cb.mixed, 8 / 256)
