@@ -629,6 +629,8 @@ struct PlanFields {
     double max_tokens;
     double kv_fraction;
     double kv_block;
+    double fp4;
+    double kv_dtype;
 };
 
 struct Precisions {
@@ -669,6 +671,10 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
     bool sp = p[P_SEQUENCE_PARALLEL] > 0.0 && tp > 1.0;
     double grad_bytes = p[P_GRAD_DTYPE] == 1.0 ? 2.0 : 4.0;
     double opt_bytes = p[P_OPTIMIZER_DTYPE] == 1.0 ? 8.0 : 12.0;
+    // FP4 weights with their block scales: NVFP4 an E4M3 scale per 16 E2M1 values (4.5
+    // bits; NVIDIA, "Introducing NVFP4", 2025), MXFP4 an E8M0 scale per 32 (4.25 bits; OCP
+    // Microscaling Formats (MX) v1.0); 0 = not FP4
+    double fp4 = p[P_DTYPE] == 2.0 ? 0.5625 : p[P_DTYPE] == 3.0 ? 0.53125 : 0.0;
     return PlanFields{
         training, mode == 2.0, p[P_DTYPE] == 1.0, p[P_GLOBAL_BATCH], p[P_MICRO_BATCH],
         p[P_SEQ_LEN], p[P_GEN_TOKENS], tp, p[P_PP], p[P_DP], p[P_CP], p[P_EP], etp,
@@ -678,26 +684,40 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_CP_OVERLAP] > 0.0,
         p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0,
         p[P_CUDA_GRAPHS] > 0.0, p[P_MAX_NUM_TOKENS], p[P_KV_CACHE_FRACTION],
-        p[P_KV_BLOCK_TOKENS]};
+        p[P_KV_BLOCK_TOKENS], fp4, p[P_KV_DTYPE]};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
-    // [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
-    // master copies); FP8 inference stores the GEMM weights and the KV cache in one byte,
-    // the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in hb,
-    // and runs the output layer at the 16-bit rate.
+    // [P2] precisions: bf16 weights and activations in training (FP8/FP4 GEMMs keep bf16
+    // master copies); FP8 inference stores the GEMM weights in one byte, FP4 in f.fp4
+    // bytes, the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in
+    // hb, and runs the output layer at the 16-bit rate. The KV cache is kept in kv_dtype:
+    // auto = one byte under FP8/FP4 weights (TensorRT-LLM's FP8 and NVFP4 checkpoints
+    // quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with the FP8
+    // large-GEMM share (no FP4 GEMM table fitted); without an FP4 peak (F1: FP4) at BF16.
     double ab = 2.0;
-    double wb = f.fp8 && !f.training ? 1.0 : 2.0;
-    double kvb = f.fp8 && !f.training ? 1.0 : 2.0;
+    bool quantized = (f.fp8 || f.fp4 > 0.0) && !f.training;
+    double wb = 2.0;
+    if (quantized) {
+        wb = f.fp4 > 0.0 ? f.fp4 : 1.0;
+    }
+    double kvb = quantized ? 1.0 : 2.0;
+    if (f.kv_dtype > 0.0) {
+        kvb = f.kv_dtype == 1.0 ? 2.0 : 1.0;
+    }
     double peak = h[H_PEAK_BF16];
     double rate = peak * h[H_GEMM_EFF_MAX];
     double head_rate = rate;
     if (f.fp8 && h[H_PEAK_FP8] > 0.0) {
         peak = h[H_PEAK_FP8];
         rate = peak * h[H_GEMM_EFF_MAX_FP8];
-        if (f.training) {
-            head_rate = rate;
-        }
+    }
+    if (f.fp4 > 0.0 && h[H_PEAK_FP4] > 0.0) {
+        peak = h[H_PEAK_FP4];
+        rate = peak * h[H_GEMM_EFF_MAX_FP8];
+    }
+    if (f.training) {
+        head_rate = rate;
     }
     return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate};
 }
@@ -788,6 +808,10 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     Capacity cap = expert_capacity(m, n_tok, f.cf);
     if (m[M_EXPERTS] > 0.0 && cap.capacity <= 0.0) {
         code |= V_MOE_NO_CAPACITY;
+    }
+    // [F1] FP4 weights need FP4 tensor cores (Blackwell: B200, GB200, GB300)
+    if (f.fp4 > 0.0 && h[H_PEAK_FP4] <= 0.0) {
+        code |= V_FP4;
     }
     // [S5] expert load: the busiest expert rank paces an MoE layer; with dropless routing
     // it receives moe_load_imbalance times a balanced rank's token-slots (its compute,

@@ -44,29 +44,30 @@ constexpr int M_PARAMS_ACTIVE = 36;
 
 constexpr int H_PEAK_BF16 = 0;
 constexpr int H_PEAK_FP8 = 1;
-constexpr int H_HBM_CAPACITY = 2;
-constexpr int H_HBM_BANDWIDTH = 3;
-constexpr int H_GPUS_PER_NODE = 4;
-constexpr int H_NVLINK_DOMAIN = 5;
-constexpr int H_INTRA_BW = 6;
-constexpr int H_INTER_BW = 7;
-constexpr int H_INTRA_LATENCY = 8;
-constexpr int H_INTER_LATENCY = 9;
-constexpr int H_GEMM_EFF_MAX = 10;
-constexpr int H_GEMM_EFF_MAX_FP8 = 11;
-constexpr int H_GEMM_DIM_HALF = 12;
-constexpr int H_HBM_EFF = 13;
-constexpr int H_NET_EFF = 14;
-constexpr int H_INTER_EFF = 15;
-constexpr int H_OP_OVERHEAD = 16;
-constexpr int H_LAUNCH_OVERHEAD = 17;
-constexpr int H_STEP_OVERHEAD = 18;
-constexpr int H_ATTN_EFF_FWD = 19;
-constexpr int H_ATTN_EFF_BWD = 20;
-constexpr int H_ATTN_SEQ_HALF = 21;
-constexpr int H_ATTN_DIM_HALF = 22;
-constexpr int H_MEM_OVERHEAD = 23;
-constexpr int H_RUNTIME_BUFFERS = 24;
+constexpr int H_PEAK_FP4 = 2;
+constexpr int H_HBM_CAPACITY = 3;
+constexpr int H_HBM_BANDWIDTH = 4;
+constexpr int H_GPUS_PER_NODE = 5;
+constexpr int H_NVLINK_DOMAIN = 6;
+constexpr int H_INTRA_BW = 7;
+constexpr int H_INTER_BW = 8;
+constexpr int H_INTRA_LATENCY = 9;
+constexpr int H_INTER_LATENCY = 10;
+constexpr int H_GEMM_EFF_MAX = 11;
+constexpr int H_GEMM_EFF_MAX_FP8 = 12;
+constexpr int H_GEMM_DIM_HALF = 13;
+constexpr int H_HBM_EFF = 14;
+constexpr int H_NET_EFF = 15;
+constexpr int H_INTER_EFF = 16;
+constexpr int H_OP_OVERHEAD = 17;
+constexpr int H_LAUNCH_OVERHEAD = 18;
+constexpr int H_STEP_OVERHEAD = 19;
+constexpr int H_ATTN_EFF_FWD = 20;
+constexpr int H_ATTN_EFF_BWD = 21;
+constexpr int H_ATTN_SEQ_HALF = 22;
+constexpr int H_ATTN_DIM_HALF = 23;
+constexpr int H_MEM_OVERHEAD = 24;
+constexpr int H_RUNTIME_BUFFERS = 25;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -74,47 +75,48 @@ constexpr int K_MEM_FRACTION = 2;
 
 constexpr int P_MODE = 0;
 constexpr int P_DTYPE = 1;
-constexpr int P_MICRO_BATCH = 2;
-constexpr int P_SEQ_LEN = 3;
-constexpr int P_GEN_TOKENS = 4;
-constexpr int P_TP = 5;
-constexpr int P_CP = 6;
-constexpr int P_EP = 7;
-constexpr int P_ETP = 8;
-constexpr int P_SEQUENCE_PARALLEL = 9;
-constexpr int P_FLASH_ATTENTION = 10;
-constexpr int P_CAPACITY_FACTOR = 11;
-constexpr int P_MOE_LOAD_IMBALANCE = 12;
-constexpr int P_CP_OVERLAP = 13;
-constexpr int P_GLOBAL_BATCH = 14;
-constexpr int P_PP = 15;
-constexpr int P_PP_EMBEDDING = 16;
-constexpr int P_PP_LOSS = 17;
-constexpr int P_PP_FIRST_LAYERS = 18;
-constexpr int P_PP_LAST_LAYERS = 19;
-constexpr int P_DP = 20;
-constexpr int P_VPP = 21;
-constexpr int P_ZERO = 22;
-constexpr int P_RECOMPUTE = 23;
-constexpr int P_RECOMPUTE_CORE_ATTN = 24;
-constexpr int P_RECOMPUTE_LAYERNORM = 25;
-constexpr int P_RECOMPUTE_MLA_UP_PROJ = 26;
-constexpr int P_RECOMPUTE_MLP = 27;
-constexpr int P_RECOMPUTE_MOE = 28;
-constexpr int P_RECOMPUTE_MOE_ACT = 29;
-constexpr int P_RECOMPUTE_SHARED_EXPERTS = 30;
-constexpr int P_RECOMPUTE_LAYERS = 31;
-constexpr int P_FP8_ACTIVATIONS = 32;
-constexpr int P_GRAD_DTYPE = 33;
-constexpr int P_OPTIMIZER_DTYPE = 34;
-constexpr int P_TP_OVERLAP = 35;
-constexpr int P_EP_OVERLAP = 36;
-constexpr int P_DP_OVERLAP = 37;
-constexpr int P_PP_SCATTER_GATHER = 38;
-constexpr int P_CUDA_GRAPHS = 39;
-constexpr int P_MAX_NUM_TOKENS = 40;
-constexpr int P_KV_CACHE_FRACTION = 41;
-constexpr int P_KV_BLOCK_TOKENS = 42;
+constexpr int P_KV_DTYPE = 2;
+constexpr int P_MICRO_BATCH = 3;
+constexpr int P_SEQ_LEN = 4;
+constexpr int P_GEN_TOKENS = 5;
+constexpr int P_TP = 6;
+constexpr int P_CP = 7;
+constexpr int P_EP = 8;
+constexpr int P_ETP = 9;
+constexpr int P_SEQUENCE_PARALLEL = 10;
+constexpr int P_FLASH_ATTENTION = 11;
+constexpr int P_CAPACITY_FACTOR = 12;
+constexpr int P_MOE_LOAD_IMBALANCE = 13;
+constexpr int P_CP_OVERLAP = 14;
+constexpr int P_GLOBAL_BATCH = 15;
+constexpr int P_PP = 16;
+constexpr int P_PP_EMBEDDING = 17;
+constexpr int P_PP_LOSS = 18;
+constexpr int P_PP_FIRST_LAYERS = 19;
+constexpr int P_PP_LAST_LAYERS = 20;
+constexpr int P_DP = 21;
+constexpr int P_VPP = 22;
+constexpr int P_ZERO = 23;
+constexpr int P_RECOMPUTE = 24;
+constexpr int P_RECOMPUTE_CORE_ATTN = 25;
+constexpr int P_RECOMPUTE_LAYERNORM = 26;
+constexpr int P_RECOMPUTE_MLA_UP_PROJ = 27;
+constexpr int P_RECOMPUTE_MLP = 28;
+constexpr int P_RECOMPUTE_MOE = 29;
+constexpr int P_RECOMPUTE_MOE_ACT = 30;
+constexpr int P_RECOMPUTE_SHARED_EXPERTS = 31;
+constexpr int P_RECOMPUTE_LAYERS = 32;
+constexpr int P_FP8_ACTIVATIONS = 33;
+constexpr int P_GRAD_DTYPE = 34;
+constexpr int P_OPTIMIZER_DTYPE = 35;
+constexpr int P_TP_OVERLAP = 36;
+constexpr int P_EP_OVERLAP = 37;
+constexpr int P_DP_OVERLAP = 38;
+constexpr int P_PP_SCATTER_GATHER = 39;
+constexpr int P_CUDA_GRAPHS = 40;
+constexpr int P_MAX_NUM_TOKENS = 41;
+constexpr int P_KV_CACHE_FRACTION = 42;
+constexpr int P_KV_BLOCK_TOKENS = 43;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -158,14 +160,14 @@ constexpr int O_KERNELS_PER_STEP = 38;
 constexpr int O_MAX_CONCURRENCY = 39;
 
 constexpr int N_MODEL = 37;
-constexpr int N_HARDWARE = 25;
+constexpr int N_HARDWARE = 26;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 43;
+constexpr int N_PLAN = 44;
 constexpr int N_OUTPUTS = 40;
-constexpr int N_VIOLATIONS = 17;
-constexpr int CACHE_FROM = 14;
-constexpr int CACHE2_FROM = 20;
-constexpr int CACHE3_FROM = 21;
+constexpr int N_VIOLATIONS = 18;
+constexpr int CACHE_FROM = 15;
+constexpr int CACHE2_FROM = 21;
+constexpr int CACHE3_FROM = 22;
 
 constexpr long long V_TP_HEADS = 1LL << 0;
 constexpr long long V_TP_KV_HEADS = 1LL << 1;
@@ -184,12 +186,13 @@ constexpr long long V_GPUS_EXACT = 1LL << 13;
 constexpr long long V_GPUS_MAX = 1LL << 14;
 constexpr long long V_NO_TOKENS = 1LL << 15;
 constexpr long long V_KV_CACHE = 1LL << 16;
+constexpr long long V_FP4 = 1LL << 17;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -202,131 +205,134 @@ inline int first_invalid_column(const double* p) {
     if (!(p[0] >= 0.0 && p[0] <= 2.0) || p[0] != floor(p[0])) {
         return 0;  // mode
     }
-    if (!(p[1] >= 0.0 && p[1] <= 1.0) || p[1] != floor(p[1])) {
+    if (!(p[1] >= 0.0 && p[1] <= 3.0) || p[1] != floor(p[1])) {
         return 1;  // dtype
     }
-    if (!(p[2] >= 1.0 && p[2] <= 2147483648.0) || p[2] != floor(p[2])) {
-        return 2;  // micro_batch
+    if (!(p[2] >= 0.0 && p[2] <= 2.0) || p[2] != floor(p[2])) {
+        return 2;  // kv_dtype
     }
     if (!(p[3] >= 1.0 && p[3] <= 2147483648.0) || p[3] != floor(p[3])) {
-        return 3;  // seq_len
+        return 3;  // micro_batch
     }
-    if (!(p[4] >= 0.0 && p[4] <= 2147483648.0) || p[4] != floor(p[4])) {
-        return 4;  // gen_tokens
+    if (!(p[4] >= 1.0 && p[4] <= 2147483648.0) || p[4] != floor(p[4])) {
+        return 4;  // seq_len
     }
-    if (!(p[5] >= 1.0 && p[5] <= 2147483648.0) || p[5] != floor(p[5])) {
-        return 5;  // tp
+    if (!(p[5] >= 0.0 && p[5] <= 2147483648.0) || p[5] != floor(p[5])) {
+        return 5;  // gen_tokens
     }
     if (!(p[6] >= 1.0 && p[6] <= 2147483648.0) || p[6] != floor(p[6])) {
-        return 6;  // cp
+        return 6;  // tp
     }
     if (!(p[7] >= 1.0 && p[7] <= 2147483648.0) || p[7] != floor(p[7])) {
-        return 7;  // ep
+        return 7;  // cp
     }
-    if (!(p[8] >= 0.0 && p[8] <= 2147483648.0) || p[8] != floor(p[8])) {
-        return 8;  // etp
+    if (!(p[8] >= 1.0 && p[8] <= 2147483648.0) || p[8] != floor(p[8])) {
+        return 8;  // ep
     }
-    if (!(p[9] >= 0.0 && p[9] <= 1.0) || p[9] != floor(p[9])) {
-        return 9;  // sequence_parallel
+    if (!(p[9] >= 0.0 && p[9] <= 2147483648.0) || p[9] != floor(p[9])) {
+        return 9;  // etp
     }
     if (!(p[10] >= 0.0 && p[10] <= 1.0) || p[10] != floor(p[10])) {
-        return 10;  // flash_attention
+        return 10;  // sequence_parallel
     }
-    if (!(p[11] >= 0.0 && p[11] <= 1000000.0)) {
-        return 11;  // capacity_factor
+    if (!(p[11] >= 0.0 && p[11] <= 1.0) || p[11] != floor(p[11])) {
+        return 11;  // flash_attention
     }
-    if (!(p[12] >= 1.0 && p[12] <= 1000000.0)) {
-        return 12;  // moe_load_imbalance
+    if (!(p[12] >= 0.0 && p[12] <= 1000000.0)) {
+        return 12;  // capacity_factor
     }
-    if (!(p[13] >= 0.0 && p[13] <= 1.0) || p[13] != floor(p[13])) {
-        return 13;  // cp_overlap
+    if (!(p[13] >= 1.0 && p[13] <= 1000000.0)) {
+        return 13;  // moe_load_imbalance
     }
-    if (!(p[14] >= 1.0 && p[14] <= 2147483648.0) || p[14] != floor(p[14])) {
-        return 14;  // global_batch
+    if (!(p[14] >= 0.0 && p[14] <= 1.0) || p[14] != floor(p[14])) {
+        return 14;  // cp_overlap
     }
     if (!(p[15] >= 1.0 && p[15] <= 2147483648.0) || p[15] != floor(p[15])) {
-        return 15;  // pp
+        return 15;  // global_batch
     }
-    if (!(p[16] >= 0.0 && p[16] <= 1.0) || p[16] != floor(p[16])) {
-        return 16;  // pp_embedding
+    if (!(p[16] >= 1.0 && p[16] <= 2147483648.0) || p[16] != floor(p[16])) {
+        return 16;  // pp
     }
     if (!(p[17] >= 0.0 && p[17] <= 1.0) || p[17] != floor(p[17])) {
-        return 17;  // pp_loss
+        return 17;  // pp_embedding
     }
-    if (!(p[18] >= 0.0 && p[18] <= 2147483648.0) || p[18] != floor(p[18])) {
-        return 18;  // pp_first_layers
+    if (!(p[18] >= 0.0 && p[18] <= 1.0) || p[18] != floor(p[18])) {
+        return 18;  // pp_loss
     }
     if (!(p[19] >= 0.0 && p[19] <= 2147483648.0) || p[19] != floor(p[19])) {
-        return 19;  // pp_last_layers
+        return 19;  // pp_first_layers
     }
-    if (!(p[20] >= 1.0 && p[20] <= 2147483648.0) || p[20] != floor(p[20])) {
-        return 20;  // dp
+    if (!(p[20] >= 0.0 && p[20] <= 2147483648.0) || p[20] != floor(p[20])) {
+        return 20;  // pp_last_layers
     }
     if (!(p[21] >= 1.0 && p[21] <= 2147483648.0) || p[21] != floor(p[21])) {
-        return 21;  // vpp
+        return 21;  // dp
     }
-    if (!(p[22] >= 0.0 && p[22] <= 3.0) || p[22] != floor(p[22])) {
-        return 22;  // zero
+    if (!(p[22] >= 1.0 && p[22] <= 2147483648.0) || p[22] != floor(p[22])) {
+        return 22;  // vpp
     }
-    if (!(p[23] >= 0.0 && p[23] <= 2.0) || p[23] != floor(p[23])) {
-        return 23;  // recompute
+    if (!(p[23] >= 0.0 && p[23] <= 3.0) || p[23] != floor(p[23])) {
+        return 23;  // zero
     }
-    if (!(p[24] >= 0.0 && p[24] <= 1.0) || p[24] != floor(p[24])) {
-        return 24;  // recompute_core_attn
+    if (!(p[24] >= 0.0 && p[24] <= 2.0) || p[24] != floor(p[24])) {
+        return 24;  // recompute
     }
     if (!(p[25] >= 0.0 && p[25] <= 1.0) || p[25] != floor(p[25])) {
-        return 25;  // recompute_layernorm
+        return 25;  // recompute_core_attn
     }
     if (!(p[26] >= 0.0 && p[26] <= 1.0) || p[26] != floor(p[26])) {
-        return 26;  // recompute_mla_up_proj
+        return 26;  // recompute_layernorm
     }
     if (!(p[27] >= 0.0 && p[27] <= 1.0) || p[27] != floor(p[27])) {
-        return 27;  // recompute_mlp
+        return 27;  // recompute_mla_up_proj
     }
     if (!(p[28] >= 0.0 && p[28] <= 1.0) || p[28] != floor(p[28])) {
-        return 28;  // recompute_moe
+        return 28;  // recompute_mlp
     }
     if (!(p[29] >= 0.0 && p[29] <= 1.0) || p[29] != floor(p[29])) {
-        return 29;  // recompute_moe_act
+        return 29;  // recompute_moe
     }
     if (!(p[30] >= 0.0 && p[30] <= 1.0) || p[30] != floor(p[30])) {
-        return 30;  // recompute_shared_experts
+        return 30;  // recompute_moe_act
     }
-    if (!(p[31] >= 0.0 && p[31] <= 2147483648.0) || p[31] != floor(p[31])) {
-        return 31;  // recompute_layers
+    if (!(p[31] >= 0.0 && p[31] <= 1.0) || p[31] != floor(p[31])) {
+        return 31;  // recompute_shared_experts
     }
-    if (!(p[32] >= 0.0 && p[32] <= 1.0) || p[32] != floor(p[32])) {
-        return 32;  // fp8_activations
+    if (!(p[32] >= 0.0 && p[32] <= 2147483648.0) || p[32] != floor(p[32])) {
+        return 32;  // recompute_layers
     }
     if (!(p[33] >= 0.0 && p[33] <= 1.0) || p[33] != floor(p[33])) {
-        return 33;  // grad_dtype
+        return 33;  // fp8_activations
     }
     if (!(p[34] >= 0.0 && p[34] <= 1.0) || p[34] != floor(p[34])) {
-        return 34;  // optimizer_dtype
+        return 34;  // grad_dtype
     }
     if (!(p[35] >= 0.0 && p[35] <= 1.0) || p[35] != floor(p[35])) {
-        return 35;  // tp_overlap
+        return 35;  // optimizer_dtype
     }
     if (!(p[36] >= 0.0 && p[36] <= 1.0) || p[36] != floor(p[36])) {
-        return 36;  // ep_overlap
+        return 36;  // tp_overlap
     }
     if (!(p[37] >= 0.0 && p[37] <= 1.0) || p[37] != floor(p[37])) {
-        return 37;  // dp_overlap
+        return 37;  // ep_overlap
     }
     if (!(p[38] >= 0.0 && p[38] <= 1.0) || p[38] != floor(p[38])) {
-        return 38;  // pp_scatter_gather
+        return 38;  // dp_overlap
     }
     if (!(p[39] >= 0.0 && p[39] <= 1.0) || p[39] != floor(p[39])) {
-        return 39;  // cuda_graphs
+        return 39;  // pp_scatter_gather
     }
-    if (!(p[40] >= 0.0 && p[40] <= 2147483648.0) || p[40] != floor(p[40])) {
-        return 40;  // max_num_tokens
+    if (!(p[40] >= 0.0 && p[40] <= 1.0) || p[40] != floor(p[40])) {
+        return 40;  // cuda_graphs
     }
-    if (!(p[41] >= 0.0 && p[41] <= 1.0)) {
-        return 41;  // kv_cache_fraction
+    if (!(p[41] >= 0.0 && p[41] <= 2147483648.0) || p[41] != floor(p[41])) {
+        return 41;  // max_num_tokens
     }
-    if (!(p[42] >= 1.0 && p[42] <= 1048576.0) || p[42] != floor(p[42])) {
-        return 42;  // kv_block_tokens
+    if (!(p[42] >= 0.0 && p[42] <= 1.0)) {
+        return 42;  // kv_cache_fraction
+    }
+    if (!(p[43] >= 1.0 && p[43] <= 1048576.0) || p[43] != floor(p[43])) {
+        return 43;  // kv_block_tokens
     }
     return -1;
 }

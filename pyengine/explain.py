@@ -182,8 +182,10 @@ def render_text(d: dict) -> str:
     dv = d["derivation"]
     plan = d["plan"]
     lines = []
+    kv = "" if plan["mode"] == "train" or plan["kv_dtype"] == "auto" else \
+        f", KV cache {plan['kv_dtype']}"
     lines.append(f"pyengine explain: {d['model']} on {d['hardware']}, {plan['mode']} "
-                 f"({plan['dtype']})")
+                 f"({plan['dtype']}{kv})")
     lines.append(f"  params {fmt_count(dv['params_total'])} total, "
                  f"{fmt_count(dv['params_active'])} active per token")
     lines.append(f"  GPUs {dv['world']}   (world = tp x cp x pp x dp)")

@@ -16,6 +16,7 @@ Hardware files
     =========================  ====================================  =====================
     ``bf16_tflops``            ``peak_bf16_flops_per_s``             x 1e12 (dense)
     ``fp8_tflops``             ``peak_fp8_flops_per_s``              x 1e12 (dense; 0=none)
+    ``fp4_tflops``             ``peak_fp4_flops_per_s``              x 1e12 (dense; 0=none)
     ``hbm_gb``                 ``hbm_capacity_bytes``                x 1e9 (decimal GB)
     ``hbm_gib``                ``hbm_capacity_bytes``                x 2**30
     ``hbm_mib``                ``hbm_capacity_bytes``                x 2**20 (as nvidia-smi)
@@ -70,6 +71,7 @@ PathOrDict = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 HARDWARE_UNITS: dict[str, tuple[str, float, float]] = {
     "bf16_tflops": ("peak_bf16_flops_per_s", 1e12, 1.0),
     "fp8_tflops": ("peak_fp8_flops_per_s", 1e12, 1.0),
+    "fp4_tflops": ("peak_fp4_flops_per_s", 1e12, 1.0),
     "hbm_gb": ("hbm_capacity_bytes", 1e9, 1.0),
     "hbm_gib": ("hbm_capacity_bytes", float(2**30), 1.0),
     "hbm_mib": ("hbm_capacity_bytes", float(2**20), 1.0),

@@ -524,7 +524,7 @@ PlanFields = namedtuple("PlanFields", [
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
     "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs",
-    "max_tokens", "kv_fraction", "kv_block"])
+    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate"])
 
 
@@ -556,6 +556,10 @@ def plan_fields(p):
     sp = p[S.P_SEQUENCE_PARALLEL] > 0.0 and tp > 1.0
     grad_bytes = 2.0 if p[S.P_GRAD_DTYPE] == 1.0 else 4.0
     opt_bytes = 8.0 if p[S.P_OPTIMIZER_DTYPE] == 1.0 else 12.0
+    # FP4 weights with their block scales: NVFP4 an E4M3 scale per 16 E2M1 values (4.5
+    # bits; NVIDIA, "Introducing NVFP4", 2025), MXFP4 an E8M0 scale per 32 (4.25 bits; OCP
+    # Microscaling Formats (MX) v1.0); 0 = not FP4
+    fp4 = 0.5625 if p[S.P_DTYPE] == 2.0 else 0.53125 if p[S.P_DTYPE] == 3.0 else 0.0
     return PlanFields(
         training, mode == 2.0, p[S.P_DTYPE] == 1.0, p[S.P_GLOBAL_BATCH], p[S.P_MICRO_BATCH],
         p[S.P_SEQ_LEN], p[S.P_GEN_TOKENS], tp, p[S.P_PP], p[S.P_DP], p[S.P_CP], p[S.P_EP], etp,
@@ -565,25 +569,36 @@ def plan_fields(p):
         p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_CP_OVERLAP] > 0.0,
         p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0,
         p[S.P_CUDA_GRAPHS] > 0.0, p[S.P_MAX_NUM_TOKENS], p[S.P_KV_CACHE_FRACTION],
-        p[S.P_KV_BLOCK_TOKENS])
+        p[S.P_KV_BLOCK_TOKENS], fp4, p[S.P_KV_DTYPE])
 
 
 def precisions(h, f):
-    # [P2] precisions: bf16 weights and activations in training (FP8 GEMMs keep bf16
-    # master copies); FP8 inference stores the GEMM weights and the KV cache in one byte,
-    # the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in hb,
-    # and runs the output layer at the 16-bit rate.
+    # [P2] precisions: bf16 weights and activations in training (FP8/FP4 GEMMs keep bf16
+    # master copies); FP8 inference stores the GEMM weights in one byte, FP4 in f.fp4
+    # bytes, the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in
+    # hb, and runs the output layer at the 16-bit rate. The KV cache is kept in kv_dtype:
+    # auto = one byte under FP8/FP4 weights (TensorRT-LLM's FP8 and NVFP4 checkpoints
+    # quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with the FP8
+    # large-GEMM share (no FP4 GEMM table fitted); without an FP4 peak (F1: FP4) at BF16.
     ab = 2.0
-    wb = 1.0 if f.fp8 and not f.training else 2.0
-    kvb = 1.0 if f.fp8 and not f.training else 2.0
+    quantized = (f.fp8 or f.fp4 > 0.0) and not f.training
+    wb = 2.0
+    if quantized:
+        wb = f.fp4 if f.fp4 > 0.0 else 1.0
+    kvb = 1.0 if quantized else 2.0
+    if f.kv_dtype > 0.0:
+        kvb = 2.0 if f.kv_dtype == 1.0 else 1.0
     peak = h[S.H_PEAK_BF16]
     rate = peak * h[S.H_GEMM_EFF_MAX]
     head_rate = rate
     if f.fp8 and h[S.H_PEAK_FP8] > 0.0:
         peak = h[S.H_PEAK_FP8]
         rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
-        if f.training:
-            head_rate = rate
+    if f.fp4 > 0.0 and h[S.H_PEAK_FP4] > 0.0:
+        peak = h[S.H_PEAK_FP4]
+        rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
+    if f.training:
+        head_rate = rate
     return Precisions(ab, wb, kvb, peak, rate, 2.0, head_rate)
 
 
@@ -656,6 +671,9 @@ def layer_stage(m, h, f, pr):
     cap = expert_capacity(m, n_tok, f.cf)
     if m[S.M_EXPERTS] > 0.0 and cap.capacity <= 0.0:
         code |= S.V_MOE_NO_CAPACITY
+    # [F1] FP4 weights need FP4 tensor cores (Blackwell: B200, GB200, GB300)
+    if f.fp4 > 0.0 and h[S.H_PEAK_FP4] <= 0.0:
+        code |= S.V_FP4
     # [S5] expert load: the busiest expert rank paces an MoE layer; with dropless routing
     # it receives moe_load_imbalance times a balanced rank's token-slots (its compute,
     # all-to-all volume and activations follow it)
@@ -1583,6 +1601,7 @@ def model_vector(model: Model) -> np.ndarray:
 def hardware_vector(hw: Hardware) -> np.ndarray:
     values = {
         "peak_bf16": hw.peak_bf16_flops_per_s, "peak_fp8": hw.peak_fp8_flops_per_s,
+        "peak_fp4": hw.peak_fp4_flops_per_s,
         "hbm_capacity": hw.hbm_capacity_bytes, "hbm_bandwidth": hw.hbm_bandwidth_bytes_per_s,
         "gpus_per_node": hw.gpus_per_node,
         "nvlink_domain": hw.nvlink_domain or hw.gpus_per_node,

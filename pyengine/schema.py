@@ -72,6 +72,8 @@ MODEL = (
 HARDWARE = (
     Column("peak_bf16", "FLOP/s", "dense BF16 tensor peak per GPU"),
     Column("peak_fp8", "FLOP/s", "dense FP8 tensor peak per GPU (0 = none)"),
+    Column("peak_fp4", "FLOP/s", "dense FP4 (NVFP4/MXFP4) tensor peak per GPU (0 = none: FP4 "
+           "plans are infeasible, FP4)"),
     Column("hbm_capacity", "B", "HBM per GPU"),
     Column("hbm_bandwidth", "B/s", "HBM bandwidth per GPU"),
     Column("gpus_per_node", "", "GPUs in one node (server or compute tray)"),
@@ -115,7 +117,11 @@ LIMITS = (
 # per-layer costs, so a space kernel walking consecutive plans reuses them (`cache`).
 PLAN = (
     Column("mode", "", "train, prefill or decode", "choice", ("train", "prefill", "decode")),
-    Column("dtype", "", "compute precision", "choice", ("bf16", "fp8")),
+    Column("dtype", "", "compute precision; FP8 or FP4 inference stores the GEMM weights so "
+           "(NVFP4: 16-value blocks with an FP8 scale, MXFP4: 32-value blocks with an 8-bit "
+           "scale)", "choice", ("bf16", "fp8", "nvfp4", "mxfp4")),
+    Column("kv_dtype", "", "KV-cache precision (inference); auto: fp8 under fp8/fp4 weights, "
+           "else bf16", "choice", ("auto", "bf16", "fp8")),
     Column("micro_batch", "seq", "sequences per micro-batch", "int", lo=1),
     Column("seq_len", "tok", "sequence (prompt) length", "int", lo=1),
     Column("gen_tokens", "tok", "tokens generated per sequence (decode)", "int"),
@@ -269,6 +275,7 @@ VIOLATIONS = (
     ("NO_TOKENS", "decode generates no tokens: gen_tokens must be >= 1"),
     ("KV_CACHE", "more concurrent sequences than the KV cache pool holds (kv_cache_fraction of "
      "the memory left, in whole blocks)"),
+    ("FP4", "dtype nvfp4/mxfp4 needs a GPU with FP4 tensor cores (peak_fp4 > 0)"),
 )
 
 

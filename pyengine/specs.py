@@ -15,7 +15,8 @@ from typing import Any
 from .errors import SpecError
 
 MODES = ("train", "prefill", "decode")
-DTYPES = ("bf16", "fp8")
+DTYPES = ("bf16", "fp8", "nvfp4", "mxfp4")
+KV_DTYPES = ("auto", "bf16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
 GRAD_DTYPES = ("fp32", "bf16")
 NORMS = ("layernorm", "rmsnorm")
@@ -208,6 +209,7 @@ class Hardware(_Spec):
     intra_node_bandwidth_bytes_per_s: float
     inter_node_bandwidth_bytes_per_s: float
     peak_fp8_flops_per_s: float = 0.0  # 0 = no FP8 tensor cores
+    peak_fp4_flops_per_s: float = 0.0  # dense NVFP4/MXFP4 peak; 0 = none (FP4 plans infeasible)
     nvlink_domain: int = 0  # GPUs joined by NVLink (0 = gpus_per_node; 72 in an NVL72 rack)
     intra_node_latency_s: float = 3e-6
     inter_node_latency_s: float = 10e-6
@@ -262,9 +264,9 @@ class Hardware(_Spec):
                                                        lo_open=True))
         check_int(o, "gpus_per_node", self.gpus_per_node, 1, 1 << 16)
         check_int(o, "nvlink_domain", self.nvlink_domain, 0, 1 << 16)
-        for name in ("peak_fp8_flops_per_s", "intra_node_latency_s", "inter_node_latency_s",
-                     "op_overhead_s", "launch_overhead_s", "step_overhead_s",
-                     "memory_overhead_bytes", "runtime_buffer_bytes"):
+        for name in ("peak_fp8_flops_per_s", "peak_fp4_flops_per_s", "intra_node_latency_s",
+                     "inter_node_latency_s", "op_overhead_s", "launch_overhead_s",
+                     "step_overhead_s", "memory_overhead_bytes", "runtime_buffer_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
         for name in ("attn_eff_fwd", "attn_eff_bwd"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0))
@@ -294,7 +296,8 @@ class Plan(_Spec):
     """
 
     mode: str = "train"
-    dtype: str = "bf16"
+    dtype: str = "bf16"  # bf16 | fp8 | nvfp4 | mxfp4 (GEMMs; stored weights in inference)
+    kv_dtype: str = "auto"  # KV cache: auto (fp8 under fp8/fp4 inference) | bf16 | fp8
     global_batch: int = 1
     micro_batch: int = 1
     seq_len: int = 2048
@@ -348,6 +351,7 @@ class Plan(_Spec):
         o = "Plan"
         check_choice(o, "mode", self.mode, MODES)
         check_choice(o, "dtype", self.dtype, DTYPES)
+        check_choice(o, "kv_dtype", self.kv_dtype, KV_DTYPES)
         check_choice(o, "recompute", self.recompute, RECOMPUTE)
         check_choice(o, "grad_dtype", self.grad_dtype, GRAD_DTYPES)
         check_choice(o, "optimizer_dtype", self.optimizer_dtype, GRAD_DTYPES)
@@ -399,7 +403,8 @@ class Plan(_Spec):
         return self.etp or self.tp
 
 
-__all__ = ["Model", "Hardware", "Plan", "Limits", "MODES", "DTYPES", "RECOMPUTE", "GRAD_DTYPES",
+__all__ = ["Model", "Hardware", "Plan", "Limits", "MODES", "DTYPES", "KV_DTYPES", "RECOMPUTE",
+           "GRAD_DTYPES",
            "check_int", "check_float", "check_choice", "check_bool"]
 
 

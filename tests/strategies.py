@@ -77,6 +77,8 @@ def hardware(draw) -> Hardware:
         peak_bf16_flops_per_s=peak,
         peak_fp8_flops_per_s=draw(st.one_of(st.just(0.0), st.just(2.0 * peak),
                                             st.floats(1e12, 1e16))),
+        peak_fp4_flops_per_s=draw(st.one_of(st.just(0.0), st.just(4.0 * peak),
+                                            st.floats(1e12, 4e16))),
         hbm_capacity_bytes=draw(st.floats(4e9, 4e11)),
         hbm_bandwidth_bytes_per_s=draw(st.floats(1e11, 2e13)),
         gpus_per_node=draw(st.sampled_from([1, 2, 4, 8, 16, 72, 3, 1 << 16])),

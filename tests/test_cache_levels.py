@@ -14,7 +14,8 @@ from pyengine.space import Space
 from pyengine.specs import Plan
 
 AXES = dict(
-    mode=["train", "decode"], dtype=["bf16", "fp8"], micro_batch=[1, 2], seq_len=[2048, 4096],
+    mode=["train", "decode"], dtype=["nvfp4", "fp8"], kv_dtype=["auto", "bf16"],
+    micro_batch=[1, 2], seq_len=[2048, 4096],
     gen_tokens=[64, 128], tp=[1, 2], cp=[1, 2], ep=[1, 2], etp=[0, 1],
     sequence_parallel=[True, False], flash_attention=[True, False],
     capacity_factor=[1.0, 0.5], moe_load_imbalance=[1.0, 1.3], cp_overlap=[False, True],
