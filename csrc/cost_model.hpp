@@ -674,7 +674,10 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
     // FP4 weights with their block scales: NVFP4 an E4M3 scale per 16 E2M1 values (4.5
     // bits; NVIDIA, "Introducing NVFP4", 2025), MXFP4 an E8M0 scale per 32 (4.25 bits; OCP
     // Microscaling Formats (MX) v1.0); 0 = not FP4
-    double fp4 = p[P_DTYPE] == 2.0 ? 0.5625 : p[P_DTYPE] == 3.0 ? 0.53125 : 0.0;
+    double fp4 = 0.0;
+    if (p[P_DTYPE] >= 2.0) {
+        fp4 = p[P_DTYPE] == 2.0 ? 0.5625 : 0.53125;
+    }
     return PlanFields{
         training, mode == 2.0, p[P_DTYPE] == 1.0, p[P_GLOBAL_BATCH], p[P_MICRO_BATCH],
         p[P_SEQ_LEN], p[P_GEN_TOKENS], tp, p[P_PP], p[P_DP], p[P_CP], p[P_EP], etp,
@@ -1048,7 +1051,9 @@ PYENGINE_HD inline ParamBytes bytes_per_param(const PlanFields& f, const Precisi
         o_dense = f.opt_bytes / zero_shard(dense_shard, f.zero, 1.0);
         o_expert = f.opt_bytes / zero_shard(expert_shard, f.zero, 1.0);
     }
-    double w_kept = pr.hb / zero_shard(dense_shard, f.zero, 3.0);
+    // the 16-bit parameters of quantized inference (never ZeRO-sharded); in training every
+    // weight is 16-bit already
+    double w_kept = f.training ? w_dense : pr.hb;
     return ParamBytes{dense_shard, expert_shard, w_dense, w_expert, g_dense, g_expert,
                       o_dense, o_expert, w_kept};
 }
@@ -1154,8 +1159,7 @@ PYENGINE_HD inline StageMemory stage_memory(const StageShape& shape, double infl
     double kv_seqs = 0.0;
     double per_dense = pb.w_dense + pb.g_dense + pb.o_dense;
     double per_expert = pb.w_expert + pb.g_expert + pb.o_expert;
-    double params = (shape.dense_params * per_dense + shape.expert_params * per_expert
-                     + shape.kept_params * (pb.w_kept - pb.w_dense));
+    double params = shape.dense_params * per_dense + shape.expert_params * per_expert;
     double held_act;
     if (training) {
         double layers = ((shape.layers - shape.moe_layers - full.dense) * act.dense_layer
@@ -1175,6 +1179,7 @@ PYENGINE_HD inline StageMemory stage_memory(const StageShape& shape, double infl
         // HBM), or the requests' own (kv_fraction 0); kv_seqs: the sequences of whole
         // blocks (kv_seq bytes each per layer) that the pool, or the memory left, holds
         held_act = act.inference;
+        params += shape.kept_params * (pb.w_kept - pb.w_dense);
         double seq_bytes = kv_seq * shape.layers;
         double room = py_max(0.0, usable - (params + held_act + overhead + buffers));
         kv = seqs * seq_bytes;
@@ -1227,11 +1232,15 @@ PYENGINE_HD inline StageMemories stage_memories(const double* m, const double* h
     // values per token and layer on this GPU; CP shards the context. Paged: a sequence
     // holds whole blocks of kv_block tokens (vLLM PagedAttention, Kwon et al. 2023 Sec.
     // 4.1; TensorRT-LLM tokens_per_block).
-    double ctx = f.decode ? f.seq + f.gen : f.seq;
-    double blocks = ceil(ctx / (f.cp * f.kv_block));
-    double kv_seq = layer.kv_elems * pr.kvb * blocks * f.kv_block;
+    double kv_seq = 0.0;
+    double buffers = 0.0;
+    if (!f.training) {
+        double ctx = f.decode ? f.seq + f.gen : f.seq;
+        double blocks = ceil(ctx / (f.cp * f.kv_block));
+        kv_seq = layer.kv_elems * pr.kvb * blocks * f.kv_block;
+        buffers = h[H_RUNTIME_BUFFERS];
+    }
     double overhead = h[H_MEM_OVERHEAD];
-    double buffers = f.training ? 0.0 : h[H_RUNTIME_BUFFERS];
     double seqs = batch.seqs_per_replica;
     StageMemory first = stage_memory(split.first, inflight_first, act, kv_seq, seqs, pb,
                                      overhead, buffers, usable, f.kv_fraction, f.training,
@@ -1262,10 +1271,8 @@ struct LayerTimes {
     double recompute_layer;
     double tp_dense;
     double tp_moe;
-    double bwd_kernels;
-    double recompute_core_kernels;
-    double recompute_dense_kernels;
-    double recompute_moe_kernels;
+    double dense_kernels;
+    double moe_kernels;
     double launch_s;
 };
 
@@ -1308,19 +1315,19 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
     }
     // [T20] host launches ([T19] kernels): training and prefill passes are launched eagerly
     // (no CUDA graph), so a stage's micro-batch takes at least its kernels x
-    // launch_overhead; the backward launches twice the forward's kernels, recomputation
-    // those of the modules it recomputes (core 1, norms 2, MLP 5, experts 3 or their
-    // activation 1).
-    double bwd_kernels = f.training ? c.bwd_kernels : 0.0;
-    double recompute_core_kernels = ((sv.core_attn ? 1.0 : 0.0) + (sv.layernorm ? 2.0 : 0.0)
-                                     + (sv.mla_up_proj ? c.mla_up_kernels : 0.0));
-    double recompute_dense_kernels = sv.mlp ? 5.0 : 0.0;
-    double recompute_moe_kernels = ((sv.moe ? 3.0 : sv.moe_act ? 1.0 : 0.0)
-                                    + (sv.shared_experts ? c.shared_kernels : 0.0));
+    // launch_overhead; per layer of a micro-batch: the backward launches twice the
+    // forward's kernels, recomputation those of the modules it recomputes (core 1, norms
+    // 2, MLA up-projections, MLP 5, experts 3 or their activation 1, shared experts).
+    double layer_kernels = ((f.training ? c.bwd_kernels : 0.0) + (sv.core_attn ? 1.0 : 0.0)
+                            + (sv.layernorm ? 2.0 : 0.0)
+                            + (sv.mla_up_proj ? c.mla_up_kernels : 0.0));
+    double dense_kernels = passes * c.dense_kernels + layer_kernels + (sv.mlp ? 5.0 : 0.0);
+    double moe_kernels = (passes * c.moe_kernels + layer_kernels
+                          + (sv.moe ? 3.0 : sv.moe_act ? 1.0 : 0.0)
+                          + (sv.shared_experts ? c.shared_kernels : 0.0));
     return LayerTimes{dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
                       recompute_core, recompute_dense, recompute_moe, recompute_layer, tp_dense,
-                      tp_moe, bwd_kernels, recompute_core_kernels, recompute_dense_kernels,
-                      recompute_moe_kernels, h[H_LAUNCH_OVERHEAD]};
+                      tp_moe, dense_kernels, moe_kernels, h[H_LAUNCH_OVERHEAD]};
 }
 
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
@@ -1360,11 +1367,8 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
     // [T20] the kernels of the same terms; the host's launches not hidden behind them
     double embed_k = shape.first ? c.embed_kernels : 0.0;
     double output_k = shape.last ? (1.0 + shape.mtp) * c.output_kernels : 0.0;
-    double kernels = (lt.passes * (dense * c.dense_kernels + shape.moe_layers * c.moe_kernels
-                                   + embed_k + output_k)
-                      + shape.layers * (lt.bwd_kernels + lt.recompute_core_kernels)
-                      + dense * lt.recompute_dense_kernels
-                      + shape.moe_layers * lt.recompute_moe_kernels
+    double kernels = (dense * lt.dense_kernels + shape.moe_layers * lt.moe_kernels
+                      + lt.passes * (embed_k + output_k)
                       + lt.recompute_layer * (full.dense * c.dense_kernels
                                               + full.moe * c.moe_kernels));
     double gpu = compute + recompute + comm;

@@ -559,7 +559,9 @@ def plan_fields(p):
     # FP4 weights with their block scales: NVFP4 an E4M3 scale per 16 E2M1 values (4.5
     # bits; NVIDIA, "Introducing NVFP4", 2025), MXFP4 an E8M0 scale per 32 (4.25 bits; OCP
     # Microscaling Formats (MX) v1.0); 0 = not FP4
-    fp4 = 0.5625 if p[S.P_DTYPE] == 2.0 else 0.53125 if p[S.P_DTYPE] == 3.0 else 0.0
+    fp4 = 0.0
+    if p[S.P_DTYPE] >= 2.0:
+        fp4 = 0.5625 if p[S.P_DTYPE] == 2.0 else 0.53125
     return PlanFields(
         training, mode == 2.0, p[S.P_DTYPE] == 1.0, p[S.P_GLOBAL_BATCH], p[S.P_MICRO_BATCH],
         p[S.P_SEQ_LEN], p[S.P_GEN_TOKENS], tp, p[S.P_PP], p[S.P_DP], p[S.P_CP], p[S.P_EP], etp,
@@ -861,7 +863,9 @@ def bytes_per_param(f, pr):
         g_expert = f.grad_bytes / zero_shard(expert_shard, f.zero, 2.0)
         o_dense = f.opt_bytes / zero_shard(dense_shard, f.zero, 1.0)
         o_expert = f.opt_bytes / zero_shard(expert_shard, f.zero, 1.0)
-    w_kept = pr.hb / zero_shard(dense_shard, f.zero, 3.0)
+    # the 16-bit parameters of quantized inference (never ZeRO-sharded); in training every
+    # weight is 16-bit already
+    w_kept = w_dense if f.training else pr.hb
     return ParamBytes(dense_shard, expert_shard, w_dense, w_expert, g_dense, g_expert,
                       o_dense, o_expert, w_kept)
 
@@ -943,8 +947,7 @@ def stage_memory(shape, inflight, act, kv_seq, seqs, pb, overhead, buffers, usab
     kv_seqs = 0.0
     per_dense = pb.w_dense + pb.g_dense + pb.o_dense
     per_expert = pb.w_expert + pb.g_expert + pb.o_expert
-    params = (shape.dense_params * per_dense + shape.expert_params * per_expert
-              + shape.kept_params * (pb.w_kept - pb.w_dense))
+    params = shape.dense_params * per_dense + shape.expert_params * per_expert
     if training:
         layers = ((shape.layers - shape.moe_layers - full.dense) * act.dense_layer
                   + (shape.moe_layers - full.moe) * act.moe_layer
@@ -961,6 +964,7 @@ def stage_memory(shape, inflight, act, kv_seq, seqs, pb, overhead, buffers, usab
         # HBM), or the requests' own (kv_fraction 0); kv_seqs: the sequences of whole
         # blocks (kv_seq bytes each per layer) that the pool, or the memory left, holds
         held_act = act.inference
+        params += shape.kept_params * (pb.w_kept - pb.w_dense)
         seq_bytes = kv_seq * shape.layers
         room = max(0.0, usable - (params + held_act + overhead + buffers))
         kv = seqs * seq_bytes
@@ -999,11 +1003,14 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb, usable):
     # values per token and layer on this GPU; CP shards the context. Paged: a sequence
     # holds whole blocks of kv_block tokens (vLLM PagedAttention, Kwon et al. 2023 Sec.
     # 4.1; TensorRT-LLM tokens_per_block).
-    ctx = f.seq + f.gen if f.decode else f.seq
-    blocks = np.ceil(ctx / (f.cp * f.kv_block))
-    kv_seq = layer.kv_elems * pr.kvb * blocks * f.kv_block
+    kv_seq = 0.0
+    buffers = 0.0
+    if not f.training:
+        ctx = f.seq + f.gen if f.decode else f.seq
+        blocks = np.ceil(ctx / (f.cp * f.kv_block))
+        kv_seq = layer.kv_elems * pr.kvb * blocks * f.kv_block
+        buffers = h[S.H_RUNTIME_BUFFERS]
     overhead = h[S.H_MEM_OVERHEAD]
-    buffers = 0.0 if f.training else h[S.H_RUNTIME_BUFFERS]
     seqs = batch.seqs_per_replica
     first = stage_memory(split.first, inflight_first, act, kv_seq, seqs, pb, overhead, buffers,
                          usable, f.kv_fraction, f.training, full_recompute(m, f, split.first))
@@ -1022,9 +1029,8 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb, usable):
 LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "bwd_extra",
                                        "comm_passes", "ep_moe",
                                        "recompute_core", "recompute_dense", "recompute_moe",
-                                       "recompute_layer", "tp_dense", "tp_moe", "bwd_kernels",
-                                       "recompute_core_kernels", "recompute_dense_kernels",
-                                       "recompute_moe_kernels", "launch_s"])
+                                       "recompute_layer", "tp_dense", "tp_moe", "dense_kernels",
+                                       "moe_kernels", "launch_s"])
 
 
 def layer_times(c, f, h):
@@ -1063,19 +1069,19 @@ def layer_times(c, f, h):
         ep_moe = max(0.0, c.ep_s - moe_fwd)
     # [T20] host launches ([T19] kernels): training and prefill passes are launched eagerly
     # (no CUDA graph), so a stage's micro-batch takes at least its kernels x
-    # launch_overhead; the backward launches twice the forward's kernels, recomputation
-    # those of the modules it recomputes (core 1, norms 2, MLP 5, experts 3 or their
-    # activation 1).
-    bwd_kernels = c.bwd_kernels if f.training else 0.0
-    recompute_core_kernels = ((1.0 if sv.core_attn else 0.0) + (2.0 if sv.layernorm else 0.0)
-                              + (c.mla_up_kernels if sv.mla_up_proj else 0.0))
-    recompute_dense_kernels = 5.0 if sv.mlp else 0.0
-    recompute_moe_kernels = ((3.0 if sv.moe else 1.0 if sv.moe_act else 0.0)
-                             + (c.shared_kernels if sv.shared_experts else 0.0))
+    # launch_overhead; per layer of a micro-batch: the backward launches twice the
+    # forward's kernels, recomputation those of the modules it recomputes (core 1, norms
+    # 2, MLA up-projections, MLP 5, experts 3 or their activation 1, shared experts).
+    layer_kernels = ((c.bwd_kernels if f.training else 0.0) + (1.0 if sv.core_attn else 0.0)
+                     + (2.0 if sv.layernorm else 0.0)
+                     + (c.mla_up_kernels if sv.mla_up_proj else 0.0))
+    dense_kernels = passes * c.dense_kernels + layer_kernels + (5.0 if sv.mlp else 0.0)
+    moe_kernels = (passes * c.moe_kernels + layer_kernels
+                   + (3.0 if sv.moe else 1.0 if sv.moe_act else 0.0)
+                   + (c.shared_kernels if sv.shared_experts else 0.0))
     return LayerTimes(dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
                       recompute_core, recompute_dense, recompute_moe, recompute_layer, tp_dense,
-                      tp_moe, bwd_kernels, recompute_core_kernels, recompute_dense_kernels,
-                      recompute_moe_kernels, h[S.H_LAUNCH_OVERHEAD])
+                      tp_moe, dense_kernels, moe_kernels, h[S.H_LAUNCH_OVERHEAD])
 
 
 def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
@@ -1106,10 +1112,8 @@ def stage_time(shape, lt, c, full):
     # [T20] the kernels of the same terms; the host's launches not hidden behind them
     embed_k = c.embed_kernels if shape.first else 0.0
     output_k = (1.0 + shape.mtp) * c.output_kernels if shape.last else 0.0
-    kernels = (lt.passes * (dense * c.dense_kernels + shape.moe_layers * c.moe_kernels + embed_k
-                            + output_k)
-               + shape.layers * (lt.bwd_kernels + lt.recompute_core_kernels)
-               + dense * lt.recompute_dense_kernels + shape.moe_layers * lt.recompute_moe_kernels
+    kernels = (dense * lt.dense_kernels + shape.moe_layers * lt.moe_kernels
+               + lt.passes * (embed_k + output_k)
                + lt.recompute_layer * (full.dense * c.dense_kernels + full.moe * c.moe_kernels))
     gpu = compute + recompute + comm
     launch = max(0.0, kernels * lt.launch_s - gpu)
