@@ -42,6 +42,8 @@ EXAMPLES = """examples:
       --max-ttft-ms 2000 --max-itl-ms 30 --plot serve.png
   pyengine sweep -m llama3-8b -H h100-sxm --gpus 8 --mode decode --gen-tokens 512 \\
       --max-tpot-ms 30 --objective tokens_per_s_per_gpu:max --objective tpot_s:min
+  pyengine sweep -m llama3-70b -H h100-sxm --max-gpus 64 --mode serve --seq-len 2048 \\
+      --gen-tokens 256 --layout both --max-ttft-ms 2000 --plot layouts.png
 """
 
 DEFAULT_BUDGET_NODES = 8
@@ -64,6 +66,8 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps")
 # that differ in them are answers to different questions.
 WORKLOAD = ("mode", "global_batch", "seq_len", "gen_tokens")
 GIB = float(1 << 30)
+LAYOUTS = ("agg", "disagg", "both")
+MAX_INSTANCES = 64  # = pyengine.disagg.MAX_INSTANCES (not imported: keeps --help light)
 
 
 # --------------------------------------------------------------------------- parser
@@ -153,6 +157,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="largest allowed fraction of MoE token-slots dropped, in [0, 1]")
     c.add_argument("--duplicates", choices=("all", "first"), default="all",
                    help="front plans with identical objectives: keep all, or the first")
+    lay = p.add_argument_group(
+        "serving layout (--mode serve)",
+        "agg: every GPU runs prefill and decode (the decode plans with their own prefill). "
+        "disagg: a prefill pool and a decode pool, each instance with its own "
+        "parallelism and batch, every request's KV cache sent from prefill to decode GPUs "
+        "over the scale-out network, and the numbers of prefill and decode instances "
+        "chosen to balance their request rates (DistServe, Dynamo, aiconfigurator); "
+        "tokens/s per GPU of the whole deployment, TTFT = prefill + KV transfer, ITL = the "
+        "decode plan's. The GPU budget (--gpus/--max-gpus) bounds the whole deployment; "
+        "--max-ttft-ms, --max-itl-ms, --min-tokens-per-s(-per-gpu) apply to it.")
+    lay.add_argument("--layout", choices=LAYOUTS, default="agg",
+                     help="agg, disagg, or both: the aggregated and disaggregated fronts "
+                          "side by side (a layout column in the table, --json and --out; "
+                          "--plot draws both)")
+    lay.add_argument("--max-instances", type=integer(1, 1 << 20), metavar="N",
+                     help="most prefill instances and most decode instances in a "
+                          f"disaggregated deployment (default: {MAX_INSTANCES} each)")
     o = p.add_argument_group("execution and output")
     o.add_argument("--top", type=integer(0, MAX_TOP), default=20, metavar="K",
                    help="best plans to keep")
@@ -593,6 +614,39 @@ def connect(address: str, timeout: float):
         log.setLevel(level)
 
 
+def check_layout(args, space) -> None:
+    """Options that do not go with the chosen --layout: one-line errors naming the flag."""
+    from .sweep import SERVE_OBJECTIVES, space_modes
+
+    layout = getattr(args, "layout", "agg")
+    if layout == "agg":
+        if getattr(args, "max_instances", None) is not None:
+            raise OptionError("--max-instances", args.max_instances, "", message=(
+                "sizes the pools of a disaggregated deployment: give --layout disagg or "
+                "both"))
+        return
+    modes = space_modes(space)
+    if modes != {"decode"}:
+        raise OptionError("--layout", layout, "", message=(
+            f"{layout!r} needs --mode serve (decode plans only: the serving space gives "
+            f"both pools their plans), and the sweep has mode {', '.join(sorted(modes))}"))
+    if args.scheduler:
+        raise OptionError("--scheduler", args.scheduler, "", message=(
+            f"--layout {layout} evaluates its prefill and decode pools on this machine; "
+            "use --layout agg to sweep on a Dask cluster"))
+    if args.objective:
+        objs, _ = objectives_of(args, space)
+        if tuple(objs) != SERVE_OBJECTIVES:
+            raise OptionError("--objective", ",".join(f"{c}:{s}" for c, s in objs), "",
+                              message=f"--layout {layout} draws the serving front (max "
+                              "tokens_per_s_per_gpu, max tokens_per_s_per_user) of every "
+                              "layout; other objectives need --layout agg")
+    if args.sort_by:
+        raise OptionError("--sort-by", args.sort_by, "", message=(
+            f"--layout {layout} ranks deployments by tokens_per_s_per_gpu; --sort-by needs "
+            "--layout agg"))
+
+
 def run(args) -> int:
     from .sweep import parse_constraints, sweep
 
@@ -600,9 +654,13 @@ def run(args) -> int:
     model = load_spec("model", args.model)
     hardware = load_spec("hardware", args.hardware)
     space, budget = build_space(args, model, hardware)
+    check_layout(args, space)
     constraints = constraints_of(args, budget)
     objectives, _ = objectives_of(args, space)  # fail on a bad objective before connecting
     parse_constraints(constraints, space.limits)
+    layout = getattr(args, "layout", "agg")
+    if layout != "agg":
+        return run_layouts(args, model, hardware, space, constraints, layout)
     client = connect(args.scheduler, args.scheduler_timeout) if args.scheduler else None
     progress = ProgressBar() if sys.stderr.isatty() and not args.json else None
     try:
@@ -638,3 +696,223 @@ def run(args) -> int:
     if warning:
         print(f"pyengine sweep: warning: {warning}", file=sys.stderr)
     return 0
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def _degrees(row, prefix: str) -> str:
+    """A pool instance's parallel layout, e.g. "tp8 pp2" (degrees of 1 left out, tp kept)."""
+    parts = [f"tp{int(row[prefix + 'tp'])}"]
+    for name in ("cp", "pp", "dp", "ep"):
+        key = prefix + name
+        if key in row and int(row[key]) > 1:
+            parts.append(f"{name}{int(row[key])}")
+    return " ".join(parts)
+
+
+DISAGG_DISPLAY = (  # column, header, scale, format
+    ("n_gpus", "GPUs", 1.0, "{:.0f}"),
+    ("tokens_per_s_per_gpu", "tok/s/GPU", 1.0, "{:,.0f}"),
+    ("tokens_per_s", "tok/s", 1.0, "{:,.0f}"),
+    ("ttft_s", "TTFT ms", 1e-3, "{:.3g}"),
+    ("kv_transfer_s", "KV ms", 1e-3, "{:.3g}"),
+    ("tpot_s", "ITL ms", 1e-3, "{:.3g}"),
+    ("tokens_per_s_per_user", "tok/s/user", 1.0, "{:,.1f}"),
+)
+
+
+def format_disagg(df, limit: int | None = None) -> str:
+    """Disaggregated deployments as a table: each pool's instances x layout and its batch
+    (sequences a step / per micro-batch), then the deployment's numbers."""
+    if limit is not None:
+        df = df.head(limit)
+    if not len(df):
+        return "  (none)"
+    headers = ["prefill", "P gbs/mbs", "decode", "D gbs/mbs"]
+    rows: list[list[str]] = [[], [], [], []]
+    for _, r in df.iterrows():
+        rows[0].append(f"{int(r['prefill_instances'])} x {_degrees(r, 'prefill_')}")
+        rows[1].append(f"{int(r['prefill_global_batch'])}/{int(r['prefill_micro_batch'])}")
+        rows[2].append(f"{int(r['decode_instances'])} x {_degrees(r, 'decode_')}")
+        rows[3].append(f"{int(r['decode_global_batch'])}/{int(r['decode_micro_batch'])}")
+    for col, head, scale, fmt in DISAGG_DISPLAY:
+        headers.append(head)
+        rows.append([cell(v / scale, fmt) for v in df[col]])
+    widths = [max(len(h), *(len(x) for x in col)) for h, col in zip(headers, rows)]
+    lines = ["  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths))]
+    for i in range(len(df)):
+        lines.append("  " + "  ".join(col[i].rjust(w) for col, w in zip(rows, widths)))
+    return "\n".join(lines)
+
+
+def _pool_line(role: str, c: dict) -> str:
+    reasons = ", ".join(f"{n} {v:,}" for n, v in sorted(c["by_reason"].items(),
+                                                          key=lambda t: -t[1]))
+    return (f"  {role} pool: {c['evaluated']:,} plans, {c['feasible']:,} feasible"
+            + (f" (infeasible by reason: {reasons})" if reasons else "")
+            + f"; {c['usable']:,} within the limits, {c['paired']:,} on their own fronts "
+            "(paired)")
+
+
+def disagg_report(d, front_rows: int) -> str:
+    """The disaggregated part of a sweep's report: pools, pairs, the front."""
+    c = d.counts
+    b = d.budget
+    budget = (f"exactly {b['gpus_exact']} GPUs" if b.get("gpus_exact") else
+              f"at most {b['gpus_max']} GPUs" if b.get("gpus_max") else "no GPU budget")
+    out = [f"disaggregated prefill/decode: {c['pairs']:,} (prefill, decode) pairs in "
+           f"{d.elapsed_s:.2f} s (backend {d.backend}); {budget}, at most "
+           f"{b['max_instances']} instances of each pool",
+           _pool_line("prefill", c["prefill"]), _pool_line("decode", c["decode"]),
+           f"  deployments within the limits: {c['deployments']:,}", "",
+           f"disaggregated front: {len(d.front)} deployments (max tokens_per_s_per_gpu, "
+           "max tokens_per_s_per_user)"
+           + (f", first {front_rows} shown" if len(d.front) > front_rows else "") + ":",
+           format_disagg(d.front, front_rows)]
+    return "\n".join(out)
+
+
+def side_by_side(fronts: dict) -> str:
+    """The best tokens/s per GPU of each layout at tokens/s per user levels."""
+    from .disagg import compare_fronts
+
+    rows = compare_fronts(fronts)
+    if not rows:
+        return "  (no front)"
+    names = list(fronts)
+    head = "  " + "tok/s/user >=".rjust(13) + "".join(
+        f"  {('best tok/s/GPU ' + n).rjust(20)}" for n in names)
+    if names == ["agg", "disagg"]:
+        head += "  disagg/agg".rjust(13)
+    lines = [head]
+    for r in rows:
+        line = "  " + f"{r['tokens_per_s_per_user']:g}".rjust(13) + "".join(
+            f"  {cell(r[n], '{:,.0f}').rjust(20)}" if r[n] > 0 else f"  {'-'.rjust(20)}"
+            for n in names)
+        if names == ["agg", "disagg"]:
+            ratio = f"{r['disagg'] / r['agg']:.2f}x" if r["agg"] > 0 and r["disagg"] > 0 else "-"
+            line += ratio.rjust(13)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _workload_note(df) -> str | None:
+    differ = [c for c in ("seq_len", "gen_tokens") if c in df and df[c].nunique() > 1]
+    if not len(df) or not differ:
+        return None
+    return ("the disaggregated front mixes workloads ("
+            + "; ".join(f"{SHORT.get(c, c)} {', '.join(str(v) for v in sorted(df[c].unique()))}"
+                        for c in differ)
+            + "): read those columns, or sweep one workload at a time")
+
+
+def combined_front(result, d):
+    """The fronts of both layouts in one table with a ``layout`` column."""
+    import pandas as pd
+
+    parts = []
+    if result is not None:
+        agg = result.front.copy()
+        agg.insert(0, "layout", "agg")
+        parts.append(agg)
+    if d is not None:
+        parts.append(d.front)
+    parts = [p for p in parts if len(p)] or parts[:1]
+    return pd.concat(parts, ignore_index=True, sort=False) if len(parts) > 1 else parts[0]
+
+
+def run_layouts(args, model, hardware, space, constraints, layout: str) -> int:
+    """`--layout disagg|both`: the disaggregated front (pyengine.disagg), with the
+    aggregated sweep beside it for both."""
+    from .disagg import MAX_INSTANCES as LIB_MAX
+    from .disagg import compare_fronts, disaggregated_front
+    from .sweep import _records, sweep
+
+    result = None
+    if layout == "both":
+        progress = ProgressBar() if sys.stderr.isatty() and not args.json else None
+        result = sweep(model, hardware, space, constraints=constraints, backend=args.backend,
+                       chunk_size=args.chunk_size, top_k=args.top, progress=progress,
+                       duplicates=args.duplicates)
+    d = disaggregated_front(model, hardware, space, constraints=constraints,
+                            backend=args.backend,
+                            max_instances=args.max_instances or LIB_MAX,
+                            duplicates=args.duplicates, chunk_size=args.chunk_size)
+    fronts = {"agg": result.front, "disagg": d.front} if result is not None else \
+        {"disagg": d.front}
+    table = combined_front(result, d)
+    warnings = [w for w in (mixed_workloads(result.front) if result is not None else None,
+                            _workload_note(d.front)) if w]
+    payload = d.to_dict(tables=False)
+    payload["layout"] = layout
+    if result is not None:
+        payload = dict(result.to_dict(tables=False), layout=layout, disagg=payload)
+        payload["top"] = _records(result.top)
+    payload["front"] = _records(table)
+    payload["side_by_side"] = compare_fronts(fronts)
+    if args.out:
+        save_table(table, payload, args.out)
+        payload["out"] = str(args.out)
+    if args.plot:
+        from .plot import plot_layouts
+
+        plot_layouts(fronts, args.plot, title=layout_title(model, hardware, result, d),
+                     sample=result.sample if result is not None else None)
+        payload["plot"] = str(args.plot)
+    if warnings:
+        payload["warning"] = "; ".join(warnings)
+    if args.json:
+        print(json.dumps(finite_json(payload), indent=1, allow_nan=False))
+    else:
+        out = []
+        if result is not None:
+            out += ["aggregated (prefill and decode on the same GPUs):",
+                    report(result, args.top, args.front_rows), ""]
+        out += [f"pyengine sweep: {model.name} on {hardware.name}, " + disagg_report(
+            d, args.front_rows)]
+        if result is not None:
+            out += ["", "side by side, the best tokens/s per GPU at a tokens/s per user:",
+                    side_by_side(fronts)]
+        print("\n".join(out))
+        for what, path in (("front saved to", args.out), ("plot saved to", args.plot)):
+            if path:
+                print(f"\n{what} {path}")
+    for w in warnings:
+        print(f"pyengine sweep: warning: {w}", file=sys.stderr)
+    return 0
+
+
+def layout_title(model, hardware, result, d) -> str:
+    limits = []
+    b = d.constraints
+    if "max_ttft_s" in b:
+        limits.append(f"TTFT \u2264 {b['max_ttft_s'] * 1e3:g} ms")
+    if "max_tpot_s" in b:
+        limits.append(f"ITL \u2264 {b['max_tpot_s'] * 1e3:g} ms")
+    gpus = d.budget.get("gpus_exact") or d.budget.get("gpus_max")
+    if gpus:
+        limits.append(("exactly " if d.budget.get("gpus_exact") else "\u2264 ")
+                      + f"{gpus} GPUs")
+    head = f"{model.name} on {hardware.name}: the serving front by layout"
+    counts = []
+    if result is not None:
+        counts.append(f"aggregated: {result.counts['feasible']:,} of "
+                      f"{result.counts['evaluated']:,} plans feasible")
+    counts.append(f"disaggregated: {d.counts['deployments']:,} deployments")
+    return (head + "\n" + "; ".join(counts)
+            + (f"\nlimits: {', '.join(limits)}" if limits else ""))
+
+
+def save_table(table, payload: dict, path) -> None:
+    """The combined front: .csv and .parquet as a table, .json the whole object."""
+    from pathlib import Path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        table.to_parquet(path, index=False)
+    else:
+        path.write_text(json.dumps(finite_json(payload), indent=1, allow_nan=False))

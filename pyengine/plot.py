@@ -6,7 +6,9 @@ count and memory per GPU: two panels sharing y; the serving default, tokens/s pe
 against tokens/s per user: one panel). A sweep with one objective draws it against the
 GPU count. The front is drawn as points and a staircase (the best y reachable at a given
 x), a uniform sample of feasible plans in grey behind it. Bytes are shown in GiB, seconds
-in ms. Uses matplotlib's object API with the Agg canvas, so it needs no display and
+in ms. :func:`plot_layouts` draws serving fronts of several layouts (aggregated and
+disaggregated prefill/decode) on one panel, each in its own colour and marker. Uses
+matplotlib's object API with the Agg canvas, so it needs no display and
 touches no global pyplot state.
 """
 
@@ -141,6 +143,58 @@ def plot_front(result, path=None, title: str | None = None, dpi: int = 130):
         _log_if_wide(axes[0], "y", ycol, both[ycol].to_numpy() / yscale)
     axes[0].set_ylabel(ylabel)
     fig.suptitle(title or default_title(result), fontsize=10)
+    if path is not None:
+        fig.savefig(Path(path), dpi=dpi)
+    return fig
+
+
+# Serving layouts drawn side by side: (label, colour, marker) per layout column value.
+LAYOUTS = {
+    "agg": ("aggregated: prefill and decode on the same GPUs", "tab:red", "o"),
+    "disagg": ("disaggregated: prefill and decode pools, KV sent between", "tab:blue", "^"),
+}
+
+
+def plot_layouts(fronts, path=None, title: str | None = None, sample=None, dpi: int = 130):
+    """The serving fronts of several layouts on one panel: tokens/s per user (x) against
+    tokens/s per GPU (y), each front as points and a staircase in its own colour and
+    marker, with a legend. ``fronts``: {layout: DataFrame with tokens_per_s_per_user and
+    tokens_per_s_per_gpu} (layouts "agg", "disagg", or any other name); ``sample``: feasible
+    plans drawn in grey behind (the aggregated sweep's sample). Saved to ``path`` if given;
+    returns the matplotlib Figure."""
+    from .optional import require
+
+    require("matplotlib", "plotting a sweep")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    xcol, ycol = "tokens_per_s_per_user", "tokens_per_s_per_gpu"
+    (xlabel, xscale), (ylabel, yscale) = axis_of(xcol), axis_of(ycol)
+    fig = Figure(figsize=(6.8, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    if sample is not None and len(sample):
+        ax.scatter(sample[xcol] / xscale, sample[ycol] / yscale, s=6, c="0.72", lw=0,
+                   alpha=0.6, label=f"aggregated feasible plans (sample of {len(sample)})",
+                   rasterized=True)
+    extra = ["tab:green", "tab:purple", "tab:orange"]
+    for k, (name, front) in enumerate(fronts.items()):
+        label, colour, marker = LAYOUTS.get(name, (name, extra[k % len(extra)], "s"))
+        if front is None or not len(front):
+            ax.plot([], [], marker=marker, c=colour, ls="", label=f"{label} (none feasible)")
+            continue
+        fx = front[xcol].to_numpy(dtype=float) / xscale
+        fy = front[ycol].to_numpy(dtype=float) / yscale
+        ax.scatter(fx, fy, s=30, c=colour, marker=marker, edgecolors="k", linewidths=0.4,
+                   zorder=3, label=f"{label} ({len(front)} on the front)")
+        sx, sy = staircase(fx, fy, "max", "max")
+        ax.step(sx, sy, where="post", c=colour, lw=1.0, alpha=0.7, zorder=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.suptitle(title or "serving front by layout: max tokens_per_s_per_gpu, "
+                 "max tokens_per_s_per_user", fontsize=10)
     if path is not None:
         fig.savefig(Path(path), dpi=dpi)
     return fig
