@@ -12,7 +12,8 @@ has evaluated (any backend; the cost model itself is unchanged):
   ``r_p = global_batch / time_step_s`` requests/s; a request's first token is ready after
   the plan's ``ttft_s`` (the last micro-batch out of the pipeline).
 - a decode instance is a ``decode``-mode plan with the same sequence whose sequences
-  arrive with their KV cache (``max_num_tokens = 0``: no prefill chunks in its steps). In
+  arrive with their KV cache (``max_num_tokens = 0`` in both pools: no prefill chunks in
+  a decode step, a prefill workspace for the micro-batch's prompts). In
   the continuous-batching steady state each of its ``global_batch`` sequences gains a
   token every ``tpot_s``, so it finishes ``r_d = global_batch / (gen_tokens * tpot_s)``
   requests/s; the inter-token latency is ``tpot_s``. Its memory holds every sequence's
@@ -42,10 +43,11 @@ tokens_per_s_per_user), so the two can be drawn side by side.
 
 Exactness: before pairing, each pool is reduced to the plans no other plan of the same
 workload and GPU count beats on every quantity a deployment reads (prefill: rate, ttft,
-ttft + send time, micro-batch; decode: rate, tpot, receive time): a pruned plan is never
-needed, because a pool's GPU count is kept fixed in the comparison (with integer
-instance counts and a budget, a plan with more GPUs at the same rate per GPU is not
-interchangeable with a smaller one). ``prune=False`` pairs every feasible plan (a check).
+ttft + micro-batch x send time, micro-batch; decode: rate, tpot, receive time), so a
+pruned plan is never needed. The GPU count is held fixed in that comparison: with
+integer instance counts and a budget, a plan on more GPUs at the same rate per GPU is
+not interchangeable with a smaller one. ``prune=False`` pairs every feasible plan (a
+check; tests compare both with a brute force).
 
 Not modelled: queueing (a request waiting for its prefill batch to form), the shorter
 steps of an under-loaded pool (its plan's times are used as they are), prefill instances
@@ -540,8 +542,10 @@ def disaggregated_front(model: Model, hardware: Hardware, space, constraints: Ma
     pg = _groups(p["seq"], _dtype_code(pre_ok), p["kvb"], p["n"])
     dg = _groups(d["seq"], _dtype_code(dec_ok), d["kvb"], d["gen"], d["n"])
     if prune:
-        pk = _fronts_by_group(np.stack([p["rate"], p["ttft"], p["ttft"] + p["send"], p["mbs"]],
-                                       axis=1), ("max", "min", "min", "min"), pg)
+        # TTFT = max(ttft + mbs * send, ttft + mbs * recv) + latency: no worse when
+        # ttft + mbs * send, ttft and mbs are all no worse
+        pk = _fronts_by_group(np.stack([p["rate"], p["ttft"], p["ttft"] + p["mbs"] * p["send"],
+                                        p["mbs"]], axis=1), ("max", "min", "min", "min"), pg)
         dk = _fronts_by_group(np.stack([d["rate"], d["tpot"], d["recv"]], axis=1),
                               ("max", "min", "min"), dg)
     else:
