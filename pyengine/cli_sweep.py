@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 import time
 
 from . import backends
@@ -157,8 +158,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="largest allowed fraction of MoE token-slots dropped, in [0, 1]")
     c.add_argument("--duplicates", choices=("all", "first"), default="all",
                    help="front plans with identical objectives: keep all, or the first")
-    lay = p.add_argument_group(
-        "serving layout (--mode serve)",
+    lay = p.add_argument_group("serving layout (--mode serve)", textwrap.fill(
         "agg: every GPU runs prefill and decode (the decode plans with their own prefill). "
         "disagg: a prefill pool and a decode pool, each instance with its own "
         "parallelism and batch, every request's KV cache sent from prefill to decode GPUs "
@@ -166,7 +166,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "chosen to balance their request rates (DistServe, Dynamo, aiconfigurator); "
         "tokens/s per GPU of the whole deployment, TTFT = prefill + KV transfer, ITL = the "
         "decode plan's. The GPU budget (--gpus/--max-gpus) bounds the whole deployment; "
-        "--max-ttft-ms, --max-itl-ms, --min-tokens-per-s(-per-gpu) apply to it.")
+        "--max-ttft-ms, --max-itl-ms, --min-tokens-per-s(-per-gpu) apply to it. "
+        "See docs/disaggregation.md.", 80, break_on_hyphens=False))
     lay.add_argument("--layout", choices=LAYOUTS, default="agg",
                      help="agg, disagg, or both: the aggregated and disaggregated fronts "
                           "side by side (a layout column in the table, --json and --out; "
