@@ -291,7 +291,8 @@ struct MoeCosts {
 
 PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n_tok, double tp,
                                       double etp, double ep, double sp_div, double capacity,
-                                      double rate, double ab, double wb) {
+                                      double active, double rate, double ab, double wb,
+                                      double db) {
     if (m[M_EXPERTS] <= 0.0) {
         return MoeCosts{0.0, 0.0, 0.0, 0.0, 0.0};
     }
@@ -301,6 +302,8 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
     // Per GPU the experts process E*capacity/tp token-slots (conservation over the
     // folded expert group), m_e = capacity*ep*etp/tp slots per local expert, each
     // expert sharded over etp. Thin m_e makes the expert GEMMs memory-bound by itself.
+    // Only the `active` share of the local experts receives tokens ([S5]): only their
+    // weights are read, and each runs m_e / active slots.
     double n_mat = 2.0 + m[M_GATED];
     double experts_local = m[M_EXPERTS] / ep;
     double slots = m[M_EXPERTS] * capacity / tp;
@@ -316,21 +319,25 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
     router_s += memory_bound_s(n_tok / sp_div * m[M_EXPERTS] * 4.0 * 4.0, 8.0, h);
     double permute_s = memory_bound_s(4.0 * slots * hid * ab, 12.0, h);
     double expert_flops = 2.0 * experts_local * m_e * hid * m[M_EXPERT_FFN] * n_mat / etp;
-    double expert_bytes = experts_local * (hid * m[M_EXPERT_FFN] * n_mat / etp * wb
+    double expert_bytes = experts_local * (active * hid * m[M_EXPERT_FFN] * n_mat / etp * wb
                                            + m_e * ab * (2.0 * hid
                                                          + 2.0 * n_mat * m[M_EXPERT_FFN] / etp));
-    double experts_s = (gemm_s(expert_flops, expert_bytes, m_e, m[M_EXPERT_FFN] / etp, hid,
-                               rate, h)
+    double experts_s = (gemm_s(expert_flops, expert_bytes, m_e / active, m[M_EXPERT_FFN] / etp,
+                               hid, rate, h)
                         + 2.0 * h[H_OP_OVERHEAD]);
     double shared_s = 0.0;
     if (m[M_SHARED_FFN] > 0.0) {
         shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, ab, wb);
     }
     // [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
-    // (stride etp); with etp > 1 the slots are also gathered / scattered over ETP.
-    double slot_bytes = slots * hid * ab;
-    double ep_s = (2.0 * alltoall_s(slot_bytes, ep, etp, h)
-                   + 2.0 * allgather_s(slot_bytes, etp, 1.0, h));
+    // (stride etp); with etp > 1 the slots are also gathered / scattered over ETP. The
+    // dispatch moves db bytes a value (quantized inference: FP8, as DeepEP's and
+    // TensorRT-LLM's dispatch kernels send it), the combine ab.
+    double dispatch_bytes = slots * hid * db;
+    double combine_bytes = slots * hid * ab;
+    double ep_s = (alltoall_s(dispatch_bytes, ep, etp, h) + alltoall_s(combine_bytes, ep, etp, h)
+                   + allgather_s(dispatch_bytes, etp, 1.0, h)
+                   + allgather_s(combine_bytes, etp, 1.0, h));
     // recomputing the experts' activation function alone (inside experts_s): it reads the
     // fc1 outputs and writes its own, per token-slot on this GPU
     double act_s = memory_bound_s(experts_local * m_e * (n_mat + 1.0) * m[M_EXPERT_FFN] / etp
@@ -368,21 +375,24 @@ struct LayerCosts {
 
 // Forward cost of each layer kind for n_tok query tokens per GPU.
 // keys: keys each query attends to (causal flash halves them); kv_len: cached context
-// (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
+// (decode); seqs: sequences in the micro-batch; capacity: token-slots per expert and
+// router rank of the busiest expert rank; active: the share of its experts with tokens;
 // rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16);
-// head_rate: the output layer's (16-bit weights in quantized inference).
+// head_rate: the output layer's (16-bit weights in quantized inference); db: bytes a
+// dispatched value.
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double tp, double cp, double etp, double ep, bool sp,
                                           bool flash, bool cp_overlap, double capacity,
-                                          double rate, double ab, double wb, double kvb,
-                                          double head_rate) {
+                                          double active, double rate, double ab, double wb,
+                                          double kvb, double db, double head_rate) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
                                           sp_div, flash, rate, ab, wb, kvb);
     double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
-    MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb);
+    MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb,
+                             db);
 
     // [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     // sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -641,6 +651,7 @@ struct Precisions {
     double rate;
     double hb;
     double head_rate;
+    double db;
 };
 
 PYENGINE_HD inline Savers memory_savers(const double* p, bool training) {
@@ -698,6 +709,8 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     // auto = one byte under FP8/FP4 weights (TensorRT-LLM's FP8 and NVFP4 checkpoints
     // quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with the FP8
     // large-GEMM share (no FP4 GEMM table fitted); without an FP4 peak (F1: FP4) at BF16.
+    // MoE tokens are dispatched in FP8 with an fp32 scale per 128 values under quantized
+    // inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
     double ab = 2.0;
     bool quantized = (f.fp8 || f.fp4 > 0.0) && !f.training;
     double wb = 2.0;
@@ -722,7 +735,8 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     if (f.training) {
         head_rate = rate;
     }
-    return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate};
+    double db = quantized ? 1.0 + 4.0 / 128.0 : ab;
+    return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate, db};
 }
 
 // ---- level 1: the layer shape (columns before global_batch)
@@ -787,16 +801,56 @@ struct Capacity {
     double dropped;
 };
 
-PYENGINE_HD inline Capacity expert_capacity(const double* m, double t_router, double cf) {
+PYENGINE_HD inline Capacity expert_capacity(const double* m, double t_router, double cf,
+                                            bool training) {
     // [S4] expert capacity (DESIGN.md): capacity = ceil(k * T * cf / E) per expert for the
-    // T tokens one router rank sees; balanced routing drops what exceeds it. (0, 0) for a
+    // T tokens one router rank sees; balanced routing drops what exceeds it. Inference
+    // routes dropless and unpadded, as TensorRT-LLM, vLLM and SGLang run MoE layers: an
+    // expert takes k * T / E token-slots on average and none is dropped. (0, 0) for a
     // dense model.
     if (m[M_EXPERTS] <= 0.0) {
         return Capacity{0.0, 0.0};
     }
+    if (!training) {
+        return Capacity{m[M_TOP_K] * t_router / m[M_EXPERTS], 0.0};
+    }
     double capacity = ceil(m[M_TOP_K] * t_router * cf / m[M_EXPERTS]);
     double dropped = py_max(0.0, 1.0 - m[M_EXPERTS] * capacity / (m[M_TOP_K] * t_router));
     return Capacity{capacity, dropped};
+}
+
+// The token-slots per expert and router rank of the busiest expert rank, and the share of
+// its experts that receive any token.
+struct ExpertLoad {
+    double load;
+    double active;
+};
+
+PYENGINE_HD inline ExpertLoad expert_load(const double* m, const PlanFields& f, double capacity) {
+    // [S5] expert load: the busiest expert rank paces an MoE layer; it receives
+    // moe_load_imbalance times a balanced rank's token-slots (its compute, all-to-all
+    // volume and activations follow it). Inference (dropless) adds the spread of the
+    // routing itself: of the k * T_g slots the EP group routes (T_g = E * capacity / k
+    // tokens per router rank x ep * etp / tp ranks), a rank gets a binomial share with mean
+    // mu = E * capacity * etp / tp and variance mu (1 - 1/ep); the largest of ep such loads
+    // lies near mu + sigma sqrt(2 ln ep) (Gaussian extreme value). A local expert receives
+    // no token with probability (1 - k/E)^T_g (occupancy of T_g draws of k among E), so a
+    // share 1 - (1 - k/E)^T_g of them runs and has its weights read; training pads to the
+    // capacity (every expert runs).
+    if (m[M_EXPERTS] <= 0.0) {
+        return ExpertLoad{0.0, 0.0};
+    }
+    double spread = 1.0;
+    double active = 1.0;
+    if (!f.training) {
+        double mean = m[M_EXPERTS] * capacity * f.etp / f.tp;
+        if (f.ep > 1.0) {
+            spread = 1.0 + sqrt(2.0 * log(f.ep) * (1.0 - 1.0 / f.ep) / mean);
+        }
+        double group_tokens = mean * f.ep / m[M_TOP_K];
+        active = 1.0 - pow(1.0 - m[M_TOP_K] / m[M_EXPERTS], group_tokens);
+    }
+    return ExpertLoad{capacity * f.imbalance * spread, active};
 }
 
 // Level 1: everything the columns before global_batch decide.
@@ -808,7 +862,7 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     // of causal attention; unfused attention computes every score.
     double n_tok = f.mbs * f.seq / f.cp;
     double keys = f.flash ? f.seq * 0.5 : f.seq;
-    Capacity cap = expert_capacity(m, n_tok, f.cf);
+    Capacity cap = expert_capacity(m, n_tok, f.cf, f.training);
     if (m[M_EXPERTS] > 0.0 && cap.capacity <= 0.0) {
         code |= V_MOE_NO_CAPACITY;
     }
@@ -816,22 +870,20 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     if (f.fp4 > 0.0 && h[H_PEAK_FP4] <= 0.0) {
         code |= V_FP4;
     }
-    // [S5] expert load: the busiest expert rank paces an MoE layer; with dropless routing
-    // it receives moe_load_imbalance times a balanced rank's token-slots (its compute,
-    // all-to-all volume and activations follow it)
-    double load = cap.capacity * f.imbalance;
+    // [S5] the busiest expert rank's load
+    ExpertLoad load = expert_load(m, f, cap.capacity);
     // [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     // a pass and of a decode step (at the mean context seq + gen/2).
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, f.tp, f.cp, f.etp, f.ep,
-                                   f.sp, f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb,
-                                   pr.kvb, pr.head_rate);
+                                   f.sp, f.flash, f.cp_overlap, load.load, load.active,
+                                   pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate);
     double fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f));
     double dec_flops_tok = 0.0;
     if (f.decode) {
         dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen, 0.0);
     }
     double kv_elems = kv_cache_elems_per_gpu(m, f.tp);
-    return LayerStage{code, n_tok, cap.capacity, load, cap.dropped, costs, fwd_flops_tok,
+    return LayerStage{code, n_tok, cap.capacity, load.load, cap.dropped, costs, fwd_flops_tok,
                       dec_flops_tok, kv_elems};
 }
 
@@ -1587,13 +1639,10 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     // cached context (mean seq + gen/2); its experts see the step's tokens; `eager`: the
     // share of steps launched without a CUDA graph.
     double kv_mean = f.seq + 0.5 * f.gen;
-    double d_cap = 0.0;
-    if (m[M_EXPERTS] > 0.0) {
-        d_cap = ceil(m[M_TOP_K] * n_tok * f.cf / m[M_EXPERTS]) * f.imbalance;
-    }
+    ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
     LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, f.tp, f.cp, f.etp,
-                                f.ep, false, f.flash, true, d_cap, pr.rate, pr.ab, pr.wb,
-                                pr.kvb, pr.head_rate);
+                                f.ep, false, f.flash, true, load.load, load.active, pr.rate,
+                                pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate);
     double n_l = mb.layers;
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

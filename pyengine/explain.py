@@ -115,6 +115,8 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
                                  "prefill_tokens": cb.prefill, "chunk_tokens": cb.chunk,
                                  "chunks": cb.chunks, "mixed_share": cb.mixed,
                                  "budget_decode": cb.budget_decode}
+    if plan.mode == "decode" and model.is_moe:
+        serving["moe"] = moe_decode_step(m, f, pr, plan, serving, stages)
     return {
         "tokens_per_microbatch_per_gpu": stages.layer.n_tok,
         "serving": serving,
@@ -130,6 +132,25 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
         "expert_fold": (f"ep {ep} x etp {etp} x edp {edp:g} = tp*cp*dp = {tp * cp * dp}"
                         if model.is_moe else "dense model: no expert parallelism"),
     }
+
+
+def moe_decode_step(m, f, pr, plan: Plan, serving: dict, stages) -> dict:
+    """The MoE layer of one decode step as the kernel costs it ([S4], [S5], [C6]): the
+    step's tokens per GPU, the busiest expert rank's token-slots per expert and router
+    rank against the mean, the share of its experts that run, the dispatch precision."""
+    cont = serving.get("continuous")
+    if cont:
+        tokens = cont["decode_tokens"] + cont["prefill_tokens"] / plan.cp
+    else:
+        tokens = max(1.0, math.floor(stages.batch.seqs_per_replica / plan.pp))
+    mean = R.expert_capacity(m, tokens, f.cf, f.training).capacity
+    load = R.expert_load(m, f, mean)
+    return {"tokens_per_gpu": tokens, "slots_per_expert_mean": mean,
+            "slots_per_expert_busiest": load.load, "active_share": load.active,
+            "experts_per_rank": m[S.M_EXPERTS] / plan.ep, "dispatch_bytes": pr.db,
+            "combine_bytes": pr.ab, "etp": plan.expert_tp,
+            "attention": (f"tensor parallel (tp {plan.tp})" if plan.tp > 1 else
+                          f"data parallel (dp {plan.dp}, tp 1)")}
 
 
 def explain(model: Model, hardware: Hardware, plan: Plan, limits: Limits | None = None) -> dict:
@@ -211,9 +232,23 @@ def render_text(d: dict) -> str:
         st += (f"; + {mtp:g} multi-token-prediction module(s) on the last stage (training "
                "only, DeepSeek-V3 Sec. 2.2)")
     lines.append(st)
-    if "capacity_per_expert" in o and o["capacity_per_expert"] > 0:
+    if "capacity_per_expert" in o and o["capacity_per_expert"] > 0 and plan["mode"] == "train":
         lines.append(f"  expert capacity {o['capacity_per_expert']:g} tokens per expert per "
                      f"router rank; dropped {100 * o['dropped_fraction']:.1f}% of token-slots")
+    elif "capacity_per_expert" in o and o["capacity_per_expert"] > 0:
+        lines.append(f"  experts route dropless (inference): {o['capacity_per_expert']:,.4g} "
+                     "token-slots per expert per router rank in a prefill pass")
+    moe = dv["serving"].get("moe")
+    if moe:
+        lines.append(
+            f"  MoE decode step: attention {moe['attention']}, experts ep {plan['ep']} x etp "
+            f"{moe['etp']}; {fmt_num(moe['tokens_per_gpu'])} tokens per GPU route "
+            f"{moe['slots_per_expert_mean']:.3g} slots per expert per router rank, the busiest "
+            f"rank {moe['slots_per_expert_busiest']:.3g} "
+            f"({moe['slots_per_expert_busiest'] / moe['slots_per_expert_mean']:.2f}x); "
+            f"{100 * moe['active_share']:.0f}% of its {moe['experts_per_rank']:g} experts run "
+            f"and read their weights; dispatch {moe['dispatch_bytes']:.3g} B a value, combine "
+            f"{moe['combine_bytes']:g} B")
     if d["feasible"]:
         lines.append("  FEASIBLE")
     else:

@@ -252,7 +252,7 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
 MoeCosts = namedtuple("MoeCosts", ["moe_s", "ep_s", "experts_s", "moe_act_s", "shared_s"])
 
 
-def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
+def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db):
     if m[S.M_EXPERTS] <= 0.0:
         return MoeCosts(0.0, 0.0, 0.0, 0.0, 0.0)
     hid = m[S.M_HIDDEN]
@@ -261,6 +261,8 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
     # Per GPU the experts process E*capacity/tp token-slots (conservation over the
     # folded expert group), m_e = capacity*ep*etp/tp slots per local expert, each
     # expert sharded over etp. Thin m_e makes the expert GEMMs memory-bound by itself.
+    # Only the `active` share of the local experts receives tokens ([S5]): only their
+    # weights are read, and each runs m_e / active slots.
     n_mat = 2.0 + m[S.M_GATED]
     experts_local = m[S.M_EXPERTS] / ep
     slots = m[S.M_EXPERTS] * capacity / tp
@@ -276,19 +278,23 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb):
     router_s += memory_bound_s(n_tok / sp_div * m[S.M_EXPERTS] * 4.0 * 4.0, 8.0, h)
     permute_s = memory_bound_s(4.0 * slots * hid * ab, 12.0, h)
     expert_flops = 2.0 * experts_local * m_e * hid * m[S.M_EXPERT_FFN] * n_mat / etp
-    expert_bytes = experts_local * (hid * m[S.M_EXPERT_FFN] * n_mat / etp * wb
+    expert_bytes = experts_local * (active * hid * m[S.M_EXPERT_FFN] * n_mat / etp * wb
                                     + m_e * ab * (2.0 * hid
                                                   + 2.0 * n_mat * m[S.M_EXPERT_FFN] / etp))
-    experts_s = (gemm_s(expert_flops, expert_bytes, m_e, m[S.M_EXPERT_FFN] / etp, hid, rate, h)
+    experts_s = (gemm_s(expert_flops, expert_bytes, m_e / active, m[S.M_EXPERT_FFN] / etp, hid,
+                        rate, h)
                  + 2.0 * h[S.H_OP_OVERHEAD])
     shared_s = 0.0
     if m[S.M_SHARED_FFN] > 0.0:
         shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, ab, wb)
     # [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
-    # (stride etp); with etp > 1 the slots are also gathered / scattered over ETP.
-    slot_bytes = slots * hid * ab
-    ep_s = (2.0 * alltoall_s(slot_bytes, ep, etp, h)
-            + 2.0 * allgather_s(slot_bytes, etp, 1.0, h))
+    # (stride etp); with etp > 1 the slots are also gathered / scattered over ETP. The
+    # dispatch moves db bytes a value (quantized inference: FP8, as DeepEP's and
+    # TensorRT-LLM's dispatch kernels send it), the combine ab.
+    dispatch_bytes = slots * hid * db
+    combine_bytes = slots * hid * ab
+    ep_s = (alltoall_s(dispatch_bytes, ep, etp, h) + alltoall_s(combine_bytes, ep, etp, h)
+            + allgather_s(dispatch_bytes, etp, 1.0, h) + allgather_s(combine_bytes, etp, 1.0, h))
     # recomputing the experts' activation function alone (inside experts_s): it reads the
     # fc1 outputs and writes its own, per token-slot on this GPU
     act_s = memory_bound_s(experts_local * m_e * (n_mat + 1.0) * m[S.M_EXPERT_FFN] / etp * ab,
@@ -309,20 +315,22 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, flash,
-                cp_overlap, capacity, rate, ab, wb, kvb, head_rate):
+                cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
     keys: keys each query attends to (causal flash halves them); kv_len: cached context
-    (decode); seqs: sequences in the micro-batch; capacity: expert capacity per router;
+    (decode); seqs: sequences in the micro-batch; capacity: token-slots per expert and
+    router rank of the busiest expert rank; active: the share of its experts with tokens;
     rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16);
-    head_rate: the output layer's (16-bit weights in quantized inference).
+    head_rate: the output layer's (16-bit weights in quantized inference); db: bytes a
+    dispatched value.
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
     attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash,
                            rate, ab, wb, kvb)
     mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
-    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, rate, ab, wb)
+    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db)
 
     # [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     # sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -525,7 +533,8 @@ PlanFields = namedtuple("PlanFields", [
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
     "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs",
     "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype"])
-Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate"])
+Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate",
+                                       "db"])
 
 
 def memory_savers(p, training):
@@ -582,6 +591,8 @@ def precisions(h, f):
     # auto = one byte under FP8/FP4 weights (TensorRT-LLM's FP8 and NVFP4 checkpoints
     # quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with the FP8
     # large-GEMM share (no FP4 GEMM table fitted); without an FP4 peak (F1: FP4) at BF16.
+    # MoE tokens are dispatched in FP8 with an fp32 scale per 128 values under quantized
+    # inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
     ab = 2.0
     quantized = (f.fp8 or f.fp4 > 0.0) and not f.training
     wb = 2.0
@@ -601,7 +612,8 @@ def precisions(h, f):
         rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
     if f.training:
         head_rate = rate
-    return Precisions(ab, wb, kvb, peak, rate, 2.0, head_rate)
+    db = 1.0 + 4.0 / 128.0 if quantized else ab
+    return Precisions(ab, wb, kvb, peak, rate, 2.0, head_rate, db)
 
 
 # ---- level 1: the layer shape (columns before global_batch)
@@ -651,15 +663,48 @@ def layer_checks(m, f):
 Capacity = namedtuple("Capacity", ["capacity", "dropped"])
 
 
-def expert_capacity(m, t_router, cf):
+def expert_capacity(m, t_router, cf, training):
     # [S4] expert capacity (DESIGN.md): capacity = ceil(k * T * cf / E) per expert for the
-    # T tokens one router rank sees; balanced routing drops what exceeds it. (0, 0) for a
+    # T tokens one router rank sees; balanced routing drops what exceeds it. Inference
+    # routes dropless and unpadded, as TensorRT-LLM, vLLM and SGLang run MoE layers: an
+    # expert takes k * T / E token-slots on average and none is dropped. (0, 0) for a
     # dense model.
     if m[S.M_EXPERTS] <= 0.0:
         return Capacity(0.0, 0.0)
+    if not training:
+        return Capacity(m[S.M_TOP_K] * t_router / m[S.M_EXPERTS], 0.0)
     capacity = np.ceil(m[S.M_TOP_K] * t_router * cf / m[S.M_EXPERTS])
     dropped = max(0.0, 1.0 - m[S.M_EXPERTS] * capacity / (m[S.M_TOP_K] * t_router))
     return Capacity(capacity, dropped)
+
+
+# The token-slots per expert and router rank of the busiest expert rank, and the share of
+# its experts that receive any token.
+ExpertLoad = namedtuple("ExpertLoad", ["load", "active"])
+
+
+def expert_load(m, f, capacity):
+    # [S5] expert load: the busiest expert rank paces an MoE layer; it receives
+    # moe_load_imbalance times a balanced rank's token-slots (its compute, all-to-all
+    # volume and activations follow it). Inference (dropless) adds the spread of the
+    # routing itself: of the k * T_g slots the EP group routes (T_g = E * capacity / k
+    # tokens per router rank x ep * etp / tp ranks), a rank gets a binomial share with mean
+    # mu = E * capacity * etp / tp and variance mu (1 - 1/ep); the largest of ep such loads
+    # lies near mu + sigma sqrt(2 ln ep) (Gaussian extreme value). A local expert receives
+    # no token with probability (1 - k/E)^T_g (occupancy of T_g draws of k among E), so a
+    # share 1 - (1 - k/E)^T_g of them runs and has its weights read; training pads to the
+    # capacity (every expert runs).
+    if m[S.M_EXPERTS] <= 0.0:
+        return ExpertLoad(0.0, 0.0)
+    spread = 1.0
+    active = 1.0
+    if not f.training:
+        mean = m[S.M_EXPERTS] * capacity * f.etp / f.tp
+        if f.ep > 1.0:
+            spread = 1.0 + np.sqrt(2.0 * np.log(f.ep) * (1.0 - 1.0 / f.ep) / mean)
+        group_tokens = mean * f.ep / m[S.M_TOP_K]
+        active = 1.0 - (1.0 - m[S.M_TOP_K] / m[S.M_EXPERTS]) ** group_tokens
+    return ExpertLoad(capacity * f.imbalance * spread, active)
 
 
 def layer_stage(m, h, f, pr):
@@ -670,26 +715,25 @@ def layer_stage(m, h, f, pr):
     # of causal attention; unfused attention computes every score.
     n_tok = f.mbs * f.seq / f.cp
     keys = f.seq * 0.5 if f.flash else f.seq
-    cap = expert_capacity(m, n_tok, f.cf)
+    cap = expert_capacity(m, n_tok, f.cf, f.training)
     if m[S.M_EXPERTS] > 0.0 and cap.capacity <= 0.0:
         code |= S.V_MOE_NO_CAPACITY
     # [F1] FP4 weights need FP4 tensor cores (Blackwell: B200, GB200, GB300)
     if f.fp4 > 0.0 and h[S.H_PEAK_FP4] <= 0.0:
         code |= S.V_FP4
-    # [S5] expert load: the busiest expert rank paces an MoE layer; with dropless routing
-    # it receives moe_load_imbalance times a balanced rank's token-slots (its compute,
-    # all-to-all volume and activations follow it)
-    load = cap.capacity * f.imbalance
+    # [S5] the busiest expert rank's load
+    load = expert_load(m, f, cap.capacity)
     # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     # a pass and of a decode step (at the mean context seq + gen/2).
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, f.tp, f.cp, f.etp, f.ep, f.sp,
-                        f.flash, f.cp_overlap, load, pr.rate, pr.ab, pr.wb, pr.kvb, pr.head_rate)
+                        f.flash, f.cp_overlap, load.load, load.active, pr.rate, pr.ab, pr.wb,
+                        pr.kvb, pr.db, pr.head_rate)
     fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f))
     dec_flops_tok = 0.0
     if f.decode:
         dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen, 0.0)
     kv_elems = kv_cache_elems_per_gpu(m, f.tp)
-    return LayerStage(code, n_tok, cap.capacity, load, cap.dropped, costs, fwd_flops_tok,
+    return LayerStage(code, n_tok, cap.capacity, load.load, cap.dropped, costs, fwd_flops_tok,
                       dec_flops_tok, kv_elems)
 
 
@@ -1267,11 +1311,10 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     # cached context (mean seq + gen/2); its experts see the step's tokens; `eager`: the
     # share of steps launched without a CUDA graph.
     kv_mean = f.seq + 0.5 * f.gen
-    d_cap = 0.0
-    if m[S.M_EXPERTS] > 0.0:
-        d_cap = np.ceil(m[S.M_TOP_K] * n_tok * f.cf / m[S.M_EXPERTS]) * f.imbalance
-    dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, f.tp, f.cp, f.etp, f.ep,
-                     False, f.flash, True, d_cap, pr.rate, pr.ab, pr.wb, pr.kvb, pr.head_rate)
+    load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
+    dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, f.tp, f.cp, f.etp, f.ep, False,
+                     f.flash, True, load.load, load.active, pr.rate, pr.ab, pr.wb, pr.kvb,
+                     pr.db, pr.head_rate)
     n_l = mb.layers
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -1492,7 +1535,8 @@ KERNEL_FUNCTIONS = (
     moe_costs, layer_costs,
     layer_activation_bytes,
     layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
-    precisions, layer_checks, expert_capacity, layer_stage, stage_shape, stage_layers, split_stage,
+    precisions, layer_checks, expert_capacity, expert_load, layer_stage, stage_shape,
+    stage_layers, split_stage,
     batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
     stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower,
     micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,

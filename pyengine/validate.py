@@ -436,30 +436,50 @@ def megatron_bridge(data: dict | None = None) -> Dataset:
 BATCHES = tuple(2**i for i in range(13))  # 1 .. 4096 concurrent sequences
 
 
+# How trtllm-bench's PyTorch backend runs (perf-overview v1.0 'llm_options'): in-flight
+# batching with chunked prefill inside a token budget (max_num_tokens 8192, the LLM API's
+# default; the per-run value is not printed), the KV cache as 95% of the free memory
+# (kv_cache_free_gpu_mem_fraction 0.95 as printed), CUDA graphs for generation steps;
+# MoE models with attention data parallelism (enable_attention_dp) and the experts over
+# EP = the printed TP (--ep per column not printed).
+TRTLLM_BENCH = {"max_num_tokens": 8192, "kv_cache_fraction": 0.95, "cuda_graphs": True}
+
+
 def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int,
-                tp: int = 1) -> tuple[float, int]:
+                tp: int = 1, dtype: str = "fp8", engine: dict | None = None,
+                attention_dp: bool = False) -> tuple[float, int]:
     """Offline max-throughput: the feasible concurrency with the most output tokens/s.
 
     trtllm-bench fills the KV cache (95% of free memory) with as many sequences as fit;
     here every batch size up to the request count is evaluated and the best feasible
     one is kept (FP8 weights and KV cache, TP ``tp``; with TP > 1 the all-reduce
-    layout of TensorRT-LLM: no sequence parallelism).
+    layout of TensorRT-LLM: no sequence parallelism). ``engine``: further plan fields
+    (TRTLLM_BENCH); ``attention_dp``: attention data parallel over the TP GPUs, experts
+    over EP = tp (batches below tp skipped).
     """
     best, best_b = 0.0, 0
     limits = Limits(mem_fraction=1.0)
     for b in BATCHES:
         if b > requests:
             break
-        r = R.evaluate(model, hw, trtllm_plan(b, isl, osl, tp), limits)
+        if attention_dp and b < tp:
+            continue
+        r = R.evaluate(model, hw, trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp),
+                       limits)
         if r.feasible and r.outputs["tokens_per_s"] > best:
             best, best_b = r.outputs["tokens_per_s"], b
     return best, best_b
 
 
-def trtllm_plan(batch: int, isl: int, osl: int, tp: int = 1, dtype: str = "fp8") -> Plan:
+def trtllm_plan(batch: int, isl: int, osl: int, tp: int = 1, dtype: str = "fp8",
+                engine: dict | None = None, attention_dp: bool = False) -> Plan:
     extra = {"tp": tp, "sequence_parallel": False} if tp > 1 else {}
-    return Plan(mode="decode", dtype=dtype, global_batch=batch, micro_batch=batch,
-                seq_len=isl, gen_tokens=osl, **extra)
+    mb = batch
+    if attention_dp and tp > 1:
+        extra = {"dp": tp, "ep": tp, "etp": 1}
+        mb = batch // tp
+    return Plan(mode="decode", dtype=dtype, global_batch=batch, micro_batch=mb,
+                seq_len=isl, gen_tokens=osl, **extra, **(engine or {}))
 
 
 def trtllm_llama31_8b(data: dict, hardware: dict[str, Hardware] | None = None,
@@ -467,6 +487,7 @@ def trtllm_llama31_8b(data: dict, hardware: dict[str, Hardware] | None = None,
     d = data["tensorrt_llm_llama31_8b_inference"]
     ds = Dataset("trtllm_llama31_8b", "; ".join(f"{k}: {v}" for k, v in d["sources"].items()),
                  "output tokens/s (TP 1)", 0.25, 0.60, kind="serving")
+    # trtllm-bench runs (the metric's note): in-flight batching, KV cache 95% of free memory
     model = presets.model("llama3-8b")
     hws = hardware or {"H100 SXM 80GB": presets.hardware("h100-sxm"),
                        "H200 SXM 141GB": presets.hardware("h200")}
@@ -477,7 +498,8 @@ def trtllm_llama31_8b(data: dict, hardware: dict[str, Hardware] | None = None,
             continue
         key = f"{row['isl']}/{row['osl']}"
         requests = d["num_requests_by_isl_osl"].get(key, 1000)
-        pred, b = trtllm_best(model, hws[row["gpu"]], row["isl"], row["osl"], requests)
+        pred, b = trtllm_best(model, hws[row["gpu"]], row["isl"], row["osl"], requests,
+                              engine=TRTLLM_BENCH)
         ds.rows.append(Row(f"{row['gpu'].split()[0]} {key} ({row['doc_version'].split()[0]}"
                            f"{' v1.0' if 'v1.0' in row['doc_version'] else ''})",
                            row["total_output_tokens_per_s"], pred, "tok/s",
@@ -964,16 +986,19 @@ PERF_OVERVIEW_MODELS = {"Llama 3.3 70B": lambda: presets.model("llama3-70b"),
                         "Qwen3-235B-A22B": lambda: validation_model("qwen3-235b-a22b"),
                         "Llama 4 Scout": lambda: validation_model("llama4-scout"),
                         "Llama 4 Maverick": lambda: validation_model("llama4-maverick")}
+PERF_DTYPES = {"FP8": "fp8", "FP4": "nvfp4"}  # ModelOpt FP4 checkpoints are NVFP4
 PERF_OVERVIEW_GPUS = {"H100": "h100-sxm", "H200": "h200", "B200": "b200", "GB200": "gb200-nvl72"}
 
 
 def trtllm_serving_row(label: str, published_value: float, model: Model, hw: Hardware,
-                       isl: int, osl: int, requests: int, tp: int) -> Row:
-    pred, b = trtllm_best(model, hw, isl, osl, requests, tp)
+                       isl: int, osl: int, requests: int, tp: int, dtype: str = "fp8",
+                       engine: dict | None = None, attention_dp: bool = False) -> Row:
+    pred, b = trtllm_best(model, hw, isl, osl, requests, tp, dtype, engine, attention_dp)
     if b:
         return Row(label, published_value, pred, "tok/s", f"batch {b}",
-                   plan=trtllm_plan(b, isl, osl, tp))
-    r = R.evaluate(model, hw, trtllm_plan(1, isl, osl, tp), Limits(mem_fraction=1.0))
+                   plan=trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp))
+    r = R.evaluate(model, hw, trtllm_plan(tp if attention_dp else 1, isl, osl, tp, dtype,
+                                          engine, attention_dp), Limits(mem_fraction=1.0))
     return Row(label, published_value, 0.0, "tok/s",
                "infeasible at every batch size: " + ",".join(r.violations), False, plan=r.plan)
 
@@ -981,10 +1006,13 @@ def trtllm_serving_row(label: str, published_value: float, model: Model, hw: Har
 def trtllm_perf_overview(data: dict | None = None) -> Dataset:
     """TensorRT-LLM perf-overview (v1.0) offline max throughput, whole TP group: as
     trtllm_llama31_8b, the engine's best feasible batch up to the request count
-    (trtllm_best) with the printed TP; FP8 weights and KV cache; ISL = the prompt,
-    OSL = the generated tokens. Llama 3.3 70B has Llama 3.1 70B's architecture (the
-    llama3-70b preset). The MoE runs' attention data parallelism and EP size are not
-    printed per run: the printed TP over attention and experts (expert TP = TP, EP 1)."""
+    (trtllm_best) with the printed TP, run as trtllm-bench runs (TRTLLM_BENCH: in-flight
+    batching in an 8192-token budget, KV cache 95% of the free memory, CUDA graphs);
+    FP8 weights and KV cache, or NVFP4 weights with an FP8 KV cache on Blackwell; ISL =
+    the prompt, OSL = the generated tokens. Llama 3.3 70B has Llama 3.1 70B's
+    architecture (the llama3-70b preset). MoE runs: attention data parallel over the
+    printed TP GPUs, experts over EP = TP (enable_attention_dp as printed; the EP size per
+    column is not printed)."""
     data = validation_data() if data is None else data
     key = "tensorrt_llm_perf_overview_v1_0_max_throughput"
     ds = validation_dataset(data, key, "output tokens/s (TP group)", "serving",
@@ -993,7 +1021,7 @@ def trtllm_perf_overview(data: dict | None = None) -> Dataset:
     requests = d["conditions"]["num_requests_by_isl_osl"]
     skipped: dict[str, int] = {}
     for row in d["values"]["rows"]:
-        reason = ("FP4 precision (pyengine has bf16 and fp8)" if row["precision"] != "FP8"
+        reason = (f"{row['precision']} precision" if row["precision"] not in PERF_DTYPES
                   else f"{row['gpu']}: no hardware preset" if row["gpu"] not in
                   PERF_OVERVIEW_GPUS
                   else f"{row['model']}: no architecture" if row["model"] not in
@@ -1005,14 +1033,16 @@ def trtllm_perf_overview(data: dict | None = None) -> Dataset:
             continue
         tp = int(row["parallelism"].removeprefix("TP"))
         isl, osl = int(row["isl"]), int(row["osl"])
+        model = PERF_OVERVIEW_MODELS[row["model"]]()
         ds.rows.append(trtllm_serving_row(
-            f"{row['model']} {row['gpu']} TP{tp} {isl}/{osl}",
-            float(row["total_output_tokens_per_s"]), PERF_OVERVIEW_MODELS[row["model"]](),
+            f"{row['model']} {row['gpu']} {row['precision']} TP{tp} {isl}/{osl}",
+            float(row["total_output_tokens_per_s"]), model,
             presets.hardware(PERF_OVERVIEW_GPUS[row["gpu"]]), isl, osl,
-            int(requests.get(f"{isl}/{osl}", 1000)), tp))
+            int(requests.get(f"{isl}/{osl}", 1000)), tp, PERF_DTYPES[row["precision"]],
+            TRTLLM_BENCH, model.is_moe))
     ds.skipped += [f"{why}: {n} values" for why, n in skipped.items()]
     ds.notes = (f"Batches searched: {BATCHES[0]}..{BATCHES[-1]} (the runs' CUDA graphs go to "
-                "8192); attention data parallelism of the MoE runs not modelled.")
+                "8192); MoE runs as attention data parallel + EP = TP.")
     return ds
 
 

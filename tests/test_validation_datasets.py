@@ -200,14 +200,21 @@ def test_single_gpu_and_torchtitan_plans(sets):
 
 def test_serving_plans(sets):
     ds = sets["trtllm_perf_overview"]
-    r = row(ds, "Llama 3.1 405B H100 TP8 5000/500")
+    r = row(ds, "Llama 3.1 405B H100 FP8 TP8 5000/500")
     assert r.published == 610
     assert (r.plan.mode, r.plan.tp, r.plan.seq_len, r.plan.gen_tokens, r.plan.dtype) == \
         ("decode", 8, 5000, 500, "fp8")
-    assert row(ds, "Llama 3.3 70B H200 TP1 128/128").plan.tp == 1
-    assert row(ds, "Qwen3-235B-A22B H200 TP8 2048/2048").published == 16672
-    assert any(s.startswith("FP4") for s in ds.skipped)
-    assert not any("FP4" in r.label or "RTX" in r.label for r in ds.rows)
+    # as trtllm-bench runs: in-flight batching in a token budget, KV cache 95% of free
+    assert (r.plan.max_num_tokens, r.plan.kv_cache_fraction, r.plan.cuda_graphs) == \
+        (8192, 0.95, True)
+    assert row(ds, "Llama 3.3 70B H200 FP8 TP1 128/128").plan.tp == 1
+    # MoE runs: attention data parallel over the printed TP, experts over EP = TP
+    q = row(ds, "Qwen3-235B-A22B H200 FP8 TP8 2048/2048")
+    assert q.published == 16672
+    assert (q.plan.tp, q.plan.dp, q.plan.ep, q.plan.expert_tp) == (1, 8, 8, 1)
+    # FP4 runs on Blackwell as NVFP4 weights
+    assert row(ds, "Llama 3.3 70B B200 FP4 TP1 128/128").plan.dtype == "nvfp4"
+    assert not any("RTX" in r.label for r in ds.rows)
 
     ds = sets["azure_trtllm_h100"]
     r = row(ds, "Llama 3 405B TP8 batch 32")
