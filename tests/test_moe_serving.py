@@ -13,9 +13,8 @@ from pyengine import presets
 from pyengine import reference as R
 from pyengine.explain import explain, render_text
 from pyengine.specs import Limits, Plan
-from pyengine.validate import validation_model
 
-QWEN3 = validation_model("qwen3-235b-a22b")  # 128 experts, top-8
+QWEN3 = presets.model("qwen3-235b-a22b")  # 128 experts, top-8
 H200 = presets.hardware("h200")
 
 

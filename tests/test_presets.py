@@ -58,6 +58,7 @@ def test_preset_lists_are_sorted_and_complete():
     expected_models = {
         "gpt3-175b", "gpt-22b", "llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b",
         "llama3-70b", "llama3-405b", "mixtral-8x7b", "mixtral-8x22b", "deepseek-v3",
+        "qwen3-235b-a22b", "qwen3-30b-a3b",
         "moe-10b", *(f"megatron-gpt-{s}" for s in
                      ("1.7b", "3.6b", "7.5b", "18b", "39b", "76b", "145b", "310b", "530b",
                       "1t")),
@@ -152,6 +153,10 @@ PUBLISHED_PARAMS = [
     ("deepseek-v3", 671e9, 37e9, 0.02),
     # GPT-3 (arXiv:2005.14165) "175.0B"; with V=51200, Eq. (2) gives 174.6B.
     ("gpt3-175b", 174.6e9, None, 0.001),
+    # Qwen3 Technical Report (arXiv:2505.09388) Table 2: 235B / 22B and 30B / 3B activated
+    # (the model cards: 30.5B / 3.3B).
+    ("qwen3-235b-a22b", 235e9, 22e9, 0.01),
+    ("qwen3-30b-a3b", 30.5e9, 3.3e9, 0.02),
     # Illustrative model designed to total ~10B (2.07B active, not a published figure).
     ("moe-10b", 10.0e9, None, 0.01),
 ]
