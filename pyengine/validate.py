@@ -1076,14 +1076,32 @@ NIM_METRICS = (("throughput", "throughput_tokens_per_s", 1.0, "tokens_per_s", "t
                ("ITL", "itl_ms", 1e-3, "tpot_s", "s"))
 
 
+def queued_serving(model: Model, hw: Hardware, plan: Plan) -> tuple[dict, object, str]:
+    """A closed loop of ``plan.global_batch`` clients on an engine whose KV cache holds
+    fewer: the engine serves the max_concurrency that fits and queues the rest (TensorRT-LLM's
+    GUARANTEED_NO_EVICT scheduler admits a request only with its whole KV cache). By
+    Little's law each of the c clients waits c / c_max - 1 service times T_s = TTFT + gen x
+    ITL of the served requests before its own starts: TTFT = TTFT(c_max) + T_s (c / c_max -
+    1); throughput and ITL are those at c_max. Returns (outputs, Result, note)."""
+    r = R.evaluate(model, hw, plan)
+    if r.violations != ["KV_CACHE"]:
+        return dict(r.outputs), r, ""
+    c = plan.global_batch
+    c_max = int(r.outputs["max_concurrency"])
+    served = R.evaluate(model, hw, plan.with_(global_batch=c_max, micro_batch=c_max))
+    out = dict(served.outputs)
+    service = out["ttft_s"] + plan.gen_tokens * out["tpot_s"]
+    out["ttft_s"] += service * (c / c_max - 1.0)
+    return out, served, f"{c_max} served, {c - c_max} queued"
+
+
 def nim_llama33_70b(data: dict | None = None) -> Dataset:
     """NVIDIA NIM Llama-3.3-70B-Instruct on 2x H100, FP8, TP 2, ISL 5000 / OSL 500: each
-    client concurrency c as decode with global batch c (all c in flight; the prompts'
-    prefill in the largest micro-batches that fit, serving_fitting), three metric rows per
-    concurrency: total output throughput (tokens/s), TTFT (ttft_s) and
-    inter-token latency (tpot_s). Not modelled: NIM's request queue (beyond its KV-cache
-    capacity requests wait; TTFT grows to 88 s) and the overlap of one request's prefill
-    with the others' decode."""
+    client concurrency c as decode with global batch c, run as its TensorRT-LLM engine runs
+    (TRTLLM_BENCH: in-flight batching with chunked prefill in a token budget, KV cache 95%
+    of free memory; NIM's own fraction is not printed), beyond the KV cache's capacity
+    queued (queued_serving); three metric rows per concurrency: total output throughput
+    (tokens/s), TTFT (ttft_s) and inter-token latency (tpot_s)."""
     data = validation_data() if data is None else data
     key = "nim_llama3_3_70b_2xh100_fp8_tp2_latency_vs_concurrency"
     ds = validation_dataset(data, key, "output tokens/s, TTFT (s), ITL (s)", "serving",
@@ -1093,10 +1111,13 @@ def nim_llama33_70b(data: dict | None = None) -> Dataset:
     model, hw = presets.model("llama3-70b"), presets.hardware("h100-sxm")
     for row in d["values"]["rows"]:
         conc = int(row["concurrency"])
-        r, note = serving_fitting(model, hw, conc, int(c["isl"]), int(c["osl"]), int(c["tp"]))
-        for metric, col, scale, out, unit in NIM_METRICS:
-            ds.rows.append(result_row(f"concurrency {conc}", row[col] * scale, r, out, unit,
-                                      note, metric=metric))
+        plan = trtllm_plan(conc, int(c["isl"]), int(c["osl"]), int(c["tp"]), "fp8",
+                           TRTLLM_BENCH)
+        out, r, note = queued_serving(model, hw, plan)
+        for metric, col, scale, name, unit in NIM_METRICS:
+            ds.rows.append(Row(f"concurrency {conc}", row[col] * scale, out[name], unit,
+                               row_note(infeasible_note(r), note), r.feasible, metric=metric,
+                               plan=plan))
     ds.notes = "Llama 3.3 70B = the llama3-70b preset's architecture; FP8 weights and KV cache."
     return ds
 
