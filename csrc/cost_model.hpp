@@ -17,7 +17,7 @@
 #endif
 
 #if !defined(__CUDACC_RTC__)
-#include <cmath>  // NVRTC: floor, ceil and log2 are builtins, no headers
+#include <cmath>  // NVRTC: floor, ceil, log2, log, sqrt, pow are builtins, no headers
 #endif
 
 #include "schema.h"

@@ -289,21 +289,19 @@ def nemo_plan(row: dict) -> Plan:
     batch; sequence parallelism with TP, flash attention, distributed optimizer (ZeRO-1)
     with Megatron-Core's default gradient buffer in the parameter dtype (bf16), TP
     communication overlap where TP > 1, no activation recomputation (the performance
-    recipes' defaults)."""
+    recipes' defaults); the GEMM inputs kept for backward in FP8, as Transformer Engine's
+    FP8 Linear layers save their FP8-cast inputs for the weight gradient."""
     tp, pp, cp = row["tp"], row["pp"], row["cp"]
     dp = row["num_gpus"] // (tp * pp * cp)
     return Plan(dtype="fp8", global_batch=row["gbs"], micro_batch=row["mbs"],
                 seq_len=row["seq_len"], tp=tp, pp=pp, cp=cp, dp=dp, vpp=row["vp"], zero=1,
                 recompute="none", sequence_parallel=tp > 1, flash_attention=True,
-                grad_dtype="bf16", tp_overlap=tp > 1)
+                grad_dtype="bf16", tp_overlap=tp > 1, fp8_activations=True)
 
 
 def nemo_24_07(data: dict, hardware: Hardware | None = None, rows=None) -> Dataset:
     d = data["nemo_24_07_pretraining_h100_fp8"]
-    # Nemotron-340B on 128 GPUs (TP 8, PP 8, VP 12, micro-batch 1) ran in 80 GB; the model
-    # counts its activations and buffers above that, so it is no number to average
-    ds = Dataset("nemo_24_07", d["source"], "tokens/s per GPU", 0.15, 0.35,
-                 known_infeasible=("Nemotron-340B on 128 GPUs",), kind="training")
+    ds = Dataset("nemo_24_07", d["source"], "tokens/s per GPU", 0.15, 0.35, kind="training")
     hw = hardware or presets.hardware("h100-sxm")
     for i, row in enumerate(d["rows"]):
         if rows is not None and i not in rows:
@@ -372,13 +370,15 @@ def megatron_core_plan(model: Model, *, dtype: str, gbs: int, mbs: int, seq: int
     degrees: sequence parallelism and TP communication overlap with TP, distributed
     optimizer (ZeRO-1; ZeRO-3 for FSDP) with bf16 gradient buffers, the embedding and
     loss counted in the pipeline split when the virtual stages outnumber the layers,
-    forced-balanced dropless routing (capacity factor 1), expert TP ``etp``."""
+    forced-balanced dropless routing (capacity factor 1), expert TP ``etp``; in FP8 the
+    GEMM inputs kept for backward in FP8 (Transformer Engine saves its FP8-cast inputs)."""
     counted = pp * vpp > model.n_layers
     return Plan(dtype=dtype, global_batch=gbs, micro_batch=mbs, seq_len=seq, tp=tp, pp=pp,
                 cp=cp, dp=dp, vpp=vpp, ep=ep if model.is_moe else 1,
                 etp=etp if model.is_moe else 0, zero=3 if fsdp else 1,
                 sequence_parallel=tp > 1, grad_dtype="bf16", tp_overlap=tp > 1,
-                pp_embedding=counted, pp_loss=counted, **savers)
+                pp_embedding=counted, pp_loss=counted, fp8_activations=dtype == "fp8",
+                **savers)
 
 
 def bridge_plan(row: dict, model: Model, **savers) -> Plan:

@@ -71,7 +71,8 @@ def test_header_needs_no_standard_headers_under_nvrtc(tmp_path):
     prelude = tmp_path / "nvrtc_builtins.h"
     prelude.write_text("extern \"C\" double floor(double);\nextern \"C\" double ceil(double);\n"
                        "extern \"C\" double log2(double);\nextern \"C\" double fmod(double, "
-                       "double);\n")
+                       "double);\nextern \"C\" double sqrt(double);\nextern \"C\" double "
+                       "log(double);\nextern \"C\" double pow(double, double);\n")
     src = tmp_path / "use.cpp"
     src.write_text('#include "cost_model.hpp"\n')
     _run([GXX, "-std=c++17", "-fsyntax-only", "-nostdinc", "-nostdinc++", "-D__CUDACC_RTC__",
