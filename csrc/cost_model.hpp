@@ -1321,6 +1321,7 @@ struct LayerTimes {
     double recompute_dense;
     double recompute_moe;
     double recompute_layer;
+    double recompute_ep;
     double tp_dense;
     double tp_moe;
     double dense_kernels;
@@ -1349,6 +1350,8 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
     double recompute_dense = sv.mlp ? c.mlp_s : 0.0;
     double recompute_moe = ((sv.moe ? c.experts_s : sv.moe_act ? c.moe_act_s : 0.0)
                             + (sv.shared_experts ? c.shared_s : 0.0));
+    // recomputing the MoE module (dispatch, experts, combine) replays its all-to-alls
+    double recompute_ep = sv.moe ? 1.0 : 0.0;
     // [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
     // splits each collective into chunks pipelined with the GEMMs it feeds: only what
     // exceeds the layer's GEMM time stays exposed.
@@ -1378,8 +1381,9 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
                           + (sv.moe ? 3.0 : sv.moe_act ? 1.0 : 0.0)
                           + (sv.shared_experts ? c.shared_kernels : 0.0));
     return LayerTimes{dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
-                      recompute_core, recompute_dense, recompute_moe, recompute_layer, tp_dense,
-                      tp_moe, dense_kernels, moe_kernels, h[H_LAUNCH_OVERHEAD]};
+                      recompute_core, recompute_dense, recompute_moe, recompute_layer,
+                      recompute_ep, tp_dense, tp_moe, dense_kernels, moe_kernels,
+                      h[H_LAUNCH_OVERHEAD]};
 }
 
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
@@ -1389,11 +1393,15 @@ PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double 
     return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s);
 }
 
-// One stage kind's time per micro-batch: total, compute, recompute; and its layers.
+// One stage kind's time per micro-batch: total, compute, recompute, exposed TP, CP and EP
+// communication, launches; and its layers.
 struct StageTime {
     double total;
     double compute;
     double recompute;
+    double tp;
+    double cp;
+    double ep;
     double launch;
     double kernels;
     double layers;
@@ -1414,8 +1422,15 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
                         + shape.moe_layers * lt.recompute_moe
                         + lt.recompute_layer * (full.dense * lt.dense_fwd
                                                 + full.moe * lt.moe_fwd));
-    double comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
-                                    + shape.layers * c.cp_s + shape.moe_layers * lt.ep_moe);
+    // [C13] communication per pass (forward, backward); recomputing a layer's forward
+    // replays its collectives (TP, the CP ring, EP dispatch and combine), recomputing the
+    // MoE module its all-to-alls
+    double full_layers = lt.recompute_layer * (full.dense + full.moe);
+    double tp = (lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe)
+                 + lt.recompute_layer * (full.dense * lt.tp_dense + full.moe * lt.tp_moe));
+    double cp = (lt.comm_passes * shape.layers + full_layers) * c.cp_s;
+    double ep = ((lt.comm_passes + lt.recompute_ep) * shape.moe_layers
+                 + lt.recompute_layer * full.moe) * lt.ep_moe;
     // [T20] the kernels of the same terms; the host's launches not hidden behind them
     double embed_k = shape.first ? c.embed_kernels : 0.0;
     double output_k = shape.last ? (1.0 + shape.mtp) * c.output_kernels : 0.0;
@@ -1423,10 +1438,10 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
                       + lt.passes * (embed_k + output_k)
                       + lt.recompute_layer * (full.dense * c.dense_kernels
                                               + full.moe * c.moe_kernels));
-    double gpu = compute + recompute + comm;
+    double gpu = compute + recompute + tp + cp + ep;
     double launch = py_max(0.0, kernels * lt.launch_s - gpu);
-    return StageTime{gpu + launch, compute, recompute, launch, kernels, shape.layers,
-                     shape.moe_layers};
+    return StageTime{gpu + launch, compute, recompute, tp, cp, ep, launch, kernels,
+                     shape.layers, shape.moe_layers};
 }
 
 PYENGINE_HD inline StageTime slower(const StageTime& a, const StageTime& b) {
@@ -1456,12 +1471,8 @@ PYENGINE_HD inline MicroBatch micro_batch_time(const double* m, const double* h,
         slower(stage_time(split.first, lt, c, full_recompute(m, f, split.first)),
                stage_time(split.last, lt, c, full_recompute(m, f, split.last))),
         stage_time(split.mid, lt, c, full_recompute(m, f, split.mid)));
-    return MicroBatch{slow.total, slow.compute, slow.recompute,
-                      lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
-                                        + slow.moe_layers * lt.tp_moe),
-                      lt.comm_passes * slow.layers * c.cp_s,
-                      lt.comm_passes * slow.moe_layers * lt.ep_moe, slow.launch, slow.kernels,
-                      slow.layers, slow.moe_layers};
+    return MicroBatch{slow.total, slow.compute, slow.recompute, slow.tp, slow.cp, slow.ep,
+                      slow.launch, slow.kernels, slow.layers, slow.moe_layers};
 }
 
 PYENGINE_HD inline double pipeline_send_s(const double* m, const double* h, const PlanFields& f,
@@ -1622,6 +1633,7 @@ PYENGINE_HD inline StepTime training_step(const double* m, const double* h, cons
 // One decode step of one pipeline group on the slowest stage, itemised.
 struct DecodeStep {
     double compute;
+    double experts;
     double tp;
     double cp;
     double ep;
@@ -1647,6 +1659,8 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
                           + dc.embed_s + dc.output_s);
+    // the MoE layers' own share: what the ranks of an EP group do together
+    double dec_experts = n_mo * dc.moe_s;
     double dec_p2p = 0.0;
     if (f.pp > 1.0) {
         dec_p2p = p2p_s(n_tok * m[M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h);
@@ -1657,8 +1671,8 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
                           + dc.embed_kernels + dc.output_kernels);
     double gpu = dec_compute + n_l * dc.tp_s + n_l * dc.cp_s + n_mo * dc.ep_s;
     double host = dec_kernels * h[H_LAUNCH_OVERHEAD];
-    return DecodeStep{dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p,
-                      eager * py_max(0.0, host - gpu), dec_kernels};
+    return DecodeStep{dec_compute, dec_experts, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s,
+                      dec_p2p, eager * py_max(0.0, host - gpu), dec_kernels};
 }
 
 PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
@@ -1722,9 +1736,21 @@ struct ContinuousBatch {
     double chunk_keys;
     double chunks;
     double mixed;
+    double busiest;
+    double busiest_keys;
 };
 
-PYENGINE_HD inline ContinuousBatch continuous_batch(const PlanFields& f, double group) {
+PYENGINE_HD inline double attention_ranks(const double* m, const PlanFields& f) {
+    // [T23] the attention replicas an EP group's experts serve (attention data parallel:
+    // ep x etp GPUs over tp x cp attention groups); a dense model's replicas never meet
+    if (m[M_EXPERTS] <= 0.0) {
+        return 1.0;
+    }
+    return py_max(1.0, f.ep * f.etp / (f.tp * f.cp));
+}
+
+PYENGINE_HD inline ContinuousBatch continuous_batch(const PlanFields& f, double group,
+                                                   double ranks) {
     // [T22] continuous batching with chunked prefill (TensorRT-LLM in-flight batching, vLLM
     // chunked prefill; Agrawal et al. 2024, Sarathi-Serve, OSDI'24): an engine step of a
     // group of `group` sequences carries their decode tokens and prefill chunks up to the
@@ -1733,7 +1759,9 @@ PYENGINE_HD inline ContinuousBatch continuous_batch(const PlanFields& f, double 
     // decode tokens a step; the prompt of a request comes in ceil(seq/(B - decode)) chunks,
     // one a step; an average step carries decode*seq/gen prefill tokens, so that share of
     // a chunk's steps carries one. Prefill tokens attend to seq/2 keys (causal, flash) or
-    // seq, decode tokens to the mean context seq + gen/2.
+    // seq, decode tokens to the mean context seq + gen/2. [T23] Of `ranks` attention
+    // replicas that meet at every MoE layer, chunks arriving independently, the busiest
+    // carries a chunk in 1 - (1 - mixed)^ranks of the steps (or the mean prefill, if more).
     double gen = py_max(f.gen, 1.0);
     double budget_decode = f.max_tokens * gen / (f.seq + gen);
     double dec = py_min(group, budget_decode);
@@ -1744,8 +1772,11 @@ PYENGINE_HD inline ContinuousBatch continuous_batch(const PlanFields& f, double 
     double kv_mean = f.seq + 0.5 * f.gen;
     double keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec);
     double chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec);
-    return ContinuousBatch{dec, budget_decode, pre, keys, chunk, chunk_keys, chunks,
-                           py_min(1.0, pre / chunk)};
+    double mixed = py_min(1.0, pre / chunk);
+    double busiest = py_max(pre, (1.0 - pow(1.0 - mixed, ranks)) * chunk);
+    double busiest_keys = (busiest * prefill_keys + dec * kv_mean) / (busiest + dec);
+    return ContinuousBatch{dec, budget_decode, pre, keys, chunk, chunk_keys, chunks, mixed,
+                           busiest, busiest_keys};
 }
 
 PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
@@ -1760,16 +1791,26 @@ PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
     // group / (1 + TTFT_own / (gen * ITL)) tokens a step, within the budget's; beyond it
     // requests wait for chunk slots, TTFT = (group - decode) * gen * ITL / decode. The
     // replica's sequences produce their gen tokens in pp * group * gen / decode slots.
+    // [T23] With attention data parallel the replicas of an EP group wait for each other
+    // at every MoE layer: a step's per-replica work (attention, dense layers, embedding,
+    // LM head) lasts as long as the busiest replica's, its experts' as the mean step's.
     double pp = f.pp;
     double gen = py_max(f.gen, 1.0);
     double group = py_max(1.0, floor(batch.seqs_per_replica / pp));
-    ContinuousBatch cb = continuous_batch(f, group);
+    double ranks = attention_ranks(m, f);
+    ContinuousBatch cb = continuous_batch(f, group, ranks);
     DecodeStep d = decode_step(m, h, f, pr, mb, cb.decode + cb.prefill / f.cp, cb.keys,
                                cb.decode, f.cuda_graphs ? cb.mixed : 1.0);
     DecodeStep c = decode_step(m, h, f, pr, mb, cb.decode + cb.chunk / f.cp, cb.chunk_keys,
                                cb.decode, 1.0);
+    DecodeStep busy = d;
+    if (ranks > 1.0) {
+        busy = decode_step(m, h, f, pr, mb, cb.decode + cb.busiest / f.cp, cb.busiest_keys,
+                           cb.decode, 0.0);
+    }
+    double wait = (busy.compute - busy.experts) - (d.compute - d.experts);
     double step_cost = h[H_STEP_OVERHEAD];
-    double slot = d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost;
+    double slot = d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost;
     double itl = pp * slot;
     double ttft_own = cb.chunks * pp * (c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p
                                         + step_cost);
@@ -1778,7 +1819,7 @@ PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
     double slots = pp * group * gen / dec;
     double model_flops = (layer.fwd_flops_tok * f.gbs * f.seq
                           + f.gen * f.gbs * layer.dec_flops_tok);
-    return StepTime{slots * d.compute, 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
+    return StepTime{slots * (d.compute + wait), 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
                     slots * d.p2p, 0.0, 0.0, 0.0, slots * d.launch, slots * step_cost,
                     slots * slot, f.gbs * f.gen, model_flops, model_flops, ttft, itl,
                     d.kernels};

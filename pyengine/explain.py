@@ -110,11 +110,14 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
     }
     if plan.mode == "decode" and plan.max_num_tokens > 0:
         group = max(1.0, math.floor(stages.batch.seqs_per_replica / plan.pp))
-        cb = R.continuous_batch(f, group)
+        ranks = R.attention_ranks(m, f)
+        cb = R.continuous_batch(f, group, ranks)
         serving["continuous"] = {"group": group, "decode_tokens": cb.decode,
                                  "prefill_tokens": cb.prefill, "chunk_tokens": cb.chunk,
                                  "chunks": cb.chunks, "mixed_share": cb.mixed,
-                                 "budget_decode": cb.budget_decode}
+                                 "budget_decode": cb.budget_decode,
+                                 "attention_replicas": ranks,
+                                 "busiest_prefill_tokens": cb.busiest}
     if plan.mode == "decode" and model.is_moe:
         serving["moe"] = moe_decode_step(m, f, pr, plan, serving, stages)
     return {
@@ -183,9 +186,9 @@ SERVING_MEMORY_HOW = {
 TIME_HOW = {
     "compute": "m micro-batches x slowest stage's operators (roofline each), fwd + 2x bwd",
     "recompute": "forward operators recomputed in backward",
-    "tp": "2 all-reduces (or AG+RS with SP) per layer, fwd and bwd, on the TP tier",
+    "tp": "2 all-reduces (or AG+RS with SP) per layer, fwd, bwd and recomputed fwd, on the TP tier",
     "cp": "ring K/V exchange not hidden behind attention (all of it without cp_overlap)",
-    "ep": "all-to-all dispatch + combine per MoE layer",
+    "ep": "all-to-all dispatch + combine per MoE layer, fwd, bwd and recomputed fwd",
     "pp_p2p": "activation sends between stages (1/tp each with SP or scatter/gather)",
     "pp_bubble": "(p-1)/v micro-batch times idle",
     "dp": "gradient reduce-scatter/all-gather not hidden behind the last backward",
@@ -339,6 +342,12 @@ def render_text(d: dict) -> str:
             f"(budget sustains {fmt_num(cont['budget_decode'], ',.0f')} decode); a prompt in "
             f"{cont['chunks']:g} chunk(s) of {fmt_num(cont['chunk_tokens'], ',.0f')} tokens, "
             f"{100 * cont['mixed_share']:.1f}% of steps carry one")
+        if cont["attention_replicas"] > 1:
+            lines.append(
+                f"    attention data parallel: {cont['attention_replicas']:g} replicas meet at "
+                "every MoE layer, so a step waits for the busiest, with "
+                f"{fmt_num(cont['busiest_prefill_tokens'], ',.1f')} prefill tokens on average "
+                "(time in 'compute')")
     lines.append("")
     lines.append("Throughput")
     lines.append(f"  tokens/s            {fmt_num(o['tokens_per_s'])}  "

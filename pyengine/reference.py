@@ -1073,8 +1073,8 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb, usable):
 LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "bwd_extra",
                                        "comm_passes", "ep_moe",
                                        "recompute_core", "recompute_dense", "recompute_moe",
-                                       "recompute_layer", "tp_dense", "tp_moe", "dense_kernels",
-                                       "moe_kernels", "launch_s"])
+                                       "recompute_layer", "recompute_ep", "tp_dense", "tp_moe",
+                                       "dense_kernels", "moe_kernels", "launch_s"])
 
 
 def layer_times(c, f, h):
@@ -1097,6 +1097,8 @@ def layer_times(c, f, h):
     recompute_dense = c.mlp_s if sv.mlp else 0.0
     recompute_moe = ((c.experts_s if sv.moe else c.moe_act_s if sv.moe_act else 0.0)
                      + (c.shared_s if sv.shared_experts else 0.0))
+    # recomputing the MoE module (dispatch, experts, combine) replays its all-to-alls
+    recompute_ep = 1.0 if sv.moe else 0.0
     # [C11] TP communication overlap (tp_overlap: Megatron/Transformer Engine userbuffers)
     # splits each collective into chunks pipelined with the GEMMs it feeds: only what
     # exceeds the layer's GEMM time stays exposed.
@@ -1124,8 +1126,9 @@ def layer_times(c, f, h):
                    + (3.0 if sv.moe else 1.0 if sv.moe_act else 0.0)
                    + (c.shared_kernels if sv.shared_experts else 0.0))
     return LayerTimes(dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
-                      recompute_core, recompute_dense, recompute_moe, recompute_layer, tp_dense,
-                      tp_moe, dense_kernels, moe_kernels, h[S.H_LAUNCH_OVERHEAD])
+                      recompute_core, recompute_dense, recompute_moe, recompute_layer,
+                      recompute_ep, tp_dense, tp_moe, dense_kernels, moe_kernels,
+                      h[S.H_LAUNCH_OVERHEAD])
 
 
 def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
@@ -1133,9 +1136,10 @@ def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output
     return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s)
 
 
-# One stage kind's time per micro-batch: total, compute, recompute; and its layers.
-StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "launch", "kernels",
-                                     "layers", "moe_layers"])
+# One stage kind's time per micro-batch: total, compute, recompute, exposed TP, CP and EP
+# communication, launches; and its layers.
+StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "tp", "cp", "ep",
+                                     "launch", "kernels", "layers", "moe_layers"])
 
 
 def stage_time(shape, lt, c, full):
@@ -1151,18 +1155,25 @@ def stage_time(shape, lt, c, full):
     recompute = (shape.layers * lt.recompute_core + dense * lt.recompute_dense
                  + shape.moe_layers * lt.recompute_moe
                  + lt.recompute_layer * (full.dense * lt.dense_fwd + full.moe * lt.moe_fwd))
-    comm = lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe
-                             + shape.layers * c.cp_s + shape.moe_layers * lt.ep_moe)
+    # [C13] communication per pass (forward, backward); recomputing a layer's forward
+    # replays its collectives (TP, the CP ring, EP dispatch and combine), recomputing the
+    # MoE module its all-to-alls
+    full_layers = lt.recompute_layer * (full.dense + full.moe)
+    tp = (lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe)
+          + lt.recompute_layer * (full.dense * lt.tp_dense + full.moe * lt.tp_moe))
+    cp = (lt.comm_passes * shape.layers + full_layers) * c.cp_s
+    ep = ((lt.comm_passes + lt.recompute_ep) * shape.moe_layers
+          + lt.recompute_layer * full.moe) * lt.ep_moe
     # [T20] the kernels of the same terms; the host's launches not hidden behind them
     embed_k = c.embed_kernels if shape.first else 0.0
     output_k = (1.0 + shape.mtp) * c.output_kernels if shape.last else 0.0
     kernels = (dense * lt.dense_kernels + shape.moe_layers * lt.moe_kernels
                + lt.passes * (embed_k + output_k)
                + lt.recompute_layer * (full.dense * c.dense_kernels + full.moe * c.moe_kernels))
-    gpu = compute + recompute + comm
+    gpu = compute + recompute + tp + cp + ep
     launch = max(0.0, kernels * lt.launch_s - gpu)
-    return StageTime(gpu + launch, compute, recompute, launch, kernels, shape.layers,
-                     shape.moe_layers)
+    return StageTime(gpu + launch, compute, recompute, tp, cp, ep, launch, kernels,
+                     shape.layers, shape.moe_layers)
 
 
 def slower(a, b):
@@ -1180,12 +1191,8 @@ def micro_batch_time(m, h, c, f, split):
     slow = slower(slower(stage_time(split.first, lt, c, full_recompute(m, f, split.first)),
                          stage_time(split.last, lt, c, full_recompute(m, f, split.last))),
                   stage_time(split.mid, lt, c, full_recompute(m, f, split.mid)))
-    return MicroBatch(slow.total, slow.compute, slow.recompute,
-                      lt.comm_passes * ((slow.layers - slow.moe_layers) * lt.tp_dense
-                                        + slow.moe_layers * lt.tp_moe),
-                      lt.comm_passes * slow.layers * c.cp_s,
-                      lt.comm_passes * slow.moe_layers * lt.ep_moe, slow.launch, slow.kernels,
-                      slow.layers, slow.moe_layers)
+    return MicroBatch(slow.total, slow.compute, slow.recompute, slow.tp, slow.cp, slow.ep,
+                      slow.launch, slow.kernels, slow.layers, slow.moe_layers)
 
 
 def pipeline_send_s(m, h, f, pr, n_tok):
@@ -1302,7 +1309,8 @@ def training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one):
 
 
 # One decode step of one pipeline group on the slowest stage, itemised.
-DecodeStep = namedtuple("DecodeStep", ["compute", "tp", "cp", "ep", "p2p", "launch", "kernels"])
+DecodeStep = namedtuple("DecodeStep", ["compute", "experts", "tp", "cp", "ep", "p2p", "launch",
+                                       "kernels"])
 
 
 def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
@@ -1319,6 +1327,8 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
                    + dc.embed_s + dc.output_s)
+    # the MoE layers' own share: what the ranks of an EP group do together
+    dec_experts = n_mo * dc.moe_s
     dec_p2p = 0.0
     if f.pp > 1.0:
         dec_p2p = p2p_s(n_tok * m[S.M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h)
@@ -1328,8 +1338,8 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
                    + dc.output_kernels)
     gpu = dec_compute + n_l * dc.tp_s + n_l * dc.cp_s + n_mo * dc.ep_s
     host = dec_kernels * h[S.H_LAUNCH_OVERHEAD]
-    return DecodeStep(dec_compute, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s, dec_p2p,
-                      eager * max(0.0, host - gpu), dec_kernels)
+    return DecodeStep(dec_compute, dec_experts, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s,
+                      dec_p2p, eager * max(0.0, host - gpu), dec_kernels)
 
 
 def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
@@ -1381,10 +1391,19 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
 # budget sustains, the prefill tokens of an average step and of a step carrying a chunk,
 # the keys per token of each, the chunks of a prompt, the share of steps with a chunk.
 ContinuousBatch = namedtuple("ContinuousBatch", ["decode", "budget_decode", "prefill", "keys",
-                                                 "chunk", "chunk_keys", "chunks", "mixed"])
+                                                 "chunk", "chunk_keys", "chunks", "mixed",
+                                                 "busiest", "busiest_keys"])
 
 
-def continuous_batch(f, group):
+def attention_ranks(m, f):
+    # [T23] the attention replicas an EP group's experts serve (attention data parallel:
+    # ep x etp GPUs over tp x cp attention groups); a dense model's replicas never meet
+    if m[S.M_EXPERTS] <= 0.0:
+        return 1.0
+    return max(1.0, f.ep * f.etp / (f.tp * f.cp))
+
+
+def continuous_batch(f, group, ranks):
     # [T22] continuous batching with chunked prefill (TensorRT-LLM in-flight batching, vLLM
     # chunked prefill; Agrawal et al. 2024, Sarathi-Serve, OSDI'24): an engine step of a
     # group of `group` sequences carries their decode tokens and prefill chunks up to the
@@ -1393,7 +1412,9 @@ def continuous_batch(f, group):
     # decode tokens a step; the prompt of a request comes in ceil(seq/(B - decode)) chunks,
     # one a step; an average step carries decode*seq/gen prefill tokens, so that share of
     # a chunk's steps carries one. Prefill tokens attend to seq/2 keys (causal, flash) or
-    # seq, decode tokens to the mean context seq + gen/2.
+    # seq, decode tokens to the mean context seq + gen/2. [T23] Of `ranks` attention
+    # replicas that meet at every MoE layer, chunks arriving independently, the busiest
+    # carries a chunk in 1 - (1 - mixed)^ranks of the steps (or the mean prefill, if more).
     gen = max(f.gen, 1.0)
     budget_decode = f.max_tokens * gen / (f.seq + gen)
     dec = min(group, budget_decode)
@@ -1404,8 +1425,11 @@ def continuous_batch(f, group):
     kv_mean = f.seq + 0.5 * f.gen
     keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec)
     chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec)
-    return ContinuousBatch(dec, budget_decode, pre, keys, chunk, chunk_keys, chunks,
-                           min(1.0, pre / chunk))
+    mixed = min(1.0, pre / chunk)
+    busiest = max(pre, (1.0 - (1.0 - mixed) ** ranks) * chunk)
+    busiest_keys = (busiest * prefill_keys + dec * kv_mean) / (busiest + dec)
+    return ContinuousBatch(dec, budget_decode, pre, keys, chunk, chunk_keys, chunks, mixed,
+                           busiest, busiest_keys)
 
 
 def continuous_step(m, h, f, pr, layer, batch, mb):
@@ -1417,15 +1441,24 @@ def continuous_step(m, h, f, pr, layer, batch, mb):
     # group / (1 + TTFT_own / (gen * ITL)) tokens a step, within the budget's; beyond it
     # requests wait for chunk slots, TTFT = (group - decode) * gen * ITL / decode. The
     # replica's sequences produce their gen tokens in pp * group * gen / decode slots.
+    # [T23] With attention data parallel the replicas of an EP group wait for each other
+    # at every MoE layer: a step's per-replica work (attention, dense layers, embedding,
+    # LM head) lasts as long as the busiest replica's, its experts' as the mean step's.
     pp = f.pp
     gen = max(f.gen, 1.0)
     group = max(1.0, np.floor(batch.seqs_per_replica / pp))
-    cb = continuous_batch(f, group)
+    ranks = attention_ranks(m, f)
+    cb = continuous_batch(f, group, ranks)
     d = decode_step(m, h, f, pr, mb, cb.decode + cb.prefill / f.cp, cb.keys, cb.decode,
                     cb.mixed if f.cuda_graphs else 1.0)
     c = decode_step(m, h, f, pr, mb, cb.decode + cb.chunk / f.cp, cb.chunk_keys, cb.decode, 1.0)
+    busy = d
+    if ranks > 1.0:
+        busy = decode_step(m, h, f, pr, mb, cb.decode + cb.busiest / f.cp, cb.busiest_keys,
+                           cb.decode, 0.0)
+    wait = (busy.compute - busy.experts) - (d.compute - d.experts)
     step_cost = h[S.H_STEP_OVERHEAD]
-    slot = d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost
+    slot = d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost
     itl = pp * slot
     ttft_own = cb.chunks * pp * (c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p + step_cost)
     dec = min(group / (1.0 + ttft_own / (gen * itl)), cb.budget_decode)
@@ -1433,7 +1466,7 @@ def continuous_step(m, h, f, pr, layer, batch, mb):
     slots = pp * group * gen / dec
     model_flops = (layer.fwd_flops_tok * f.gbs * f.seq
                    + f.gen * f.gbs * layer.dec_flops_tok)
-    return StepTime(slots * d.compute, 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
+    return StepTime(slots * (d.compute + wait), 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
                     slots * d.p2p, 0.0, 0.0, 0.0, slots * d.launch, slots * step_cost,
                     slots * slot, f.gbs * f.gen, model_flops, model_flops, ttft, itl,
                     d.kernels)
@@ -1540,7 +1573,8 @@ KERNEL_FUNCTIONS = (
     batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
     stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower,
     micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,
-    decode_step, inference_step, continuous_batch, continuous_step, write_outputs,
+    decode_step, inference_step, attention_ranks, continuous_batch, continuous_step,
+    write_outputs,
 )
 
 
@@ -1551,7 +1585,7 @@ PER_PLAN_FUNCTIONS = (
     memory_savers, plan_fields, precisions, pipeline_checks, full_recompute, bytes_per_param,
     activations, stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time,
     slower, micro_batch_time, pipeline_send_s, data_parallel_s, training_step, inference_step,
-    continuous_batch, continuous_step, write_outputs,
+    attention_ranks, continuous_batch, continuous_step, write_outputs,
 )
 
 

@@ -225,9 +225,12 @@ MEGATRON_NAMES = {24: "megatron-gpt-1.7b", 30: "megatron-gpt-3.6b", 36: "megatro
 
 def megatron_plan(row: dict) -> Plan:
     """Table 1 rows: interleaved schedule, full recomputation, micro-batch 1 (paper Sec. 5.1
-    and Table 1 settings); no sequence parallelism or flash attention (2021); fp32 grads
-    all-reduced without ZeRO, after the pipeline flush (Megatron-LM 2021 had no gradient
-    bucketing behind the backward: dp_overlap off). Interleaving depth: the largest of 4,
+    and Table 1 settings); no sequence parallelism or flash attention (2021); 16-bit
+    gradients (grad_dtype "bf16": 2 bytes) all-reduced without ZeRO, after the pipeline
+    flush: Megatron-LM of 2021 (v2.x arguments.py) accumulated and all-reduced gradients in
+    the parameter dtype unless --accumulate-allreduce-grads-in-fp32, which only bf16
+    forced, and the paper trains in fp16 mixed precision; it had no gradient bucketing
+    behind the backward (dp_overlap off). Interleaving depth: the largest of 4,
     3, 2 that splits the layers evenly (the paper does not list it per row)."""
     tp, pp, dp = row["tensor_parallel"], row["pipeline_parallel"], row["data_parallel_derived"]
     L = row["num_layers"]
@@ -239,7 +242,8 @@ def megatron_plan(row: dict) -> Plan:
                 break
     return Plan(global_batch=row["global_batch_size_sequences"], micro_batch=1,
                 seq_len=row["seq_len"], tp=tp, pp=pp, dp=dp, vpp=vpp, zero=0, recompute="full",
-                flash_attention=False, sequence_parallel=False, dp_overlap=False)
+                flash_attention=False, sequence_parallel=False, dp_overlap=False,
+                grad_dtype="bf16")
 
 
 def megatron_lm_2021(data: dict, hardware: Hardware | None = None, rows=None) -> Dataset:
@@ -882,6 +886,23 @@ def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
 
 # ---- single-GPU PyTorch training steps
 
+# The SM clock at which a preset's tensor peaks are quoted: the vendor's dense BF16 peak
+# over (SMs x dense BF16 FLOP per SM per clock). Ampere's SM does 2,048 (A100: 312 TFLOP/s
+# = 108 x 2048 x 1.41 GHz, its 1410 MHz boost), Hopper's twice that (H100/H200 SXM:
+# 989.4 TFLOP/s = 132 x 4096 x 1.83 GHz), Blackwell's twice Hopper's (B200: 2.25 PFLOP/s
+# = 148 x 8192 x 1.856 GHz).
+PEAK_CLOCK_MHZ = {"a100-80gb": 1410.0, "h100-sxm": 1830.0, "h200": 1830.0, "b200": 1856.0}
+
+
+def at_clock(hw: Hardware, mhz: float) -> Hardware:
+    """The GPU with its SM clock locked at `mhz` (nvidia-smi -lgc): tensor peaks scale
+    with the clock, HBM, NVLink and the network do not."""
+    s = mhz / PEAK_CLOCK_MHZ[hw.name]
+    return dataclasses.replace(hw, peak_bf16_flops_per_s=hw.peak_bf16_flops_per_s * s,
+                               peak_fp8_flops_per_s=hw.peak_fp8_flops_per_s * s,
+                               peak_fp4_flops_per_s=hw.peak_fp4_flops_per_s * s)
+
+
 def single_gpu_plan(batch: int, seq: int, **kw) -> Plan:
     """One GPU, PyTorch bf16 model: no ZeRO, bf16 gradients, fused attention (SDPA)."""
     return Plan(global_batch=batch, micro_batch=batch, seq_len=seq, zero=0, grad_dtype="bf16",
@@ -893,9 +914,9 @@ def llama32_1b_cudnn_frontend(data: dict | None = None) -> Dataset:
     B200 and one H200, per batch/sequence shape and SDPA backend: single_gpu_plan; every
     SDPA backend is fused attention (one rate in pyengine, so the three backends of a shape
     share one prediction); gradient checkpointing is not mentioned (none; the lightest
-    BRIDGE_SAVERS that fit). Not expressible and left as they are: the SGD optimizer
-    without state (pyengine's step is Adam's), the clocks locked at base (1665 MHz B200,
-    1500 MHz H200; the presets' peaks are at boost clock) and eager PyTorch's unfused
+    BRIDGE_SAVERS that fit). Each GPU at the clock the source locked it to (1665 MHz
+    B200, 1500 MHz H200: at_clock). Not expressible and left as they are: the SGD
+    optimizer without state (pyengine's step is Adam's) and eager PyTorch's unfused
     element-wise kernels."""
     data = validation_data() if data is None else data
     key = "llama3_2_1b_single_gpu_training_iteration_b200_h200_cudnn_frontend"
@@ -905,12 +926,13 @@ def llama32_1b_cudnn_frontend(data: dict | None = None) -> Dataset:
     hws = {"NVIDIA B200": presets.hardware("b200"), "NVIDIA H200": presets.hardware("h200")}
     for row in data[key]["values"]["rows"]:
         b, s = int(row["batch_size"]), int(row["seq_len_tokens"])
-        r, savers = evaluate_fitting(model, hws[row["gpu"]], partial(single_gpu_plan, b, s))
+        hw = at_clock(hws[row["gpu"]], float(row["locked_clock_MHz"]))
+        r, savers = evaluate_fitting(model, hw, partial(single_gpu_plan, b, s))
         ds.rows.append(result_row(f"{row['gpu'].split()[-1]} {row['sdpa_backend'].split('_')[0]}"
                                   f" b{b} x {s}", row["iteration_time_s"], r, "time_step_s", "s",
                                   saver_note(r, savers) if r.feasible else ""))
-    ds.notes = ("Plans: single_gpu_plan, Adam in place of the source's stateless SGD; clocks "
-                "locked at base in the source (the model assumes boost clocks).")
+    ds.notes = ("Plans: single_gpu_plan, Adam in place of the source's stateless SGD; tensor "
+                "peaks scaled to the locked clock (at_clock).")
     return ds
 
 

@@ -106,3 +106,33 @@ def test_megatron_deepseek_v3_recipe_fits():
                                          recompute_layernorm=True))
     assert r.feasible, r.violations
     assert r.n_gpus == 1024 and r.memory["total"] < 80e9
+
+
+def test_recomputation_replays_the_forward_collectives():
+    """A fully recomputed layer reruns its forward, collectives included (Megatron's
+    checkpointed forward): TP and CP communication grow from 2 passes (fwd, bwd) to 3;
+    recomputing only part of the layer replays none of them, recomputing the MoE module
+    (dispatch, experts, combine) its all-to-alls."""
+    h100 = presets.hardware("h100-sxm")
+    base = dict(global_batch=8, seq_len=8192, tp=8, cp=2, dp=1, flash_attention=True,
+                cp_overlap=False)
+    none = pyengine.evaluate(GATED, h100, Plan(recompute="none", **base)).time
+    full = pyengine.evaluate(GATED, h100, Plan(recompute="full", **base)).time
+    sel = pyengine.evaluate(GATED, h100, Plan(recompute="selective", **base)).time
+    for part in ("tp", "cp"):
+        assert none[part] > 0
+        assert full[part] == pytest.approx(1.5 * none[part], rel=1e-12)
+        assert sel[part] == pytest.approx(none[part], rel=1e-12)
+    moe = Model(name="m", n_layers=8, hidden=2048, n_heads=16, ffn_hidden=8192, vocab=32000,
+                gated_mlp=True, n_experts=8, top_k=2, expert_ffn_hidden=1024)
+    ep = dict(global_batch=8, seq_len=4096, ep=8, dp=8, etp=1)
+    ep_none = pyengine.evaluate(moe, h100, Plan(recompute="none", **ep)).time["ep"]
+    ep_full = pyengine.evaluate(moe, h100, Plan(recompute="full", **ep)).time["ep"]
+    ep_act = pyengine.evaluate(moe, h100, Plan(recompute="selective", recompute_moe_act=True,
+                                               **ep)).time["ep"]
+    ep_mod = pyengine.evaluate(moe, h100, Plan(recompute="selective", recompute_moe=True,
+                                               **ep)).time["ep"]
+    assert ep_none > 0
+    assert ep_full == pytest.approx(1.5 * ep_none, rel=1e-12)
+    assert ep_mod == pytest.approx(1.5 * ep_none, rel=1e-12)
+    assert ep_act == pytest.approx(ep_none, rel=1e-12)

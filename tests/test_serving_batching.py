@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 import pyengine
+from pyengine import schema as S
 from pyengine import presets
 from pyengine import reference as R
 from pyengine.specs import Plan
@@ -39,7 +41,7 @@ def test_steady_state_tokens_by_hand():
     """[T22] B = 8192, ISL = OSL = 1000, 64 sequences: the budget sustains 4096 decode
     tokens a step; 64 decode, 64 prefill tokens an average step; a prompt fits one chunk,
     so 64/1000 of the steps carry one."""
-    cb = R.continuous_batch(fields(seq_len=1000, gen_tokens=1000, max_num_tokens=8192), 64.0)
+    cb = R.continuous_batch(fields(seq_len=1000, gen_tokens=1000, max_num_tokens=8192), 64.0, 1.0)
     assert cb.budget_decode == 4096.0
     assert (cb.decode, cb.prefill, cb.chunks, cb.chunk) == (64.0, 64.0, 1.0, 1000.0)
     assert cb.mixed == pytest.approx(0.064)
@@ -50,14 +52,14 @@ def test_steady_state_tokens_by_hand():
 def test_long_prompts_come_in_chunks():
     """A 20,000-token prompt through an 8192-token budget with 32 decode tokens a step:
     ceil(20000 / 8160) = 3 chunks of 6,667 tokens."""
-    cb = R.continuous_batch(fields(seq_len=20000, gen_tokens=2000, max_num_tokens=8192), 32.0)
+    cb = R.continuous_batch(fields(seq_len=20000, gen_tokens=2000, max_num_tokens=8192), 32.0, 1.0)
     assert cb.chunks == 3 and cb.chunk == pytest.approx(20000 / 3)
 
 
 def test_budget_caps_the_decode_tokens():
     """Prompts of 5000 for 500 outputs: B*gen/(seq+gen) = 8192/11 = 744.7 decode tokens a
     step at most, however many sequences are in flight."""
-    cb = R.continuous_batch(fields(seq_len=5000, gen_tokens=500, max_num_tokens=8192), 4096.0)
+    cb = R.continuous_batch(fields(seq_len=5000, gen_tokens=500, max_num_tokens=8192), 4096.0, 1.0)
     assert cb.budget_decode == pytest.approx(8192 / 11)
     assert cb.decode == cb.budget_decode
     assert cb.decode + cb.prefill == pytest.approx(8192)
@@ -129,7 +131,65 @@ def test_chunk_steps_launch_eagerly_under_cuda_graphs():
     graphed = pyengine.evaluate(tiny, H100, Plan(**kw))
     eager = pyengine.evaluate(tiny, H100, Plan(**kw, cuda_graphs=False))
     assert 0 < graphed.time["launch"] < eager.time["launch"]
-    cb = R.continuous_batch(R.plan_fields(R.plan_vector(Plan(**kw))), 8.0)
+    cb = R.continuous_batch(R.plan_fields(R.plan_vector(Plan(**kw))), 8.0, 1.0)
     per_slot_graphed = graphed.time["launch"] / graphed.time["step"]
     per_slot_eager = eager.time["launch"] / eager.time["step"]
     assert per_slot_graphed < per_slot_eager and math.isclose(cb.mixed, 8 / 256)
+
+
+def test_attention_replicas_of_an_expert_group():
+    """[T23] The attention replicas whose tokens meet at an EP group's experts: ep x etp
+    GPUs over tp x cp attention groups; a dense model's replicas never wait for each
+    other."""
+    qwen = presets.model("qwen3-30b-a3b")
+    m = R.model_vector(qwen)
+    assert R.attention_ranks(m, fields(gen_tokens=100, dp=8, ep=8, etp=1)) == 8.0
+    assert R.attention_ranks(m, fields(gen_tokens=100, tp=8, ep=8, etp=1)) == 1.0
+    assert R.attention_ranks(m, fields(gen_tokens=100, tp=2, dp=4, ep=8, etp=1)) == 4.0
+    assert R.attention_ranks(R.model_vector(LLAMA8B), fields(gen_tokens=100, dp=8)) == 1.0
+
+
+def test_busiest_replica_carries_a_chunk_when_any_does():
+    """[T23] 64 sequences of 1000/1000 per replica: a replica carries a chunk in 6.4% of
+    the steps; of 8 replicas meeting at the experts, one does in 1 - 0.936^8 = 41% of them,
+    and the step waits for it. One replica: the mean prefill. More prefill than a chunk a
+    step: every replica carries prefill every step, the mean."""
+    f = fields(seq_len=1000, gen_tokens=1000, max_num_tokens=8192)
+    one = R.continuous_batch(f, 64.0, 1.0)
+    eight = R.continuous_batch(f, 64.0, 8.0)
+    assert one.busiest == pytest.approx(one.prefill) and one.prefill == 64.0
+    assert eight.busiest == pytest.approx((1 - 0.936 ** 8) * 1000.0)
+    assert eight.busiest_keys == pytest.approx((eight.busiest * 500 + 64 * 1500)
+                                               / (eight.busiest + 64))
+    full = R.continuous_batch(fields(seq_len=2048, gen_tokens=128, max_num_tokens=8192),
+                              4096.0, 8.0)
+    assert full.mixed == 1.0 and full.busiest == full.prefill
+
+
+def test_attention_dp_waits_for_the_busiest_replica():
+    """[T23] Qwen3-30B-A3B with attention data parallel over 8 GPUs and EP 8, prompts
+    of 5000 for 500 outputs: the step lasts longer than the mean replica's by the busiest
+    replica's extra attention and dense work, nothing else changes; attention TP 8 over
+    the same GPUs has one replica and no such wait."""
+    qwen = presets.model("qwen3-30b-a3b")
+    kw = dict(mode="decode", dtype="fp8", global_batch=512, seq_len=5000, gen_tokens=500,
+              max_num_tokens=8192)
+    adp = Plan(micro_batch=64, dp=8, ep=8, etp=1, **kw)
+    f = R.plan_fields(R.plan_vector(adp))
+    m, h = R.model_vector(qwen), R.hardware_vector(H100)
+    pr = R.precisions(h, f)
+    out = np.zeros(S.N_OUTPUTS)
+    code, stages = R.evaluate_plan(m, h, R.limits_vector(), R.plan_vector(adp), out,
+                                   R.no_stages(), 0)
+    assert code == 0
+    mb = R.micro_batch_time(m, h, stages.layer.costs, f, stages.split)
+    cb = R.continuous_batch(f, 64.0, 8.0)
+    d = R.decode_step(m, h, f, pr, mb, cb.decode + cb.prefill, cb.keys, cb.decode, cb.mixed)
+    b = R.decode_step(m, h, f, pr, mb, cb.decode + cb.busiest, cb.busiest_keys, cb.decode, 0.0)
+    wait = (b.compute - b.experts) - (d.compute - d.experts)
+    assert wait > 0
+    t = R.continuous_step(m, h, f, pr, stages.layer, stages.batch, mb)
+    assert t.tpot == pytest.approx(d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p
+                                   + H100.step_overhead_s, rel=1e-12)
+    tp8 = pyengine.evaluate(qwen, H100, Plan(micro_batch=512, tp=8, ep=8, etp=1, **kw))
+    assert tp8.feasible
