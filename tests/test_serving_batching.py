@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import pyengine
-from pyengine import schema as S
 from pyengine import presets
 from pyengine import reference as R
+from pyengine import schema as S
 from pyengine.specs import Plan
 
 H100 = presets.hardware("h100-sxm")
