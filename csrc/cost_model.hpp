@@ -1726,7 +1726,8 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
 
 // The steady state of continuous batching: the decode tokens of a step and what the token
 // budget sustains, the prefill tokens of an average step and of a step carrying a chunk,
-// the keys per token of each, the chunks of a prompt, the share of steps with a chunk.
+// the keys per token of each, the chunks of a prompt, the share of steps with a chunk; the
+// prefill tokens of the busiest attention replica and their keys.
 struct ContinuousBatch {
     double decode;
     double budget_decode;

@@ -1389,7 +1389,8 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
 
 # The steady state of continuous batching: the decode tokens of a step and what the token
 # budget sustains, the prefill tokens of an average step and of a step carrying a chunk,
-# the keys per token of each, the chunks of a prompt, the share of steps with a chunk.
+# the keys per token of each, the chunks of a prompt, the share of steps with a chunk; the
+# prefill tokens of the busiest attention replica and their keys.
 ContinuousBatch = namedtuple("ContinuousBatch", ["decode", "budget_decode", "prefill", "keys",
                                                  "chunk", "chunk_keys", "chunks", "mixed",
                                                  "busiest", "busiest_keys"])
