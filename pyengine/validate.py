@@ -898,9 +898,9 @@ def at_clock(hw: Hardware, mhz: float) -> Hardware:
     """The GPU with its SM clock locked at `mhz` (nvidia-smi -lgc): tensor peaks scale
     with the clock, HBM, NVLink and the network do not."""
     s = mhz / PEAK_CLOCK_MHZ[hw.name]
-    return dataclasses.replace(hw, peak_bf16_flops_per_s=hw.peak_bf16_flops_per_s * s,
-                               peak_fp8_flops_per_s=hw.peak_fp8_flops_per_s * s,
-                               peak_fp4_flops_per_s=hw.peak_fp4_flops_per_s * s)
+    return hw.with_(peak_bf16_flops_per_s=hw.peak_bf16_flops_per_s * s,
+                    peak_fp8_flops_per_s=hw.peak_fp8_flops_per_s * s,
+                    peak_fp4_flops_per_s=hw.peak_fp4_flops_per_s * s)
 
 
 def single_gpu_plan(batch: int, seq: int, **kw) -> Plan:
