@@ -90,7 +90,7 @@ def calibrate():
 @pytest.fixture(scope="module")
 def fitted(calibrate):
     a100 = calibrate.fit_a100()
-    return a100, calibrate.fit_h100(a100)
+    return a100, calibrate.fit_h100()
 
 
 def test_calibrate_output_is_what_the_presets_hold(calibrate, fitted):

@@ -24,8 +24,10 @@ printed next to them):
               recompute/SP settings), each dataset weighted once; inter_eff and
               inter_latency are the H100's (no A100 multi-node measurements shipped)
   h100-sxm    gemm_eff_max_fp8 on NeMo 24.07 FP8 pre-training + TensorRT-LLM Llama 3.1 8B
-              on H100; gemm_eff_max (BF16) carried over from the A100 fit, scaled by the
-              ratio of the two GPUs' best achievable BF16 matmul shares (MAMF: 80.3% / 86.9%)
+              on H100; gemm_eff_max (BF16) tied to it: the share of the H100's best
+              achievable FP8 matmul rate its FP8 GEMMs reach end to end, applied to its best
+              achievable BF16 matmul share (MAMF: 70.9% FP8, 80.3% BF16), the same GPU and
+              software stack (no H100 BF16 run is in shared/calibration)
   h200        the H100's values but its own hbm_eff (same GPU die); the H200
               TensorRT-LLM rows are never used in any fit: a true hold-out.
   b200, gb200-nvl72, gb300-nvl72: the H100 values, but fused attention fitted on the
@@ -95,14 +97,18 @@ def start_values(names) -> dict[str, float]:
     return {n: float(np.clip(defaults[n], *PARAMS[n])) for n in names}
 
 
-def fit(base_hw, names, make_datasets, rounds=3, points=9):
+def fit(base_hw, names, make_datasets, rounds=3, points=9, derive=None):
     """Coordinate search: each parameter over a grid within its bounds, then a finer grid
-    around the best value; deterministic, so anyone re-running gets the same numbers."""
+    around the best value; deterministic, so anyone re-running gets the same numbers.
+    `derive(values)` gives parameters tied to the fitted ones (set with each trial)."""
     current = start_values(names)
     width = {n: PARAMS[n][1] - PARAMS[n][0] for n in names}
 
+    def with_values(values):
+        return base_hw.with_(**values, **(derive(values) if derive else {}))
+
     def cost(values):
-        return score(make_datasets(base_hw.with_(**values)))
+        return score(make_datasets(with_values(values)))
 
     best = cost(current)
     for _ in range(rounds):
@@ -116,7 +122,7 @@ def fit(base_hw, names, make_datasets, rounds=3, points=9):
                 if c < best - 1e-12:
                     best, current = c, trial
             width[n] /= 3.0
-    return base_hw.with_(**current), best
+    return with_values(current), best
 
 
 ATTN_NAMES = ["attn_eff_fwd", "attn_eff_bwd", "attn_seq_half", "attn_dim_half"]
@@ -224,7 +230,7 @@ def holdout(base_hw, names, make, n_rows):
 HEADER = "# Efficiency parameters "
 A100_NAMES = ["gemm_eff_max"]
 # BF16 GEMM efficiency is not identifiable from FP8 runs (only attention runs in BF16
-# there): the H100 takes it from the A100 fit, the same kind of tensor core.
+# there): the H100's is tied to its FP8 level (h100_bf16).
 H100_NAMES = ["gemm_eff_max_fp8"]
 GEMM_OPS = ["gemm_dim_half", "op_overhead_s"]
 NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
@@ -266,14 +272,20 @@ def fit_a100(ops=None):
                a100_sets)[0]
 
 
-def h100_base(a100, ops=None):
+def h100_base(ops=None):
     ops = ops or operator_values()
-    level = OPS.bf16_level_by_mamf("h100-sxm", "a100-80gb", a100.gemm_eff_max)
-    return presets.hardware("h100-sxm").with_(gemm_eff_max=level, **ops["h100-sxm"])
+    return presets.hardware("h100-sxm").with_(**ops["h100-sxm"])
 
 
-def fit_h100(a100, ops=None):
-    return fit(h100_base(a100, ops), H100_NAMES, h100_sets)[0]
+def h100_bf16(values: dict[str, float]) -> dict[str, float]:
+    """The H100's BF16 level from the trial FP8 level (fit_operators.bf16_level_from_fp8),
+    within the BF16 level's bounds."""
+    level = OPS.bf16_level_from_fp8("h100-sxm", values["gemm_eff_max_fp8"])
+    return {"gemm_eff_max": float(np.clip(level, *PARAMS["gemm_eff_max"]))}
+
+
+def fit_h100(ops=None):
+    return fit(h100_base(ops), H100_NAMES, h100_sets, derive=h100_bf16)[0]
 
 
 def outputs(a100, h100, ops=None) -> dict[str, tuple]:
@@ -404,8 +416,9 @@ def main() -> int:
             report(f"held-out{parity}", sets)
 
     print("h100-sxm on NeMo 24.07 FP8 + TensorRT-LLM H100")
-    h100 = fit_h100(a100, ops)
-    print("  fitted: " + ", ".join(f"{n}={getattr(h100, n):.4g}" for n in H100_NAMES))
+    h100 = fit_h100(ops)
+    print("  fitted: " + ", ".join(f"{n}={getattr(h100, n):.4g}" for n in H100_NAMES)
+          + f"; tied: gemm_eff_max={h100.gemm_eff_max:.4g} (BF16 by the H100's MAMF shares)")
     report("all rows", h100_sets(h100))
     if not args.no_holdout:
         n_nemo = len(data["nemo_24_07_pretraining_h100_fp8"]["rows"])
@@ -413,8 +426,9 @@ def main() -> int:
         for parity in (0, 1):
             nemo_train = [i for i in range(n_nemo) if i % 2 == parity]
             trt_train = [i for i in range(n_trt) if i % 2 == parity]
-            hw, _ = fit(h100_base(a100, ops), H100_NAMES,
-                        lambda h, a=nemo_train, b=trt_train: h100_sets(h, a, b))
+            hw, _ = fit(h100_base(ops), H100_NAMES,
+                        lambda h, a=nemo_train, b=trt_train: h100_sets(h, a, b),
+                        derive=h100_bf16)
             test = h100_sets(hw, [i for i in range(n_nemo) if i % 2 != parity],
                              [i for i in range(n_trt) if i % 2 != parity])
             report(f"held-out{parity}", test)

@@ -13,6 +13,8 @@ bounds, no per-row factors.
   net_eff, intra_latency   nccl-tests on one 8-GPU NVLink node (H100; A100 all-reduce)
   inter_eff, inter_latency nccl-tests on 80 H100s (10 nodes) and 2 nodes x 1 GPU
   Blackwell attention      cuDNN SDPA benchmarks (cudnn-frontend) on B200, GB200, GB300
+  H100 BF16 GEMM level     the H100's end-to-end FP8 level x its BF16/FP8 best achievable
+                           matmul shares (the FP8 level is fitted end to end)
   Blackwell GEMM levels    the H100 levels x the ratio of best achievable matmul shares
 """
 
@@ -270,10 +272,14 @@ def mamf_share(slug: str, dtype: str) -> float:
     return row["mamf_tflops"] * 1e12 / peak
 
 
-def bf16_level_by_mamf(slug: str, base_slug: str, base_level: float) -> float:
-    """A BF16 large-GEMM level carried from `base_slug` to `slug` by the ratio of their
-    best achievable BF16 matmul shares (one tool, mamf-finder, on both)."""
-    return round(base_level * mamf_share(slug, "bf16") / mamf_share(base_slug, "bf16"), 4)
+def bf16_level_from_fp8(slug: str, fp8_level: float) -> float:
+    """A GPU's BF16 large-GEMM level from its FP8 one: the share of its best achievable FP8
+    matmul rate that its FP8 GEMMs reach end to end, applied to its best achievable BF16
+    matmul share (mamf-finder, one tool for both dtypes). The in-framework shortfall from
+    the microbenchmark (clocks and power under sustained load, communication kernels on
+    the same SMs, the framework's kernels between GEMMs) is taken to belong to the GPU and
+    its software stack, not to the dtype."""
+    return round(mamf_share(slug, "bf16") * fp8_level / mamf_share(slug, "fp8"), 4)
 
 
 def gemm_levels_by_mamf(slug: str, h100) -> dict[str, float]:
