@@ -375,15 +375,17 @@ struct LayerCosts {
 
 // Forward cost of each layer kind for n_tok query tokens per GPU.
 // keys: keys each query attends to (causal flash halves them); kv_len: cached context
-// (decode); seqs: sequences in the micro-batch; capacity: token-slots per expert and
-// router rank of the busiest expert rank; active: the share of its experts with tokens;
-// rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16);
-// head_rate: the output layer's (16-bit weights in quantized inference); db: bytes a
-// dispatched value.
+// (decode); seqs: sequences in the micro-batch; logit_rows: the positions whose logits
+// the output layer computes (training: every token; inference: one per sequence);
+// capacity: token-slots per expert and router rank of the busiest expert rank; active:
+// the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
+// dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
+// quantized inference); db: bytes a dispatched value.
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
-                                          double tp, double cp, double etp, double ep, bool sp,
-                                          bool flash, bool cp_overlap, double capacity,
+                                          double logit_rows, double tp, double cp, double etp,
+                                          double ep, bool sp, bool flash, bool cp_overlap,
+                                          double capacity,
                                           double active, double rate, double ab, double wb,
                                           double kvb, double db, double head_rate) {
     double hid = m[M_HIDDEN];
@@ -422,8 +424,11 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
 
     // [T10] embedding lookup (first stage) and output layer + loss (last stage); the
     // output layer's weights stay in 16 bits (FP8/FP4 checkpoints keep lm_head in BF16).
+    // Training takes the loss at every token; inference samples the last position of each
+    // sequence, so engines compute only its logits (TensorRT-LLM gather_last_token_logits,
+    // vLLM's logits of the sampled positions), in prefill as in decode.
     double embed_s = memory_bound_s(2.0 * n_tok * hid * ab / sp_div, 1.0, h);
-    double out_tok = decode ? seqs : n_tok;
+    double out_tok = logit_rows;
     double output_s = (gemm_s(2.0 * out_tok * hid * m[M_VOCAB] / tp,
                               hid * m[M_VOCAB] / tp * 2.0 + out_tok * m[M_VOCAB] / tp * 4.0,
                               out_tok, m[M_VOCAB] / tp, hid, head_rate, h)
@@ -874,9 +879,11 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     ExpertLoad load = expert_load(m, f, cap.capacity);
     // [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     // a pass and of a decode step (at the mean context seq + gen/2).
-    LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, f.tp, f.cp, f.etp, f.ep,
-                                   f.sp, f.flash, f.cp_overlap, load.load, load.active,
-                                   pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate);
+    double logit_rows = f.training ? n_tok : f.mbs;
+    LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, logit_rows, f.tp, f.cp,
+                                   f.etp, f.ep, f.sp, f.flash, f.cp_overlap, load.load,
+                                   load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db,
+                                   pr.head_rate);
     double fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f));
     double dec_flops_tok = 0.0;
     if (f.decode) {
@@ -1652,9 +1659,9 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     // share of steps launched without a CUDA graph.
     double kv_mean = f.seq + 0.5 * f.gen;
     ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
-    LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, f.tp, f.cp, f.etp,
-                                f.ep, false, f.flash, true, load.load, load.active, pr.rate,
-                                pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate);
+    LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, seqs, f.tp, f.cp,
+                                f.etp, f.ep, false, f.flash, true, load.load, load.active,
+                                pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate);
     double n_l = mb.layers;
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

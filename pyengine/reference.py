@@ -314,16 +314,17 @@ LayerCosts = namedtuple(
 )
 
 
-def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, flash,
-                cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate):
+def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp, ep, sp,
+                flash, cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
     keys: keys each query attends to (causal flash halves them); kv_len: cached context
-    (decode); seqs: sequences in the micro-batch; capacity: token-slots per expert and
-    router rank of the busiest expert rank; active: the share of its experts with tokens;
-    rate: attainable large-GEMM FLOP/s of the compute dtype (attention runs in BF16);
-    head_rate: the output layer's (16-bit weights in quantized inference); db: bytes a
-    dispatched value.
+    (decode); seqs: sequences in the micro-batch; logit_rows: the positions whose logits
+    the output layer computes (training: every token; inference: one per sequence);
+    capacity: token-slots per expert and router rank of the busiest expert rank; active:
+    the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
+    dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
+    quantized inference); db: bytes a dispatched value.
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
@@ -356,8 +357,11 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, etp, ep, sp, fl
 
     # [T10] embedding lookup (first stage) and output layer + loss (last stage); the
     # output layer's weights stay in 16 bits (FP8/FP4 checkpoints keep lm_head in BF16).
+    # Training takes the loss at every token; inference samples the last position of each
+    # sequence, so engines compute only its logits (TensorRT-LLM gather_last_token_logits,
+    # vLLM's logits of the sampled positions), in prefill as in decode.
     embed_s = memory_bound_s(2.0 * n_tok * hid * ab / sp_div, 1.0, h)
-    out_tok = seqs if decode else n_tok
+    out_tok = logit_rows
     output_s = (gemm_s(2.0 * out_tok * hid * m[S.M_VOCAB] / tp,
                        hid * m[S.M_VOCAB] / tp * 2.0 + out_tok * m[S.M_VOCAB] / tp * 4.0,
                        out_tok, m[S.M_VOCAB] / tp, hid, head_rate, h)
@@ -725,9 +729,10 @@ def layer_stage(m, h, f, pr):
     load = expert_load(m, f, cap.capacity)
     # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     # a pass and of a decode step (at the mean context seq + gen/2).
-    costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, f.tp, f.cp, f.etp, f.ep, f.sp,
-                        f.flash, f.cp_overlap, load.load, load.active, pr.rate, pr.ab, pr.wb,
-                        pr.kvb, pr.db, pr.head_rate)
+    logit_rows = n_tok if f.training else f.mbs
+    costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, logit_rows, f.tp, f.cp, f.etp,
+                        f.ep, f.sp, f.flash, f.cp_overlap, load.load, load.active, pr.rate,
+                        pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate)
     fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f))
     dec_flops_tok = 0.0
     if f.decode:
@@ -1320,9 +1325,9 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     # share of steps launched without a CUDA graph.
     kv_mean = f.seq + 0.5 * f.gen
     load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
-    dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, f.tp, f.cp, f.etp, f.ep, False,
-                     f.flash, True, load.load, load.active, pr.rate, pr.ab, pr.wb, pr.kvb,
-                     pr.db, pr.head_rate)
+    dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, seqs, f.tp, f.cp, f.etp, f.ep,
+                     False, f.flash, True, load.load, load.active, pr.rate, pr.ab, pr.wb,
+                     pr.kvb, pr.db, pr.head_rate)
     n_l = mb.layers
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

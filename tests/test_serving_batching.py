@@ -103,11 +103,12 @@ def test_ttft_is_the_prompts_chunk_at_low_load_and_queues_beyond_the_budget():
 
 def test_prefill_heavy_short_outputs_gain_from_mixing():
     """ISL 2048 / OSL 128 at 128 clients: mixing chunks into decode steps instead of
-    prefilling every prompt apart (the all-prompts pass, then the decode) is faster."""
+    prefilling every prompt apart (the all-prompts pass, then the decode) is faster (3%
+    here: both compute the logits of each prompt's last position only)."""
     kw = dict(global_batch=128, micro_batch=128, seq_len=2048, gen_tokens=128)
     mixed = serve(**kw)
     apart = serve(**kw, max_num_tokens=0)
-    assert mixed.tokens_per_s > 1.1 * apart.tokens_per_s
+    assert mixed.tokens_per_s > 1.02 * apart.tokens_per_s
 
 
 def test_no_budget_keeps_the_separate_prefill():

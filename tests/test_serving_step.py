@@ -177,3 +177,25 @@ def test_tiny_training_is_launch_bound():
     assert r.time["launch"] > 0
     per_mb = (r.time["compute"] + r.time["launch"]) / r.outputs["n_micro_batches"]
     assert per_mb == pytest.approx(kernels * hw.launch_overhead_s, rel=1e-12)
+
+
+def test_prefill_computes_the_logits_of_the_last_position_only():
+    """Engines sample the last position of each prompt (TensorRT-LLM
+    gather_last_token_logits, vLLM's sampled positions): prefill's output layer is one row
+    per sequence, training's one per token."""
+    from pyengine import reference as R
+
+    llama, h100 = presets.model("llama3-8b"), presets.hardware("h100-sxm")
+    m, h = R.model_vector(llama), R.hardware_vector(h100)
+
+    def output_s(mode: str) -> float:
+        f = R.plan_fields(R.plan_vector(Plan(mode=mode, global_batch=2, micro_batch=2,
+                                             seq_len=4096, gen_tokens=0)))
+        return R.layer_stage(m, h, f, R.precisions(h, f)).costs.output_s
+
+    prefill, training = output_s("prefill"), output_s("train")
+    head_read = 2.0 * llama.vocab * llama.hidden / (h100.hbm_bandwidth_bytes_per_s
+                                                     * h100.hbm_eff)
+    # two rows: reading the 16-bit head weights dominates; training's 8192 rows are GEMM-bound
+    assert head_read < prefill < 1.2 * head_read
+    assert training > 10 * prefill
