@@ -142,6 +142,40 @@ PYENGINE_HD inline double alltoall_s(double nbytes, double size, double stride,
     return py_max(off_domain, in_domain) + lat;
 }
 
+PYENGINE_HD inline double remote_domains(double domains, double top_k, double experts) {
+    // [C14] the remote NVLink domains a token's k experts occupy, on average, when the E
+    // experts are spread evenly over `domains` domains and routing is uniform: a domain
+    // holding E/D of them gets none of the k with probability C(E - E/D, k) / C(E, k).
+    double miss = 1.0;
+    double i = 0.0;
+    while (i < top_k && miss > 0.0) {
+        miss *= py_max(0.0, (experts - experts / domains - i) / (experts - i));
+        i += 1.0;
+    }
+    return (domains - 1.0) * (1.0 - miss);
+}
+
+PYENGINE_HD inline double deduplicated_alltoall_s(double nbytes, double size, double stride,
+                                                  double top_k, double experts,
+                                                  const double* h) {
+    // [C14] DeepEP / HybridEP dispatch and combine (Megatron-Core's flex dispatcher): a
+    // token whose experts sit in several NVLink domains crosses the scale-out network once
+    // per remote domain and is forwarded to its experts' ranks over NVLink there (DeepEP
+    // README, "asymmetric-domain bandwidth forwarding"; combine the reverse); nbytes holds
+    // the k token-slots of each token. Inside one domain it is the all-to-all.
+    if (size <= 1.0) {
+        return 0.0;
+    }
+    if (stride * size <= h[H_NVLINK_DOMAIN]) {
+        return alltoall_s(nbytes, size, stride, h);
+    }
+    double per_domain = py_max(1.0, floor(h[H_NVLINK_DOMAIN] / stride));
+    double remote = remote_domains(size / per_domain, top_k, experts);
+    double off_domain = nbytes / top_k * remote / (h[H_INTER_BW] * h[H_INTER_EFF]);
+    double in_domain = (per_domain - 1.0) / per_domain * nbytes / (h[H_INTRA_BW] * h[H_NET_EFF]);
+    return py_max(off_domain, in_domain) + 2.0 * group_latency(stride, size, h);
+}
+
 PYENGINE_HD inline double p2p_s(double nbytes, double stride, const double* h) {
     // [C5] point-to-point send between neighbouring ranks `stride` apart.
     return nbytes / group_bandwidth(stride, 2.0, h) + group_latency(stride, 2.0, h);
@@ -292,7 +326,7 @@ struct MoeCosts {
 PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n_tok, double tp,
                                       double etp, double ep, double sp_div, double capacity,
                                       double active, double rate, double ab, double wb,
-                                      double db) {
+                                      double db, double dispatcher) {
     if (m[M_EXPERTS] <= 0.0) {
         return MoeCosts{0.0, 0.0, 0.0, 0.0, 0.0};
     }
@@ -329,15 +363,34 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
     if (m[M_SHARED_FFN] > 0.0) {
         shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, ab, wb);
     }
-    // [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
-    // (stride etp); with etp > 1 the slots are also gathered / scattered over ETP. The
+    // [C6] expert dispatch + combine as the token dispatcher moves them (Megatron-Core
+    // moe_token_dispatcher_type). alltoall (0): two all-to-alls of the slots over the EP
+    // group (stride etp), with etp > 1 also gathered / scattered over ETP; flex (2): the
+    // same slots deduplicated per NVLink domain ([C14]). allgather (1): every rank
+    // all-gathers the hidden states of the ETP x EP group's tokens (n_tok/tp each, the
+    // group's ranks adjacent) and reduce-scatters the outputs (Megatron-Core's allgather
+    // dispatcher; TensorRT-LLM's MoE under attention data parallel without MNNVL). The
     // dispatch moves db bytes a value (quantized inference: FP8, as DeepEP's and
     // TensorRT-LLM's dispatch kernels send it), the combine ab.
     double dispatch_bytes = slots * hid * db;
     double combine_bytes = slots * hid * ab;
-    double ep_s = (alltoall_s(dispatch_bytes, ep, etp, h) + alltoall_s(combine_bytes, ep, etp, h)
-                   + allgather_s(dispatch_bytes, etp, 1.0, h)
-                   + allgather_s(combine_bytes, etp, 1.0, h));
+    double ep_s = 0.0;
+    if (dispatcher == 1.0) {
+        double group = ep * etp;
+        double gathered = n_tok / tp * group * hid;
+        ep_s = (allgather_s(gathered * db, group, 1.0, h)
+                + allgather_s(gathered * ab, group, 1.0, h));
+    } else {
+        if (dispatcher == 2.0) {
+            ep_s = (deduplicated_alltoall_s(dispatch_bytes, ep, etp, m[M_TOP_K], m[M_EXPERTS], h)
+                    + deduplicated_alltoall_s(combine_bytes, ep, etp, m[M_TOP_K], m[M_EXPERTS],
+                                              h));
+        } else {
+            ep_s = alltoall_s(dispatch_bytes, ep, etp, h) + alltoall_s(combine_bytes, ep, etp, h);
+        }
+        ep_s = (ep_s + allgather_s(dispatch_bytes, etp, 1.0, h)
+                + allgather_s(combine_bytes, etp, 1.0, h));
+    }
     // recomputing the experts' activation function alone (inside experts_s): it reads the
     // fc1 outputs and writes its own, per token-slot on this GPU
     double act_s = memory_bound_s(experts_local * m_e * (n_mat + 1.0) * m[M_EXPERT_FFN] / etp
@@ -380,21 +433,23 @@ struct LayerCosts {
 // capacity: token-slots per expert and router rank of the busiest expert rank; active:
 // the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
 // dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
-// quantized inference); db: bytes a dispatched value.
+// quantized inference); db: bytes a dispatched value; dispatcher: the MoE token
+// dispatcher's code ([C6]).
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double logit_rows, double tp, double cp, double etp,
                                           double ep, bool sp, bool flash, bool cp_overlap,
                                           double capacity,
                                           double active, double rate, double ab, double wb,
-                                          double kvb, double db, double head_rate) {
+                                          double kvb, double db, double head_rate,
+                                          double dispatcher) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
                                           sp_div, flash, rate, ab, wb, kvb);
     double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
     MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb,
-                             db);
+                             db, dispatcher);
 
     // [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     // sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -646,6 +701,7 @@ struct PlanFields {
     double kv_block;
     double fp4;
     double kv_dtype;
+    double dispatcher;
 };
 
 struct Precisions {
@@ -703,7 +759,7 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_CP_OVERLAP] > 0.0,
         p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0,
         p[P_CUDA_GRAPHS] > 0.0, p[P_MAX_NUM_TOKENS], p[P_KV_CACHE_FRACTION],
-        p[P_KV_BLOCK_TOKENS], fp4, p[P_KV_DTYPE]};
+        p[P_KV_BLOCK_TOKENS], fp4, p[P_KV_DTYPE], p[P_MOE_TOKEN_DISPATCHER]};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -883,7 +939,7 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, logit_rows, f.tp, f.cp,
                                    f.etp, f.ep, f.sp, f.flash, f.cp_overlap, load.load,
                                    load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db,
-                                   pr.head_rate);
+                                   pr.head_rate, f.dispatcher);
     double fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f));
     double dec_flops_tok = 0.0;
     if (f.decode) {
@@ -1661,7 +1717,8 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
     LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, seqs, f.tp, f.cp,
                                 f.etp, f.ep, false, f.flash, true, load.load, load.active,
-                                pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate);
+                                pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate,
+                                f.dispatcher);
     double n_l = mb.layers;
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

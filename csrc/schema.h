@@ -88,35 +88,36 @@ constexpr int P_FLASH_ATTENTION = 11;
 constexpr int P_CAPACITY_FACTOR = 12;
 constexpr int P_MOE_LOAD_IMBALANCE = 13;
 constexpr int P_CP_OVERLAP = 14;
-constexpr int P_GLOBAL_BATCH = 15;
-constexpr int P_PP = 16;
-constexpr int P_PP_EMBEDDING = 17;
-constexpr int P_PP_LOSS = 18;
-constexpr int P_PP_FIRST_LAYERS = 19;
-constexpr int P_PP_LAST_LAYERS = 20;
-constexpr int P_DP = 21;
-constexpr int P_VPP = 22;
-constexpr int P_ZERO = 23;
-constexpr int P_RECOMPUTE = 24;
-constexpr int P_RECOMPUTE_CORE_ATTN = 25;
-constexpr int P_RECOMPUTE_LAYERNORM = 26;
-constexpr int P_RECOMPUTE_MLA_UP_PROJ = 27;
-constexpr int P_RECOMPUTE_MLP = 28;
-constexpr int P_RECOMPUTE_MOE = 29;
-constexpr int P_RECOMPUTE_MOE_ACT = 30;
-constexpr int P_RECOMPUTE_SHARED_EXPERTS = 31;
-constexpr int P_RECOMPUTE_LAYERS = 32;
-constexpr int P_FP8_ACTIVATIONS = 33;
-constexpr int P_GRAD_DTYPE = 34;
-constexpr int P_OPTIMIZER_DTYPE = 35;
-constexpr int P_TP_OVERLAP = 36;
-constexpr int P_EP_OVERLAP = 37;
-constexpr int P_DP_OVERLAP = 38;
-constexpr int P_PP_SCATTER_GATHER = 39;
-constexpr int P_CUDA_GRAPHS = 40;
-constexpr int P_MAX_NUM_TOKENS = 41;
-constexpr int P_KV_CACHE_FRACTION = 42;
-constexpr int P_KV_BLOCK_TOKENS = 43;
+constexpr int P_MOE_TOKEN_DISPATCHER = 15;
+constexpr int P_GLOBAL_BATCH = 16;
+constexpr int P_PP = 17;
+constexpr int P_PP_EMBEDDING = 18;
+constexpr int P_PP_LOSS = 19;
+constexpr int P_PP_FIRST_LAYERS = 20;
+constexpr int P_PP_LAST_LAYERS = 21;
+constexpr int P_DP = 22;
+constexpr int P_VPP = 23;
+constexpr int P_ZERO = 24;
+constexpr int P_RECOMPUTE = 25;
+constexpr int P_RECOMPUTE_CORE_ATTN = 26;
+constexpr int P_RECOMPUTE_LAYERNORM = 27;
+constexpr int P_RECOMPUTE_MLA_UP_PROJ = 28;
+constexpr int P_RECOMPUTE_MLP = 29;
+constexpr int P_RECOMPUTE_MOE = 30;
+constexpr int P_RECOMPUTE_MOE_ACT = 31;
+constexpr int P_RECOMPUTE_SHARED_EXPERTS = 32;
+constexpr int P_RECOMPUTE_LAYERS = 33;
+constexpr int P_FP8_ACTIVATIONS = 34;
+constexpr int P_GRAD_DTYPE = 35;
+constexpr int P_OPTIMIZER_DTYPE = 36;
+constexpr int P_TP_OVERLAP = 37;
+constexpr int P_EP_OVERLAP = 38;
+constexpr int P_DP_OVERLAP = 39;
+constexpr int P_PP_SCATTER_GATHER = 40;
+constexpr int P_CUDA_GRAPHS = 41;
+constexpr int P_MAX_NUM_TOKENS = 42;
+constexpr int P_KV_CACHE_FRACTION = 43;
+constexpr int P_KV_BLOCK_TOKENS = 44;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -162,12 +163,12 @@ constexpr int O_MAX_CONCURRENCY = 39;
 constexpr int N_MODEL = 37;
 constexpr int N_HARDWARE = 26;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 44;
+constexpr int N_PLAN = 45;
 constexpr int N_OUTPUTS = 40;
 constexpr int N_VIOLATIONS = 18;
-constexpr int CACHE_FROM = 15;
-constexpr int CACHE2_FROM = 21;
-constexpr int CACHE3_FROM = 22;
+constexpr int CACHE_FROM = 16;
+constexpr int CACHE2_FROM = 22;
+constexpr int CACHE3_FROM = 23;
 
 constexpr long long V_TP_HEADS = 1LL << 0;
 constexpr long long V_TP_KV_HEADS = 1LL << 1;
@@ -190,9 +191,9 @@ constexpr long long V_FP4 = 1LL << 17;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -247,92 +248,95 @@ inline int first_invalid_column(const double* p) {
     if (!(p[14] >= 0.0 && p[14] <= 1.0) || p[14] != floor(p[14])) {
         return 14;  // cp_overlap
     }
-    if (!(p[15] >= 1.0 && p[15] <= 2147483648.0) || p[15] != floor(p[15])) {
-        return 15;  // global_batch
+    if (!(p[15] >= 0.0 && p[15] <= 2.0) || p[15] != floor(p[15])) {
+        return 15;  // moe_token_dispatcher
     }
     if (!(p[16] >= 1.0 && p[16] <= 2147483648.0) || p[16] != floor(p[16])) {
-        return 16;  // pp
+        return 16;  // global_batch
     }
-    if (!(p[17] >= 0.0 && p[17] <= 1.0) || p[17] != floor(p[17])) {
-        return 17;  // pp_embedding
+    if (!(p[17] >= 1.0 && p[17] <= 2147483648.0) || p[17] != floor(p[17])) {
+        return 17;  // pp
     }
     if (!(p[18] >= 0.0 && p[18] <= 1.0) || p[18] != floor(p[18])) {
-        return 18;  // pp_loss
+        return 18;  // pp_embedding
     }
-    if (!(p[19] >= 0.0 && p[19] <= 2147483648.0) || p[19] != floor(p[19])) {
-        return 19;  // pp_first_layers
+    if (!(p[19] >= 0.0 && p[19] <= 1.0) || p[19] != floor(p[19])) {
+        return 19;  // pp_loss
     }
     if (!(p[20] >= 0.0 && p[20] <= 2147483648.0) || p[20] != floor(p[20])) {
-        return 20;  // pp_last_layers
+        return 20;  // pp_first_layers
     }
-    if (!(p[21] >= 1.0 && p[21] <= 2147483648.0) || p[21] != floor(p[21])) {
-        return 21;  // dp
+    if (!(p[21] >= 0.0 && p[21] <= 2147483648.0) || p[21] != floor(p[21])) {
+        return 21;  // pp_last_layers
     }
     if (!(p[22] >= 1.0 && p[22] <= 2147483648.0) || p[22] != floor(p[22])) {
-        return 22;  // vpp
+        return 22;  // dp
     }
-    if (!(p[23] >= 0.0 && p[23] <= 3.0) || p[23] != floor(p[23])) {
-        return 23;  // zero
+    if (!(p[23] >= 1.0 && p[23] <= 2147483648.0) || p[23] != floor(p[23])) {
+        return 23;  // vpp
     }
-    if (!(p[24] >= 0.0 && p[24] <= 2.0) || p[24] != floor(p[24])) {
-        return 24;  // recompute
+    if (!(p[24] >= 0.0 && p[24] <= 3.0) || p[24] != floor(p[24])) {
+        return 24;  // zero
     }
-    if (!(p[25] >= 0.0 && p[25] <= 1.0) || p[25] != floor(p[25])) {
-        return 25;  // recompute_core_attn
+    if (!(p[25] >= 0.0 && p[25] <= 2.0) || p[25] != floor(p[25])) {
+        return 25;  // recompute
     }
     if (!(p[26] >= 0.0 && p[26] <= 1.0) || p[26] != floor(p[26])) {
-        return 26;  // recompute_layernorm
+        return 26;  // recompute_core_attn
     }
     if (!(p[27] >= 0.0 && p[27] <= 1.0) || p[27] != floor(p[27])) {
-        return 27;  // recompute_mla_up_proj
+        return 27;  // recompute_layernorm
     }
     if (!(p[28] >= 0.0 && p[28] <= 1.0) || p[28] != floor(p[28])) {
-        return 28;  // recompute_mlp
+        return 28;  // recompute_mla_up_proj
     }
     if (!(p[29] >= 0.0 && p[29] <= 1.0) || p[29] != floor(p[29])) {
-        return 29;  // recompute_moe
+        return 29;  // recompute_mlp
     }
     if (!(p[30] >= 0.0 && p[30] <= 1.0) || p[30] != floor(p[30])) {
-        return 30;  // recompute_moe_act
+        return 30;  // recompute_moe
     }
     if (!(p[31] >= 0.0 && p[31] <= 1.0) || p[31] != floor(p[31])) {
-        return 31;  // recompute_shared_experts
+        return 31;  // recompute_moe_act
     }
-    if (!(p[32] >= 0.0 && p[32] <= 2147483648.0) || p[32] != floor(p[32])) {
-        return 32;  // recompute_layers
+    if (!(p[32] >= 0.0 && p[32] <= 1.0) || p[32] != floor(p[32])) {
+        return 32;  // recompute_shared_experts
     }
-    if (!(p[33] >= 0.0 && p[33] <= 1.0) || p[33] != floor(p[33])) {
-        return 33;  // fp8_activations
+    if (!(p[33] >= 0.0 && p[33] <= 2147483648.0) || p[33] != floor(p[33])) {
+        return 33;  // recompute_layers
     }
     if (!(p[34] >= 0.0 && p[34] <= 1.0) || p[34] != floor(p[34])) {
-        return 34;  // grad_dtype
+        return 34;  // fp8_activations
     }
     if (!(p[35] >= 0.0 && p[35] <= 1.0) || p[35] != floor(p[35])) {
-        return 35;  // optimizer_dtype
+        return 35;  // grad_dtype
     }
     if (!(p[36] >= 0.0 && p[36] <= 1.0) || p[36] != floor(p[36])) {
-        return 36;  // tp_overlap
+        return 36;  // optimizer_dtype
     }
     if (!(p[37] >= 0.0 && p[37] <= 1.0) || p[37] != floor(p[37])) {
-        return 37;  // ep_overlap
+        return 37;  // tp_overlap
     }
     if (!(p[38] >= 0.0 && p[38] <= 1.0) || p[38] != floor(p[38])) {
-        return 38;  // dp_overlap
+        return 38;  // ep_overlap
     }
     if (!(p[39] >= 0.0 && p[39] <= 1.0) || p[39] != floor(p[39])) {
-        return 39;  // pp_scatter_gather
+        return 39;  // dp_overlap
     }
     if (!(p[40] >= 0.0 && p[40] <= 1.0) || p[40] != floor(p[40])) {
-        return 40;  // cuda_graphs
+        return 40;  // pp_scatter_gather
     }
-    if (!(p[41] >= 0.0 && p[41] <= 2147483648.0) || p[41] != floor(p[41])) {
-        return 41;  // max_num_tokens
+    if (!(p[41] >= 0.0 && p[41] <= 1.0) || p[41] != floor(p[41])) {
+        return 41;  // cuda_graphs
     }
-    if (!(p[42] >= 0.0 && p[42] <= 1.0)) {
-        return 42;  // kv_cache_fraction
+    if (!(p[42] >= 0.0 && p[42] <= 2147483648.0) || p[42] != floor(p[42])) {
+        return 42;  // max_num_tokens
     }
-    if (!(p[43] >= 1.0 && p[43] <= 1048576.0) || p[43] != floor(p[43])) {
-        return 43;  // kv_block_tokens
+    if (!(p[43] >= 0.0 && p[43] <= 1.0)) {
+        return 43;  // kv_cache_fraction
+    }
+    if (!(p[44] >= 1.0 && p[44] <= 1048576.0) || p[44] != floor(p[44])) {
+        return 44;  // kv_block_tokens
     }
     return -1;
 }

@@ -132,9 +132,27 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
         "zero_shard_dense": dp * cp, "zero_shard_expert": edp,
         "edp": edp, "params_total": m[S.M_PARAMS_TOTAL], "params_active": m[S.M_PARAMS_ACTIVE],
         "world": f"{tp * cp * pp * dp} = tp {tp} x cp {cp} x pp {pp} x dp {dp}",
-        "expert_fold": (f"ep {ep} x etp {etp} x edp {edp:g} = tp*cp*dp = {tp * cp * dp}"
-                        if model.is_moe else "dense model: no expert parallelism"),
+        "expert_fold": (f"ep {ep} x etp {etp} x edp {edp:g} = tp*cp*dp = {tp * cp * dp}; "
+                        + dispatch_note(m, h, plan) if model.is_moe
+                        else "dense model: no expert parallelism"),
     }
+
+
+def dispatch_note(m, h, plan: Plan) -> str:
+    """How the token dispatcher moves a token to its experts ([C6], [C14])."""
+    ep, etp = plan.ep, plan.expert_tp
+    if plan.moe_token_dispatcher == "allgather":
+        return (f"allgather dispatcher: each rank gathers the tokens of its {ep * etp} ETP x EP "
+                "ranks and reduce-scatters the outputs")
+    if plan.moe_token_dispatcher == "alltoall" or ep * etp <= h[S.H_NVLINK_DOMAIN]:
+        return f"{plan.moe_token_dispatcher} dispatcher: all-to-all of the token-slots"
+    per_domain = max(1.0, math.floor(h[S.H_NVLINK_DOMAIN] / etp))
+    domains = ep / per_domain
+    k = m[S.M_TOP_K]
+    remote = R.remote_domains(domains, k, m[S.M_EXPERTS])
+    return (f"flex dispatcher (DeepEP/HybridEP): a token crosses the scale-out network to "
+            f"{remote:.2f} of {domains - 1:g} remote NVLink domains on average, against "
+            f"{k * (ep - per_domain) / ep:.2f} remote token-slots all-to-all")
 
 
 def moe_decode_step(m, f, pr, plan: Plan, serving: dict, stages) -> dict:
@@ -188,7 +206,7 @@ TIME_HOW = {
     "recompute": "forward operators recomputed in backward",
     "tp": "2 all-reduces (or AG+RS with SP) per layer, fwd, bwd and recomputed fwd, on the TP tier",
     "cp": "ring K/V exchange not hidden behind attention (all of it without cp_overlap)",
-    "ep": "all-to-all dispatch + combine per MoE layer, fwd, bwd and recomputed fwd",
+    "ep": "token dispatch + combine per MoE layer (the dispatcher's), fwd, bwd, recomputed fwd",
     "pp_p2p": "activation sends between stages (1/tp each with SP or scatter/gather)",
     "pp_bubble": "(p-1)/v micro-batch times idle",
     "dp": "gradient reduce-scatter/all-gather not hidden behind the last backward",
@@ -327,7 +345,7 @@ def render_text(d: dict) -> str:
         f"{what} {'on' if plan[key] else 'off'}" for what, key in (
             ("TP collectives pipelined with GEMMs", "tp_overlap"),
             ("CP ring behind the same step's attention", "cp_overlap"),
-            ("EP all-to-all behind another micro-batch", "ep_overlap"),
+            ("EP dispatch + combine behind another micro-batch", "ep_overlap"),
             ("DP buckets behind backward", "dp_overlap"),
             ("PP scatter/gather over TP (no SP)", "pp_scatter_gather"))))
     if plan["mode"] == "decode":

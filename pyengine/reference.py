@@ -129,6 +129,35 @@ def alltoall_s(nbytes, size, stride, h):
     return max(off_domain, in_domain) + lat
 
 
+def remote_domains(domains, top_k, experts):
+    # [C14] the remote NVLink domains a token's k experts occupy, on average, when the E
+    # experts are spread evenly over `domains` domains and routing is uniform: a domain
+    # holding E/D of them gets none of the k with probability C(E - E/D, k) / C(E, k).
+    miss = 1.0
+    i = 0.0
+    while i < top_k and miss > 0.0:
+        miss *= max(0.0, (experts - experts / domains - i) / (experts - i))
+        i += 1.0
+    return (domains - 1.0) * (1.0 - miss)
+
+
+def deduplicated_alltoall_s(nbytes, size, stride, top_k, experts, h):
+    # [C14] DeepEP / HybridEP dispatch and combine (Megatron-Core's flex dispatcher): a
+    # token whose experts sit in several NVLink domains crosses the scale-out network once
+    # per remote domain and is forwarded to its experts' ranks over NVLink there (DeepEP
+    # README, "asymmetric-domain bandwidth forwarding"; combine the reverse); nbytes holds
+    # the k token-slots of each token. Inside one domain it is the all-to-all.
+    if size <= 1.0:
+        return 0.0
+    if stride * size <= h[S.H_NVLINK_DOMAIN]:
+        return alltoall_s(nbytes, size, stride, h)
+    per_domain = max(1.0, np.floor(h[S.H_NVLINK_DOMAIN] / stride))
+    remote = remote_domains(size / per_domain, top_k, experts)
+    off_domain = nbytes / top_k * remote / (h[S.H_INTER_BW] * h[S.H_INTER_EFF])
+    in_domain = (per_domain - 1.0) / per_domain * nbytes / (h[S.H_INTRA_BW] * h[S.H_NET_EFF])
+    return max(off_domain, in_domain) + 2.0 * group_latency(stride, size, h)
+
+
 def p2p_s(nbytes, stride, h):
     # [C5] point-to-point send between neighbouring ranks `stride` apart.
     return nbytes / group_bandwidth(stride, 2.0, h) + group_latency(stride, 2.0, h)
@@ -252,7 +281,8 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
 MoeCosts = namedtuple("MoeCosts", ["moe_s", "ep_s", "experts_s", "moe_act_s", "shared_s"])
 
 
-def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db):
+def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db,
+              dispatcher):
     if m[S.M_EXPERTS] <= 0.0:
         return MoeCosts(0.0, 0.0, 0.0, 0.0, 0.0)
     hid = m[S.M_HIDDEN]
@@ -287,14 +317,32 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, 
     shared_s = 0.0
     if m[S.M_SHARED_FFN] > 0.0:
         shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, ab, wb)
-    # [C6] expert dispatch + combine: two all-to-alls of the slots over the EP group
-    # (stride etp); with etp > 1 the slots are also gathered / scattered over ETP. The
+    # [C6] expert dispatch + combine as the token dispatcher moves them (Megatron-Core
+    # moe_token_dispatcher_type). alltoall (0): two all-to-alls of the slots over the EP
+    # group (stride etp), with etp > 1 also gathered / scattered over ETP; flex (2): the
+    # same slots deduplicated per NVLink domain ([C14]). allgather (1): every rank
+    # all-gathers the hidden states of the ETP x EP group's tokens (n_tok/tp each, the
+    # group's ranks adjacent) and reduce-scatters the outputs (Megatron-Core's allgather
+    # dispatcher; TensorRT-LLM's MoE under attention data parallel without MNNVL). The
     # dispatch moves db bytes a value (quantized inference: FP8, as DeepEP's and
     # TensorRT-LLM's dispatch kernels send it), the combine ab.
     dispatch_bytes = slots * hid * db
     combine_bytes = slots * hid * ab
-    ep_s = (alltoall_s(dispatch_bytes, ep, etp, h) + alltoall_s(combine_bytes, ep, etp, h)
-            + allgather_s(dispatch_bytes, etp, 1.0, h) + allgather_s(combine_bytes, etp, 1.0, h))
+    if dispatcher == 1.0:
+        group = ep * etp
+        gathered = n_tok / tp * group * hid
+        ep_s = (allgather_s(gathered * db, group, 1.0, h)
+                + allgather_s(gathered * ab, group, 1.0, h))
+    else:
+        if dispatcher == 2.0:
+            ep_s = (deduplicated_alltoall_s(dispatch_bytes, ep, etp, m[S.M_TOP_K],
+                                            m[S.M_EXPERTS], h)
+                    + deduplicated_alltoall_s(combine_bytes, ep, etp, m[S.M_TOP_K],
+                                              m[S.M_EXPERTS], h))
+        else:
+            ep_s = alltoall_s(dispatch_bytes, ep, etp, h) + alltoall_s(combine_bytes, ep, etp, h)
+        ep_s = (ep_s + allgather_s(dispatch_bytes, etp, 1.0, h)
+                + allgather_s(combine_bytes, etp, 1.0, h))
     # recomputing the experts' activation function alone (inside experts_s): it reads the
     # fc1 outputs and writes its own, per token-slot on this GPU
     act_s = memory_bound_s(experts_local * m_e * (n_mat + 1.0) * m[S.M_EXPERT_FFN] / etp * ab,
@@ -315,7 +363,8 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp, ep, sp,
-                flash, cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate):
+                flash, cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate,
+                dispatcher):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
     keys: keys each query attends to (causal flash halves them); kv_len: cached context
@@ -324,14 +373,16 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     capacity: token-slots per expert and router rank of the busiest expert rank; active:
     the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
     dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
-    quantized inference); db: bytes a dispatched value.
+    quantized inference); db: bytes a dispatched value; dispatcher: the MoE token
+    dispatcher's code ([C6]).
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
     attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash,
                            rate, ab, wb, kvb)
     mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
-    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db)
+    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db,
+                    dispatcher)
 
     # [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     # sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -536,7 +587,7 @@ PlanFields = namedtuple("PlanFields", [
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
     "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs",
-    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype"])
+    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate",
                                        "db"])
 
@@ -584,7 +635,7 @@ def plan_fields(p):
         p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_CP_OVERLAP] > 0.0,
         p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0,
         p[S.P_CUDA_GRAPHS] > 0.0, p[S.P_MAX_NUM_TOKENS], p[S.P_KV_CACHE_FRACTION],
-        p[S.P_KV_BLOCK_TOKENS], fp4, p[S.P_KV_DTYPE])
+        p[S.P_KV_BLOCK_TOKENS], fp4, p[S.P_KV_DTYPE], p[S.P_MOE_TOKEN_DISPATCHER])
 
 
 def precisions(h, f):
@@ -732,7 +783,7 @@ def layer_stage(m, h, f, pr):
     logit_rows = n_tok if f.training else f.mbs
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, logit_rows, f.tp, f.cp, f.etp,
                         f.ep, f.sp, f.flash, f.cp_overlap, load.load, load.active, pr.rate,
-                        pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate)
+                        pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate, f.dispatcher)
     fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f))
     dec_flops_tok = 0.0
     if f.decode:
@@ -1327,7 +1378,7 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
     dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, seqs, f.tp, f.cp, f.etp, f.ep,
                      False, f.flash, True, load.load, load.active, pr.rate, pr.ab, pr.wb,
-                     pr.kvb, pr.db, pr.head_rate)
+                     pr.kvb, pr.db, pr.head_rate, f.dispatcher)
     n_l = mb.layers
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -1569,7 +1620,8 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
 # Functions the Numba backend registers as jitable (the kernel's call graph).
 KERNEL_FUNCTIONS = (
     ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s,
-    group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, p2p_s, moe_layers_in,
+    group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, remote_domains,
+    deduplicated_alltoall_s, p2p_s, moe_layers_in,
     mlp_forward_s, kv_cache_elems_per_gpu, flash_attention_rate, mtp_modules, attention_costs,
     moe_costs, layer_costs,
     layer_activation_bytes,

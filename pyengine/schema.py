@@ -138,6 +138,12 @@ PLAN = (
     Column("cp_overlap", "", "context-parallel K/V exchange hidden behind the attention of the "
            "same step (Megatron-Core/Transformer Engine ring attention); off: fully exposed",
            "bool", hi=1),
+    Column("moe_token_dispatcher", "", "how MoE tokens reach their experts "
+           "(Megatron-Core moe_token_dispatcher_type): alltoall, two all-to-alls of the "
+           "token-slots; allgather, every rank gathers the expert group's tokens and "
+           "reduce-scatters the outputs (TensorRT-LLM's MoE under attention data parallel "
+           "without MNNVL); flex, DeepEP/HybridEP: a token crosses the scale-out network once "
+           "per NVLink domain holding its experts", "choice", ("alltoall", "allgather", "flex")),
     Column("global_batch", "seq", "sequences per step (inference: concurrent sequences)", "int",
            lo=1),
     Column("pp", "", "pipeline parallel degree", "int", lo=1),

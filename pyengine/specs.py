@@ -19,6 +19,7 @@ DTYPES = ("bf16", "fp8", "nvfp4", "mxfp4")
 KV_DTYPES = ("auto", "bf16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
 GRAD_DTYPES = ("fp32", "bf16")
+MOE_DISPATCHERS = ("alltoall", "allgather", "flex")  # Megatron-Core moe_token_dispatcher_type
 NORMS = ("layernorm", "rmsnorm")
 
 # Largest degree or size any integer field may take: big enough for any real cluster,
@@ -328,6 +329,9 @@ class Plan(_Spec):
     capacity_factor: float = 1.0
     moe_load_imbalance: float = 1.0  # busiest expert rank's tokens over a balanced one's
     cp_overlap: bool = True  # CP ring exchange behind the same step's attention
+    # MoE token dispatch (Megatron-Core moe_token_dispatcher_type): alltoall | allgather |
+    # flex (DeepEP/HybridEP, deduplicated per NVLink domain)
+    moe_token_dispatcher: str = "alltoall"
     flash_attention: bool = True
     grad_dtype: str = "fp32"
     optimizer_dtype: str = "fp32"  # Adam moments (master weights stay fp32)
@@ -355,6 +359,7 @@ class Plan(_Spec):
         check_choice(o, "recompute", self.recompute, RECOMPUTE)
         check_choice(o, "grad_dtype", self.grad_dtype, GRAD_DTYPES)
         check_choice(o, "optimizer_dtype", self.optimizer_dtype, GRAD_DTYPES)
+        check_choice(o, "moe_token_dispatcher", self.moe_token_dispatcher, MOE_DISPATCHERS)
         for name in ("recompute_core_attn", "recompute_layernorm", "recompute_mla_up_proj",
                      "recompute_mlp", "recompute_moe", "recompute_moe_act",
                      "recompute_shared_experts", "fp8_activations"):
@@ -404,7 +409,7 @@ class Plan(_Spec):
 
 
 __all__ = ["Model", "Hardware", "Plan", "Limits", "MODES", "DTYPES", "KV_DTYPES", "RECOMPUTE",
-           "GRAD_DTYPES",
+           "GRAD_DTYPES", "MOE_DISPATCHERS",
            "check_int", "check_float", "check_choice", "check_bool"]
 
 

@@ -385,6 +385,36 @@ def megatron_core_plan(model: Model, *, dtype: str, gbs: int, mbs: int, seq: int
                 **savers)
 
 
+# Megatron-Bridge's DeepSeek-V3 performance recipes (github.com/NVIDIA-NeMo/Megatron-Bridge
+# scripts/performance/configs/deepseek/deepseek_workload_base_configs.py at
+# 042641823051ce167c52b0ae289941a227c11535), by the layout a published row prints (system,
+# micro-batch, PP, VP, EP): the flex dispatcher (moe_flex_dispatcher_backend hybridep or
+# deepep), the MoE all-to-all overlap (moe_a2a_overlap) and the recompute modules
+# (recompute_modules; core attention only where listed).
+_MLA_UP = dict(recompute="selective", recompute_core_attn=False, recompute_mla_up_proj=True)
+BRIDGE_MOE_RECIPES = {
+    # GB300 FP8_MX: micro-batch 1, a2a overlap, no recomputation
+    ("DGX-GB300", 1, 2, 8, 32): dict(moe_token_dispatcher="flex", ep_overlap=True),
+    # GB300 base (V1): micro-batch 2, recompute mla_up_proj
+    ("DGX-GB300", 2, 2, 8, 32): dict(moe_token_dispatcher="flex", **_MLA_UP),
+    # GB200 FP8_MX: a2a overlap, recompute mla_up_proj
+    ("DGX-GB200", 1, 4, 4, 64): dict(moe_token_dispatcher="flex", ep_overlap=True, **_MLA_UP),
+    # B200 FP8_MX_V2 (deepep): a2a overlap, recompute mla_up_proj and mlp
+    ("DGX-B200", 1, 8, 2, 32): dict(moe_token_dispatcher="flex", ep_overlap=True,
+                                    recompute_mlp=True, **_MLA_UP),
+    # B200 base (V1, hybridep): recompute mla_up_proj
+    ("DGX-B200", 1, 16, 1, 8): dict(moe_token_dispatcher="flex", **_MLA_UP),
+}
+
+
+def bridge_recipe(row: dict) -> dict:
+    """The recipe flags of a Megatron-Bridge MoE row (BRIDGE_MOE_RECIPES), or none."""
+    vpp = int(row["vp"]) if isinstance(row.get("vp"), (int, float)) and row["vp"] else 1
+    key = (row["system"], int(row["micro_batch_size"]), int(row["pp"]), vpp,
+           int(row["ep"]) if isinstance(row.get("ep"), (int, float)) else 1)
+    return BRIDGE_MOE_RECIPES.get(key, {}) if row["model"] == "DeepSeekV3" else {}
+
+
 def bridge_plan(row: dict, model: Model, **savers) -> Plan:
     """A Megatron-Bridge pre-training row as a Plan: its TP/PP/CP/VP/EP, batch and
     sequence; DP = GPUs / (TP PP CP); expert TP 1, sequence parallelism and TP overlap
@@ -415,7 +445,15 @@ def evaluate_fitting(model: Model, hw: Hardware, make_plan, savers_list=BRIDGE_S
 
 
 def saver_note(r, savers: dict) -> str:
-    return infeasible_note(r) or (savers.get("recompute", "") + " recompute" if savers else "")
+    if infeasible_note(r) or not savers:
+        return infeasible_note(r)
+    if "moe_token_dispatcher" not in savers:
+        return savers.get("recompute", "") + " recompute"
+    modules = [k.removeprefix("recompute_") for k, v in savers.items()
+               if k.startswith("recompute_") and v]
+    return ", ".join(["recipe: " + savers["moe_token_dispatcher"] + " dispatcher"]
+                     + (["a2a overlap"] if savers.get("ep_overlap") else [])
+                     + (["recompute " + "+".join(modules)] if modules else []))
 
 
 def megatron_bridge(data: dict | None = None) -> Dataset:
@@ -426,7 +464,9 @@ def megatron_bridge(data: dict | None = None) -> Dataset:
     for row in bridge_rows(data):
         model = presets.model(BRIDGE_MODELS[row["model"]])
         hw = presets.hardware(BRIDGE_SYSTEMS[row["system"]])
-        r, savers = evaluate_fitting(model, hw, partial(bridge_plan, row, model))
+        recipe = bridge_recipe(row)
+        savers_list = (recipe, *BRIDGE_SAVERS) if recipe else BRIDGE_SAVERS
+        r, savers = evaluate_fitting(model, hw, partial(bridge_plan, row, model), savers_list)
         label = (f"{row['model']} {row['system']} {row['precision']} {row['num_gpus']} GPUs "
                  f"({row['container']})")
         ds.rows.append(Row(label, float(row["tokens_per_s_per_gpu"]),
@@ -459,28 +499,41 @@ def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int,
     one is kept (FP8 weights and KV cache, TP ``tp``; with TP > 1 the all-reduce
     layout of TensorRT-LLM: no sequence parallelism). ``engine``: further plan fields
     (TRTLLM_BENCH); ``attention_dp``: attention data parallel over the TP GPUs, experts
-    over EP = tp (batches below tp skipped).
+    over EP = tp (batches below tp skipped), tokens moved as TensorRT-LLM moves them
+    (trtllm_moe_dispatcher).
     """
     best, best_b = 0.0, 0
     limits = Limits(mem_fraction=1.0)
+    dispatcher = trtllm_moe_dispatcher(model, hw, tp) if model.is_moe else "alltoall"
     for b in BATCHES:
         if b > requests:
             break
         if attention_dp and b < tp:
             continue
-        r = R.evaluate(model, hw, trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp),
-                       limits)
+        r = R.evaluate(model, hw, trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp,
+                                              dispatcher), limits)
         if r.feasible and r.outputs["tokens_per_s"] > best:
             best, best_b = r.outputs["tokens_per_s"], b
     return best, best_b
 
 
+def trtllm_moe_dispatcher(model: Model, hw: Hardware, ep: int) -> str:
+    """How TensorRT-LLM (v0.21-1.0, PyTorch backend) moves MoE tokens under attention data
+    parallel: all-to-all only over multi-node NVLink (MNNVL: an NVLink domain wider than a
+    node, GB200 NVL72) and only when EP exceeds top-k; else AllGather + ReduceScatter
+    (CutlassFusedMoE.select_alltoall_method_type / enable_alltoall: DeepEP needs
+    TRTLLM_CAN_USE_DEEP_EP=1, not set by trtllm-bench)."""
+    mnnvl = (hw.nvlink_domain or hw.gpus_per_node) > hw.gpus_per_node
+    return "alltoall" if mnnvl and ep > model.top_k else "allgather"
+
+
 def trtllm_plan(batch: int, isl: int, osl: int, tp: int = 1, dtype: str = "fp8",
-                engine: dict | None = None, attention_dp: bool = False) -> Plan:
+                engine: dict | None = None, attention_dp: bool = False,
+                dispatcher: str = "alltoall") -> Plan:
     extra = {"tp": tp, "sequence_parallel": False} if tp > 1 else {}
     mb = batch
     if attention_dp and tp > 1:
-        extra = {"dp": tp, "ep": tp, "etp": 1}
+        extra = {"dp": tp, "ep": tp, "etp": 1, "moe_token_dispatcher": dispatcher}
         mb = batch // tp
     return Plan(mode="decode", dtype=dtype, global_batch=batch, micro_batch=mb,
                 seq_len=isl, gen_tokens=osl, **extra, **(engine or {}))
@@ -1009,11 +1062,13 @@ def trtllm_serving_row(label: str, published_value: float, model: Model, hw: Har
                        isl: int, osl: int, requests: int, tp: int, dtype: str = "fp8",
                        engine: dict | None = None, attention_dp: bool = False) -> Row:
     pred, b = trtllm_best(model, hw, isl, osl, requests, tp, dtype, engine, attention_dp)
+    dispatcher = trtllm_moe_dispatcher(model, hw, tp) if model.is_moe else "alltoall"
     if b:
         return Row(label, published_value, pred, "tok/s", f"batch {b}",
-                   plan=trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp))
+                   plan=trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp, dispatcher))
     r = R.evaluate(model, hw, trtllm_plan(tp if attention_dp else 1, isl, osl, tp, dtype,
-                                          engine, attention_dp), Limits(mem_fraction=1.0))
+                                          engine, attention_dp, dispatcher),
+                   Limits(mem_fraction=1.0))
     return Row(label, published_value, 0.0, "tok/s",
                "infeasible at every batch size: " + ",".join(r.violations), False, plan=r.plan)
 

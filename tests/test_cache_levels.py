@@ -19,6 +19,7 @@ AXES = dict(
     gen_tokens=[64, 128], tp=[1, 2], cp=[1, 2], ep=[1, 2], etp=[0, 1],
     sequence_parallel=[True, False], flash_attention=[True, False],
     capacity_factor=[1.0, 0.5], moe_load_imbalance=[1.0, 1.3], cp_overlap=[False, True],
+    moe_token_dispatcher=["flex", "allgather"],
     global_batch=[8, 16], pp=[1, 3],
     pp_embedding=[False, True],
     pp_loss=[True, False], pp_first_layers=[0, 5], pp_last_layers=[3, 0], dp=[1, 2], vpp=[1, 2],
