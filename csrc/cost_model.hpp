@@ -223,12 +223,13 @@ PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp) {
 }
 
 PYENGINE_HD inline double flash_attention_rate(const double* h, double keys, double head_dim,
-                                               double eff) {
+                                               double eff, double seq_half) {
     // [T18] fused attention's attainable FLOP/s: a share `eff` of the 16-bit peak that
     // grows with the keys per query (short sequences fill few tiles, and causal masking
-    // halves the keys) and with the head dimension (the work per loaded tile); fitted on
-    // FlashAttention-3 (H100) forward/backward benchmarks by tools/calibrate.py.
-    return (h[H_PEAK_BF16] * eff * keys / (keys + h[H_ATTN_SEQ_HALF])
+    // halves the keys; half the rate at seq_half keys) and with the head dimension (the
+    // work per loaded tile); fitted on FlashAttention-3 (H100), cuDNN (Blackwell) and
+    // FlashAttention-2 forward/backward benchmarks by tools/calibrate.py.
+    return (h[H_PEAK_BF16] * eff * keys / (keys + seq_half)
             * head_dim / (head_dim + h[H_ATTN_DIM_HALF]));
 }
 
@@ -245,8 +246,9 @@ struct AttentionCosts {
 PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double* h, double n_tok,
                                                   double keys, double kv_len, bool decode,
                                                   double seqs, double tp, double cp,
-                                                  double sp_div, bool flash, double rate,
-                                                  double ab, double wb, double kvb) {
+                                                  double sp_div, bool flash, bool fa2,
+                                                  double rate, double ab, double wb,
+                                                  double kvb) {
     double hid = m[M_HIDDEN];
     double heads_local = m[M_HEADS] / tp;
     double rate16 = h[H_PEAK_BF16] * h[H_GEMM_EFF_MAX];
@@ -280,15 +282,24 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     double attn_bwd_extra_s = 0.0;
     if (flash && h[H_ATTN_EFF_FWD] > 0.0) {
         // fused kernels at their own measured rates; the backward does 2.5x the forward's
-        // FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out
+        // FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
+        // FlashAttention-2 (attention_kernel fa2) at its own, where the GPU has them.
+        double eff_fwd = h[H_ATTN_EFF_FWD];
+        double eff_bwd = h[H_ATTN_EFF_BWD];
+        double seq_half = h[H_ATTN_SEQ_HALF];
+        if (fa2 && h[H_FA2_EFF_FWD] > 0.0) {
+            eff_fwd = h[H_FA2_EFF_FWD];
+            eff_bwd = h[H_FA2_EFF_BWD];
+            seq_half = h[H_FA2_SEQ_HALF];
+        }
         double head_dim = 0.5 * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
         double hbm = h[H_HBM_BANDWIDTH] * h[H_HBM_EFF];
         attn_core_s = roofline_s(core_flops, core_bytes,
-                                 flash_attention_rate(h, keys, head_dim, h[H_ATTN_EFF_FWD]),
+                                 flash_attention_rate(h, keys, head_dim, eff_fwd, seq_half),
                                  hbm) + h[H_OP_OVERHEAD];
         double attn_core_bwd_s = roofline_s(2.5 * core_flops, 2.0 * core_bytes,
-                                            flash_attention_rate(h, keys, head_dim,
-                                                                 h[H_ATTN_EFF_BWD]),
+                                            flash_attention_rate(h, keys, head_dim, eff_bwd,
+                                                                 seq_half),
                                             hbm) + h[H_OP_OVERHEAD];
         attn_bwd_extra_s = attn_core_bwd_s - 2.0 * attn_core_s;
     }
@@ -434,19 +445,18 @@ struct LayerCosts {
 // the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
 // dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
 // quantized inference); db: bytes a dispatched value; dispatcher: the MoE token
-// dispatcher's code ([C6]).
+// dispatcher's code ([C6]); fa2: fused attention at FlashAttention-2's rates ([T18]).
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double logit_rows, double tp, double cp, double etp,
-                                          double ep, bool sp, bool flash, bool cp_overlap,
-                                          double capacity,
-                                          double active, double rate, double ab, double wb,
-                                          double kvb, double db, double head_rate,
-                                          double dispatcher) {
+                                          double ep, bool sp, bool flash, bool fa2,
+                                          bool cp_overlap, double capacity, double active,
+                                          double rate, double ab, double wb, double kvb,
+                                          double db, double head_rate, double dispatcher) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
-                                          sp_div, flash, rate, ab, wb, kvb);
+                                          sp_div, flash, fa2, rate, ab, wb, kvb);
     double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
     MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb,
                              db, dispatcher);
@@ -702,6 +712,7 @@ struct PlanFields {
     double fp4;
     double kv_dtype;
     double dispatcher;
+    bool fa2;
 };
 
 struct Precisions {
@@ -759,7 +770,8 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_CP_OVERLAP] > 0.0,
         p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0,
         p[P_CUDA_GRAPHS] > 0.0, p[P_MAX_NUM_TOKENS], p[P_KV_CACHE_FRACTION],
-        p[P_KV_BLOCK_TOKENS], fp4, p[P_KV_DTYPE], p[P_MOE_TOKEN_DISPATCHER]};
+        p[P_KV_BLOCK_TOKENS], fp4, p[P_KV_DTYPE], p[P_MOE_TOKEN_DISPATCHER],
+        p[P_ATTENTION_KERNEL] == 1.0};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -937,7 +949,7 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     // a pass and of a decode step (at the mean context seq + gen/2).
     double logit_rows = f.training ? n_tok : f.mbs;
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, logit_rows, f.tp, f.cp,
-                                   f.etp, f.ep, f.sp, f.flash, f.cp_overlap, load.load,
+                                   f.etp, f.ep, f.sp, f.flash, f.fa2, f.cp_overlap, load.load,
                                    load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db,
                                    pr.head_rate, f.dispatcher);
     double fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f));
@@ -1716,9 +1728,9 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     double kv_mean = f.seq + 0.5 * f.gen;
     ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
     LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, seqs, f.tp, f.cp,
-                                f.etp, f.ep, false, f.flash, true, load.load, load.active,
-                                pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate,
-                                f.dispatcher);
+                                f.etp, f.ep, false, f.flash, f.fa2, true, load.load,
+                                load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db,
+                                pr.head_rate, f.dispatcher);
     double n_l = mb.layers;
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

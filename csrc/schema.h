@@ -66,8 +66,11 @@ constexpr int H_ATTN_EFF_FWD = 20;
 constexpr int H_ATTN_EFF_BWD = 21;
 constexpr int H_ATTN_SEQ_HALF = 22;
 constexpr int H_ATTN_DIM_HALF = 23;
-constexpr int H_MEM_OVERHEAD = 24;
-constexpr int H_RUNTIME_BUFFERS = 25;
+constexpr int H_FA2_EFF_FWD = 24;
+constexpr int H_FA2_EFF_BWD = 25;
+constexpr int H_FA2_SEQ_HALF = 26;
+constexpr int H_MEM_OVERHEAD = 27;
+constexpr int H_RUNTIME_BUFFERS = 28;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -85,39 +88,40 @@ constexpr int P_EP = 8;
 constexpr int P_ETP = 9;
 constexpr int P_SEQUENCE_PARALLEL = 10;
 constexpr int P_FLASH_ATTENTION = 11;
-constexpr int P_CAPACITY_FACTOR = 12;
-constexpr int P_MOE_LOAD_IMBALANCE = 13;
-constexpr int P_CP_OVERLAP = 14;
-constexpr int P_MOE_TOKEN_DISPATCHER = 15;
-constexpr int P_GLOBAL_BATCH = 16;
-constexpr int P_PP = 17;
-constexpr int P_PP_EMBEDDING = 18;
-constexpr int P_PP_LOSS = 19;
-constexpr int P_PP_FIRST_LAYERS = 20;
-constexpr int P_PP_LAST_LAYERS = 21;
-constexpr int P_DP = 22;
-constexpr int P_VPP = 23;
-constexpr int P_ZERO = 24;
-constexpr int P_RECOMPUTE = 25;
-constexpr int P_RECOMPUTE_CORE_ATTN = 26;
-constexpr int P_RECOMPUTE_LAYERNORM = 27;
-constexpr int P_RECOMPUTE_MLA_UP_PROJ = 28;
-constexpr int P_RECOMPUTE_MLP = 29;
-constexpr int P_RECOMPUTE_MOE = 30;
-constexpr int P_RECOMPUTE_MOE_ACT = 31;
-constexpr int P_RECOMPUTE_SHARED_EXPERTS = 32;
-constexpr int P_RECOMPUTE_LAYERS = 33;
-constexpr int P_FP8_ACTIVATIONS = 34;
-constexpr int P_GRAD_DTYPE = 35;
-constexpr int P_OPTIMIZER_DTYPE = 36;
-constexpr int P_TP_OVERLAP = 37;
-constexpr int P_EP_OVERLAP = 38;
-constexpr int P_DP_OVERLAP = 39;
-constexpr int P_PP_SCATTER_GATHER = 40;
-constexpr int P_CUDA_GRAPHS = 41;
-constexpr int P_MAX_NUM_TOKENS = 42;
-constexpr int P_KV_CACHE_FRACTION = 43;
-constexpr int P_KV_BLOCK_TOKENS = 44;
+constexpr int P_ATTENTION_KERNEL = 12;
+constexpr int P_CAPACITY_FACTOR = 13;
+constexpr int P_MOE_LOAD_IMBALANCE = 14;
+constexpr int P_CP_OVERLAP = 15;
+constexpr int P_MOE_TOKEN_DISPATCHER = 16;
+constexpr int P_GLOBAL_BATCH = 17;
+constexpr int P_PP = 18;
+constexpr int P_PP_EMBEDDING = 19;
+constexpr int P_PP_LOSS = 20;
+constexpr int P_PP_FIRST_LAYERS = 21;
+constexpr int P_PP_LAST_LAYERS = 22;
+constexpr int P_DP = 23;
+constexpr int P_VPP = 24;
+constexpr int P_ZERO = 25;
+constexpr int P_RECOMPUTE = 26;
+constexpr int P_RECOMPUTE_CORE_ATTN = 27;
+constexpr int P_RECOMPUTE_LAYERNORM = 28;
+constexpr int P_RECOMPUTE_MLA_UP_PROJ = 29;
+constexpr int P_RECOMPUTE_MLP = 30;
+constexpr int P_RECOMPUTE_MOE = 31;
+constexpr int P_RECOMPUTE_MOE_ACT = 32;
+constexpr int P_RECOMPUTE_SHARED_EXPERTS = 33;
+constexpr int P_RECOMPUTE_LAYERS = 34;
+constexpr int P_FP8_ACTIVATIONS = 35;
+constexpr int P_GRAD_DTYPE = 36;
+constexpr int P_OPTIMIZER_DTYPE = 37;
+constexpr int P_TP_OVERLAP = 38;
+constexpr int P_EP_OVERLAP = 39;
+constexpr int P_DP_OVERLAP = 40;
+constexpr int P_PP_SCATTER_GATHER = 41;
+constexpr int P_CUDA_GRAPHS = 42;
+constexpr int P_MAX_NUM_TOKENS = 43;
+constexpr int P_KV_CACHE_FRACTION = 44;
+constexpr int P_KV_BLOCK_TOKENS = 45;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -161,14 +165,14 @@ constexpr int O_KERNELS_PER_STEP = 38;
 constexpr int O_MAX_CONCURRENCY = 39;
 
 constexpr int N_MODEL = 37;
-constexpr int N_HARDWARE = 26;
+constexpr int N_HARDWARE = 29;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 45;
+constexpr int N_PLAN = 46;
 constexpr int N_OUTPUTS = 40;
 constexpr int N_VIOLATIONS = 18;
-constexpr int CACHE_FROM = 16;
-constexpr int CACHE2_FROM = 22;
-constexpr int CACHE3_FROM = 23;
+constexpr int CACHE_FROM = 17;
+constexpr int CACHE2_FROM = 23;
+constexpr int CACHE3_FROM = 24;
 
 constexpr long long V_TP_HEADS = 1LL << 0;
 constexpr long long V_TP_KV_HEADS = 1LL << 1;
@@ -191,9 +195,9 @@ constexpr long long V_FP4 = 1LL << 17;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -239,104 +243,107 @@ inline int first_invalid_column(const double* p) {
     if (!(p[11] >= 0.0 && p[11] <= 1.0) || p[11] != floor(p[11])) {
         return 11;  // flash_attention
     }
-    if (!(p[12] >= 0.0 && p[12] <= 1000000.0)) {
-        return 12;  // capacity_factor
+    if (!(p[12] >= 0.0 && p[12] <= 1.0) || p[12] != floor(p[12])) {
+        return 12;  // attention_kernel
     }
-    if (!(p[13] >= 1.0 && p[13] <= 1000000.0)) {
-        return 13;  // moe_load_imbalance
+    if (!(p[13] >= 0.0 && p[13] <= 1000000.0)) {
+        return 13;  // capacity_factor
     }
-    if (!(p[14] >= 0.0 && p[14] <= 1.0) || p[14] != floor(p[14])) {
-        return 14;  // cp_overlap
+    if (!(p[14] >= 1.0 && p[14] <= 1000000.0)) {
+        return 14;  // moe_load_imbalance
     }
-    if (!(p[15] >= 0.0 && p[15] <= 2.0) || p[15] != floor(p[15])) {
-        return 15;  // moe_token_dispatcher
+    if (!(p[15] >= 0.0 && p[15] <= 1.0) || p[15] != floor(p[15])) {
+        return 15;  // cp_overlap
     }
-    if (!(p[16] >= 1.0 && p[16] <= 2147483648.0) || p[16] != floor(p[16])) {
-        return 16;  // global_batch
+    if (!(p[16] >= 0.0 && p[16] <= 2.0) || p[16] != floor(p[16])) {
+        return 16;  // moe_token_dispatcher
     }
     if (!(p[17] >= 1.0 && p[17] <= 2147483648.0) || p[17] != floor(p[17])) {
-        return 17;  // pp
+        return 17;  // global_batch
     }
-    if (!(p[18] >= 0.0 && p[18] <= 1.0) || p[18] != floor(p[18])) {
-        return 18;  // pp_embedding
+    if (!(p[18] >= 1.0 && p[18] <= 2147483648.0) || p[18] != floor(p[18])) {
+        return 18;  // pp
     }
     if (!(p[19] >= 0.0 && p[19] <= 1.0) || p[19] != floor(p[19])) {
-        return 19;  // pp_loss
+        return 19;  // pp_embedding
     }
-    if (!(p[20] >= 0.0 && p[20] <= 2147483648.0) || p[20] != floor(p[20])) {
-        return 20;  // pp_first_layers
+    if (!(p[20] >= 0.0 && p[20] <= 1.0) || p[20] != floor(p[20])) {
+        return 20;  // pp_loss
     }
     if (!(p[21] >= 0.0 && p[21] <= 2147483648.0) || p[21] != floor(p[21])) {
-        return 21;  // pp_last_layers
+        return 21;  // pp_first_layers
     }
-    if (!(p[22] >= 1.0 && p[22] <= 2147483648.0) || p[22] != floor(p[22])) {
-        return 22;  // dp
+    if (!(p[22] >= 0.0 && p[22] <= 2147483648.0) || p[22] != floor(p[22])) {
+        return 22;  // pp_last_layers
     }
     if (!(p[23] >= 1.0 && p[23] <= 2147483648.0) || p[23] != floor(p[23])) {
-        return 23;  // vpp
+        return 23;  // dp
     }
-    if (!(p[24] >= 0.0 && p[24] <= 3.0) || p[24] != floor(p[24])) {
-        return 24;  // zero
+    if (!(p[24] >= 1.0 && p[24] <= 2147483648.0) || p[24] != floor(p[24])) {
+        return 24;  // vpp
     }
-    if (!(p[25] >= 0.0 && p[25] <= 2.0) || p[25] != floor(p[25])) {
-        return 25;  // recompute
+    if (!(p[25] >= 0.0 && p[25] <= 3.0) || p[25] != floor(p[25])) {
+        return 25;  // zero
     }
-    if (!(p[26] >= 0.0 && p[26] <= 1.0) || p[26] != floor(p[26])) {
-        return 26;  // recompute_core_attn
+    if (!(p[26] >= 0.0 && p[26] <= 2.0) || p[26] != floor(p[26])) {
+        return 26;  // recompute
     }
     if (!(p[27] >= 0.0 && p[27] <= 1.0) || p[27] != floor(p[27])) {
-        return 27;  // recompute_layernorm
+        return 27;  // recompute_core_attn
     }
     if (!(p[28] >= 0.0 && p[28] <= 1.0) || p[28] != floor(p[28])) {
-        return 28;  // recompute_mla_up_proj
+        return 28;  // recompute_layernorm
     }
     if (!(p[29] >= 0.0 && p[29] <= 1.0) || p[29] != floor(p[29])) {
-        return 29;  // recompute_mlp
+        return 29;  // recompute_mla_up_proj
     }
     if (!(p[30] >= 0.0 && p[30] <= 1.0) || p[30] != floor(p[30])) {
-        return 30;  // recompute_moe
+        return 30;  // recompute_mlp
     }
     if (!(p[31] >= 0.0 && p[31] <= 1.0) || p[31] != floor(p[31])) {
-        return 31;  // recompute_moe_act
+        return 31;  // recompute_moe
     }
     if (!(p[32] >= 0.0 && p[32] <= 1.0) || p[32] != floor(p[32])) {
-        return 32;  // recompute_shared_experts
+        return 32;  // recompute_moe_act
     }
-    if (!(p[33] >= 0.0 && p[33] <= 2147483648.0) || p[33] != floor(p[33])) {
-        return 33;  // recompute_layers
+    if (!(p[33] >= 0.0 && p[33] <= 1.0) || p[33] != floor(p[33])) {
+        return 33;  // recompute_shared_experts
     }
-    if (!(p[34] >= 0.0 && p[34] <= 1.0) || p[34] != floor(p[34])) {
-        return 34;  // fp8_activations
+    if (!(p[34] >= 0.0 && p[34] <= 2147483648.0) || p[34] != floor(p[34])) {
+        return 34;  // recompute_layers
     }
     if (!(p[35] >= 0.0 && p[35] <= 1.0) || p[35] != floor(p[35])) {
-        return 35;  // grad_dtype
+        return 35;  // fp8_activations
     }
     if (!(p[36] >= 0.0 && p[36] <= 1.0) || p[36] != floor(p[36])) {
-        return 36;  // optimizer_dtype
+        return 36;  // grad_dtype
     }
     if (!(p[37] >= 0.0 && p[37] <= 1.0) || p[37] != floor(p[37])) {
-        return 37;  // tp_overlap
+        return 37;  // optimizer_dtype
     }
     if (!(p[38] >= 0.0 && p[38] <= 1.0) || p[38] != floor(p[38])) {
-        return 38;  // ep_overlap
+        return 38;  // tp_overlap
     }
     if (!(p[39] >= 0.0 && p[39] <= 1.0) || p[39] != floor(p[39])) {
-        return 39;  // dp_overlap
+        return 39;  // ep_overlap
     }
     if (!(p[40] >= 0.0 && p[40] <= 1.0) || p[40] != floor(p[40])) {
-        return 40;  // pp_scatter_gather
+        return 40;  // dp_overlap
     }
     if (!(p[41] >= 0.0 && p[41] <= 1.0) || p[41] != floor(p[41])) {
-        return 41;  // cuda_graphs
+        return 41;  // pp_scatter_gather
     }
-    if (!(p[42] >= 0.0 && p[42] <= 2147483648.0) || p[42] != floor(p[42])) {
-        return 42;  // max_num_tokens
+    if (!(p[42] >= 0.0 && p[42] <= 1.0) || p[42] != floor(p[42])) {
+        return 42;  // cuda_graphs
     }
-    if (!(p[43] >= 0.0 && p[43] <= 1.0)) {
-        return 43;  // kv_cache_fraction
+    if (!(p[43] >= 0.0 && p[43] <= 2147483648.0) || p[43] != floor(p[43])) {
+        return 43;  // max_num_tokens
     }
-    if (!(p[44] >= 1.0 && p[44] <= 1048576.0) || p[44] != floor(p[44])) {
-        return 44;  // kv_block_tokens
+    if (!(p[44] >= 0.0 && p[44] <= 1.0)) {
+        return 44;  // kv_cache_fraction
+    }
+    if (!(p[45] >= 1.0 && p[45] <= 1048576.0) || p[45] != floor(p[45])) {
+        return 45;  // kv_block_tokens
     }
     return -1;
 }

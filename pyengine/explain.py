@@ -126,6 +126,7 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
         "host": {"launch_overhead_s": hardware.launch_overhead_s,
                  "step_overhead_s": hardware.step_overhead_s},
         "micro_batches": stages.batch.n_micro,
+        "attention_rates": attention_rates(hardware, plan),
         "stages": params,
         "activation_bytes_per_layer": {"dense": act.dense_layer,
                                        "moe": act.moe_layer if model.is_moe else 0},
@@ -136,6 +137,17 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
                         + dispatch_note(m, h, plan) if model.is_moe
                         else "dense model: no expert parallelism"),
     }
+
+
+def attention_rates(hw: Hardware, plan: Plan) -> dict:
+    """The fused-attention rates a plan runs at ([T18]): the GPU's fastest kernels, or
+    FlashAttention-2's where the plan asks for it and the GPU has figures for it."""
+    fa2 = plan.attention_kernel == "fa2" and hw.fa2_eff_fwd > 0
+    if fa2:
+        return {"fa2": True, "fwd": hw.fa2_eff_fwd, "bwd": hw.fa2_eff_bwd,
+                "seq_half": hw.fa2_seq_half}
+    return {"fa2": False, "fwd": hw.attn_eff_fwd, "bwd": hw.attn_eff_bwd,
+            "seq_half": hw.attn_seq_half}
 
 
 def dispatch_note(m, h, plan: Plan) -> str:
@@ -348,6 +360,17 @@ def render_text(d: dict) -> str:
             ("EP dispatch + combine behind another micro-batch", "ep_overlap"),
             ("DP buckets behind backward", "dp_overlap"),
             ("PP scatter/gather over TP (no SP)", "pp_scatter_gather"))))
+    if not plan["flash_attention"]:
+        attn = "unfused (the score matrix goes through HBM)"
+    elif not dv["attention_rates"]["fwd"]:
+        attn = "fused, at the GEMM rate (no fused-attention figures for this GPU)"
+    else:
+        rates = dv["attention_rates"]
+        kernels = "FlashAttention-2" if rates["fa2"] else "the GPU's fastest kernels"
+        attn = (f"fused, {kernels} "
+                f"at {100 * rates['fwd']:.0f}% / {100 * rates['bwd']:.0f}% of the 16-bit peak "
+                f"forward / backward at long sequences, half that at {rates['seq_half']:g} keys")
+    lines.append(f"    attention: {attn}")
     if plan["mode"] == "decode":
         how = "replayed from CUDA graphs" if plan["cuda_graphs"] else "launched eagerly"
         lines.append(f"    decode steps {how}; {o['kernels_per_step']:g} kernels per decode step")

@@ -199,12 +199,13 @@ def kv_cache_elems_per_gpu(m, tp):
     return ceil_div(m[S.M_KV_HEADS], tp) * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
 
 
-def flash_attention_rate(h, keys, head_dim, eff):
+def flash_attention_rate(h, keys, head_dim, eff, seq_half):
     # [T18] fused attention's attainable FLOP/s: a share `eff` of the 16-bit peak that
     # grows with the keys per query (short sequences fill few tiles, and causal masking
-    # halves the keys) and with the head dimension (the work per loaded tile); fitted on
-    # FlashAttention-3 (H100) forward/backward benchmarks by tools/calibrate.py.
-    return (h[S.H_PEAK_BF16] * eff * keys / (keys + h[S.H_ATTN_SEQ_HALF])
+    # halves the keys; half the rate at seq_half keys) and with the head dimension (the
+    # work per loaded tile); fitted on FlashAttention-3 (H100), cuDNN (Blackwell) and
+    # FlashAttention-2 forward/backward benchmarks by tools/calibrate.py.
+    return (h[S.H_PEAK_BF16] * eff * keys / (keys + seq_half)
             * head_dim / (head_dim + h[S.H_ATTN_DIM_HALF]))
 
 
@@ -214,7 +215,7 @@ AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s", "attn_bw
                                                "norm_s", "mla_up_s"])
 
 
-def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, rate,
+def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, fa2, rate,
                     ab, wb, kvb):
     hid = m[S.M_HIDDEN]
     heads_local = m[S.M_HEADS] / tp
@@ -245,15 +246,22 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     attn_bwd_extra_s = 0.0
     if flash and h[S.H_ATTN_EFF_FWD] > 0.0:
         # fused kernels at their own measured rates; the backward does 2.5x the forward's
-        # FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out
+        # FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
+        # FlashAttention-2 (attention_kernel fa2) at its own, where the GPU has them.
+        eff_fwd = h[S.H_ATTN_EFF_FWD]
+        eff_bwd = h[S.H_ATTN_EFF_BWD]
+        seq_half = h[S.H_ATTN_SEQ_HALF]
+        if fa2 and h[S.H_FA2_EFF_FWD] > 0.0:
+            eff_fwd = h[S.H_FA2_EFF_FWD]
+            eff_bwd = h[S.H_FA2_EFF_BWD]
+            seq_half = h[S.H_FA2_SEQ_HALF]
         head_dim = 0.5 * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
         hbm = h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]
         attn_core_s = roofline_s(core_flops, core_bytes,
-                                 flash_attention_rate(h, keys, head_dim, h[S.H_ATTN_EFF_FWD]),
+                                 flash_attention_rate(h, keys, head_dim, eff_fwd, seq_half),
                                  hbm) + h[S.H_OP_OVERHEAD]
         attn_core_bwd_s = roofline_s(2.5 * core_flops, 2.0 * core_bytes,
-                                     flash_attention_rate(h, keys, head_dim,
-                                                          h[S.H_ATTN_EFF_BWD]),
+                                     flash_attention_rate(h, keys, head_dim, eff_bwd, seq_half),
                                      hbm) + h[S.H_OP_OVERHEAD]
         attn_bwd_extra_s = attn_core_bwd_s - 2.0 * attn_core_s
 
@@ -363,7 +371,7 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp, ep, sp,
-                flash, cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate,
+                flash, fa2, cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate,
                 dispatcher):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
@@ -374,12 +382,12 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
     dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
     quantized inference); db: bytes a dispatched value; dispatcher: the MoE token
-    dispatcher's code ([C6]).
+    dispatcher's code ([C6]); fa2: fused attention at FlashAttention-2's rates ([T18]).
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
     attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash,
-                           rate, ab, wb, kvb)
+                           fa2, rate, ab, wb, kvb)
     mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
     moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db,
                     dispatcher)
@@ -587,7 +595,7 @@ PlanFields = namedtuple("PlanFields", [
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
     "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs",
-    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher"])
+    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher", "fa2"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate",
                                        "db"])
 
@@ -635,7 +643,8 @@ def plan_fields(p):
         p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_CP_OVERLAP] > 0.0,
         p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0,
         p[S.P_CUDA_GRAPHS] > 0.0, p[S.P_MAX_NUM_TOKENS], p[S.P_KV_CACHE_FRACTION],
-        p[S.P_KV_BLOCK_TOKENS], fp4, p[S.P_KV_DTYPE], p[S.P_MOE_TOKEN_DISPATCHER])
+        p[S.P_KV_BLOCK_TOKENS], fp4, p[S.P_KV_DTYPE], p[S.P_MOE_TOKEN_DISPATCHER],
+        p[S.P_ATTENTION_KERNEL] == 1.0)
 
 
 def precisions(h, f):
@@ -782,7 +791,7 @@ def layer_stage(m, h, f, pr):
     # a pass and of a decode step (at the mean context seq + gen/2).
     logit_rows = n_tok if f.training else f.mbs
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, logit_rows, f.tp, f.cp, f.etp,
-                        f.ep, f.sp, f.flash, f.cp_overlap, load.load, load.active, pr.rate,
+                        f.ep, f.sp, f.flash, f.fa2, f.cp_overlap, load.load, load.active, pr.rate,
                         pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate, f.dispatcher)
     fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f))
     dec_flops_tok = 0.0
@@ -1377,7 +1386,7 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     kv_mean = f.seq + 0.5 * f.gen
     load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
     dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, seqs, f.tp, f.cp, f.etp, f.ep,
-                     False, f.flash, True, load.load, load.active, pr.rate, pr.ab, pr.wb,
+                     False, f.flash, f.fa2, True, load.load, load.active, pr.rate, pr.ab, pr.wb,
                      pr.kvb, pr.db, pr.head_rate, f.dispatcher)
     n_l = mb.layers
     n_mo = mb.moe_layers
@@ -1755,6 +1764,8 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "step_overhead": hw.step_overhead_s,
         "attn_eff_fwd": hw.attn_eff_fwd, "attn_eff_bwd": hw.attn_eff_bwd,
         "attn_seq_half": hw.attn_seq_half, "attn_dim_half": hw.attn_dim_half,
+        "fa2_eff_fwd": hw.fa2_eff_fwd, "fa2_eff_bwd": hw.fa2_eff_bwd,
+        "fa2_seq_half": hw.fa2_seq_half,
         "mem_overhead": hw.memory_overhead_bytes, "runtime_buffers": hw.runtime_buffer_bytes,
     }
     return np.array([float(values[c.name]) for c in S.HARDWARE], dtype=np.float64)

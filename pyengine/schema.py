@@ -100,6 +100,12 @@ HARDWARE = (
     Column("attn_seq_half", "tok", "keys per query at which fused attention reaches half its "
            "long-sequence rate"),
     Column("attn_dim_half", "", "head dimension at which fused attention reaches half its rate"),
+    Column("fa2_eff_fwd", "", "FlashAttention-2 (the Ampere-generation kernels flash-attn 2.x and "
+           "PyTorch SDPA FLASH_ATTENTION run on any GPU) forward: share of the 16-bit peak at long "
+           "sequences (0 = no figures: as the GPU's fused attention)"),
+    Column("fa2_eff_bwd", "", "FlashAttention-2 backward: share of the 16-bit peak"),
+    Column("fa2_seq_half", "tok", "keys per query at which FlashAttention-2 reaches half its "
+           "long-sequence rate"),
     Column("mem_overhead", "B", "framework, NCCL buffers, fragmentation"),
     Column("runtime_buffers", "B", "what a serving engine allocates beyond mem_overhead: "
            "CUDA-graph pools, sampling and logits buffers, all-reduce workspaces (inference only)"),
@@ -131,6 +137,9 @@ PLAN = (
     Column("etp", "", "expert tensor parallel degree (0 = tp)", "int"),
     Column("sequence_parallel", "", "Megatron sequence parallelism", "bool", hi=1),
     Column("flash_attention", "", "fused attention, no s^2 scores stored", "bool", hi=1),
+    Column("attention_kernel", "", "fused attention's kernels: auto, the GPU's fastest "
+           "(FlashAttention-3 or cuDNN on Hopper, cuDNN on Blackwell); fa2, FlashAttention-2 "
+           "(flash-attn 2.x, PyTorch SDPA FLASH_ATTENTION)", "choice", ("auto", "fa2")),
     Column("capacity_factor", "", "MoE expert capacity factor", "float", hi=1e6),
     Column("moe_load_imbalance", "", "tokens the busiest expert rank receives over a balanced "
            "one's (dropless routing; 1 = balanced, as benchmarks force it)", "float", lo=1.0,

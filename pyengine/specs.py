@@ -20,6 +20,7 @@ KV_DTYPES = ("auto", "bf16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
 GRAD_DTYPES = ("fp32", "bf16")
 MOE_DISPATCHERS = ("alltoall", "allgather", "flex")  # Megatron-Core moe_token_dispatcher_type
+ATTENTION_KERNELS = ("auto", "fa2")  # fused attention: the GPU's fastest, or FlashAttention-2
 NORMS = ("layernorm", "rmsnorm")
 
 # Largest degree or size any integer field may take: big enough for any real cluster,
@@ -246,6 +247,12 @@ class Hardware(_Spec):
     attn_eff_bwd: float = 0.0
     attn_seq_half: float = 0.0
     attn_dim_half: float = 0.0
+    # FlashAttention-2's own rates (plans with attention_kernel = fa2): the Ampere-generation
+    # kernels on Hopper and Blackwell reach a smaller share of the peak; fitted on the FA2
+    # columns of kernel benchmarks by tools/calibrate.py, attn_dim_half shared; 0 = none
+    fa2_eff_fwd: float = 0.0
+    fa2_eff_bwd: float = 0.0
+    fa2_seq_half: float = 0.0
     memory_overhead_bytes: float = 3 * 2**30  # CUDA context, NCCL buffers, fragmentation
     # A serving engine's allocations beyond that (inference only): NVIDIA's aiconfigurator
     # budgets TensorRT-LLM at 3.5 GiB "other" memory plus 392 MB of NCCL memory at TP >= 4
@@ -269,13 +276,14 @@ class Hardware(_Spec):
                      "inter_node_latency_s", "op_overhead_s", "launch_overhead_s",
                      "step_overhead_s", "memory_overhead_bytes", "runtime_buffer_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
-        for name in ("attn_eff_fwd", "attn_eff_bwd"):
+        for name in ("attn_eff_fwd", "attn_eff_bwd", "fa2_eff_fwd", "fa2_eff_bwd"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0))
-        for name in ("attn_seq_half", "attn_dim_half"):
+        for name in ("attn_seq_half", "attn_dim_half", "fa2_seq_half"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1e6))
-        if self.attn_eff_fwd > 0 and self.attn_eff_bwd <= 0:
-            raise SpecError(o, "attn_eff_bwd", self.attn_eff_bwd,
-                            "> 0 when attn_eff_fwd is set (the backward needs its own rate)")
+        for fwd, bwd in (("attn_eff_fwd", "attn_eff_bwd"), ("fa2_eff_fwd", "fa2_eff_bwd")):
+            if getattr(self, fwd) > 0 and getattr(self, bwd) <= 0:
+                raise SpecError(o, bwd, getattr(self, bwd),
+                                f"> 0 when {fwd} is set (the backward needs its own rate)")
         for name in ("gemm_eff_max", "gemm_eff_max_fp8", "hbm_eff", "net_eff", "inter_eff"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0,
                                                        lo_open=True))
@@ -333,6 +341,7 @@ class Plan(_Spec):
     # flex (DeepEP/HybridEP, deduplicated per NVLink domain)
     moe_token_dispatcher: str = "alltoall"
     flash_attention: bool = True
+    attention_kernel: str = "auto"  # fused attention: auto (the GPU's fastest) | fa2
     grad_dtype: str = "fp32"
     optimizer_dtype: str = "fp32"  # Adam moments (master weights stay fp32)
     tp_overlap: bool = False
@@ -360,6 +369,7 @@ class Plan(_Spec):
         check_choice(o, "grad_dtype", self.grad_dtype, GRAD_DTYPES)
         check_choice(o, "optimizer_dtype", self.optimizer_dtype, GRAD_DTYPES)
         check_choice(o, "moe_token_dispatcher", self.moe_token_dispatcher, MOE_DISPATCHERS)
+        check_choice(o, "attention_kernel", self.attention_kernel, ATTENTION_KERNELS)
         for name in ("recompute_core_attn", "recompute_layernorm", "recompute_mla_up_proj",
                      "recompute_mlp", "recompute_moe", "recompute_moe_act",
                      "recompute_shared_experts", "fp8_activations"):
@@ -409,7 +419,7 @@ class Plan(_Spec):
 
 
 __all__ = ["Model", "Hardware", "Plan", "Limits", "MODES", "DTYPES", "KV_DTYPES", "RECOMPUTE",
-           "GRAD_DTYPES", "MOE_DISPATCHERS",
+           "GRAD_DTYPES", "MOE_DISPATCHERS", "ATTENTION_KERNELS",
            "check_int", "check_float", "check_choice", "check_bool"]
 
 

@@ -964,13 +964,14 @@ def single_gpu_plan(batch: int, seq: int, **kw) -> Plan:
 
 def llama32_1b_cudnn_frontend(data: dict | None = None) -> Dataset:
     """cudnn-frontend Llama-3.2-1B training iteration (forward + backward + SGD step) on one
-    B200 and one H200, per batch/sequence shape and SDPA backend: single_gpu_plan; every
-    SDPA backend is fused attention (one rate in pyengine, so the three backends of a shape
-    share one prediction); gradient checkpointing is not mentioned (none; the lightest
-    BRIDGE_SAVERS that fit). Each GPU at the clock the source locked it to (1665 MHz
-    B200, 1500 MHz H200: at_clock). Not expressible and left as they are: the SGD
-    optimizer without state (pyengine's step is Adam's) and eager PyTorch's unfused
-    element-wise kernels."""
+    B200 and one H200, per batch/sequence shape and SDPA backend: single_gpu_plan; the
+    CUDNN backend is the GPU's fused attention (attention_kernel auto), FLASH is
+    FlashAttention-2 (fa2); EFFICIENT (PyTorch's memory-efficient kernel) has no kernel
+    figures here and takes the fused rates (so its rows are optimistic); gradient
+    checkpointing is not mentioned (none; the lightest BRIDGE_SAVERS that fit). Each GPU
+    at the clock the source locked it to (1665 MHz B200, 1500 MHz H200: at_clock). Not
+    expressible and left as they are: the SGD optimizer without state (pyengine's step is
+    Adam's) and eager PyTorch's unfused element-wise kernels."""
     data = validation_data() if data is None else data
     key = "llama3_2_1b_single_gpu_training_iteration_b200_h200_cudnn_frontend"
     ds = validation_dataset(data, key, "training iteration time (s)", "training",
@@ -980,7 +981,9 @@ def llama32_1b_cudnn_frontend(data: dict | None = None) -> Dataset:
     for row in data[key]["values"]["rows"]:
         b, s = int(row["batch_size"]), int(row["seq_len_tokens"])
         hw = at_clock(hws[row["gpu"]], float(row["locked_clock_MHz"]))
-        r, savers = evaluate_fitting(model, hw, partial(single_gpu_plan, b, s))
+        kernel = "fa2" if row["sdpa_backend"].startswith("FLASH") else "auto"
+        r, savers = evaluate_fitting(model, hw, partial(single_gpu_plan, b, s,
+                                                        attention_kernel=kernel))
         ds.rows.append(result_row(f"{row['gpu'].split()[-1]} {row['sdpa_backend'].split('_')[0]}"
                                   f" b{b} x {s}", row["iteration_time_s"], r, "time_step_s", "s",
                                   saver_note(r, savers) if r.feasible else ""))

@@ -69,10 +69,23 @@ def models(draw, moe: bool | None = None, mla: bool | None = None) -> Model:
     return Model(**kw)
 
 
+def _attention(draw, prefix: str, dim_half: bool) -> dict:
+    """Fused-attention rates ({prefix}_eff_fwd/bwd, {prefix}_seq_half): none, or drawn."""
+    if not draw(st.booleans()):
+        return {}
+    kw = {f"{prefix}_eff_fwd": draw(st.floats(0.01, 1.0)),
+          f"{prefix}_eff_bwd": draw(st.floats(0.01, 1.0)),
+          f"{prefix}_seq_half": draw(st.floats(0.0, 1e5))}
+    if dim_half:
+        kw["attn_dim_half"] = draw(st.floats(0.0, 1024.0))
+    return kw
+
+
 @st.composite
 def hardware(draw) -> Hardware:
     peak = draw(st.floats(1e12, 5e15))
     return Hardware(
+        **_attention(draw, "attn", True), **_attention(draw, "fa2", False),
         name="hw",
         peak_bf16_flops_per_s=peak,
         peak_fp8_flops_per_s=draw(st.one_of(st.just(0.0), st.just(2.0 * peak),

@@ -18,6 +18,7 @@ AXES = dict(
     micro_batch=[1, 2], seq_len=[2048, 4096],
     gen_tokens=[64, 128], tp=[1, 2], cp=[1, 2], ep=[1, 2], etp=[0, 1],
     sequence_parallel=[True, False], flash_attention=[True, False],
+    attention_kernel=["fa2", "auto"],
     capacity_factor=[1.0, 0.5], moe_load_imbalance=[1.0, 1.3], cp_overlap=[False, True],
     moe_token_dispatcher=["flex", "allgather"],
     global_batch=[8, 16], pp=[1, 3],

@@ -126,7 +126,11 @@ def fit(base_hw, names, make_datasets, rounds=3, points=9, derive=None):
 
 
 ATTN_NAMES = ["attn_eff_fwd", "attn_eff_bwd", "attn_seq_half", "attn_dim_half"]
+FA2_NAMES = ["fa2_eff_fwd", "fa2_eff_bwd", "fa2_seq_half"]
 ATTN_BOUNDS = {"eff": (0.3, 0.95), "attn_seq_half": (0.0, 2000.0), "attn_dim_half": (0.0, 256.0)}
+# FlashAttention-2 runs Ampere-generation MMA instructions, which reach a smaller share of a
+# Hopper or Blackwell peak (measured: about 34% on H100, 15-20% on B200)
+FA2_EFF_BOUNDS = (0.1, 0.95)
 
 
 def kernels() -> dict:
@@ -135,16 +139,18 @@ def kernels() -> dict:
     return json.loads(resources.files("pyengine").joinpath("data/kernels.json").read_text())
 
 
-def attention_rows(data: dict) -> dict[str, list[tuple[float, float, float]]]:
-    """(keys per query, head dim, TFLOP/s) of FlashAttention-3 on H100: the forward with
-    causal masking (what LLM training runs; keys = seq/2 as the model counts them) and the
-    backward (FLOPs 2.5x the forward's, as the kernel counts them)."""
+def attention_rows(data: dict, column: str = "flashattention_3"
+                   ) -> dict[str, list[tuple[float, float, float]]]:
+    """(keys per query, head dim, TFLOP/s) of FlashAttention-3 (or the paper's other
+    `column`, e.g. flashattention_2) on H100: the forward with causal masking (what LLM
+    training runs; keys = seq/2 as the model counts them) and the backward (FLOPs 2.5x the
+    forward's, as the kernel counts them)."""
     out = {}
     for key, pass_ in (("flashattention3_h100_fwd_16bit", "fwd"),
                        ("flashattention3_h100_bwd_16bit_secondary", "bwd")):
         rows = []
         for r in data[key]["rows"]:
-            v = r.get("flashattention_3")
+            v = r.get(column)
             if v is None or (pass_ == "fwd" and r.get("mask") != "causal"):
                 continue
             keys = r["seqlen"] / 2 if r.get("mask") == "causal" else float(r["seqlen"])
@@ -158,7 +164,8 @@ def attention_tflops(peak_tflops, eff, keys, head_dim, seq_half, dim_half) -> fl
     return peak_tflops * eff * keys / (keys + seq_half) * head_dim / (head_dim + dim_half)
 
 
-def fit_attention(peak_tflops: float, rows=None, dim_half_fixed: float | None = None
+def fit_attention(peak_tflops: float, rows=None, dim_half_fixed: float | None = None,
+                  eff_bounds: tuple[float, float] = ATTN_BOUNDS["eff"]
                   ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """The four attention parameters minimising the mean |log error| over the forward and
     backward rows (default: FlashAttention-3 on H100): a grid over the two half-points,
@@ -167,7 +174,7 @@ def fit_attention(peak_tflops: float, rows=None, dim_half_fixed: float | None = 
     identify it) only the sequence half-point is searched. Returns the values and each
     pass's relative errors."""
     rows = rows or attention_rows(kernels())
-    lo, hi = ATTN_BOUNDS["eff"]
+    lo, hi = eff_bounds
     best = None
     dim_halves = (np.arange(0.0, ATTN_BOUNDS["attn_dim_half"][1] + 1e-9, 2.0)
                   if dim_half_fixed is None else [dim_half_fixed])
@@ -235,7 +242,8 @@ H100_NAMES = ["gemm_eff_max_fp8"]
 GEMM_OPS = ["gemm_dim_half", "op_overhead_s"]
 NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
 A100_ALL = [*A100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS]
-H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_NAMES]
+H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_NAMES,
+            *FA2_NAMES]
 CARRIED = ("h800", "mi300x")
 # Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
 # benchmarks and the large-GEMM levels transferred by the GPUs' best achievable matmul
@@ -257,8 +265,11 @@ def _operator_values() -> dict[str, dict[str, float]]:
     h100_net = OPS.fit_collectives("h100-sxm")
     a100_net = OPS.fit_collectives("a100-80gb")
     a100_net.update({k: h100_net[k] for k in ("inter_eff", "inter_node_latency_s")})
-    attention, _ = fit_attention(presets.hardware("h100-sxm").peak_bf16_flops_per_s / 1e12)
-    h100 = {**gemm, "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention}
+    peak = presets.hardware("h100-sxm").peak_bf16_flops_per_s / 1e12
+    attention, _ = fit_attention(peak)
+    fa2 = fa2_values(fit_attention(peak, attention_rows(kernels(), "flashattention_2"),
+                                   attention["attn_dim_half"], FA2_EFF_BOUNDS)[0])
+    h100 = {**gemm, "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention, **fa2}
     return {"a100-80gb": {**gemm, "hbm_eff": OPS.hbm_eff("a100-80gb"), **a100_net},
             "h100-sxm": h100, "h200": {**h100, "hbm_eff": OPS.hbm_eff("h200")}}
 
@@ -307,13 +318,29 @@ def outputs(a100, h100, ops=None) -> dict[str, tuple]:
     return out
 
 
+def fa2_values(attention: dict[str, float]) -> dict[str, float]:
+    """A fit_attention result as the FlashAttention-2 parameters (attn_dim_half shared)."""
+    return {"fa2_eff_fwd": attention["attn_eff_fwd"], "fa2_eff_bwd": attention["attn_eff_bwd"],
+            "fa2_seq_half": attention["attn_seq_half"]}
+
+
+def blackwell_fa2(dim_half: float) -> dict[str, float]:
+    """FlashAttention-2 on B200 (cudnn-frontend's FA2 columns); GB200 and GB300 (no FA2
+    figures) take B200's shares of peak: the same Blackwell SM runs the same Ampere-era
+    kernels."""
+    peak = presets.hardware("b200").peak_bf16_flops_per_s / 1e12
+    return fa2_values(fit_attention(peak, OPS.fa2_attention_rows_b200(), dim_half,
+                                    FA2_EFF_BOUNDS)[0])
+
+
 def blackwell_values(slug: str, h100) -> dict[str, float]:
     """Attention on the GPU's cuDNN benchmarks (head dim 128 only: the H100's
-    attn_dim_half kept) and GEMM levels by MAMF transfer."""
+    attn_dim_half kept), FlashAttention-2 on B200's, and GEMM levels by MAMF transfer."""
     hw = presets.hardware(slug)
     rows = OPS.cudnn_attention_rows(slug)
     attention, _ = fit_attention(hw.peak_bf16_flops_per_s / 1e12, rows, h100.attn_dim_half)
-    return {**attention, **OPS.gemm_levels_by_mamf(slug, h100)}
+    return {**attention, **blackwell_fa2(h100.attn_dim_half),
+            **OPS.gemm_levels_by_mamf(slug, h100)}
 
 
 # preset keys in microseconds for the Hardware fields in seconds
@@ -379,6 +406,17 @@ def report_operators(ops) -> None:
         print(f"  {pass_:<10} FlashAttention-3          mean |error| "
               f"{100 * np.mean(np.abs(errs)):5.1f}%  worst {100 * np.max(np.abs(errs)):5.1f}%  "
               f"({len(errs)} rows)")
+    dim_half = attention["attn_dim_half"]
+    for gpu, slug, rows in (("H100", "h100-sxm", attention_rows(kernels(), "flashattention_2")),
+                            ("B200", "b200", OPS.fa2_attention_rows_b200())):
+        peak = presets.hardware(slug).peak_bf16_flops_per_s / 1e12
+        fa2, errors = fit_attention(peak, rows, dim_half, FA2_EFF_BOUNDS)
+        print(f"{slug} FlashAttention-2 ({gpu} FA2 kernel benchmarks): "
+              + ", ".join(f"{n}={v:.4g}" for n, v in fa2_values(fa2).items()))
+        for pass_, errs in errors.items():
+            print(f"  {pass_:<10} FlashAttention-2          mean |error| "
+                  f"{100 * np.mean(np.abs(errs)):5.1f}%  worst "
+                  f"{100 * np.max(np.abs(errs)):5.1f}%  ({len(errs)} rows)")
 
 
 def main() -> int:

@@ -13,6 +13,8 @@ bounds, no per-row factors.
   net_eff, intra_latency   nccl-tests on one 8-GPU NVLink node (H100; A100 all-reduce)
   inter_eff, inter_latency nccl-tests on 80 H100s (10 nodes) and 2 nodes x 1 GPU
   Blackwell attention      cuDNN SDPA benchmarks (cudnn-frontend) on B200, GB200, GB300
+  FlashAttention-2 rates   the FA2 columns of the FlashAttention-3 paper's H100 benchmarks
+                           and of cudnn-frontend's B200 SDPA benchmark (GB200/GB300: B200's)
   H100 BF16 GEMM level     the H100's end-to-end FP8 level x its BF16/FP8 best achievable
                            matmul shares (the FP8 level is fitted end to end)
   Blackwell GEMM levels    the H100 levels x the ratio of best achievable matmul shares
@@ -258,6 +260,17 @@ def cudnn_attention_rows(slug: str) -> dict[str, list[tuple[float, float, float]
     key, backend = CUDNN_ATTENTION[slug]
     rows = [r for r in load("operators")[key]["values"]["rows"]
             if r["backend"] == backend and r["is_causal"]]
+    return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim"]), float(r[f"{p}_tflops"]))
+                for r in rows] for p in ("fwd", "bwd")}
+
+
+def fa2_attention_rows_b200() -> dict[str, list[tuple[float, float, float]]]:
+    """(keys per query, head dim, TFLOP/s) of FlashAttention-2 on one B200, forward and
+    backward, causal: the PyTorch SDPA FLASH_ATTENTION and native flash-attn 2.7.4 columns
+    of the cudnn-frontend SDPA benchmark (the Ampere-generation kernels on Blackwell)."""
+    rows = [r for r in load("operators")["cudnn_sdpa_b200_bf16_backends_cudnn9_13"]["values"]
+            ["rows"] if r["backend"] in ("pyt_flash_attention", "flash_attention")
+            and r["is_causal"]]
     return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim"]), float(r[f"{p}_tflops"]))
                 for r in rows] for p in ("fwd", "bwd")}
 
