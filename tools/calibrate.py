@@ -15,7 +15,9 @@ pyengine/data/operators.json and kernels.json, sources in docs/sources.md):
               send/recv on one 8x H100 node and small all-reduces (8 B..64 KiB);
               inter_eff, inter_latency: nccl-tests on 10 nodes x 8 H100 and 2 nodes x 1
   h100-sxm    attn_eff_fwd, attn_eff_bwd, attn_seq_half, attn_dim_half on the
-              FlashAttention-3 forward (causal) and backward kernel benchmarks
+              FlashAttention-3 forward (causal) and backward kernel benchmarks;
+              fa2_eff_fwd, fa2_eff_bwd, fa2_seq_half on the same figures' FlashAttention-2
+              columns (b200: cudnn-frontend's FA2 rows; gb200/gb300 take B200's)
 Then, those held fixed, the large-GEMM levels on the end-to-end runs in shared/calibration
 (the share of peak GEMMs reach inside framework runs; the operator tables' own levels are
 printed next to them):
