@@ -105,6 +105,26 @@ def _streaming_intrinsics():
     return store, fence
 
 
+def _trailing_zeros_intrinsic():
+    """``ctz(x)``: the index of the lowest set bit of a non-zero int64 (LLVM cttz), as the
+    native backend's __builtin_ctzll counts violation bits."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def ctz(typingctx, x):
+        def codegen(context, builder, sig, args):
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(1)]),
+                "llvm.cttz.i64")
+            return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 1)])
+
+        return types.int64(types.int64), codegen
+
+    return ctz
+
+
 def unavailable() -> str | None:
     if numba is None:
         return f"numba is not installed ({_IMPORT_ERROR})"
@@ -120,6 +140,7 @@ if numba is not None:
 
     warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
     _store_streaming, _store_fence = _streaming_intrinsics()
+    _ctz = _trailing_zeros_intrinsic()
     # the cache locator is fixed when a kernel is defined: point it at our folder for
     # the definitions below only, and leave Numba's setting as it was for everyone else
     _previous_cache_dir = numba.config.CACHE_DIR
@@ -135,10 +156,10 @@ if numba is not None:
     _no_stages = R.no_stages
     _Stages = R.Stages
     # The same function under a second name, inlined (Numba IR inlining) where it runs
-    # for every plan: called, it takes and drops a reference on each of its seven array
-    # arguments (atomic increments), about a fifth of its time. The sweep block calls
-    # the plain one for the few feasible plans it evaluates in full: each inlined copy
-    # costs about 20 s of compilation (once; the kernels are cached on disk).
+    # for every plan: a call would pass its named results by value and take references on
+    # its array arguments (`out`; the input vectors reach it as tuples, below). The sweep
+    # block calls the plain one for the few feasible plans it evaluates in full: each
+    # inlined copy costs about 20 s of compilation (once; the kernels are cached on disk).
     _evaluate_plan_inlined = types.FunctionType(
         R.evaluate_plan.__code__, R.evaluate_plan.__globals__, "evaluate_plan_inlined",
         R.evaluate_plan.__defaults__, R.evaluate_plan.__closure__)
@@ -149,6 +170,24 @@ if numba is not None:
     CACHE_FROM = S.CACHE_FROM
     CACHE2_FROM = S.CACHE2_FROM
     CACHE3_FROM = S.CACHE3_FROM
+    # The kernel's input vectors as tuples of floats (values, not arrays): every function
+    # the kernel inlines would otherwise take and drop a reference on each array argument
+    # it is handed (NRT_incref/decref, atomic; the refcount pruning pass keeps them across
+    # the branches of the stages), which cost more than the arithmetic of the whole
+    # feasibility path (plan_fields alone: 15 ns a plan with the array, 0.5 ns with the
+    # tuple). Indexing with the schema's constant indices reads a tuple as it reads the
+    # array, so the reference's own source compiles unchanged for either.
+    def _tuple_of(n: int, name: str):
+        src = (f"def {name}(a):\n    return (" + ", ".join(f"a[{i}]" for i in range(n))
+               + ",)\n")
+        namespace: dict = {}
+        exec(src, namespace)  # noqa: S102 - generated from the schema's vector lengths
+        return njit(inline="always")(namespace[name])
+
+    _model_tuple = _tuple_of(S.N_MODEL, "model_tuple")
+    _hardware_tuple = _tuple_of(S.N_HARDWARE, "hardware_tuple")
+    _limits_tuple = _tuple_of(S.N_LIMITS, "limits_tuple")
+    _plan_tuple = _tuple_of(N_PLAN, "plan_tuple")
     ROW_BLOCK = 4096  # rows grouped together (as native's ROW_BLOCK and MEMO_SLOTS)
     MEMO_SLOTS = 2 * ROW_BLOCK
     PLAN_LO = np.array(S.PLAN_LO)
@@ -210,6 +249,7 @@ if numba is not None:
         tmp = np.empty((STAGE, N_OUT))
         p = np.empty(N_PLAN)
         digits = np.empty(N_PLAN, dtype=np.int64)
+        mt, ht, kt = _model_tuple(m), _hardware_tuple(h), _limits_tuple(k)
         stages = _no_stages()
         _decode(values, offsets, lengths, first, digits, p)
         reuse = 0
@@ -219,8 +259,8 @@ if numba is not None:
                 i = s + r
                 if i > 0:
                     reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-                # inlined, the row view tmp[r] costs no reference counting
-                code, stages = _evaluate_plan_inlined(m, h, k, p, tmp[r], stages, reuse)
+                code, stages = _evaluate_plan_inlined(mt, ht, kt, _plan_tuple(p), tmp[r],
+                                                      stages, reuse)
                 codes[lo + i] = code
             _flush(tmp, out, lo + s, staged)
 
@@ -271,6 +311,7 @@ if numba is not None:
         # read in order, outputs staged and flushed in streaming stores. Returns the first
         # invalid row, or -1.
         bits = plans[lo:lo + count].view(np.uint64)
+        mt, ht, kt = _model_tuple(m), _hardware_tuple(h), _limits_tuple(k)
         slots = np.zeros(MEMO_SLOTS, dtype=np.int64)
         keys = np.empty(count, dtype=np.int64)
         stages = _no_stages()
@@ -300,7 +341,8 @@ if numba is not None:
                     else:
                         stages = _Stages(memo[e], stages.split, stages.batch)
                         reuse = 1
-                code, stages = _evaluate_plan_inlined(m, h, k, p, tmp[j], stages, reuse)
+                code, stages = _evaluate_plan_inlined(mt, ht, kt, _plan_tuple(p), tmp[j],
+                                                      stages, reuse)
                 codes[lo + r] = code
                 if fresh:
                     memo.append(stages.layer)
@@ -314,12 +356,7 @@ if numba is not None:
         # output columns `cols` into out (block-sized); returns how many. As the native
         # sweep_block: a call without outputs decides feasibility; only a feasible plan
         # is evaluated again, reusing every stage (level 3: the same plan).
-        # Block-local copies of m, h, k: the reference counts the full evaluation's call
-        # takes on its array arguments stay in this thread's cache instead of bouncing
-        # between cores.
-        m = m.copy()
-        h = h.copy()
-        k = k.copy()
+        mt, ht, kt = _model_tuple(m), _hardware_tuple(h), _limits_tuple(k)
         none = np.empty(0)
         col = np.empty(N_OUT)
         p = np.empty(N_PLAN)
@@ -331,17 +368,48 @@ if numba is not None:
         for i in range(count):
             if i > 0:
                 reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-            code, stages = _evaluate_plan_inlined(m, h, k, p, none, stages, reuse)
+            pt = _plan_tuple(p)
+            code, stages = _evaluate_plan_inlined(mt, ht, kt, pt, none, stages, reuse)
             if code == 0:
                 if cols.shape[0] > 0:
-                    _evaluate_plan(m, h, k, p, col, stages, 3)
+                    _evaluate_plan(mt, ht, kt, pt, col, stages, 3)
                     for c in range(cols.shape[0]):
                         out[c, found] = col[cols[c]]
                 index[found] = first + i
                 found += 1
             else:
-                for bit in range(N_BITS):
-                    by_bit[bit] += (code >> bit) & 1
+                # the set bits only (native: __builtin_ctzll), not every violation's bit
+                bits = np.int64(code)
+                while bits != 0:
+                    by_bit[_ctz(bits)] += 1
+                    bits &= bits - 1
+        return found
+
+    @njit(error_model="numpy", cache=True)
+    def _count_block(m, h, k, values, offsets, lengths, first, count, by_bit):
+        # the feasible plans of [first, first + count) and every violation bit, counted:
+        # _sweep_block without its second, full evaluation (native: sweep_block<false>),
+        # whose call would keep the stage results in memory through the whole loop
+        mt, ht, kt = _model_tuple(m), _hardware_tuple(h), _limits_tuple(k)
+        none = np.empty(0)
+        p = np.empty(N_PLAN)
+        digits = np.empty(N_PLAN, dtype=np.int64)
+        stages = _no_stages()
+        found = 0
+        _decode(values, offsets, lengths, first, digits, p)
+        reuse = 0
+        for i in range(count):
+            if i > 0:
+                reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
+            code, stages = _evaluate_plan_inlined(mt, ht, kt, _plan_tuple(p), none, stages,
+                                                  reuse)
+            if code == 0:
+                found += 1
+            else:
+                bits = np.int64(code)
+                while bits != 0:
+                    by_bit[_ctz(bits)] += 1
+                    bits &= bits - 1
         return found
 
     @njit(parallel=True, error_model="numpy", cache=True)
@@ -407,13 +475,10 @@ if numba is not None:
         n_blocks = (n + BLOCK - 1) // BLOCK
         found = np.zeros(n_blocks, dtype=np.int64)
         by_bit = np.zeros((n_blocks, N_BITS), dtype=np.int64)
-        no_cols = np.empty(0, dtype=np.int64)
         for b in prange(n_blocks):
             lo = b * BLOCK
-            out = np.empty((0, BLOCK))
-            index = np.empty(BLOCK, dtype=np.int64)
-            found[b] = _sweep_block(m, h, k, values, offsets, lengths, start + lo,
-                                    min(n, lo + BLOCK) - lo, no_cols, out, index, by_bit[b])
+            found[b] = _count_block(m, h, k, values, offsets, lengths, start + lo,
+                                    min(n, lo + BLOCK) - lo, by_bit[b])
         return found.sum(), by_bit.sum(axis=0)
 
     numba.config.CACHE_DIR = _previous_cache_dir
