@@ -105,6 +105,29 @@ def _streaming_intrinsics():
     return store, fence
 
 
+def _row_pointer_intrinsic():
+    """``row_pointer(ary2d, i)``: a float64 pointer to row i of a C-contiguous 2-D array.
+    numba.carray over it is a row view without a memory-info reference: handed to the
+    inlined kernel as `out`, it costs no atomic reference counting per plan (a slice
+    ``tmp[r]`` takes and drops references in each inlined function it reaches)."""
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def row_pointer(typingctx, ary, i):
+        sig = types.CPointer(types.float64)(ary, i)
+
+        def codegen(context, builder, sig, args):
+            aryty = sig.args[0]
+            a = context.make_array(aryty)(context, builder, args[0])
+            idx = [args[1], context.get_constant(types.intp, 0)]
+            return cgutils.get_item_pointer(context, builder, aryty, a, idx, wraparound=False)
+
+        return sig, codegen
+
+    return row_pointer
+
+
 def _trailing_zeros_intrinsic():
     """``ctz(x)``: the index of the lowest set bit of a non-zero int64 (LLVM cttz), as the
     native backend's __builtin_ctzll counts violation bits."""
@@ -141,6 +164,8 @@ if numba is not None:
     warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
     _store_streaming, _store_fence = _streaming_intrinsics()
     _ctz = _trailing_zeros_intrinsic()
+    _row_pointer = _row_pointer_intrinsic()
+    from numba import carray as _carray
     # the cache locator is fixed when a kernel is defined: point it at our folder for
     # the definitions below only, and leave Numba's setting as it was for everyone else
     _previous_cache_dir = numba.config.CACHE_DIR
@@ -259,7 +284,8 @@ if numba is not None:
                 i = s + r
                 if i > 0:
                     reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-                code, stages = _evaluate_plan_inlined(mt, ht, kt, _plan_tuple(p), tmp[r],
+                row = _carray(_row_pointer(tmp, r), N_OUT)
+                code, stages = _evaluate_plan_inlined(mt, ht, kt, _plan_tuple(p), row,
                                                       stages, reuse)
                 codes[lo + i] = code
             _flush(tmp, out, lo + s, staged)
@@ -341,7 +367,8 @@ if numba is not None:
                     else:
                         stages = _Stages(memo[e], stages.split, stages.batch)
                         reuse = 1
-                code, stages = _evaluate_plan_inlined(mt, ht, kt, _plan_tuple(p), tmp[j],
+                row = _carray(_row_pointer(tmp, j), N_OUT)
+                code, stages = _evaluate_plan_inlined(mt, ht, kt, _plan_tuple(p), row,
                                                       stages, reuse)
                 codes[lo + r] = code
                 if fresh:
