@@ -412,33 +412,6 @@ if numba is not None:
                     bits &= bits - 1
         return found
 
-    @njit(error_model="numpy", cache=True)
-    def _count_block(m, h, k, values, offsets, lengths, first, count, by_bit):
-        # the feasible plans of [first, first + count) and every violation bit, counted:
-        # _sweep_block without its second, full evaluation (native: sweep_block<false>),
-        # whose call would keep the stage results in memory through the whole loop
-        mt, ht, kt = _model_tuple(m), _hardware_tuple(h), _limits_tuple(k)
-        none = np.empty(0)
-        p = np.empty(N_PLAN)
-        digits = np.empty(N_PLAN, dtype=np.int64)
-        stages = _no_stages()
-        found = 0
-        _decode(values, offsets, lengths, first, digits, p)
-        reuse = 0
-        for i in range(count):
-            if i > 0:
-                reuse = _reuse_level(_advance(values, offsets, lengths, digits, p))
-            code, stages = _evaluate_plan_inlined(mt, ht, kt, _plan_tuple(p), none, stages,
-                                                  reuse)
-            if code == 0:
-                found += 1
-            else:
-                bits = np.int64(code)
-                while bits != 0:
-                    by_bit[_ctz(bits)] += 1
-                    bits &= bits - 1
-        return found
-
     @njit(parallel=True, error_model="numpy", cache=True)
     def _rows_kernel(m, h, k, plans, out, codes):
         n = plans.shape[0]
@@ -502,10 +475,13 @@ if numba is not None:
         n_blocks = (n + BLOCK - 1) // BLOCK
         found = np.zeros(n_blocks, dtype=np.int64)
         by_bit = np.zeros((n_blocks, N_BITS), dtype=np.int64)
+        no_cols = np.empty(0, dtype=np.int64)
         for b in prange(n_blocks):
             lo = b * BLOCK
-            found[b] = _count_block(m, h, k, values, offsets, lengths, start + lo,
-                                    min(n, lo + BLOCK) - lo, by_bit[b])
+            out = np.empty((0, BLOCK))
+            index = np.empty(BLOCK, dtype=np.int64)
+            found[b] = _sweep_block(m, h, k, values, offsets, lengths, start + lo,
+                                    min(n, lo + BLOCK) - lo, no_cols, out, index, by_bit[b])
         return found.sum(), by_bit.sum(axis=0)
 
     numba.config.CACHE_DIR = _previous_cache_dir
