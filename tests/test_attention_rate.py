@@ -100,3 +100,17 @@ def test_attention_kernel_fa2_slows_the_attention_core_where_the_gpu_has_figures
             assert fa2.time["compute"] == auto.time["compute"]
     with pytest.raises(SpecError, match="attention_kernel"):
         Plan(attention_kernel="fa3")
+
+
+def test_explain_names_the_attention_kernel_and_its_rates():
+    from pyengine.explain import explain, render_text
+    from pyengine.specs import Plan
+
+    llama = presets.model("llama3-8b")
+    b200 = presets.hardware("b200")
+    text = render_text(explain(llama, b200, Plan(attention_kernel="fa2")))
+    assert "attention: fused, FlashAttention-2 at 27% / 21% of the 16-bit peak" in text
+    text = render_text(explain(llama, presets.hardware("a100-80gb"), Plan()))
+    assert "attention: fused, at the GEMM rate" in text
+    text = render_text(explain(llama, b200, Plan(flash_attention=False)))
+    assert "attention: unfused" in text
