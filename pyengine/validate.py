@@ -504,7 +504,7 @@ def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int,
     """
     best, best_b = 0.0, 0
     limits = Limits(mem_fraction=1.0)
-    dispatcher = trtllm_moe_dispatcher(model, hw, tp) if model.is_moe else "alltoall"
+    dispatcher = trtllm_moe_dispatcher(model, hw, tp)
     for b in BATCHES:
         if b > requests:
             break
@@ -522,7 +522,8 @@ def trtllm_moe_dispatcher(model: Model, hw: Hardware, ep: int) -> str:
     parallel: all-to-all only over multi-node NVLink (MNNVL: an NVLink domain wider than a
     node, GB200 NVL72) and only when EP exceeds top-k; else AllGather + ReduceScatter
     (CutlassFusedMoE.select_alltoall_method_type / enable_alltoall: DeepEP needs
-    TRTLLM_CAN_USE_DEEP_EP=1, not set by trtllm-bench)."""
+    TRTLLM_CAN_USE_DEEP_EP=1, not set by trtllm-bench). Dense models never use it: their
+    plans have no attention data parallel (trtllm_plan)."""
     mnnvl = (hw.nvlink_domain or hw.gpus_per_node) > hw.gpus_per_node
     return "alltoall" if mnnvl and ep > model.top_k else "allgather"
 
@@ -1065,7 +1066,7 @@ def trtllm_serving_row(label: str, published_value: float, model: Model, hw: Har
                        isl: int, osl: int, requests: int, tp: int, dtype: str = "fp8",
                        engine: dict | None = None, attention_dp: bool = False) -> Row:
     pred, b = trtllm_best(model, hw, isl, osl, requests, tp, dtype, engine, attention_dp)
-    dispatcher = trtllm_moe_dispatcher(model, hw, tp) if model.is_moe else "alltoall"
+    dispatcher = trtllm_moe_dispatcher(model, hw, tp)
     if b:
         return Row(label, published_value, pred, "tok/s", f"batch {b}",
                    plan=trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp, dispatcher))

@@ -254,25 +254,28 @@ MAMF = {"a100-80gb": "NVIDIA A100 SXM", "h100-sxm": "NVIDIA H100 SXM", "b200": "
         "gb200-nvl72": "NVIDIA GB200 SXM", "gb300-nvl72": "NVIDIA B300 SXM"}
 
 
-def cudnn_attention_rows(slug: str) -> dict[str, list[tuple[float, float, float]]]:
-    """(keys per query, head dim, TFLOP/s) of cuDNN's BF16 attention, forward and backward,
-    causal (keys = seq/2, as the model and the benchmark's FLOP formula count them)."""
-    key, backend = CUDNN_ATTENTION[slug]
+def sdpa_rows(key: str, backends: tuple[str, ...]) -> dict[str, list[tuple[float, float, float]]]:
+    """(keys per query, head dim, TFLOP/s), forward and backward, of the causal rows of a
+    cudnn-frontend SDPA benchmark for the given backends (keys = seq/2, as the model and
+    the benchmark's FLOP formula count them)."""
     rows = [r for r in load("operators")[key]["values"]["rows"]
-            if r["backend"] == backend and r["is_causal"]]
+            if r["backend"] in backends and r["is_causal"]]
     return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim"]), float(r[f"{p}_tflops"]))
                 for r in rows] for p in ("fwd", "bwd")}
+
+
+def cudnn_attention_rows(slug: str) -> dict[str, list[tuple[float, float, float]]]:
+    """cuDNN's BF16 attention on the GPU's own SDPA benchmark (sdpa_rows)."""
+    key, backend = CUDNN_ATTENTION[slug]
+    return sdpa_rows(key, (backend,))
 
 
 def fa2_attention_rows_b200() -> dict[str, list[tuple[float, float, float]]]:
-    """(keys per query, head dim, TFLOP/s) of FlashAttention-2 on one B200, forward and
-    backward, causal: the PyTorch SDPA FLASH_ATTENTION and native flash-attn 2.7.4 columns
-    of the cudnn-frontend SDPA benchmark (the Ampere-generation kernels on Blackwell)."""
-    rows = [r for r in load("operators")["cudnn_sdpa_b200_bf16_backends_cudnn9_13"]["values"]
-            ["rows"] if r["backend"] in ("pyt_flash_attention", "flash_attention")
-            and r["is_causal"]]
-    return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim"]), float(r[f"{p}_tflops"]))
-                for r in rows] for p in ("fwd", "bwd")}
+    """FlashAttention-2 on one B200 (sdpa_rows): the PyTorch SDPA FLASH_ATTENTION and
+    native flash-attn 2.7.4 columns of the cudnn-frontend SDPA benchmark (the
+    Ampere-generation kernels on Blackwell)."""
+    return sdpa_rows("cudnn_sdpa_b200_bf16_backends_cudnn9_13",
+                     ("pyt_flash_attention", "flash_attention"))
 
 
 def mamf_share(slug: str, dtype: str) -> float:
