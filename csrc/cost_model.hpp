@@ -222,14 +222,14 @@ PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp) {
     return ceil_div(m[M_KV_HEADS], tp) * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
 }
 
-PYENGINE_HD inline double flash_attention_rate(const double* h, double keys, double head_dim,
-                                               double eff, double seq_half) {
-    // [T18] fused attention's attainable FLOP/s: a share `eff` of the 16-bit peak that
+PYENGINE_HD inline double flash_attention_rate(const double* h, double peak, double keys,
+                                               double head_dim, double eff, double seq_half) {
+    // [T18] fused attention's attainable FLOP/s: a share `eff` of its dtype's peak that
     // grows with the keys per query (short sequences fill few tiles, and causal masking
     // halves the keys; half the rate at seq_half keys) and with the head dimension (the
-    // work per loaded tile); fitted on FlashAttention-3 (H100), cuDNN (Blackwell) and
-    // FlashAttention-2 forward/backward benchmarks by tools/calibrate.py.
-    return (h[H_PEAK_BF16] * eff * keys / (keys + seq_half)
+    // work per loaded tile); fitted on FlashAttention-3 (H100), cuDNN (Blackwell),
+    // FlashAttention-2 and FP8 forward/backward benchmarks by tools/calibrate.py.
+    return (peak * eff * keys / (keys + seq_half)
             * head_dim / (head_dim + h[H_ATTN_DIM_HALF]));
 }
 
@@ -246,7 +246,7 @@ struct AttentionCosts {
 PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double* h, double n_tok,
                                                   double keys, double kv_len, bool decode,
                                                   double seqs, double tp, double cp,
-                                                  double sp_div, bool flash, bool fa2,
+                                                  double sp_div, bool flash, double kernel,
                                                   double rate, double ab, double wb,
                                                   double kvb) {
     double hid = m[M_HIDDEN];
@@ -262,16 +262,19 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     double proj_s = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h)
                     + h[H_OP_OVERHEAD];
 
-    // [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16.
+    // [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16
+    // (FP8 kernels, attention_kernel fp8 = code 2: Q, K, V, O in one byte).
     // Flash streams K/V and writes only O; unfused attention also moves the score
     // matrix (write, softmax read+write, read for AV: 8 B/score, +5 with dropout).
     // Decode reads the cached K/V of every sequence.
+    bool fp8_attn = kernel == 2.0 && h[H_ATTN_FP8_EFF_FWD] > 0.0 && h[H_PEAK_FP8] > 0.0;
+    double qb = fp8_attn ? 1.0 : ab;
     double core_flops = 2.0 * n_tok * keys * heads_local * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
-    double core_bytes = n_tok * ab * (q_dim + 2.0 * o_dim) / tp;
+    double core_bytes = n_tok * qb * (q_dim + 2.0 * o_dim) / tp;
     if (decode) {
         core_bytes += seqs * kv_len * kv_cache_elems_per_gpu(m, tp) * kvb / cp;
     } else {
-        core_bytes += n_tok * ab * kv_dim / tp;
+        core_bytes += n_tok * qb * kv_dim / tp;
     }
     if (!flash) {
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[M_DROPOUT]);
@@ -283,23 +286,40 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     if (flash && h[H_ATTN_EFF_FWD] > 0.0) {
         // fused kernels at their own measured rates; the backward does 2.5x the forward's
         // FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
-        // FlashAttention-2 (attention_kernel fa2) at its own, where the GPU has them.
+        // FlashAttention-2 (attention_kernel fa2 = code 1) at its own, where the GPU has
+        // them; FP8 attention at its shares of the FP8 peak, the backward in FP8 only where
+        // the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
+        double peak_fwd = h[H_PEAK_BF16];
         double eff_fwd = h[H_ATTN_EFF_FWD];
+        double half_fwd = h[H_ATTN_SEQ_HALF];
+        double peak_bwd = peak_fwd;
         double eff_bwd = h[H_ATTN_EFF_BWD];
-        double seq_half = h[H_ATTN_SEQ_HALF];
-        if (fa2 && h[H_FA2_EFF_FWD] > 0.0) {
+        double half_bwd = half_fwd;
+        if (kernel == 1.0 && h[H_FA2_EFF_FWD] > 0.0) {
             eff_fwd = h[H_FA2_EFF_FWD];
             eff_bwd = h[H_FA2_EFF_BWD];
-            seq_half = h[H_FA2_SEQ_HALF];
+            half_fwd = h[H_FA2_SEQ_HALF];
+            half_bwd = half_fwd;
+        }
+        if (fp8_attn) {
+            peak_fwd = h[H_PEAK_FP8];
+            eff_fwd = h[H_ATTN_FP8_EFF_FWD];
+            half_fwd = h[H_ATTN_FP8_SEQ_HALF];
+            if (h[H_ATTN_FP8_EFF_BWD] > 0.0) {
+                peak_bwd = peak_fwd;
+                eff_bwd = h[H_ATTN_FP8_EFF_BWD];
+                half_bwd = half_fwd;
+            }
         }
         double head_dim = 0.5 * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
         double hbm = h[H_HBM_BANDWIDTH] * h[H_HBM_EFF];
         attn_core_s = roofline_s(core_flops, core_bytes,
-                                 flash_attention_rate(h, keys, head_dim, eff_fwd, seq_half),
+                                 flash_attention_rate(h, peak_fwd, keys, head_dim, eff_fwd,
+                                                      half_fwd),
                                  hbm) + h[H_OP_OVERHEAD];
         double attn_core_bwd_s = roofline_s(2.5 * core_flops, 2.0 * core_bytes,
-                                            flash_attention_rate(h, keys, head_dim, eff_bwd,
-                                                                 seq_half),
+                                            flash_attention_rate(h, peak_bwd, keys, head_dim,
+                                                                 eff_bwd, half_bwd),
                                             hbm) + h[H_OP_OVERHEAD];
         attn_bwd_extra_s = attn_core_bwd_s - 2.0 * attn_core_s;
     }
@@ -445,18 +465,19 @@ struct LayerCosts {
 // the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
 // dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
 // quantized inference); db: bytes a dispatched value; dispatcher: the MoE token
-// dispatcher's code ([C6]); fa2: fused attention at FlashAttention-2's rates ([T18]).
+// dispatcher's code ([C6]); kernel: the fused attention's kernels ([T18]: 0 the GPU's
+// fastest, 1 FlashAttention-2, 2 FP8).
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double logit_rows, double tp, double cp, double etp,
-                                          double ep, bool sp, bool flash, bool fa2,
+                                          double ep, bool sp, bool flash, double kernel,
                                           bool cp_overlap, double capacity, double active,
                                           double rate, double ab, double wb, double kvb,
                                           double db, double head_rate, double dispatcher) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
-                                          sp_div, flash, fa2, rate, ab, wb, kvb);
+                                          sp_div, flash, kernel, rate, ab, wb, kvb);
     double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
     MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb,
                              db, dispatcher);
@@ -712,7 +733,7 @@ struct PlanFields {
     double fp4;
     double kv_dtype;
     double dispatcher;
-    bool fa2;
+    double attn_kernel;
 };
 
 struct Precisions {
@@ -771,7 +792,7 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0,
         p[P_CUDA_GRAPHS] > 0.0, p[P_MAX_NUM_TOKENS], p[P_KV_CACHE_FRACTION],
         p[P_KV_BLOCK_TOKENS], fp4, p[P_KV_DTYPE], p[P_MOE_TOKEN_DISPATCHER],
-        p[P_ATTENTION_KERNEL] == 1.0};
+        p[P_ATTENTION_KERNEL]};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -943,15 +964,22 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     if (f.fp4 > 0.0 && h[H_PEAK_FP4] <= 0.0) {
         code |= V_FP4;
     }
+    // [F1] FP8 attention runs inside FP8 (or FP4) recipes, in the fused kernels, on a GPU
+    // whose FP8 attention kernels have figures
+    if (f.attn_kernel == 2.0 && !((f.fp8 || f.fp4 > 0.0) && f.flash
+                                  && h[H_PEAK_FP8] > 0.0
+                                  && h[H_ATTN_FP8_EFF_FWD] > 0.0)) {
+        code |= V_FP8_ATTENTION;
+    }
     // [S5] the busiest expert rank's load
     ExpertLoad load = expert_load(m, f, cap.capacity);
     // [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     // a pass and of a decode step (at the mean context seq + gen/2).
     double logit_rows = f.training ? n_tok : f.mbs;
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, logit_rows, f.tp, f.cp,
-                                   f.etp, f.ep, f.sp, f.flash, f.fa2, f.cp_overlap, load.load,
-                                   load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db,
-                                   pr.head_rate, f.dispatcher);
+                                   f.etp, f.ep, f.sp, f.flash, f.attn_kernel, f.cp_overlap,
+                                   load.load, load.active, pr.rate, pr.ab, pr.wb, pr.kvb,
+                                   pr.db, pr.head_rate, f.dispatcher);
     double fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f));
     double dec_flops_tok = 0.0;
     if (f.decode) {
@@ -1728,7 +1756,7 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     double kv_mean = f.seq + 0.5 * f.gen;
     ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
     LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, seqs, f.tp, f.cp,
-                                f.etp, f.ep, false, f.flash, f.fa2, true, load.load,
+                                f.etp, f.ep, false, f.flash, f.attn_kernel, true, load.load,
                                 load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db,
                                 pr.head_rate, f.dispatcher);
     double n_l = mb.layers;

@@ -69,8 +69,11 @@ constexpr int H_ATTN_DIM_HALF = 23;
 constexpr int H_FA2_EFF_FWD = 24;
 constexpr int H_FA2_EFF_BWD = 25;
 constexpr int H_FA2_SEQ_HALF = 26;
-constexpr int H_MEM_OVERHEAD = 27;
-constexpr int H_RUNTIME_BUFFERS = 28;
+constexpr int H_ATTN_FP8_EFF_FWD = 27;
+constexpr int H_ATTN_FP8_EFF_BWD = 28;
+constexpr int H_ATTN_FP8_SEQ_HALF = 29;
+constexpr int H_MEM_OVERHEAD = 30;
+constexpr int H_RUNTIME_BUFFERS = 31;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -165,11 +168,11 @@ constexpr int O_KERNELS_PER_STEP = 38;
 constexpr int O_MAX_CONCURRENCY = 39;
 
 constexpr int N_MODEL = 37;
-constexpr int N_HARDWARE = 29;
+constexpr int N_HARDWARE = 32;
 constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 46;
 constexpr int N_OUTPUTS = 40;
-constexpr int N_VIOLATIONS = 18;
+constexpr int N_VIOLATIONS = 19;
 constexpr int CACHE_FROM = 17;
 constexpr int CACHE2_FROM = 23;
 constexpr int CACHE3_FROM = 24;
@@ -192,11 +195,12 @@ constexpr long long V_GPUS_MAX = 1LL << 14;
 constexpr long long V_NO_TOKENS = 1LL << 15;
 constexpr long long V_KV_CACHE = 1LL << 16;
 constexpr long long V_FP4 = 1LL << 17;
+constexpr long long V_FP8_ATTENTION = 1LL << 18;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
 constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
 constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
@@ -243,7 +247,7 @@ inline int first_invalid_column(const double* p) {
     if (!(p[11] >= 0.0 && p[11] <= 1.0) || p[11] != floor(p[11])) {
         return 11;  // flash_attention
     }
-    if (!(p[12] >= 0.0 && p[12] <= 1.0) || p[12] != floor(p[12])) {
+    if (!(p[12] >= 0.0 && p[12] <= 2.0) || p[12] != floor(p[12])) {
         return 12;  // attention_kernel
     }
     if (!(p[13] >= 0.0 && p[13] <= 1000000.0)) {

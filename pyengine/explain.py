@@ -140,14 +140,22 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
 
 
 def attention_rates(hw: Hardware, plan: Plan) -> dict:
-    """The fused-attention rates a plan runs at ([T18]): the GPU's fastest kernels, or
-    FlashAttention-2's where the plan asks for it and the GPU has figures for it."""
-    fa2 = plan.attention_kernel == "fa2" and hw.fa2_eff_fwd > 0
-    if fa2:
-        return {"fa2": True, "fwd": hw.fa2_eff_fwd, "bwd": hw.fa2_eff_bwd,
-                "seq_half": hw.fa2_seq_half}
-    return {"fa2": False, "fwd": hw.attn_eff_fwd, "bwd": hw.attn_eff_bwd,
-            "seq_half": hw.attn_seq_half}
+    """The fused-attention rates a plan runs at ([T18]): the GPU's fastest kernels,
+    FlashAttention-2's where the plan asks for it and the GPU has figures for it, or the
+    FP8 kernels' shares of the FP8 peak (the backward at the 16-bit kernels' share of the
+    16-bit peak where the GPU has no FP8 backward figures)."""
+    if plan.attention_kernel == "fa2" and hw.fa2_eff_fwd > 0:
+        return {"kernels": "FlashAttention-2", "fwd": hw.fa2_eff_fwd, "bwd": hw.fa2_eff_bwd,
+                "seq_half": hw.fa2_seq_half, "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
+    if plan.attention_kernel == "fp8" and hw.attn_fp8_eff_fwd > 0 and hw.peak_fp8_flops_per_s > 0:
+        fp8_bwd = hw.attn_fp8_eff_bwd > 0
+        return {"kernels": "the fused kernels in FP8", "fwd": hw.attn_fp8_eff_fwd,
+                "bwd": hw.attn_fp8_eff_bwd if fp8_bwd else hw.attn_eff_bwd,
+                "seq_half": hw.attn_fp8_seq_half, "fwd_peak": "FP8",
+                "bwd_peak": "FP8" if fp8_bwd else "16-bit (no FP8 backward figures)"}
+    return {"kernels": "the GPU's fastest kernels", "fwd": hw.attn_eff_fwd,
+            "bwd": hw.attn_eff_bwd, "seq_half": hw.attn_seq_half, "fwd_peak": "16-bit",
+            "bwd_peak": "16-bit"}
 
 
 def dispatch_note(m, h, plan: Plan) -> str:
@@ -366,10 +374,14 @@ def render_text(d: dict) -> str:
         attn = "fused, at the GEMM rate (no fused-attention figures for this GPU)"
     else:
         rates = dv["attention_rates"]
-        kernels = "FlashAttention-2" if rates["fa2"] else "the GPU's fastest kernels"
-        attn = (f"fused, {kernels} "
-                f"at {100 * rates['fwd']:.0f}% / {100 * rates['bwd']:.0f}% of the 16-bit peak "
-                f"forward / backward at long sequences, half that at {rates['seq_half']:g} keys")
+        if rates["fwd_peak"] == rates["bwd_peak"]:
+            shares = (f"{100 * rates['fwd']:.0f}% / {100 * rates['bwd']:.0f}% of the "
+                      f"{rates['fwd_peak']} peak forward / backward")
+        else:
+            shares = (f"{100 * rates['fwd']:.0f}% of the {rates['fwd_peak']} peak forward, "
+                      f"{100 * rates['bwd']:.0f}% of the {rates['bwd_peak']} peak backward")
+        attn = (f"fused, {rates['kernels']} at {shares} at long sequences, half that at "
+                f"{rates['seq_half']:g} keys")
     lines.append(f"    attention: {attn}")
     if plan["mode"] == "decode":
         how = "replayed from CUDA graphs" if plan["cuda_graphs"] else "launched eagerly"

@@ -199,13 +199,13 @@ def kv_cache_elems_per_gpu(m, tp):
     return ceil_div(m[S.M_KV_HEADS], tp) * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
 
 
-def flash_attention_rate(h, keys, head_dim, eff, seq_half):
-    # [T18] fused attention's attainable FLOP/s: a share `eff` of the 16-bit peak that
+def flash_attention_rate(h, peak, keys, head_dim, eff, seq_half):
+    # [T18] fused attention's attainable FLOP/s: a share `eff` of its dtype's peak that
     # grows with the keys per query (short sequences fill few tiles, and causal masking
     # halves the keys; half the rate at seq_half keys) and with the head dimension (the
-    # work per loaded tile); fitted on FlashAttention-3 (H100), cuDNN (Blackwell) and
-    # FlashAttention-2 forward/backward benchmarks by tools/calibrate.py.
-    return (h[S.H_PEAK_BF16] * eff * keys / (keys + seq_half)
+    # work per loaded tile); fitted on FlashAttention-3 (H100), cuDNN (Blackwell),
+    # FlashAttention-2 and FP8 forward/backward benchmarks by tools/calibrate.py.
+    return (peak * eff * keys / (keys + seq_half)
             * head_dim / (head_dim + h[S.H_ATTN_DIM_HALF]))
 
 
@@ -215,8 +215,8 @@ AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s", "attn_bw
                                                "norm_s", "mla_up_s"])
 
 
-def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, fa2, rate,
-                    ab, wb, kvb):
+def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, kernel,
+                    rate, ab, wb, kvb):
     hid = m[S.M_HIDDEN]
     heads_local = m[S.M_HEADS] / tp
     rate16 = h[S.H_PEAK_BF16] * h[S.H_GEMM_EFF_MAX]
@@ -229,16 +229,19 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
                   + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp))
     proj_s = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h) + h[S.H_OP_OVERHEAD]
 
-    # [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16.
+    # [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16
+    # (FP8 kernels, attention_kernel fp8 = code 2: Q, K, V, O in one byte).
     # Flash streams K/V and writes only O; unfused attention also moves the score
     # matrix (write, softmax read+write, read for AV: 8 B/score, +5 with dropout).
     # Decode reads the cached K/V of every sequence.
+    fp8_attn = kernel == 2.0 and h[S.H_ATTN_FP8_EFF_FWD] > 0.0 and h[S.H_PEAK_FP8] > 0.0
+    qb = 1.0 if fp8_attn else ab
     core_flops = 2.0 * n_tok * keys * heads_local * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
-    core_bytes = n_tok * ab * (q_dim + 2.0 * o_dim) / tp
+    core_bytes = n_tok * qb * (q_dim + 2.0 * o_dim) / tp
     if decode:
         core_bytes += seqs * kv_len * kv_cache_elems_per_gpu(m, tp) * kvb / cp
     else:
-        core_bytes += n_tok * ab * kv_dim / tp
+        core_bytes += n_tok * qb * kv_dim / tp
     if not flash:
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[S.M_DROPOUT])
     attn_core_s = gemm_s(core_flops, core_bytes, n_tok, keys, m[S.M_QK_HEAD_DIM], rate16, h)
@@ -247,21 +250,37 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     if flash and h[S.H_ATTN_EFF_FWD] > 0.0:
         # fused kernels at their own measured rates; the backward does 2.5x the forward's
         # FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
-        # FlashAttention-2 (attention_kernel fa2) at its own, where the GPU has them.
+        # FlashAttention-2 (attention_kernel fa2 = code 1) at its own, where the GPU has
+        # them; FP8 attention at its shares of the FP8 peak, the backward in FP8 only where
+        # the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
+        peak_fwd = h[S.H_PEAK_BF16]
         eff_fwd = h[S.H_ATTN_EFF_FWD]
+        half_fwd = h[S.H_ATTN_SEQ_HALF]
+        peak_bwd = peak_fwd
         eff_bwd = h[S.H_ATTN_EFF_BWD]
-        seq_half = h[S.H_ATTN_SEQ_HALF]
-        if fa2 and h[S.H_FA2_EFF_FWD] > 0.0:
+        half_bwd = half_fwd
+        if kernel == 1.0 and h[S.H_FA2_EFF_FWD] > 0.0:
             eff_fwd = h[S.H_FA2_EFF_FWD]
             eff_bwd = h[S.H_FA2_EFF_BWD]
-            seq_half = h[S.H_FA2_SEQ_HALF]
+            half_fwd = h[S.H_FA2_SEQ_HALF]
+            half_bwd = half_fwd
+        if fp8_attn:
+            peak_fwd = h[S.H_PEAK_FP8]
+            eff_fwd = h[S.H_ATTN_FP8_EFF_FWD]
+            half_fwd = h[S.H_ATTN_FP8_SEQ_HALF]
+            if h[S.H_ATTN_FP8_EFF_BWD] > 0.0:
+                peak_bwd = peak_fwd
+                eff_bwd = h[S.H_ATTN_FP8_EFF_BWD]
+                half_bwd = half_fwd
         head_dim = 0.5 * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
         hbm = h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]
         attn_core_s = roofline_s(core_flops, core_bytes,
-                                 flash_attention_rate(h, keys, head_dim, eff_fwd, seq_half),
+                                 flash_attention_rate(h, peak_fwd, keys, head_dim, eff_fwd,
+                                                      half_fwd),
                                  hbm) + h[S.H_OP_OVERHEAD]
         attn_core_bwd_s = roofline_s(2.5 * core_flops, 2.0 * core_bytes,
-                                     flash_attention_rate(h, keys, head_dim, eff_bwd, seq_half),
+                                     flash_attention_rate(h, peak_bwd, keys, head_dim, eff_bwd,
+                                                          half_bwd),
                                      hbm) + h[S.H_OP_OVERHEAD]
         attn_bwd_extra_s = attn_core_bwd_s - 2.0 * attn_core_s
 
@@ -371,7 +390,7 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp, ep, sp,
-                flash, fa2, cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate,
+                flash, kernel, cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate,
                 dispatcher):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
@@ -382,12 +401,13 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
     dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
     quantized inference); db: bytes a dispatched value; dispatcher: the MoE token
-    dispatcher's code ([C6]); fa2: fused attention at FlashAttention-2's rates ([T18]).
+    dispatcher's code ([C6]); kernel: the fused attention's kernels ([T18]: 0 the GPU's
+    fastest, 1 FlashAttention-2, 2 FP8).
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
     attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash,
-                           fa2, rate, ab, wb, kvb)
+                           kernel, rate, ab, wb, kvb)
     mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
     moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db,
                     dispatcher)
@@ -595,7 +615,7 @@ PlanFields = namedtuple("PlanFields", [
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
     "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs",
-    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher", "fa2"])
+    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher", "attn_kernel"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate",
                                        "db"])
 
@@ -644,7 +664,7 @@ def plan_fields(p):
         p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0,
         p[S.P_CUDA_GRAPHS] > 0.0, p[S.P_MAX_NUM_TOKENS], p[S.P_KV_CACHE_FRACTION],
         p[S.P_KV_BLOCK_TOKENS], fp4, p[S.P_KV_DTYPE], p[S.P_MOE_TOKEN_DISPATCHER],
-        p[S.P_ATTENTION_KERNEL] == 1.0)
+        p[S.P_ATTENTION_KERNEL])
 
 
 def precisions(h, f):
@@ -785,14 +805,21 @@ def layer_stage(m, h, f, pr):
     # [F1] FP4 weights need FP4 tensor cores (Blackwell: B200, GB200, GB300)
     if f.fp4 > 0.0 and h[S.H_PEAK_FP4] <= 0.0:
         code |= S.V_FP4
+    # [F1] FP8 attention runs inside FP8 (or FP4) recipes, in the fused kernels, on a GPU
+    # whose FP8 attention kernels have figures
+    if f.attn_kernel == 2.0 and not ((f.fp8 or f.fp4 > 0.0) and f.flash
+                                     and h[S.H_PEAK_FP8] > 0.0
+                                     and h[S.H_ATTN_FP8_EFF_FWD] > 0.0):
+        code |= S.V_FP8_ATTENTION
     # [S5] the busiest expert rank's load
     load = expert_load(m, f, cap.capacity)
     # [T11] per-layer forward costs of one micro-batch pass, and model FLOPs per token of
     # a pass and of a decode step (at the mean context seq + gen/2).
     logit_rows = n_tok if f.training else f.mbs
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, logit_rows, f.tp, f.cp, f.etp,
-                        f.ep, f.sp, f.flash, f.fa2, f.cp_overlap, load.load, load.active, pr.rate,
-                        pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate, f.dispatcher)
+                        f.ep, f.sp, f.flash, f.attn_kernel, f.cp_overlap, load.load,
+                        load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate,
+                        f.dispatcher)
     fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f))
     dec_flops_tok = 0.0
     if f.decode:
@@ -1386,8 +1413,8 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     kv_mean = f.seq + 0.5 * f.gen
     load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
     dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, seqs, f.tp, f.cp, f.etp, f.ep,
-                     False, f.flash, f.fa2, True, load.load, load.active, pr.rate, pr.ab, pr.wb,
-                     pr.kvb, pr.db, pr.head_rate, f.dispatcher)
+                     False, f.flash, f.attn_kernel, True, load.load, load.active, pr.rate,
+                     pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate, f.dispatcher)
     n_l = mb.layers
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -1766,6 +1793,8 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "attn_seq_half": hw.attn_seq_half, "attn_dim_half": hw.attn_dim_half,
         "fa2_eff_fwd": hw.fa2_eff_fwd, "fa2_eff_bwd": hw.fa2_eff_bwd,
         "fa2_seq_half": hw.fa2_seq_half,
+        "attn_fp8_eff_fwd": hw.attn_fp8_eff_fwd, "attn_fp8_eff_bwd": hw.attn_fp8_eff_bwd,
+        "attn_fp8_seq_half": hw.attn_fp8_seq_half,
         "mem_overhead": hw.memory_overhead_bytes, "runtime_buffers": hw.runtime_buffer_bytes,
     }
     return np.array([float(values[c.name]) for c in S.HARDWARE], dtype=np.float64)

@@ -106,6 +106,12 @@ HARDWARE = (
     Column("fa2_eff_bwd", "", "FlashAttention-2 backward: share of the 16-bit peak"),
     Column("fa2_seq_half", "tok", "keys per query at which FlashAttention-2 reaches half its "
            "long-sequence rate"),
+    Column("attn_fp8_eff_fwd", "", "FP8 fused attention (attention_kernel fp8) forward: share "
+           "of the FP8 peak at long sequences (0 = no figures: the GPU cannot run fp8 plans)"),
+    Column("attn_fp8_eff_bwd", "", "FP8 fused attention backward: share of the FP8 peak (0 = no "
+           "FP8 backward figures: the backward at the 16-bit kernels' rate)"),
+    Column("attn_fp8_seq_half", "tok", "keys per query at which FP8 attention reaches half its "
+           "long-sequence rate"),
     Column("mem_overhead", "B", "framework, NCCL buffers, fragmentation"),
     Column("runtime_buffers", "B", "what a serving engine allocates beyond mem_overhead: "
            "CUDA-graph pools, sampling and logits buffers, all-reduce workspaces (inference only)"),
@@ -139,7 +145,9 @@ PLAN = (
     Column("flash_attention", "", "fused attention, no s^2 scores stored", "bool", hi=1),
     Column("attention_kernel", "", "fused attention's kernels: auto, the GPU's fastest "
            "(FlashAttention-3 or cuDNN on Hopper, cuDNN on Blackwell); fa2, FlashAttention-2 "
-           "(flash-attn 2.x, PyTorch SDPA FLASH_ATTENTION)", "choice", ("auto", "fa2")),
+           "(flash-attn 2.x, PyTorch SDPA FLASH_ATTENTION); fp8, the fused kernels in FP8 "
+           "(Megatron-Core --fp8-dot-product-attention, Transformer Engine fp8_dpa, "
+           "TensorRT-LLM FP8 context FMHA)", "choice", ("auto", "fa2", "fp8")),
     Column("capacity_factor", "", "MoE expert capacity factor", "float", hi=1e6),
     Column("moe_load_imbalance", "", "tokens the busiest expert rank receives over a balanced "
            "one's (dropless routing; 1 = balanced, as benchmarks force it)", "float", lo=1.0,
@@ -291,6 +299,8 @@ VIOLATIONS = (
     ("KV_CACHE", "more concurrent sequences than the KV cache pool holds (kv_cache_fraction of "
      "the memory left, in whole blocks)"),
     ("FP4", "dtype nvfp4/mxfp4 needs a GPU with FP4 tensor cores (peak_fp4 > 0)"),
+    ("FP8_ATTENTION", "attention_kernel fp8 needs FP8 or FP4 GEMMs (dtype fp8/nvfp4/mxfp4), "
+     "fused attention and a GPU with FP8 attention figures (peak_fp8 > 0, attn_fp8_eff_fwd > 0)"),
 )
 
 

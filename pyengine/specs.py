@@ -20,7 +20,8 @@ KV_DTYPES = ("auto", "bf16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
 GRAD_DTYPES = ("fp32", "bf16")
 MOE_DISPATCHERS = ("alltoall", "allgather", "flex")  # Megatron-Core moe_token_dispatcher_type
-ATTENTION_KERNELS = ("auto", "fa2")  # fused attention: the GPU's fastest, or FlashAttention-2
+# fused attention: the GPU's fastest, FlashAttention-2, or the fused kernels in FP8
+ATTENTION_KERNELS = ("auto", "fa2", "fp8")
 NORMS = ("layernorm", "rmsnorm")
 
 # Largest degree or size any integer field may take: big enough for any real cluster,
@@ -253,6 +254,12 @@ class Hardware(_Spec):
     fa2_eff_fwd: float = 0.0
     fa2_eff_bwd: float = 0.0
     fa2_seq_half: float = 0.0
+    # FP8 fused attention (plans with attention_kernel = fp8): shares of the FP8 peak,
+    # fitted on FP8 attention benchmarks by tools/calibrate.py, attn_dim_half shared; 0 = no
+    # figures (forward: no fp8 plans; backward: it runs at the 16-bit kernels' rate)
+    attn_fp8_eff_fwd: float = 0.0
+    attn_fp8_eff_bwd: float = 0.0
+    attn_fp8_seq_half: float = 0.0
     memory_overhead_bytes: float = 3 * 2**30  # CUDA context, NCCL buffers, fragmentation
     # A serving engine's allocations beyond that (inference only): NVIDIA's aiconfigurator
     # budgets TensorRT-LLM at 3.5 GiB "other" memory plus 392 MB of NCCL memory at TP >= 4
@@ -276,14 +283,18 @@ class Hardware(_Spec):
                      "inter_node_latency_s", "op_overhead_s", "launch_overhead_s",
                      "step_overhead_s", "memory_overhead_bytes", "runtime_buffer_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
-        for name in ("attn_eff_fwd", "attn_eff_bwd", "fa2_eff_fwd", "fa2_eff_bwd"):
+        for name in ("attn_eff_fwd", "attn_eff_bwd", "fa2_eff_fwd", "fa2_eff_bwd",
+                     "attn_fp8_eff_fwd", "attn_fp8_eff_bwd"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0))
-        for name in ("attn_seq_half", "attn_dim_half", "fa2_seq_half"):
+        for name in ("attn_seq_half", "attn_dim_half", "fa2_seq_half", "attn_fp8_seq_half"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1e6))
         for fwd, bwd in (("attn_eff_fwd", "attn_eff_bwd"), ("fa2_eff_fwd", "fa2_eff_bwd")):
             if getattr(self, fwd) > 0 and getattr(self, bwd) <= 0:
                 raise SpecError(o, bwd, getattr(self, bwd),
                                 f"> 0 when {fwd} is set (the backward needs its own rate)")
+        if self.attn_fp8_eff_bwd > 0 and self.attn_fp8_eff_fwd <= 0:
+            raise SpecError(o, "attn_fp8_eff_fwd", self.attn_fp8_eff_fwd,
+                            "> 0 when attn_fp8_eff_bwd is set (FP8 attention needs a forward rate)")
         for name in ("gemm_eff_max", "gemm_eff_max_fp8", "hbm_eff", "net_eff", "inter_eff"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0,
                                                        lo_open=True))
@@ -341,7 +352,7 @@ class Plan(_Spec):
     # flex (DeepEP/HybridEP, deduplicated per NVLink domain)
     moe_token_dispatcher: str = "alltoall"
     flash_attention: bool = True
-    attention_kernel: str = "auto"  # fused attention: auto (the GPU's fastest) | fa2
+    attention_kernel: str = "auto"  # fused attention: auto (the GPU's fastest) | fa2 | fp8
     grad_dtype: str = "fp32"
     optimizer_dtype: str = "fp32"  # Adam moments (master weights stay fp32)
     tp_overlap: bool = False

@@ -69,12 +69,16 @@ def models(draw, moe: bool | None = None, mla: bool | None = None) -> Model:
     return Model(**kw)
 
 
-def _attention(draw, prefix: str, dim_half: bool) -> dict:
-    """Fused-attention rates ({prefix}_eff_fwd/bwd, {prefix}_seq_half): none, or drawn."""
+def _attention(draw, prefix: str, dim_half: bool, bwd_optional: bool = False) -> dict:
+    """Fused-attention rates ({prefix}_eff_fwd/bwd, {prefix}_seq_half): none, or drawn
+    (with bwd_optional, the backward rate may be 0: no figures for it)."""
     if not draw(st.booleans()):
         return {}
+    bwd = st.floats(0.01, 1.0)
+    if bwd_optional:
+        bwd = st.one_of(st.just(0.0), bwd)
     kw = {f"{prefix}_eff_fwd": draw(st.floats(0.01, 1.0)),
-          f"{prefix}_eff_bwd": draw(st.floats(0.01, 1.0)),
+          f"{prefix}_eff_bwd": draw(bwd),
           f"{prefix}_seq_half": draw(st.floats(0.0, 1e5))}
     if dim_half:
         kw["attn_dim_half"] = draw(st.floats(0.0, 1024.0))
@@ -86,6 +90,7 @@ def hardware(draw) -> Hardware:
     peak = draw(st.floats(1e12, 5e15))
     return Hardware(
         **_attention(draw, "attn", True), **_attention(draw, "fa2", False),
+        **_attention(draw, "attn_fp8", False, bwd_optional=True),
         name="hw",
         peak_bf16_flops_per_s=peak,
         peak_fp8_flops_per_s=draw(st.one_of(st.just(0.0), st.just(2.0 * peak),

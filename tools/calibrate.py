@@ -129,10 +129,14 @@ def fit(base_hw, names, make_datasets, rounds=3, points=9, derive=None):
 
 ATTN_NAMES = ["attn_eff_fwd", "attn_eff_bwd", "attn_seq_half", "attn_dim_half"]
 FA2_NAMES = ["fa2_eff_fwd", "fa2_eff_bwd", "fa2_seq_half"]
+FP8_ATTN_NAMES = ["attn_fp8_eff_fwd", "attn_fp8_eff_bwd", "attn_fp8_seq_half"]
 ATTN_BOUNDS = {"eff": (0.3, 0.95), "attn_seq_half": (0.0, 2000.0), "attn_dim_half": (0.0, 256.0)}
 # FlashAttention-2 runs Ampere-generation MMA instructions, which reach a smaller share of a
 # Hopper or Blackwell peak (measured: about 34% on H100, 15-20% on B200)
 FA2_EFF_BOUNDS = (0.1, 0.95)
+# FP8 attention is held back by the softmax's exponentials, not the tensor cores: measured
+# about 35-55% of the FP8 peak (cuDNN on H200, B200, GB200, GB300)
+FP8_ATTN_EFF_BOUNDS = (0.1, 0.95)
 
 
 def kernels() -> dict:
@@ -245,7 +249,7 @@ GEMM_OPS = ["gemm_dim_half", "op_overhead_s"]
 NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
 A100_ALL = [*A100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS]
 H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_NAMES,
-            *FA2_NAMES]
+            *FA2_NAMES, *FP8_ATTN_NAMES]
 CARRIED = ("h800", "mi300x")
 # Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
 # benchmarks and the large-GEMM levels transferred by the GPUs' best achievable matmul
@@ -271,7 +275,8 @@ def _operator_values() -> dict[str, dict[str, float]]:
     attention, _ = fit_attention(peak)
     fa2 = fa2_values(fit_attention(peak, attention_rows(kernels(), "flashattention_2"),
                                    attention["attn_dim_half"], FA2_EFF_BOUNDS)[0])
-    h100 = {**gemm, "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention, **fa2}
+    h100 = {**gemm, "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention, **fa2,
+            **fp8_attention_values("h100-sxm", attention["attn_dim_half"])}
     return {"a100-80gb": {**gemm, "hbm_eff": OPS.hbm_eff("a100-80gb"), **a100_net},
             "h100-sxm": h100, "h200": {**h100, "hbm_eff": OPS.hbm_eff("h200")}}
 
@@ -335,13 +340,26 @@ def blackwell_fa2(dim_half: float) -> dict[str, float]:
                                     FA2_EFF_BOUNDS)[0])
 
 
+def fp8_attention_values(slug: str, dim_half: float) -> dict[str, float]:
+    """FP8 attention (attention_kernel fp8) on the GPU's own cuDNN FP8 SDPA benchmark
+    (fit_operators.fp8_attention_rows: head dim 128 only, so the 16-bit fit's attn_dim_half
+    is kept), as shares of the FP8 peak."""
+    peak = presets.hardware(slug).peak_fp8_flops_per_s / 1e12
+    values, _ = fit_attention(peak, OPS.fp8_attention_rows(slug), dim_half, FP8_ATTN_EFF_BOUNDS)
+    return {"attn_fp8_eff_fwd": values["attn_eff_fwd"],
+            "attn_fp8_eff_bwd": values["attn_eff_bwd"],
+            "attn_fp8_seq_half": values["attn_seq_half"]}
+
+
 def blackwell_values(slug: str, h100) -> dict[str, float]:
     """Attention on the GPU's cuDNN benchmarks (head dim 128 only: the H100's
-    attn_dim_half kept), FlashAttention-2 on B200's, and GEMM levels by MAMF transfer."""
+    attn_dim_half kept), FP8 attention on its FP8 runs, FlashAttention-2 on B200's, and
+    GEMM levels by MAMF transfer."""
     hw = presets.hardware(slug)
     rows = OPS.cudnn_attention_rows(slug)
     attention, _ = fit_attention(hw.peak_bf16_flops_per_s / 1e12, rows, h100.attn_dim_half)
     return {**attention, **blackwell_fa2(h100.attn_dim_half),
+            **fp8_attention_values(slug, h100.attn_dim_half),
             **OPS.gemm_levels_by_mamf(slug, h100)}
 
 
@@ -417,6 +435,17 @@ def report_operators(ops) -> None:
               + ", ".join(f"{n}={v:.4g}" for n, v in fa2_values(fa2).items()))
         for pass_, errs in errors.items():
             print(f"  {pass_:<10} FlashAttention-2          mean |error| "
+                  f"{100 * np.mean(np.abs(errs)):5.1f}%  worst "
+                  f"{100 * np.max(np.abs(errs)):5.1f}%  ({len(errs)} rows)")
+    for gpu, slug in (("H200", "h100-sxm"), ("B200", "b200"), ("GB200", "gb200-nvl72"),
+                      ("GB300", "gb300-nvl72")):
+        peak = presets.hardware(slug).peak_fp8_flops_per_s / 1e12
+        fp8, errors = fit_attention(peak, OPS.fp8_attention_rows(slug), dim_half,
+                                    FP8_ATTN_EFF_BOUNDS)
+        print(f"{slug} FP8 attention ({gpu} cuDNN FP8 SDPA, causal): "
+              + ", ".join(f"{n}={v:.4g}" for n, v in fp8.items() if n != "attn_dim_half"))
+        for pass_, errs in errors.items():
+            print(f"  {pass_:<10} cuDNN FP8                 mean |error| "
                   f"{100 * np.mean(np.abs(errs)):5.1f}%  worst "
                   f"{100 * np.max(np.abs(errs)):5.1f}%  ({len(errs)} rows)")
 

@@ -15,6 +15,8 @@ bounds, no per-row factors.
   Blackwell attention      cuDNN SDPA benchmarks (cudnn-frontend) on B200, GB200, GB300
   FlashAttention-2 rates   the FA2 columns of the FlashAttention-3 paper's H100 benchmarks
                            and of cudnn-frontend's B200 SDPA benchmark (GB200/GB300: B200's)
+  FP8 attention rates      cudnn-frontend's FP8 SDPA runs: H200 (every Hopper preset), B200,
+                           GB200, GB300
   H100 BF16 GEMM level     the H100's end-to-end FP8 level x its BF16/FP8 best achievable
                            matmul shares (the FP8 level is fitted end to end)
   Blackwell GEMM levels    the H100 levels x the ratio of best achievable matmul shares
@@ -276,6 +278,27 @@ def fa2_attention_rows_b200() -> dict[str, list[tuple[float, float, float]]]:
     Ampere-generation kernels on Blackwell)."""
     return sdpa_rows("cudnn_sdpa_b200_bf16_backends_cudnn9_13",
                      ("pyt_flash_attention", "flash_attention"))
+
+
+def fp8_attention_rows(slug: str) -> dict[str, list[tuple[float, float, float]]]:
+    """(keys per query, head dim, TFLOP/s), forward and backward, of cuDNN's FP8 (E4M3)
+    attention with causal masking on the GPU's own benchmark (keys = seq/2): cudnn-frontend's
+    FP8 SDPA runs on B200 (cuDNN 9.13), GB200/GB300 (cuDNN 9.17), and its llama3.1-shape
+    run on H200 (cuDNN 9.19), which stands for every Hopper preset (the H100's SMs and
+    clocks)."""
+    ops = load("operators")
+    if slug == "b200":
+        rows = [r for r in ops["cudnn_sdpa_b200_fp8_vs_bf16_cudnn9_13"]["values"]["rows"]
+                if r["precision"] == "fp8" and r["is_causal"]]
+        return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim"]), float(r[f"{p}_tflops"]))
+                    for r in rows] for p in ("fwd", "bwd")}
+    if slug in CUDNN_ATTENTION:
+        return sdpa_rows(CUDNN_ATTENTION[slug][0], ("cudnn_fe_fp8",))
+    rows = [r for r in ops["cudnn_sdpa_llama3_1_shapes_gb200_gb300_h200_cudnn_head"]["values"]
+            ["rows"] if r["gpu_name"] == "NVIDIA H200" and r["data_type"] == "fp8"
+            and r["attn_mask"] == "top_left"]
+    return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim_qk"]), float(r[f"{p}_tflops"]))
+                for r in rows] for p in ("fwd", "bwd")}
 
 
 def mamf_share(slug: str, dtype: str) -> float:
