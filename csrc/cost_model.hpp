@@ -801,8 +801,9 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     // bytes, the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in
     // hb, and runs the output layer at the 16-bit rate. The KV cache is kept in kv_dtype:
     // auto = one byte under FP8/FP4 weights (TensorRT-LLM's FP8 and NVFP4 checkpoints
-    // quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with the FP8
-    // large-GEMM share (no FP4 GEMM table fitted); without an FP4 peak (F1: FP4) at BF16.
+    // quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with its own
+    // large-GEMM share (gemm_eff_max_fp4; 0: the FP8 share); without an FP4 peak (F1: FP4)
+    // at BF16.
     // MoE tokens are dispatched in FP8 with an fp32 scale per 128 values under quantized
     // inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
     double ab = 2.0;
@@ -824,7 +825,11 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     }
     if (f.fp4 > 0.0 && h[H_PEAK_FP4] > 0.0) {
         peak = h[H_PEAK_FP4];
-        rate = peak * h[H_GEMM_EFF_MAX_FP8];
+        double level = h[H_GEMM_EFF_MAX_FP4];
+        if (level <= 0.0) {
+            level = h[H_GEMM_EFF_MAX_FP8];
+        }
+        rate = peak * level;
     }
     if (f.training) {
         head_rate = rate;

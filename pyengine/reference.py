@@ -673,8 +673,9 @@ def precisions(h, f):
     # bytes, the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in
     # hb, and runs the output layer at the 16-bit rate. The KV cache is kept in kv_dtype:
     # auto = one byte under FP8/FP4 weights (TensorRT-LLM's FP8 and NVFP4 checkpoints
-    # quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with the FP8
-    # large-GEMM share (no FP4 GEMM table fitted); without an FP4 peak (F1: FP4) at BF16.
+    # quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with its own
+    # large-GEMM share (gemm_eff_max_fp4; 0: the FP8 share); without an FP4 peak (F1: FP4)
+    # at BF16.
     # MoE tokens are dispatched in FP8 with an fp32 scale per 128 values under quantized
     # inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
     ab = 2.0
@@ -693,7 +694,10 @@ def precisions(h, f):
         rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
     if f.fp4 > 0.0 and h[S.H_PEAK_FP4] > 0.0:
         peak = h[S.H_PEAK_FP4]
-        rate = peak * h[S.H_GEMM_EFF_MAX_FP8]
+        level = h[S.H_GEMM_EFF_MAX_FP4]
+        if level <= 0.0:
+            level = h[S.H_GEMM_EFF_MAX_FP8]
+        rate = peak * level
     if f.training:
         head_rate = rate
     db = 1.0 + 4.0 / 128.0 if quantized else ab
@@ -1785,6 +1789,7 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "inter_bw": hw.inter_node_bandwidth_bytes_per_s,
         "intra_latency": hw.intra_node_latency_s, "inter_latency": hw.inter_node_latency_s,
         "gemm_eff_max": hw.gemm_eff_max, "gemm_eff_max_fp8": hw.gemm_eff_max_fp8,
+        "gemm_eff_max_fp4": hw.gemm_eff_max_fp4,
         "gemm_dim_half": hw.gemm_dim_half,
         "hbm_eff": hw.hbm_eff, "net_eff": hw.net_eff, "inter_eff": hw.inter_eff,
         "op_overhead": hw.op_overhead_s, "launch_overhead": hw.launch_overhead_s,

@@ -85,6 +85,8 @@ HARDWARE = (
     Column("inter_latency", "s", "inter-node per-hop latency"),
     Column("gemm_eff_max", "", "attainable fraction of BF16 peak for large GEMMs"),
     Column("gemm_eff_max_fp8", "", "attainable fraction of FP8 peak for large GEMMs"),
+    Column("gemm_eff_max_fp4", "", "attainable fraction of the FP4 peak for large NVFP4/MXFP4 "
+           "GEMMs (0 = the FP8 fraction)"),
     Column("gemm_dim_half", "", "GEMM smallest dimension at which half of gemm_eff_max is reached"),
     Column("hbm_eff", "", "attainable fraction of HBM bandwidth"),
     Column("net_eff", "", "attainable fraction of NVLink bandwidth (NCCL ring collectives)"),

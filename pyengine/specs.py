@@ -218,6 +218,7 @@ class Hardware(_Spec):
     inter_node_latency_s: float = 10e-6
     gemm_eff_max: float = 0.8
     gemm_eff_max_fp8: float = 0.6  # FP8 GEMMs reach a smaller share of their peak
+    gemm_eff_max_fp4: float = 0.0  # FP4 (NVFP4/MXFP4) GEMMs' share of the FP4 peak; 0 = FP8's
     gemm_dim_half: float = 96.0
     hbm_eff: float = 0.85
     net_eff: float = 0.8  # of the NVLink rate (NCCL ring collectives)
@@ -295,6 +296,8 @@ class Hardware(_Spec):
         if self.attn_fp8_eff_bwd > 0 and self.attn_fp8_eff_fwd <= 0:
             raise SpecError(o, "attn_fp8_eff_fwd", self.attn_fp8_eff_fwd,
                             "> 0 when attn_fp8_eff_bwd is set (FP8 attention needs a forward rate)")
+        object.__setattr__(self, "gemm_eff_max_fp4",
+                           check_float(o, "gemm_eff_max_fp4", self.gemm_eff_max_fp4, 0.0, 1.0))
         for name in ("gemm_eff_max", "gemm_eff_max_fp8", "hbm_eff", "net_eff", "inter_eff"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0,
                                                        lo_open=True))

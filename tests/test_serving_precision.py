@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pyengine
@@ -82,13 +83,16 @@ def test_kv_dtype_is_independent_of_the_weights():
 
 
 def test_fp4_gemms_at_the_fp4_peak():
-    """Prefill is compute-bound: NVFP4 GEMMs at the FP4 peak (with the FP8 large-GEMM
-    share) beat FP8; MFU is counted against the FP4 peak; the LM head stays BF16."""
+    """Prefill is compute-bound: NVFP4 GEMMs at the FP4 peak (with the FP4 large-GEMM
+    share; without one, FP8's) beat FP8; MFU is counted against the FP4 peak; the LM head
+    stays BF16."""
     hw = presets.hardware("b200")
     f = R.plan_fields(R.plan_vector(Plan(mode="prefill", dtype="nvfp4")))
     pr = R.precisions(R.hardware_vector(hw), f)
     assert pr.peak == hw.peak_fp4_flops_per_s
-    assert pr.rate == hw.peak_fp4_flops_per_s * hw.gemm_eff_max_fp8
+    assert pr.rate == hw.peak_fp4_flops_per_s * hw.gemm_eff_max_fp4
+    unset = R.precisions(R.hardware_vector(hw.with_(gemm_eff_max_fp4=0.0)), f)
+    assert unset.rate == hw.peak_fp4_flops_per_s * hw.gemm_eff_max_fp8
     assert pr.head_rate == hw.peak_bf16_flops_per_s * hw.gemm_eff_max
     kw = dict(mode="prefill", global_batch=8, micro_batch=8, seq_len=4096, gen_tokens=0)
     fp4, fp8 = serve(dtype="nvfp4", **kw), serve(dtype="fp8", **kw)
@@ -105,3 +109,24 @@ def test_fp4_training_keeps_bf16_weights():
     fp4 = pyengine.evaluate(LLAMA8B, presets.hardware("b200"), plan.with_(dtype="nvfp4"))
     assert fp4.memory == bf16.memory
     assert fp4.time["step"] < bf16.time["step"]
+
+
+def test_fp4_level_from_one_b200_run():
+    """The Blackwell FP4 large-GEMM level is the GPU's BF16 level times NVFP4's share of
+    the FP4 peak over BF16's share of the BF16 peak in one B200 run (torchao bench_matmul,
+    pytorch/ao#2427): at 6144^3 0.611 against 0.646, at 8192^3 0.597 against 0.631
+    (the pct_peak the run prints): 0.947."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("fit_operators",
+                                                  root / "tools" / "fit_operators.py")
+    ops = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ops)
+    ratio = ops.fp4_share_ratio()
+    assert ratio == pytest.approx(np.mean([0.611 / 0.646, 0.597 / 0.631]), abs=2e-3)
+    for slug in ("b200", "gb200-nvl72", "gb300-nvl72"):
+        hw = presets.hardware(slug)
+        assert hw.gemm_eff_max_fp4 == pytest.approx(hw.gemm_eff_max * ratio, abs=1e-4), slug
+    assert presets.hardware("h100-sxm").gemm_eff_max_fp4 == 0.0

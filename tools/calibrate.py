@@ -35,7 +35,9 @@ printed next to them):
   b200, gb200-nvl72, gb300-nvl72: the H100 values, but fused attention fitted on the
               GPU's own cuDNN SDPA benchmarks (cudnn-frontend, head dim 128, causal) and the
               two large-GEMM levels scaled by the ratio of the GPU's best achievable matmul
-              share (MAMF, ml-engineering) to the H100's, per dtype
+              share (MAMF, ml-engineering) to the H100's, per dtype; FP8 attention on the
+              GPU's cuDNN FP8 SDPA runs (H100/H200: the H200's); the FP4 level the BF16
+              level x NVFP4's share of its peak over BF16's in one B200 run (torchao)
   h800, mi300x: no published runs here; they inherit the H100 values (documented in
               docs/accuracy.md as uncalibrated transfers).
 Objective: mean |log(predicted / published)| per dataset, averaged over datasets; a
@@ -255,6 +257,7 @@ CARRIED = ("h800", "mi300x")
 # benchmarks and the large-GEMM levels transferred by the GPUs' best achievable matmul
 # shares (tools/fit_operators.py: blackwell_values)
 BLACKWELL = ("b200", "gb200-nvl72", "gb300-nvl72")
+BLACKWELL_ALL = [*H100_ALL, "gemm_eff_max_fp4"]
 
 
 def operator_values() -> dict[str, dict[str, float]]:
@@ -318,7 +321,7 @@ def outputs(a100, h100, ops=None) -> dict[str, tuple]:
         out[slug] = (h100, H100_ALL, "carried over from the H100 fit by tools/calibrate.py: no "
                      "published runs of this GPU are shipped, so these are uncalibrated")
     for slug in BLACKWELL:
-        out[slug] = (h100.with_(**blackwell_values(slug, h100)), H100_ALL,
+        out[slug] = (h100.with_(**blackwell_values(slug, h100)), BLACKWELL_ALL,
                      "the H100 fit with this GPU's own cuDNN attention fit and its GEMM levels "
                      "scaled by the best achievable matmul shares (tools/calibrate.py); no "
                      "end-to-end runs of it are fitted")

@@ -19,7 +19,9 @@ bounds, no per-row factors.
                            GB200, GB300
   H100 BF16 GEMM level     the H100's end-to-end FP8 level x its BF16/FP8 best achievable
                            matmul shares (the FP8 level is fitted end to end)
-  Blackwell GEMM levels    the H100 levels x the ratio of best achievable matmul shares
+  Blackwell GEMM levels    the H100 levels x the ratio of best achievable matmul shares;
+                           FP4: the BF16 level x NVFP4's share of peak over BF16's (torchao
+                           bench_matmul on one B200)
 """
 
 from __future__ import annotations
@@ -321,10 +323,25 @@ def bf16_level_from_fp8(slug: str, fp8_level: float) -> float:
     return round(mamf_share(slug, "bf16") * fp8_level / mamf_share(slug, "fp8"), 4)
 
 
+def fp4_share_ratio() -> float:
+    """NVFP4 GEMMs' share of the FP4 peak over BF16 GEMMs' share of the BF16 peak on the
+    same B200 in the same run (torchao's bench_matmul, square 6144 and 8192: the largest
+    shapes printed, where both have saturated), the mean of the two."""
+    rows = load("operators")["nvfp4_vs_bf16_gemm_b200_torchao"]["values"]["rows"]
+    hw = presets.hardware("b200")
+    ratios = [(r["nvfp4_tflops"] * 1e12 / hw.peak_fp4_flops_per_s)
+              / (r["bf16_tflops"] * 1e12 / hw.peak_bf16_flops_per_s)
+              for r in rows if r["m"] >= 6144]
+    return float(np.mean(ratios))
+
+
 def gemm_levels_by_mamf(slug: str, h100) -> dict[str, float]:
     """The H100's large-GEMM levels scaled by the GPU's best achievable matmul share over
     the H100's, per dtype: one measurement tool on both, so what differs is the chip."""
-    return {"gemm_eff_max": round(h100.gemm_eff_max * mamf_share(slug, "bf16")
-                                  / mamf_share("h100-sxm", "bf16"), 4),
+    bf16 = round(h100.gemm_eff_max * mamf_share(slug, "bf16") / mamf_share("h100-sxm", "bf16"),
+                 4)
+    return {"gemm_eff_max": bf16,
             "gemm_eff_max_fp8": round(h100.gemm_eff_max_fp8 * mamf_share(slug, "fp8")
-                                      / mamf_share("h100-sxm", "fp8"), 4)}
+                                      / mamf_share("h100-sxm", "fp8"), 4),
+            # FP4: the BF16 level times NVFP4's share of its peak over BF16's (one B200 run)
+            "gemm_eff_max_fp4": round(bf16 * fp4_share_ratio(), 4)}
