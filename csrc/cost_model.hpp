@@ -142,22 +142,47 @@ PYENGINE_HD inline double alltoall_s(double nbytes, double size, double stride,
     return py_max(off_domain, in_domain) + lat;
 }
 
-PYENGINE_HD inline double remote_domains(double domains, double top_k, double experts) {
-    // [C14] the remote NVLink domains a token's k experts occupy, on average, when the E
-    // experts are spread evenly over `domains` domains and routing is uniform: a domain
-    // holding E/D of them gets none of the k with probability C(E - E/D, k) / C(E, k).
+PYENGINE_HD inline double domains_missed(double pool, double spread, double draws) {
+    // [C14] the chance that one of `spread` domains, holding pool/spread of `pool` items,
+    // gets none of `draws` items drawn without replacement: C(n - n/D, d) / C(n, d).
     double miss = 1.0;
     double i = 0.0;
-    while (i < top_k && miss > 0.0) {
-        miss *= py_max(0.0, (experts - experts / domains - i) / (experts - i));
+    while (i < draws && miss > 0.0) {
+        miss *= py_max(0.0, (pool - pool / spread - i) / (pool - i));
         i += 1.0;
     }
-    return (domains - 1.0) * (1.0 - miss);
+    return miss;
+}
+
+PYENGINE_HD inline double remote_domains(double domains, double top_k, double experts,
+                                         double groups, double group_topk) {
+    // [C14] the remote NVLink domains a token's k experts occupy, on average, when the E
+    // experts are spread evenly over D domains and routing is uniform: a domain holding
+    // E/D of them gets none of the k with probability C(E - E/D, k) / C(E, k); a token
+    // touches D (1 - miss) domains, its own one of them by symmetry. Group-limited routing
+    // (DeepSeek-V3: 256 experts in 8 groups, a token's 8 from its best 4; Sec. 2.1.2)
+    // confines the k experts to the domains of its g groups: with whole groups in each
+    // domain (D <= G) a domain holds none of them with probability C(G - G/D, g) / C(G, g)
+    // (each chosen group supplying one of the k at least); with groups spanning domains
+    // the k spread over the g/G of the experts and domains the chosen groups hold. The
+    // smaller of the two, routing being no wider than uniform.
+    double uniform = (domains - 1.0) * (1.0 - domains_missed(experts, domains, top_k));
+    if (groups <= 0.0) {
+        return uniform;
+    }
+    double touched;
+    if (domains <= groups) {
+        touched = domains * (1.0 - domains_missed(groups, domains, group_topk));
+    } else {
+        double spread = domains * group_topk / groups;
+        touched = spread * (1.0 - domains_missed(experts * group_topk / groups, spread, top_k));
+    }
+    return py_min(uniform, touched * (1.0 - 1.0 / domains));
 }
 
 PYENGINE_HD inline double deduplicated_alltoall_s(double nbytes, double size, double stride,
-                                                  double top_k, double experts,
-                                                  const double* h) {
+                                                  double top_k, double experts, double groups,
+                                                  double group_topk, const double* h) {
     // [C14] DeepEP / HybridEP dispatch and combine (Megatron-Core's flex dispatcher): a
     // token whose experts sit in several NVLink domains crosses the scale-out network once
     // per remote domain and is forwarded to its experts' ranks over NVLink there (DeepEP
@@ -170,7 +195,7 @@ PYENGINE_HD inline double deduplicated_alltoall_s(double nbytes, double size, do
         return alltoall_s(nbytes, size, stride, h);
     }
     double per_domain = py_max(1.0, floor(h[H_NVLINK_DOMAIN] / stride));
-    double remote = remote_domains(size / per_domain, top_k, experts);
+    double remote = remote_domains(size / per_domain, top_k, experts, groups, group_topk);
     double off_domain = nbytes / top_k * remote / (h[H_INTER_BW] * h[H_INTER_EFF]);
     double in_domain = (per_domain - 1.0) / per_domain * nbytes / (h[H_INTRA_BW] * h[H_NET_EFF]);
     return py_max(off_domain, in_domain) + 2.0 * group_latency(stride, size, h);
@@ -413,9 +438,10 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
                 + allgather_s(gathered * ab, group, 1.0, h));
     } else {
         if (dispatcher == 2.0) {
-            ep_s = (deduplicated_alltoall_s(dispatch_bytes, ep, etp, m[M_TOP_K], m[M_EXPERTS], h)
+            ep_s = (deduplicated_alltoall_s(dispatch_bytes, ep, etp, m[M_TOP_K], m[M_EXPERTS],
+                                            m[M_ROUTER_GROUPS], m[M_ROUTER_GROUP_TOPK], h)
                     + deduplicated_alltoall_s(combine_bytes, ep, etp, m[M_TOP_K], m[M_EXPERTS],
-                                              h));
+                                              m[M_ROUTER_GROUPS], m[M_ROUTER_GROUP_TOPK], h));
         } else {
             ep_s = alltoall_s(dispatch_bytes, ep, etp, h) + alltoall_s(combine_bytes, ep, etp, h);
         }

@@ -169,9 +169,12 @@ def dispatch_note(m, h, plan: Plan) -> str:
     per_domain = max(1.0, math.floor(h[S.H_NVLINK_DOMAIN] / etp))
     domains = ep / per_domain
     k = m[S.M_TOP_K]
-    remote = R.remote_domains(domains, k, m[S.M_EXPERTS])
+    groups, group_topk = m[S.M_ROUTER_GROUPS], m[S.M_ROUTER_GROUP_TOPK]
+    remote = R.remote_domains(domains, k, m[S.M_EXPERTS], groups, group_topk)
+    limit = (f" (group-limited routing: its experts from {group_topk:g} of {groups:g} groups)"
+             if groups > 0 else "")
     return (f"flex dispatcher (DeepEP/HybridEP): a token crosses the scale-out network to "
-            f"{remote:.2f} of {domains - 1:g} remote NVLink domains on average, against "
+            f"{remote:.2f} of {domains - 1:g} remote NVLink domains on average{limit}, against "
             f"{k * (ep - per_domain) / ep:.2f} remote token-slots all-to-all")
 
 

@@ -640,7 +640,15 @@ def _read_deepseek_mla(c: _Cfg) -> dict[str, Any]:
         c.notes.append("multi-token-prediction modules: training only, their own embedding "
                        "and head copies in the checkpoint not counted (shared in training)")
     c.notes.append("router score-correction bias not counted (<0.01%)")
-    return _deepseek_moe(c, fields)
+    fields = _deepseek_moe(c, fields)
+    # group-limited routing (DeepSeek-V2 'group_limited_greedy', V3 'noaux_tc'): a token's
+    # experts from its best topk_group of n_group groups; 'greedy' routes over all
+    groups = c.optional_int("n_group") or 0
+    method = c.raw("topk_method")
+    if fields.get("n_experts") and groups > 1 and method != "greedy":
+        fields.update(router_groups=groups,
+                      router_group_topk=c.integer("topk_group", 1, groups))
+    return fields
 
 
 def _read_falcon(c: _Cfg) -> dict[str, Any]:
@@ -713,7 +721,8 @@ _MOE_KEYS = {"mixtral": ("num_local_experts", "num_experts_per_tok"),
 # moe_layer_freq and num_nextn_predict_layers are DeepSeek's own (remote-code) keys.
 _MLA = dict(num_key_value_heads=_ABSENT, kv_lora_rank=512, q_lora_rank=1536,
             qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, attention_bias=False,
-            moe_layer_freq=1, num_nextn_predict_layers=0)
+            moe_layer_freq=1, num_nextn_predict_layers=0, n_group=None, topk_group=None,
+            topk_method="greedy")
 _QWEN_MOE = dict(decoder_sparse_step=1, mlp_only_layers=None)
 
 _FAMILIES: dict[str, _Family] = {
@@ -748,7 +757,8 @@ _FAMILIES: dict[str, _Family] = {
         _LLAMA_KEYS + _MOE_KEYS["mla"], {"n_routed_experts": ("num_experts",)}),
     "deepseek_v3": _Family(_read_deepseek_mla, _defaults(
         129280, 7168, 18432, 61, 128, 128, first_k_dense_replace=3, n_routed_experts=256,
-        n_shared_experts=1, num_experts_per_tok=8, moe_intermediate_size=2048, **_MLA),
+        n_shared_experts=1, num_experts_per_tok=8, moe_intermediate_size=2048,
+        **{**_MLA, "n_group": 8, "topk_group": 4, "topk_method": "noaux_tc"}),
         _LLAMA_KEYS + _MOE_KEYS["mla"], {"n_routed_experts": ("num_local_experts",)}),
     "gemma": _Family(_read_biased, _defaults(256000, 3072, 24576, 28, 16, 16, head_dim=256,
                                              tie_word_embeddings=True, attention_bias=False),

@@ -129,19 +129,40 @@ def alltoall_s(nbytes, size, stride, h):
     return max(off_domain, in_domain) + lat
 
 
-def remote_domains(domains, top_k, experts):
-    # [C14] the remote NVLink domains a token's k experts occupy, on average, when the E
-    # experts are spread evenly over `domains` domains and routing is uniform: a domain
-    # holding E/D of them gets none of the k with probability C(E - E/D, k) / C(E, k).
+def domains_missed(pool, spread, draws):
+    # [C14] the chance that one of `spread` domains, holding pool/spread of `pool` items,
+    # gets none of `draws` items drawn without replacement: C(n - n/D, d) / C(n, d).
     miss = 1.0
     i = 0.0
-    while i < top_k and miss > 0.0:
-        miss *= max(0.0, (experts - experts / domains - i) / (experts - i))
+    while i < draws and miss > 0.0:
+        miss *= max(0.0, (pool - pool / spread - i) / (pool - i))
         i += 1.0
-    return (domains - 1.0) * (1.0 - miss)
+    return miss
 
 
-def deduplicated_alltoall_s(nbytes, size, stride, top_k, experts, h):
+def remote_domains(domains, top_k, experts, groups, group_topk):
+    # [C14] the remote NVLink domains a token's k experts occupy, on average, when the E
+    # experts are spread evenly over D domains and routing is uniform: a domain holding
+    # E/D of them gets none of the k with probability C(E - E/D, k) / C(E, k); a token
+    # touches D (1 - miss) domains, its own one of them by symmetry. Group-limited routing
+    # (DeepSeek-V3: 256 experts in 8 groups, a token's 8 from its best 4; Sec. 2.1.2)
+    # confines the k experts to the domains of its g groups: with whole groups in each
+    # domain (D <= G) a domain holds none of them with probability C(G - G/D, g) / C(G, g)
+    # (each chosen group supplying one of the k at least); with groups spanning domains
+    # the k spread over the g/G of the experts and domains the chosen groups hold. The
+    # smaller of the two, routing being no wider than uniform.
+    uniform = (domains - 1.0) * (1.0 - domains_missed(experts, domains, top_k))
+    if groups <= 0.0:
+        return uniform
+    if domains <= groups:
+        touched = domains * (1.0 - domains_missed(groups, domains, group_topk))
+    else:
+        spread = domains * group_topk / groups
+        touched = spread * (1.0 - domains_missed(experts * group_topk / groups, spread, top_k))
+    return min(uniform, touched * (1.0 - 1.0 / domains))
+
+
+def deduplicated_alltoall_s(nbytes, size, stride, top_k, experts, groups, group_topk, h):
     # [C14] DeepEP / HybridEP dispatch and combine (Megatron-Core's flex dispatcher): a
     # token whose experts sit in several NVLink domains crosses the scale-out network once
     # per remote domain and is forwarded to its experts' ranks over NVLink there (DeepEP
@@ -152,7 +173,7 @@ def deduplicated_alltoall_s(nbytes, size, stride, top_k, experts, h):
     if stride * size <= h[S.H_NVLINK_DOMAIN]:
         return alltoall_s(nbytes, size, stride, h)
     per_domain = max(1.0, np.floor(h[S.H_NVLINK_DOMAIN] / stride))
-    remote = remote_domains(size / per_domain, top_k, experts)
+    remote = remote_domains(size / per_domain, top_k, experts, groups, group_topk)
     off_domain = nbytes / top_k * remote / (h[S.H_INTER_BW] * h[S.H_INTER_EFF])
     in_domain = (per_domain - 1.0) / per_domain * nbytes / (h[S.H_INTRA_BW] * h[S.H_NET_EFF])
     return max(off_domain, in_domain) + 2.0 * group_latency(stride, size, h)
@@ -363,9 +384,11 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, 
     else:
         if dispatcher == 2.0:
             ep_s = (deduplicated_alltoall_s(dispatch_bytes, ep, etp, m[S.M_TOP_K],
-                                            m[S.M_EXPERTS], h)
+                                            m[S.M_EXPERTS], m[S.M_ROUTER_GROUPS],
+                                            m[S.M_ROUTER_GROUP_TOPK], h)
                     + deduplicated_alltoall_s(combine_bytes, ep, etp, m[S.M_TOP_K],
-                                              m[S.M_EXPERTS], h))
+                                              m[S.M_EXPERTS], m[S.M_ROUTER_GROUPS],
+                                              m[S.M_ROUTER_GROUP_TOPK], h))
         else:
             ep_s = alltoall_s(dispatch_bytes, ep, etp, h) + alltoall_s(combine_bytes, ep, etp, h)
         ep_s = (ep_s + allgather_s(dispatch_bytes, etp, 1.0, h)
@@ -1660,7 +1683,8 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
 # Functions the Numba backend registers as jitable (the kernel's call graph).
 KERNEL_FUNCTIONS = (
     ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s,
-    group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, remote_domains,
+    group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, domains_missed,
+    remote_domains,
     deduplicated_alltoall_s, p2p_s, moe_layers_in,
     mlp_forward_s, kv_cache_elems_per_gpu, flash_attention_rate, mtp_modules, attention_costs,
     moe_costs, layer_costs,
@@ -1764,7 +1788,9 @@ def model_vector(model: Model) -> np.ndarray:
         "mla": 1 if mla else 0, "kv_cache_elems": kv_cache,
         "q_lora_rank": mo.q_lora_rank if mla else 0, "kv_lora_rank": mo.kv_lora_rank,
         "rope_head_dim": mo.rope_head_dim if mla else 0, "experts": mo.n_experts,
-        "top_k": mo.top_k, "expert_ffn": mo.expert_ffn_hidden, "shared_ffn": shared_ffn,
+        "top_k": mo.top_k, "router_groups": mo.router_groups,
+        "router_group_topk": mo.router_group_topk,
+        "expert_ffn": mo.expert_ffn_hidden, "shared_ffn": shared_ffn,
         "first_k_dense": mo.first_k_dense, "moe_every": mo.moe_every,
         "attn_params": attn_gemm + attn_bias, "attn_gemm_params": attn_gemm,
         "norm_params": norm_params, "mlp_params": mlp_gemm + mlp_bias,

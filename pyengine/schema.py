@@ -45,6 +45,10 @@ MODEL = (
     Column("rope_head_dim", "", "MLA decoupled RoPE width per head"),
     Column("experts", "", "routed experts E (0 = dense model)"),
     Column("top_k", "", "experts per token k"),
+    Column("router_groups", "", "group-limited routing: groups the experts are split into "
+           "(0 = none; DeepSeek-V3: 8)"),
+    Column("router_group_topk", "", "group-limited routing: groups a token's experts come from "
+           "(DeepSeek-V3: 4)"),
     Column("expert_ffn", "", "routed expert intermediate size"),
     Column("shared_ffn", "", "shared-expert intermediate size, summed over shared experts"),
     Column("first_k_dense", "", "leading dense layers before the first MoE layer"),

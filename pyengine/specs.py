@@ -130,6 +130,11 @@ class Model(_Spec):
     dropout: bool = False  # dropout masks kept for backward (Korthikanti's GPT layer)
     n_experts: int = 0
     top_k: int = 0
+    # group-limited routing (DeepSeek-V3's node-limited routing; Megatron-Core
+    # moe_router_num_groups / moe_router_group_topk, Hugging Face n_group / topk_group): the
+    # experts in router_groups groups, a token's top_k from its best router_group_topk
+    router_groups: int = 0
+    router_group_topk: int = 0
     expert_ffn_hidden: int = 0
     n_shared_experts: int = 0
     first_k_dense: int = 0
@@ -175,6 +180,16 @@ class Model(_Spec):
         elif self.top_k or self.n_shared_experts or self.expert_ffn_hidden:
             raise SpecError(o, "n_experts", 0, "> 0 when top_k, expert_ffn_hidden or "
                             "n_shared_experts is set")
+        check_int(o, "router_groups", self.router_groups, 0)
+        if self.router_groups:
+            if not self.n_experts or self.n_experts % self.router_groups:
+                raise SpecError(o, "router_groups", self.router_groups,
+                                f"a divisor of n_experts ({self.n_experts})")
+            per_group = self.n_experts // self.router_groups
+            check_int(o, "router_group_topk", self.router_group_topk,
+                      max(1, -(-self.top_k // per_group)), self.router_groups)
+        else:
+            check_int(o, "router_group_topk", self.router_group_topk, 0, 0)
         if self.kv_lora_rank == 0 and (self.q_lora_rank or self.rope_head_dim):
             raise SpecError(o, "kv_lora_rank", 0, "> 0 (MLA) when q_lora_rank or "
                             "rope_head_dim is set")

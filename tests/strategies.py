@@ -57,6 +57,12 @@ def models(draw, moe: bool | None = None, mla: bool | None = None) -> Model:
             first_k_dense=draw(st.integers(0, n_layers - 1)),
             moe_every=draw(st.integers(1, 3)),
         )
+        if draw(st.booleans()):  # group-limited routing over a divisor of the experts
+            groups = draw(st.sampled_from([g for g in range(1, n_experts + 1)
+                                           if n_experts % g == 0]))
+            least = -(-kw["top_k"] // (n_experts // groups))
+            kw.update(router_groups=groups,
+                      router_group_topk=draw(st.integers(least, groups)))
     if use_mla:
         kw.update(
             kv_lora_rank=draw(st.integers(16, 1024)),

@@ -375,6 +375,21 @@ def test_deepseek_v3_mtp_module():
         (total - main) - 248 * 3 * 7168 * 2048, rel=1e-9)  # 8 of 256 experts active
 
 
+def test_deepseek_group_limited_routing():
+    """DeepSeek-V3 routes group-limited (transformers' DeepseekV3Config defaults n_group 8,
+    topk_group 4, topk_method noaux_tc); V2-Lite's 'greedy' routes over all experts; an
+    explicit config is read as given."""
+    v3 = model_from_hf_config(VECTORS["deepseek-v3"].cfg)
+    assert (v3.router_groups, v3.router_group_topk) == (8, 4)
+    lite = model_from_hf_config(VECTORS["deepseek-v2-lite"].cfg)
+    assert (lite.router_groups, lite.router_group_topk) == (0, 0)
+    v2 = model_from_hf_config({**VECTORS["deepseek-v2-lite"].cfg, "n_group": 8,
+                               "topk_group": 3, "topk_method": "group_limited_greedy"})
+    assert (v2.router_groups, v2.router_group_topk) == (8, 3)
+    with pytest.raises(SpecError, match="topk_group"):
+        model_from_hf_config({**VECTORS["deepseek-v3"].cfg, "topk_group": 9})
+
+
 def test_deepseek_v3_notes_what_is_not_counted():
     m = model_from_hf_config(VECTORS["deepseek-v3"].cfg)
     assert "multi-token-prediction" in m.source

@@ -27,7 +27,7 @@ def exact_remote_domains(domains: int, k: int, experts: int) -> float:
 @pytest.mark.parametrize("domains,k,experts", [(4, 8, 256), (8, 8, 256), (2, 2, 8),
                                                (16, 6, 160), (4, 1, 64), (2, 8, 16)])
 def test_remote_domains_is_the_hypergeometric_expectation(domains, k, experts):
-    got = R.remote_domains(float(domains), float(k), float(experts))
+    got = R.remote_domains(float(domains), float(k), float(experts), 0.0, 0.0)
     assert got == pytest.approx(exact_remote_domains(domains, k, experts), rel=1e-12)
 
 
@@ -35,25 +35,25 @@ def test_deepseek_v3_over_four_nodes_crosses_fewer_times_than_its_slots():
     """DeepSeek-V3 (256 experts, top-8) over EP 32 = 4 nodes of 8: a token reaches 2.71 of
     the 3 remote nodes on average where the all-to-all sends 8 x 24/32 = 6 token-slots off
     the node: DeepEP's node-deduplicated dispatch moves 2.2x less over InfiniBand."""
-    assert R.remote_domains(4.0, 8.0, 256.0) == pytest.approx(2.7107, abs=1e-4)
+    assert R.remote_domains(4.0, 8.0, 256.0, 0.0, 0.0) == pytest.approx(2.7107, abs=1e-4)
     h = R.hardware_vector(B200)
     nbytes = 8 * 4096 * 7168 * 2.0  # k token-slots of 4096 tokens, BF16
-    flex = R.deduplicated_alltoall_s(nbytes, 32.0, 1.0, 8.0, 256.0, h)
+    flex = R.deduplicated_alltoall_s(nbytes, 32.0, 1.0, 8.0, 256.0, 0.0, 0.0, h)
     a2a = R.alltoall_s(nbytes, 32.0, 1.0, h)
     nic = B200.inter_node_bandwidth_bytes_per_s * B200.inter_eff
     lat = 2.0 * B200.inter_node_latency_s
-    assert flex == pytest.approx(nbytes / 8 * R.remote_domains(4.0, 8.0, 256.0) / nic + lat,
-                                 rel=1e-12)
+    remote = R.remote_domains(4.0, 8.0, 256.0, 0.0, 0.0)
+    assert flex == pytest.approx(nbytes / 8 * remote / nic + lat, rel=1e-12)
     assert a2a / flex == pytest.approx(6.0 / 2.7107, rel=5e-3)  # latencies aside
 
 
 def test_flex_is_the_all_to_all_inside_a_domain_and_with_top_1():
     h = R.hardware_vector(B200)
     nbytes = 1e8
-    assert R.deduplicated_alltoall_s(nbytes, 8.0, 1.0, 8.0, 256.0, h) == \
+    assert R.deduplicated_alltoall_s(nbytes, 8.0, 1.0, 8.0, 256.0, 0.0, 0.0, h) == \
         R.alltoall_s(nbytes, 8.0, 1.0, h)
     # one expert per token: nothing to deduplicate, the same bytes leave the node
-    assert R.deduplicated_alltoall_s(nbytes, 32.0, 1.0, 1.0, 64.0, h) == \
+    assert R.deduplicated_alltoall_s(nbytes, 32.0, 1.0, 1.0, 64.0, 0.0, 0.0, h) == \
         pytest.approx(R.alltoall_s(nbytes, 32.0, 1.0, h), rel=1e-12)
 
 
@@ -99,7 +99,9 @@ def test_flex_speeds_up_a_cross_node_expert_group_and_explain_says_why():
     from pyengine.explain import explain, render_text
 
     text = render_text(explain(DSV3, B200, plan.with_(moe_token_dispatcher="flex")))
-    assert "flex dispatcher" in text and "2.71 of 3 remote NVLink domains" in text
+    # the preset routes group-limited (4 of 8 groups): 2.36 of the 3 remote nodes, 2.71
+    # were it routed over all
+    assert "flex dispatcher" in text and "2.36 of 3 remote NVLink domains" in text
 
 
 def test_trtllm_moves_tokens_by_allgather_unless_over_mnnvl():
@@ -121,3 +123,56 @@ def test_bridge_deepseek_rows_take_their_recipes_flags():
     assert recipe["recompute_mla_up_proj"] and recipe["recompute_mlp"]
     assert not recipe["recompute_core_attn"]
     assert V.bridge_recipe({**row, "model": "LLAMA3_70B"}) == {}
+
+
+def routed_remote_domains(domains: int, n: int = 4000, seed: int = 0) -> float:
+    """DeepSeek-V3's own routing rule on random scores (Sec. 2.1.2 / its config: 256 experts
+    in 8 groups of 32, group score = sum of its top-2 expert scores, the best 4 groups,
+    the top 8 experts inside them), the experts' domains counted against a random home
+    domain of the token: the expectation remote_domains approximates."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    scores = rng.random((n, 256))
+    groups = np.sort(scores.reshape(n, 8, 32), axis=2)[:, :, -2:].sum(axis=2)
+    chosen = np.zeros((n, 8), dtype=bool)
+    np.put_along_axis(chosen, np.argsort(-groups, axis=1)[:, :4], True, axis=1)
+    masked = np.where(np.repeat(chosen, 32, axis=1), scores, -1.0)
+    experts = np.argsort(-masked, axis=1)[:, :8]
+    home = rng.integers(0, domains, n)
+    return float(np.mean([len(set(row // (256 // domains)) - {h})
+                          for row, h in zip(experts, home)]))
+
+
+@pytest.mark.parametrize("domains,tol", [(2, 0.03), (4, 0.03), (8, 0.03), (16, 0.08),
+                                         (32, 0.08)])
+def test_group_limited_routing_follows_deepseek_v3s_rule(domains, tol):
+    """[C14] group-limited routing (router_groups 8, router_group_topk 4): against
+    DeepSeek-V3's routing rule simulated on random scores, within 3% while whole groups sit
+    in each domain (EP 16-64 over 8-GPU nodes: at most 4 nodes a token, 3.5 remote of 7 at
+    EP 64 against 4.63 uniform), within 8% when groups span domains."""
+    got = R.remote_domains(float(domains), 8.0, 256.0, 8.0, 4.0)
+    assert got == pytest.approx(routed_remote_domains(domains), rel=tol)
+    assert got <= R.remote_domains(float(domains), 8.0, 256.0, 0.0, 0.0)
+    if domains == 8:
+        assert got == pytest.approx(3.5, rel=1e-12)  # 8 (1 - C(7,4)/C(8,4)) x 7/8
+
+
+def test_deepseek_v3_preset_routes_group_limited():
+    """The preset carries the released config's n_group 8 / topk_group 4 (the Hugging Face
+    import reads them: tests/test_hf_import.py); explain names the limit; EP 64 over 8 B200
+    nodes with the flex dispatcher spends less on dispatch than routing over all nodes
+    would."""
+    from pyengine.explain import explain, render_text
+
+    assert (DSV3.router_groups, DSV3.router_group_topk) == (8, 4)
+    plan = Plan(global_batch=512, micro_batch=1, seq_len=4096, pp=8, ep=64, dp=64, tp=1,
+                dtype="fp8", moe_token_dispatcher="flex", recompute="full")
+    limited = pyengine.evaluate(DSV3, B200, plan)
+    uniform = pyengine.evaluate(DSV3.with_(router_groups=0, router_group_topk=0), B200, plan)
+    assert 0 < limited.time["ep"] < 0.9 * uniform.time["ep"]
+    assert "its experts from 4 of 8 groups" in render_text(explain(DSV3, B200, plan))
+    with pytest.raises(SpecError, match="router_group_topk"):
+        DSV3.with_(router_group_topk=9)
+    with pytest.raises(SpecError, match="router_groups"):
+        DSV3.with_(router_groups=7)
