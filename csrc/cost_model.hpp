@@ -685,6 +685,39 @@ PYENGINE_HD inline double zero_shard(double shard, double zero, double stage) {
 
 // --------------------------------------------------------------------------- FLOPs
 
+PYENGINE_HD inline double chunk_position(double lo, double hi, double chunk) {
+    // [T25] the mean of p mod C over positions p spread evenly on [lo, hi]: the keys a
+    // query at position p attends in chunked attention (chunks of C tokens). With
+    // F(x) = floor(x/C) C^2/2 + (x mod C)^2/2 the integral of p mod C from 0 to x, the mean
+    // is (F(hi) - F(lo)) / (hi - lo).
+    if (hi <= lo) {
+        return lo - floor(lo / chunk) * chunk;
+    }
+    double r_hi = hi - floor(hi / chunk) * chunk;
+    double r_lo = lo - floor(lo / chunk) * chunk;
+    double f_hi = floor(hi / chunk) * chunk * chunk * 0.5 + r_hi * r_hi * 0.5;
+    double f_lo = floor(lo / chunk) * chunk * chunk * 0.5 + r_lo * r_lo * 0.5;
+    return (f_hi - f_lo) / (hi - lo);
+}
+
+PYENGINE_HD inline double attended(const double* m, double lo, double hi, double full) {
+    // [T25] keys a query attends, averaged over the layers, for queries at positions
+    // spread on [lo, hi] that attend `full` keys under full causal attention (prefill:
+    // hi/2 with flash, hi without; decode: the mean context). Chunked attention (Llama 4:
+    // chunks of 8192 tokens) scales a layer's keys by mean(p mod C) / mean(p); every
+    // global_every-th layer (Llama 4's NoPE layers) attends to the whole context.
+    double chunk = m[M_ATTENTION_CHUNK];
+    if (chunk <= 0.0) {
+        return full;
+    }
+    double share_global = 0.0;
+    if (m[M_GLOBAL_EVERY] > 0.0) {
+        share_global = floor(m[M_LAYERS] / m[M_GLOBAL_EVERY]) / m[M_LAYERS];
+    }
+    double local = chunk_position(lo, hi, chunk) / py_max(0.5 * (lo + hi), 0.5);
+    return full * (share_global + (1.0 - share_global) * py_min(local, 1.0));
+}
+
 PYENGINE_HD inline double model_forward_flops_per_token(const double* m, double ctx,
                                                         double mtp) {
     // [T15] model FLOPs per token, forward (Narayanan et al. 2021 eq. 3 counting): 2 FLOPs
@@ -986,7 +1019,7 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     // each GPU; a decode step puts one token per sequence. Flash skips the masked half
     // of causal attention; unfused attention computes every score.
     double n_tok = f.mbs * f.seq / f.cp;
-    double keys = f.flash ? f.seq * 0.5 : f.seq;
+    double keys = attended(m, 0.0, f.seq, f.flash ? f.seq * 0.5 : f.seq);
     Capacity cap = expert_capacity(m, n_tok, f.cf, f.training);
     if (m[M_EXPERTS] > 0.0 && cap.capacity <= 0.0) {
         code |= V_MOE_NO_CAPACITY;
@@ -1011,10 +1044,12 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
                                    f.etp, f.ep, f.sp, f.flash, f.attn_kernel, f.cp_overlap,
                                    load.load, load.active, pr.rate, pr.ab, pr.wb, pr.kvb,
                                    pr.db, pr.head_rate, f.dispatcher);
-    double fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f));
+    double fwd_flops_tok = model_forward_flops_per_token(m, attended(m, 0.0, f.seq, f.seq),
+                                                         mtp_modules(m, f));
     double dec_flops_tok = 0.0;
     if (f.decode) {
-        dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen, 0.0);
+        dec_flops_tok = model_forward_flops_per_token(
+            m, attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen), 0.0);
     }
     double kv_elems = kv_cache_elems_per_gpu(m, f.tp);
     return LayerStage{code, n_tok, cap.capacity, load.load, cap.dropped, costs, fwd_flops_tok,
@@ -1784,7 +1819,7 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     // each GPU attending to `keys` keys each, `seqs` of them decode tokens reading their
     // cached context (mean seq + gen/2); its experts see the step's tokens; `eager`: the
     // share of steps launched without a CUDA graph.
-    double kv_mean = f.seq + 0.5 * f.gen;
+    double kv_mean = attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen);
     ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
     LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, seqs, f.tp, f.cp,
                                 f.etp, f.ep, false, f.flash, f.attn_kernel, true, load.load,
@@ -1840,8 +1875,9 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
     if (f.decode) {
         // a group of the replica's sequences advances by one token at the mean context
         double group = py_max(1.0, floor(batch.seqs_per_replica / pp));
-        DecodeStep d = decode_step(m, h, f, pr, mb, group, f.seq + 0.5 * f.gen, group,
-                                   f.cuda_graphs ? 0.0 : 1.0);
+        DecodeStep d = decode_step(m, h, f, pr, mb, group,
+                                   attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen),
+                                   group, f.cuda_graphs ? 0.0 : 1.0);
         tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost);
         t_compute += f.gen * pp * d.compute;
         t_tp += f.gen * pp * d.tp;
@@ -1885,8 +1921,8 @@ PYENGINE_HD inline double attention_ranks(const double* m, const PlanFields& f) 
     return py_max(1.0, f.ep * f.etp / (f.tp * f.cp));
 }
 
-PYENGINE_HD inline ContinuousBatch continuous_batch(const PlanFields& f, double group,
-                                                   double ranks) {
+PYENGINE_HD inline ContinuousBatch continuous_batch(const double* m, const PlanFields& f,
+                                                   double group, double ranks) {
     // [T22] continuous batching with chunked prefill (TensorRT-LLM in-flight batching, vLLM
     // chunked prefill; Agrawal et al. 2024, Sarathi-Serve, OSDI'24): an engine step of a
     // group of `group` sequences carries their decode tokens and prefill chunks up to the
@@ -1904,8 +1940,8 @@ PYENGINE_HD inline ContinuousBatch continuous_batch(const PlanFields& f, double 
     double chunks = ceil(f.seq / (f.max_tokens - dec));
     double chunk = f.seq / chunks;
     double pre = dec * f.seq / gen;
-    double prefill_keys = f.flash ? 0.5 * f.seq : f.seq;
-    double kv_mean = f.seq + 0.5 * f.gen;
+    double prefill_keys = attended(m, 0.0, f.seq, f.flash ? 0.5 * f.seq : f.seq);
+    double kv_mean = attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen);
     double keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec);
     double chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec);
     double mixed = py_min(1.0, pre / chunk);
@@ -1934,7 +1970,7 @@ PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
     double gen = py_max(f.gen, 1.0);
     double group = py_max(1.0, floor(batch.seqs_per_replica / pp));
     double ranks = attention_ranks(m, f);
-    ContinuousBatch cb = continuous_batch(f, group, ranks);
+    ContinuousBatch cb = continuous_batch(m, f, group, ranks);
     DecodeStep d = decode_step(m, h, f, pr, mb, cb.decode + cb.prefill / f.cp, cb.keys,
                                cb.decode, f.cuda_graphs ? cb.mixed : 1.0);
     DecodeStep c = decode_step(m, h, f, pr, mb, cb.decode + cb.chunk / f.cp, cb.chunk_keys,

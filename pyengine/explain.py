@@ -111,7 +111,7 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
     if plan.mode == "decode" and plan.max_num_tokens > 0:
         group = max(1.0, math.floor(stages.batch.seqs_per_replica / plan.pp))
         ranks = R.attention_ranks(m, f)
-        cb = R.continuous_batch(f, group, ranks)
+        cb = R.continuous_batch(m, f, group, ranks)
         serving["continuous"] = {"group": group, "decode_tokens": cb.decode,
                                  "prefill_tokens": cb.prefill, "chunk_tokens": cb.chunk,
                                  "chunks": cb.chunks, "mixed_share": cb.mixed,

@@ -601,6 +601,36 @@ def zero_shard(shard, zero, stage):
 # --------------------------------------------------------------------------- FLOPs
 
 
+def chunk_position(lo, hi, chunk):
+    # [T25] the mean of p mod C over positions p spread evenly on [lo, hi]: the keys a
+    # query at position p attends in chunked attention (chunks of C tokens). With
+    # F(x) = floor(x/C) C^2/2 + (x mod C)^2/2 the integral of p mod C from 0 to x, the mean
+    # is (F(hi) - F(lo)) / (hi - lo).
+    if hi <= lo:
+        return lo - np.floor(lo / chunk) * chunk
+    r_hi = hi - np.floor(hi / chunk) * chunk
+    r_lo = lo - np.floor(lo / chunk) * chunk
+    f_hi = np.floor(hi / chunk) * chunk * chunk * 0.5 + r_hi * r_hi * 0.5
+    f_lo = np.floor(lo / chunk) * chunk * chunk * 0.5 + r_lo * r_lo * 0.5
+    return (f_hi - f_lo) / (hi - lo)
+
+
+def attended(m, lo, hi, full):
+    # [T25] keys a query attends, averaged over the layers, for queries at positions
+    # spread on [lo, hi] that attend `full` keys under full causal attention (prefill:
+    # hi/2 with flash, hi without; decode: the mean context). Chunked attention (Llama 4:
+    # chunks of 8192 tokens) scales a layer's keys by mean(p mod C) / mean(p); every
+    # global_every-th layer (Llama 4's NoPE layers) attends to the whole context.
+    chunk = m[S.M_ATTENTION_CHUNK]
+    if chunk <= 0.0:
+        return full
+    share_global = 0.0
+    if m[S.M_GLOBAL_EVERY] > 0.0:
+        share_global = np.floor(m[S.M_LAYERS] / m[S.M_GLOBAL_EVERY]) / m[S.M_LAYERS]
+    local = chunk_position(lo, hi, chunk) / max(0.5 * (lo + hi), 0.5)
+    return full * (share_global + (1.0 - share_global) * min(local, 1.0))
+
+
 def model_forward_flops_per_token(m, ctx, mtp):
     # [T15] model FLOPs per token, forward (Narayanan et al. 2021 eq. 3 counting): 2 FLOPs
     # per GEMM weight a token touches (experts: top-k, shared experts, the output layer)
@@ -825,7 +855,7 @@ def layer_stage(m, h, f, pr):
     # each GPU; a decode step puts one token per sequence. Flash skips the masked half
     # of causal attention; unfused attention computes every score.
     n_tok = f.mbs * f.seq / f.cp
-    keys = f.seq * 0.5 if f.flash else f.seq
+    keys = attended(m, 0.0, f.seq, f.seq * 0.5 if f.flash else f.seq)
     cap = expert_capacity(m, n_tok, f.cf, f.training)
     if m[S.M_EXPERTS] > 0.0 and cap.capacity <= 0.0:
         code |= S.V_MOE_NO_CAPACITY
@@ -847,10 +877,12 @@ def layer_stage(m, h, f, pr):
                         f.ep, f.sp, f.flash, f.attn_kernel, f.cp_overlap, load.load,
                         load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate,
                         f.dispatcher)
-    fwd_flops_tok = model_forward_flops_per_token(m, f.seq, mtp_modules(m, f))
+    fwd_flops_tok = model_forward_flops_per_token(m, attended(m, 0.0, f.seq, f.seq),
+                                                  mtp_modules(m, f))
     dec_flops_tok = 0.0
     if f.decode:
-        dec_flops_tok = model_forward_flops_per_token(m, f.seq + 0.5 * f.gen, 0.0)
+        dec_flops_tok = model_forward_flops_per_token(
+            m, attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen), 0.0)
     kv_elems = kv_cache_elems_per_gpu(m, f.tp)
     return LayerStage(code, n_tok, cap.capacity, load.load, cap.dropped, costs, fwd_flops_tok,
                       dec_flops_tok, kv_elems)
@@ -1437,7 +1469,7 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     # each GPU attending to `keys` keys each, `seqs` of them decode tokens reading their
     # cached context (mean seq + gen/2); its experts see the step's tokens; `eager`: the
     # share of steps launched without a CUDA graph.
-    kv_mean = f.seq + 0.5 * f.gen
+    kv_mean = attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen)
     load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
     dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, seqs, f.tp, f.cp, f.etp, f.ep,
                      False, f.flash, f.attn_kernel, True, load.load, load.active, pr.rate,
@@ -1488,7 +1520,8 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
     if f.decode:
         # a group of the replica's sequences advances by one token at the mean context
         group = max(1.0, np.floor(batch.seqs_per_replica / pp))
-        d = decode_step(m, h, f, pr, mb, group, f.seq + 0.5 * f.gen, group,
+        d = decode_step(m, h, f, pr, mb, group,
+                        attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen), group,
                         0.0 if f.cuda_graphs else 1.0)
         tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost)
         t_compute += f.gen * pp * d.compute
@@ -1523,7 +1556,7 @@ def attention_ranks(m, f):
     return max(1.0, f.ep * f.etp / (f.tp * f.cp))
 
 
-def continuous_batch(f, group, ranks):
+def continuous_batch(m, f, group, ranks):
     # [T22] continuous batching with chunked prefill (TensorRT-LLM in-flight batching, vLLM
     # chunked prefill; Agrawal et al. 2024, Sarathi-Serve, OSDI'24): an engine step of a
     # group of `group` sequences carries their decode tokens and prefill chunks up to the
@@ -1541,8 +1574,8 @@ def continuous_batch(f, group, ranks):
     chunks = np.ceil(f.seq / (f.max_tokens - dec))
     chunk = f.seq / chunks
     pre = dec * f.seq / gen
-    prefill_keys = 0.5 * f.seq if f.flash else f.seq
-    kv_mean = f.seq + 0.5 * f.gen
+    prefill_keys = attended(m, 0.0, f.seq, 0.5 * f.seq if f.flash else f.seq)
+    kv_mean = attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen)
     keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec)
     chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec)
     mixed = min(1.0, pre / chunk)
@@ -1568,7 +1601,7 @@ def continuous_step(m, h, f, pr, layer, batch, mb):
     gen = max(f.gen, 1.0)
     group = max(1.0, np.floor(batch.seqs_per_replica / pp))
     ranks = attention_ranks(m, f)
-    cb = continuous_batch(f, group, ranks)
+    cb = continuous_batch(m, f, group, ranks)
     d = decode_step(m, h, f, pr, mb, cb.decode + cb.prefill / f.cp, cb.keys, cb.decode,
                     cb.mixed if f.cuda_graphs else 1.0)
     c = decode_step(m, h, f, pr, mb, cb.decode + cb.chunk / f.cp, cb.chunk_keys, cb.decode, 1.0)
@@ -1684,7 +1717,7 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
 KERNEL_FUNCTIONS = (
     ceil_div, divides, roofline_s, gemm_efficiency, gemm_s, memory_bound_s,
     group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, domains_missed,
-    remote_domains,
+    remote_domains, chunk_position, attended,
     deduplicated_alltoall_s, p2p_s, moe_layers_in,
     mlp_forward_s, kv_cache_elems_per_gpu, flash_attention_rate, mtp_modules, attention_costs,
     moe_costs, layer_costs,
@@ -1790,6 +1823,7 @@ def model_vector(model: Model) -> np.ndarray:
         "rope_head_dim": mo.rope_head_dim if mla else 0, "experts": mo.n_experts,
         "top_k": mo.top_k, "router_groups": mo.router_groups,
         "router_group_topk": mo.router_group_topk,
+        "attention_chunk": mo.attention_chunk, "global_every": mo.global_every,
         "expert_ffn": mo.expert_ffn_hidden, "shared_ffn": shared_ffn,
         "first_k_dense": mo.first_k_dense, "moe_every": mo.moe_every,
         "attn_params": attn_gemm + attn_bias, "attn_gemm_params": attn_gemm,

@@ -49,6 +49,10 @@ MODEL = (
            "(0 = none; DeepSeek-V3: 8)"),
     Column("router_group_topk", "", "group-limited routing: groups a token's experts come from "
            "(DeepSeek-V3: 4)"),
+    Column("attention_chunk", "tok", "chunked local attention: a query attends to the keys of "
+           "its own chunk of this many tokens (0 = full causal attention; Llama 4: 8192)"),
+    Column("global_every", "", "with chunked attention, every n-th layer attends to the whole "
+           "context (0 = none; Llama 4: 4, its NoPE layers)"),
     Column("expert_ffn", "", "routed expert intermediate size"),
     Column("shared_ffn", "", "shared-expert intermediate size, summed over shared experts"),
     Column("first_k_dense", "", "leading dense layers before the first MoE layer"),

@@ -135,6 +135,11 @@ class Model(_Spec):
     # experts in router_groups groups, a token's top_k from its best router_group_topk
     router_groups: int = 0
     router_group_topk: int = 0
+    # chunked local attention (Llama 4: attention_chunk_size 8192, every 4th layer a global
+    # NoPE layer): a query attends within its chunk of attention_chunk tokens, every
+    # global_every-th layer to the whole context; 0 = full causal attention everywhere
+    attention_chunk: int = 0
+    global_every: int = 0
     expert_ffn_hidden: int = 0
     n_shared_experts: int = 0
     first_k_dense: int = 0
@@ -180,6 +185,11 @@ class Model(_Spec):
         elif self.top_k or self.n_shared_experts or self.expert_ffn_hidden:
             raise SpecError(o, "n_experts", 0, "> 0 when top_k, expert_ffn_hidden or "
                             "n_shared_experts is set")
+        check_int(o, "attention_chunk", self.attention_chunk, 0)
+        check_int(o, "global_every", self.global_every, 0, self.n_layers)
+        if self.global_every and not self.attention_chunk:
+            raise SpecError(o, "attention_chunk", 0, "> 0 when global_every is set (global "
+                            "layers among chunked ones)")
         check_int(o, "router_groups", self.router_groups, 0)
         if self.router_groups:
             if not self.n_experts or self.n_experts % self.router_groups:

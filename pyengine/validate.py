@@ -596,17 +596,20 @@ VALIDATION_MODELS = {
                         vocab=128256, gated_mlp=True, tied_embeddings=True),
     # the same file, Llama4Experts16ModelProvider (Llama 4 Scout): 48 layers, hidden 5120,
     # 40 heads, 8 query groups, vocab 25256 * 8, every layer MoE of 16 routed experts (top-1,
-    # FFN 8192) + one shared expert (8192), SwiGLU, untied; its chunked attention (8192) and
-    # NoPE layers are not modelled (full causal attention)
+    # FFN 8192) + one shared expert (8192), SwiGLU, untied; chunked attention of 8192
+    # tokens with every 4th layer a global NoPE layer (the provider's chunk_size 8192 and
+    # no_rope_freq 4, as Hugging Face's attention_chunk_size / no_rope_layers)
     "llama4-scout": dict(n_layers=48, hidden=5120, n_heads=40, n_kv_heads=8, ffn_hidden=16384,
                          vocab=202048, gated_mlp=True, n_experts=16, top_k=1,
-                         expert_ffn_hidden=8192, n_shared_experts=1),
+                         expert_ffn_hidden=8192, n_shared_experts=1, attention_chunk=8192,
+                         global_every=4),
     # Llama4Experts128ModelProvider (Llama 4 Maverick): as Scout with 128 experts and
     # moe_layer_freq [0, 1] * 24 (odd layers MoE, even layers a dense FFN of 16384)
     "llama4-maverick": dict(n_layers=48, hidden=5120, n_heads=40, n_kv_heads=8,
                             ffn_hidden=16384, vocab=202048, gated_mlp=True, n_experts=128,
                             top_k=1, expert_ffn_hidden=8192, n_shared_experts=1,
-                            first_k_dense=1, moe_every=2),
+                            first_k_dense=1, moe_every=2, attention_chunk=8192,
+                            global_every=4),
     # Megatron-Bridge src/megatron/bridge/models/nemotron/nemotron_provider.py (commit
     # 04f7cfe860926bfae7d0551da0d99f1cd6c6e322) Nemotron4ModelProvider15B: 32 layers, hidden
     # 6144, FFN 24576, 48 heads, 8 query groups, LayerNorm, squared ReLU (non-gated), no

@@ -48,6 +48,10 @@ def models(draw, moe: bool | None = None, mla: bool | None = None) -> Model:
         bias=draw(st.booleans()), norm=draw(st.sampled_from(["layernorm", "rmsnorm"])),
         learned_pos_emb=draw(_maybe(st.integers(1, 8192))), dropout=draw(st.booleans()),
     )
+    if draw(st.booleans()):  # chunked local attention, some layers global
+        kw.update(attention_chunk=draw(st.one_of(st.integers(1, 1 << 16),
+                                                 st.sampled_from([8192]))),
+                  global_every=draw(st.integers(0, n_layers)))
     if use_moe:
         n_experts = draw(st.one_of(st.integers(1, 256), st.sampled_from([8, 64, 160, 256])))
         kw.update(

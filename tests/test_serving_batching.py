@@ -33,6 +33,9 @@ def serve(model=LLAMA8B, **kw):
     return pyengine.evaluate(model, H100, Plan(**base))
 
 
+M8B = R.model_vector(LLAMA8B)
+
+
 def fields(**kw):
     return R.plan_fields(R.plan_vector(Plan(mode="decode", **kw)))
 
@@ -41,7 +44,8 @@ def test_steady_state_tokens_by_hand():
     """[T22] B = 8192, ISL = OSL = 1000, 64 sequences: the budget sustains 4096 decode
     tokens a step; 64 decode, 64 prefill tokens an average step; a prompt fits one chunk,
     so 64/1000 of the steps carry one."""
-    cb = R.continuous_batch(fields(seq_len=1000, gen_tokens=1000, max_num_tokens=8192), 64.0, 1.0)
+    cb = R.continuous_batch(M8B, fields(seq_len=1000, gen_tokens=1000, max_num_tokens=8192),
+                            64.0, 1.0)
     assert cb.budget_decode == 4096.0
     assert (cb.decode, cb.prefill, cb.chunks, cb.chunk) == (64.0, 64.0, 1.0, 1000.0)
     assert cb.mixed == pytest.approx(0.064)
@@ -52,14 +56,16 @@ def test_steady_state_tokens_by_hand():
 def test_long_prompts_come_in_chunks():
     """A 20,000-token prompt through an 8192-token budget with 32 decode tokens a step:
     ceil(20000 / 8160) = 3 chunks of 6,667 tokens."""
-    cb = R.continuous_batch(fields(seq_len=20000, gen_tokens=2000, max_num_tokens=8192), 32.0, 1.0)
+    cb = R.continuous_batch(M8B, fields(seq_len=20000, gen_tokens=2000, max_num_tokens=8192),
+                            32.0, 1.0)
     assert cb.chunks == 3 and cb.chunk == pytest.approx(20000 / 3)
 
 
 def test_budget_caps_the_decode_tokens():
     """Prompts of 5000 for 500 outputs: B*gen/(seq+gen) = 8192/11 = 744.7 decode tokens a
     step at most, however many sequences are in flight."""
-    cb = R.continuous_batch(fields(seq_len=5000, gen_tokens=500, max_num_tokens=8192), 4096.0, 1.0)
+    cb = R.continuous_batch(M8B, fields(seq_len=5000, gen_tokens=500, max_num_tokens=8192),
+                            4096.0, 1.0)
     assert cb.budget_decode == pytest.approx(8192 / 11)
     assert cb.decode == cb.budget_decode
     assert cb.decode + cb.prefill == pytest.approx(8192)
@@ -132,7 +138,7 @@ def test_chunk_steps_launch_eagerly_under_cuda_graphs():
     graphed = pyengine.evaluate(tiny, H100, Plan(**kw))
     eager = pyengine.evaluate(tiny, H100, Plan(**kw, cuda_graphs=False))
     assert 0 < graphed.time["launch"] < eager.time["launch"]
-    cb = R.continuous_batch(R.plan_fields(R.plan_vector(Plan(**kw))), 8.0, 1.0)
+    cb = R.continuous_batch(M8B, R.plan_fields(R.plan_vector(Plan(**kw))), 8.0, 1.0)
     per_slot_graphed = graphed.time["launch"] / graphed.time["step"]
     per_slot_eager = eager.time["launch"] / eager.time["step"]
     assert per_slot_graphed < per_slot_eager and math.isclose(cb.mixed, 8 / 256)
@@ -156,13 +162,13 @@ def test_busiest_replica_carries_a_chunk_when_any_does():
     and the step waits for it. One replica: the mean prefill. More prefill than a chunk a
     step: every replica carries prefill every step, the mean."""
     f = fields(seq_len=1000, gen_tokens=1000, max_num_tokens=8192)
-    one = R.continuous_batch(f, 64.0, 1.0)
-    eight = R.continuous_batch(f, 64.0, 8.0)
+    one = R.continuous_batch(M8B, f, 64.0, 1.0)
+    eight = R.continuous_batch(M8B, f, 64.0, 8.0)
     assert one.busiest == pytest.approx(one.prefill) and one.prefill == 64.0
     assert eight.busiest == pytest.approx((1 - 0.936 ** 8) * 1000.0)
     assert eight.busiest_keys == pytest.approx((eight.busiest * 500 + 64 * 1500)
                                                / (eight.busiest + 64))
-    full = R.continuous_batch(fields(seq_len=2048, gen_tokens=128, max_num_tokens=8192),
+    full = R.continuous_batch(M8B, fields(seq_len=2048, gen_tokens=128, max_num_tokens=8192),
                               4096.0, 8.0)
     assert full.mixed == 1.0 and full.busiest == full.prefill
 
@@ -184,7 +190,7 @@ def test_attention_dp_waits_for_the_busiest_replica():
                                    R.no_stages(), 0)
     assert code == 0
     mb = R.micro_batch_time(m, h, stages.layer.costs, f, stages.split)
-    cb = R.continuous_batch(f, 64.0, 8.0)
+    cb = R.continuous_batch(M8B, f, 64.0, 8.0)
     d = R.decode_step(m, h, f, pr, mb, cb.decode + cb.prefill, cb.keys, cb.decode, cb.mixed)
     b = R.decode_step(m, h, f, pr, mb, cb.decode + cb.busiest, cb.busiest_keys, cb.decode, 0.0)
     wait = (b.compute - b.experts) - (d.compute - d.experts)
