@@ -127,6 +127,7 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
                  "step_overhead_s": hardware.step_overhead_s},
         "micro_batches": stages.batch.n_micro,
         "attention_rates": attention_rates(hardware, plan),
+        "attention_span": attention_span(m, model, plan),
         "stages": params,
         "activation_bytes_per_layer": {"dense": act.dense_layer,
                                        "moe": act.moe_layer if model.is_moe else 0},
@@ -156,6 +157,21 @@ def attention_rates(hw: Hardware, plan: Plan) -> dict:
     return {"kernels": "the GPU's fastest kernels", "fwd": hw.attn_eff_fwd,
             "bwd": hw.attn_eff_bwd, "seq_half": hw.attn_seq_half, "fwd_peak": "16-bit",
             "bwd_peak": "16-bit"}
+
+
+def attention_span(m, model: Model, plan: Plan) -> dict:
+    """Chunked local attention ([T25]): the keys a prompt's query attends on average over
+    the layers, against full causal attention (empty for full attention)."""
+    if model.attention_chunk <= 0:
+        return {}
+    full = 0.5 * plan.seq_len if plan.flash_attention else float(plan.seq_len)
+    span = {"chunk": model.attention_chunk, "global_every": model.global_every,
+            "prompt_keys": R.attended(m, 0.0, plan.seq_len, full), "prompt_keys_full": full}
+    if plan.mode == "decode":
+        ctx = plan.seq_len + 0.5 * plan.gen_tokens
+        span.update(context_keys=R.attended(m, plan.seq_len, plan.seq_len + plan.gen_tokens,
+                                            ctx), context_keys_full=ctx)
+    return span
 
 
 def dispatch_note(m, h, plan: Plan) -> str:
@@ -386,6 +402,17 @@ def render_text(d: dict) -> str:
         attn = (f"fused, {rates['kernels']} at {shares} at long sequences, half that at "
                 f"{rates['seq_half']:g} keys")
     lines.append(f"    attention: {attn}")
+    span = dv["attention_span"]
+    if span:
+        every = (f", every {span['global_every']:g}th layer global" if span["global_every"]
+                 else "")
+        text = (f"    chunked attention ({span['chunk']:,} tokens{every}): a prompt's query "
+                f"attends {span['prompt_keys']:,.0f} keys on average over the layers "
+                f"({span['prompt_keys_full']:,.0f} with full attention)")
+        if "context_keys" in span:
+            text += (f"; a decode token {span['context_keys']:,.0f} "
+                     f"({span['context_keys_full']:,.0f})")
+        lines.append(text)
     if plan["mode"] == "decode":
         how = "replayed from CUDA graphs" if plan["cuda_graphs"] else "launched eagerly"
         lines.append(f"    decode steps {how}; {o['kernels_per_step']:g} kernels per decode step")

@@ -68,3 +68,17 @@ def test_chunked_attention_fields_are_checked():
         SCOUT.with_(attention_chunk=0)  # global_every 4 left without chunks
     with pytest.raises(SpecError, match="global_every"):
         SCOUT.with_(global_every=49)
+
+
+def test_explain_says_what_chunked_attention_attends():
+    from pyengine.explain import explain, render_text
+
+    hw = pyengine.presets.hardware("h200")
+    plan = Plan(mode="decode", dtype="fp8", global_batch=32, micro_batch=32, tp=4,
+                seq_len=20000, gen_tokens=2000, max_num_tokens=8192)
+    text = render_text(explain(SCOUT, hw, plan))
+    assert ("chunked attention (8,192 tokens, every 4th layer global): a prompt's query "
+            "attends 5,262 keys on average over the layers (10,000 with full attention); "
+            "a decode token 8,712 (21,000)") in text
+    dense = pyengine.presets.model("llama3-8b")
+    assert "chunked attention" not in render_text(explain(dense, hw, plan.with_(tp=1)))
