@@ -160,7 +160,7 @@ def attention_rates(hw: Hardware, plan: Plan) -> dict:
 
 
 def attention_span(m, model: Model, plan: Plan) -> dict:
-    """Chunked local attention ([T25]): the keys a prompt's query attends on average over
+    """Chunked local attention ([T24]): the keys a prompt's query attends on average over
     the layers, against full causal attention (empty for full attention)."""
     if model.attention_chunk <= 0:
         return {}

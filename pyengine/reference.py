@@ -602,7 +602,7 @@ def zero_shard(shard, zero, stage):
 
 
 def chunk_position(lo, hi, chunk):
-    # [T25] the mean of p mod C over positions p spread evenly on [lo, hi]: the keys a
+    # [T24] the mean of p mod C over positions p spread evenly on [lo, hi]: the keys a
     # query at position p attends in chunked attention (chunks of C tokens). With
     # F(x) = floor(x/C) C^2/2 + (x mod C)^2/2 the integral of p mod C from 0 to x, the mean
     # is (F(hi) - F(lo)) / (hi - lo).
@@ -616,7 +616,7 @@ def chunk_position(lo, hi, chunk):
 
 
 def attended(m, lo, hi, full):
-    # [T25] keys a query attends, averaged over the layers, for queries at positions
+    # [T24] keys a query attends, averaged over the layers, for queries at positions
     # spread on [lo, hi] that attend `full` keys under full causal attention (prefill:
     # hi/2 with flash, hi without; decode: the mean context). Chunked attention (Llama 4:
     # chunks of 8192 tokens) scales a layer's keys by mean(p mod C) / mean(p); every

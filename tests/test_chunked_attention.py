@@ -1,4 +1,4 @@
-"""Chunked local attention ([T25]; Llama 4: chunks of 8192 tokens, every 4th layer a global
+"""Chunked local attention ([T24]; Llama 4: chunks of 8192 tokens, every 4th layer a global
 NoPE layer): a query at position p attends to the p mod C keys before it in its chunk, a
 global layer's query to all p."""
 
