@@ -343,15 +343,22 @@ def blackwell_fa2(dim_half: float) -> dict[str, float]:
                                     FA2_EFF_BOUNDS)[0])
 
 
-def fp8_attention_values(slug: str, dim_half: float) -> dict[str, float]:
+def fit_fp8_attention(slug: str, dim_half: float
+                      ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """FP8 attention (attention_kernel fp8) on the GPU's own cuDNN FP8 SDPA benchmark
     (fit_operators.fp8_attention_rows: head dim 128 only, so the 16-bit fit's attn_dim_half
-    is kept), as shares of the FP8 peak."""
+    is kept), as shares of the FP8 peak; the values and each pass's relative errors."""
     peak = presets.hardware(slug).peak_fp8_flops_per_s / 1e12
-    values, _ = fit_attention(peak, OPS.fp8_attention_rows(slug), dim_half, FP8_ATTN_EFF_BOUNDS)
+    values, errors = fit_attention(peak, OPS.fp8_attention_rows(slug), dim_half,
+                                   FP8_ATTN_EFF_BOUNDS)
     return {"attn_fp8_eff_fwd": values["attn_eff_fwd"],
             "attn_fp8_eff_bwd": values["attn_eff_bwd"],
-            "attn_fp8_seq_half": values["attn_seq_half"]}
+            "attn_fp8_seq_half": values["attn_seq_half"]}, errors
+
+
+def fp8_attention_values(slug: str, dim_half: float) -> dict[str, float]:
+    """The FP8 attention parameters of fit_fp8_attention."""
+    return fit_fp8_attention(slug, dim_half)[0]
 
 
 def blackwell_values(slug: str, h100) -> dict[str, float]:
@@ -399,6 +406,14 @@ def stale_presets(a100, h100, folder: Path = PRESETS, ops=None) -> list[str]:
             != preset_text((folder / f"{slug}.toml").read_text(), hw, names, how)]
 
 
+def report_passes(kernels: str, errors: dict[str, list[float]]) -> None:
+    """One line per pass (forward, backward) of an attention fit's relative errors."""
+    for pass_, errs in errors.items():
+        print(f"  {pass_:<10} {kernels:<25} mean |error| "
+              f"{100 * np.mean(np.abs(errs)):5.1f}%  worst "
+              f"{100 * np.max(np.abs(errs)):5.1f}%  ({len(errs)} rows)")
+
+
 def report_operators(ops) -> None:
     """Print the operator-level fits and their errors per table and collective."""
     gemm, levels = OPS.fit_gemm()
@@ -425,10 +440,7 @@ def report_operators(ops) -> None:
     print("h100-sxm fused attention on the FlashAttention-3 H100 kernel benchmarks")
     attention, errors = fit_attention(presets.hardware("h100-sxm").peak_bf16_flops_per_s / 1e12)
     print("  fitted: " + ", ".join(f"{n}={v:.4g}" for n, v in attention.items()))
-    for pass_, errs in errors.items():
-        print(f"  {pass_:<10} FlashAttention-3          mean |error| "
-              f"{100 * np.mean(np.abs(errs)):5.1f}%  worst {100 * np.max(np.abs(errs)):5.1f}%  "
-              f"({len(errs)} rows)")
+    report_passes("FlashAttention-3", errors)
     dim_half = attention["attn_dim_half"]
     for gpu, slug, rows in (("H100", "h100-sxm", attention_rows(kernels(), "flashattention_2")),
                             ("B200", "b200", OPS.fa2_attention_rows_b200())):
@@ -436,21 +448,13 @@ def report_operators(ops) -> None:
         fa2, errors = fit_attention(peak, rows, dim_half, FA2_EFF_BOUNDS)
         print(f"{slug} FlashAttention-2 ({gpu} FA2 kernel benchmarks): "
               + ", ".join(f"{n}={v:.4g}" for n, v in fa2_values(fa2).items()))
-        for pass_, errs in errors.items():
-            print(f"  {pass_:<10} FlashAttention-2          mean |error| "
-                  f"{100 * np.mean(np.abs(errs)):5.1f}%  worst "
-                  f"{100 * np.max(np.abs(errs)):5.1f}%  ({len(errs)} rows)")
+        report_passes("FlashAttention-2", errors)
     for gpu, slug in (("H200", "h100-sxm"), ("B200", "b200"), ("GB200", "gb200-nvl72"),
                       ("GB300", "gb300-nvl72")):
-        peak = presets.hardware(slug).peak_fp8_flops_per_s / 1e12
-        fp8, errors = fit_attention(peak, OPS.fp8_attention_rows(slug), dim_half,
-                                    FP8_ATTN_EFF_BOUNDS)
+        fp8, errors = fit_fp8_attention(slug, dim_half)
         print(f"{slug} FP8 attention ({gpu} cuDNN FP8 SDPA, causal): "
-              + ", ".join(f"{n}={v:.4g}" for n, v in fp8.items() if n != "attn_dim_half"))
-        for pass_, errs in errors.items():
-            print(f"  {pass_:<10} cuDNN FP8                 mean |error| "
-                  f"{100 * np.mean(np.abs(errs)):5.1f}%  worst "
-                  f"{100 * np.max(np.abs(errs)):5.1f}%  ({len(errs)} rows)")
+              + ", ".join(f"{n}={v:.4g}" for n, v in fp8.items()))
+        report_passes("cuDNN FP8", errors)
 
 
 def main() -> int:
@@ -472,10 +476,7 @@ def main() -> int:
                                           ops["h100-sxm"]["attn_dim_half"])
         print(f"{slug} fused attention on cuDNN SDPA (head dim 128, causal): "
               + ", ".join(f"{n}={v:.4g}" for n, v in attention.items()))
-        for pass_, errs in errors.items():
-            print(f"  {pass_:<10} cuDNN                     mean |error| "
-                  f"{100 * np.mean(np.abs(errs)):5.1f}%  worst "
-                  f"{100 * np.max(np.abs(errs)):5.1f}%  ({len(errs)} rows)")
+        report_passes("cuDNN", errors)
 
     print("a100-80gb on Megatron-LM 2021 Table 1 + Korthikanti 2022 Table 4")
     a100 = fit_a100(ops)

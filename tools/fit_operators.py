@@ -258,14 +258,20 @@ MAMF = {"a100-80gb": "NVIDIA A100 SXM", "h100-sxm": "NVIDIA H100 SXM", "b200": "
         "gb200-nvl72": "NVIDIA GB200 SXM", "gb300-nvl72": "NVIDIA B300 SXM"}
 
 
-def sdpa_rows(key: str, backends: tuple[str, ...]) -> dict[str, list[tuple[float, float, float]]]:
-    """(keys per query, head dim, TFLOP/s), forward and backward, of the causal rows of a
-    cudnn-frontend SDPA benchmark for the given backends (keys = seq/2, as the model and
-    the benchmark's FLOP formula count them)."""
-    rows = [r for r in load("operators")[key]["values"]["rows"]
-            if r["backend"] in backends and r["is_causal"]]
-    return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim"]), float(r[f"{p}_tflops"]))
+def pass_rows(rows: list[dict], head_key: str = "head_dim"
+              ) -> dict[str, list[tuple[float, float, float]]]:
+    """(keys per query, head dim, TFLOP/s), forward and backward, of causal attention
+    benchmark rows (keys = seq/2, as the model and the benchmarks' FLOP formulas count
+    them)."""
+    return {p: [(r["q_seqlen"] / 2.0, float(r[head_key]), float(r[f"{p}_tflops"]))
                 for r in rows] for p in ("fwd", "bwd")}
+
+
+def sdpa_rows(key: str, backends: tuple[str, ...]) -> dict[str, list[tuple[float, float, float]]]:
+    """The causal rows of a cudnn-frontend SDPA benchmark for the given backends
+    (pass_rows)."""
+    return pass_rows([r for r in load("operators")[key]["values"]["rows"]
+                      if r["backend"] in backends and r["is_causal"]])
 
 
 def cudnn_attention_rows(slug: str) -> dict[str, list[tuple[float, float, float]]]:
@@ -290,17 +296,14 @@ def fp8_attention_rows(slug: str) -> dict[str, list[tuple[float, float, float]]]
     clocks)."""
     ops = load("operators")
     if slug == "b200":
-        rows = [r for r in ops["cudnn_sdpa_b200_fp8_vs_bf16_cudnn9_13"]["values"]["rows"]
-                if r["precision"] == "fp8" and r["is_causal"]]
-        return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim"]), float(r[f"{p}_tflops"]))
-                    for r in rows] for p in ("fwd", "bwd")}
+        return pass_rows([r for r in ops["cudnn_sdpa_b200_fp8_vs_bf16_cudnn9_13"]["values"]
+                          ["rows"] if r["precision"] == "fp8" and r["is_causal"]])
     if slug in CUDNN_ATTENTION:
         return sdpa_rows(CUDNN_ATTENTION[slug][0], ("cudnn_fe_fp8",))
-    rows = [r for r in ops["cudnn_sdpa_llama3_1_shapes_gb200_gb300_h200_cudnn_head"]["values"]
-            ["rows"] if r["gpu_name"] == "NVIDIA H200" and r["data_type"] == "fp8"
-            and r["attn_mask"] == "top_left"]
-    return {p: [(r["q_seqlen"] / 2.0, float(r["head_dim_qk"]), float(r[f"{p}_tflops"]))
-                for r in rows] for p in ("fwd", "bwd")}
+    return pass_rows([r for r in ops["cudnn_sdpa_llama3_1_shapes_gb200_gb300_h200_cudnn_head"]
+                      ["values"]["rows"] if r["gpu_name"] == "NVIDIA H200"
+                      and r["data_type"] == "fp8" and r["attn_mask"] == "top_left"],
+                     "head_dim_qk")
 
 
 def mamf_share(slug: str, dtype: str) -> float:
