@@ -914,6 +914,12 @@ struct LayerStage {
     double kv_elems;
 };
 
+PYENGINE_HD inline double decode_context(const double* m, const PlanFields& f) {
+    // [T24] keys a decode token attends: the mean context seq + gen/2 of the tokens
+    // generated on [seq, seq + gen], as the layers attend it
+    return attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen);
+}
+
 PYENGINE_HD inline double mtp_modules(const double* m, const PlanFields& f) {
     // [S3] DeepSeek-V3's multi-token-prediction modules (Sec. 2.2) run in training only:
     // each a transformer block of the kind layer index L would have (MoE for DeepSeek-V3),
@@ -1048,8 +1054,7 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
                                                          mtp_modules(m, f));
     double dec_flops_tok = 0.0;
     if (f.decode) {
-        dec_flops_tok = model_forward_flops_per_token(
-            m, attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen), 0.0);
+        dec_flops_tok = model_forward_flops_per_token(m, decode_context(m, f), 0.0);
     }
     double kv_elems = kv_cache_elems_per_gpu(m, f.tp);
     return LayerStage{code, n_tok, cap.capacity, load.load, cap.dropped, costs, fwd_flops_tok,
@@ -1819,7 +1824,7 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     // each GPU attending to `keys` keys each, `seqs` of them decode tokens reading their
     // cached context (mean seq + gen/2); its experts see the step's tokens; `eager`: the
     // share of steps launched without a CUDA graph.
-    double kv_mean = attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen);
+    double kv_mean = decode_context(m, f);
     ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
     LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, seqs, f.tp, f.cp,
                                 f.etp, f.ep, false, f.flash, f.attn_kernel, true, load.load,
@@ -1875,9 +1880,8 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
     if (f.decode) {
         // a group of the replica's sequences advances by one token at the mean context
         double group = py_max(1.0, floor(batch.seqs_per_replica / pp));
-        DecodeStep d = decode_step(m, h, f, pr, mb, group,
-                                   attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen),
-                                   group, f.cuda_graphs ? 0.0 : 1.0);
+        DecodeStep d = decode_step(m, h, f, pr, mb, group, decode_context(m, f), group,
+                                   f.cuda_graphs ? 0.0 : 1.0);
         tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost);
         t_compute += f.gen * pp * d.compute;
         t_tp += f.gen * pp * d.tp;
@@ -1941,7 +1945,7 @@ PYENGINE_HD inline ContinuousBatch continuous_batch(const double* m, const PlanF
     double chunk = f.seq / chunks;
     double pre = dec * f.seq / gen;
     double prefill_keys = attended(m, 0.0, f.seq, f.flash ? 0.5 * f.seq : f.seq);
-    double kv_mean = attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen);
+    double kv_mean = decode_context(m, f);
     double keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec);
     double chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec);
     double mixed = py_min(1.0, pre / chunk);

@@ -127,7 +127,7 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
                  "step_overhead_s": hardware.step_overhead_s},
         "micro_batches": stages.batch.n_micro,
         "attention_rates": attention_rates(hardware, plan),
-        "attention_span": attention_span(m, model, plan),
+        "attention_span": attention_span(m, f, model, plan),
         "stages": params,
         "activation_bytes_per_layer": {"dense": act.dense_layer,
                                        "moe": act.moe_layer if model.is_moe else 0},
@@ -159,7 +159,7 @@ def attention_rates(hw: Hardware, plan: Plan) -> dict:
             "bwd_peak": "16-bit"}
 
 
-def attention_span(m, model: Model, plan: Plan) -> dict:
+def attention_span(m, f, model: Model, plan: Plan) -> dict:
     """Chunked local attention ([T24]): the keys a prompt's query attends on average over
     the layers, against full causal attention (empty for full attention)."""
     if model.attention_chunk <= 0:
@@ -168,9 +168,8 @@ def attention_span(m, model: Model, plan: Plan) -> dict:
     span = {"chunk": model.attention_chunk, "global_every": model.global_every,
             "prompt_keys": R.attended(m, 0.0, plan.seq_len, full), "prompt_keys_full": full}
     if plan.mode == "decode":
-        ctx = plan.seq_len + 0.5 * plan.gen_tokens
-        span.update(context_keys=R.attended(m, plan.seq_len, plan.seq_len + plan.gen_tokens,
-                                            ctx), context_keys_full=ctx)
+        span.update(context_keys=R.decode_context(m, f),
+                    context_keys_full=plan.seq_len + 0.5 * plan.gen_tokens)
     return span
 
 

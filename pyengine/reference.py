@@ -768,6 +768,12 @@ LayerStage = namedtuple("LayerStage", [
     "kv_elems"])
 
 
+def decode_context(m, f):
+    # [T24] keys a decode token attends: the mean context seq + gen/2 of the tokens
+    # generated on [seq, seq + gen], as the layers attend it
+    return attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen)
+
+
 def mtp_modules(m, f):
     # [S3] DeepSeek-V3's multi-token-prediction modules (Sec. 2.2) run in training only:
     # each a transformer block of the kind layer index L would have (MoE for DeepSeek-V3),
@@ -881,8 +887,7 @@ def layer_stage(m, h, f, pr):
                                                   mtp_modules(m, f))
     dec_flops_tok = 0.0
     if f.decode:
-        dec_flops_tok = model_forward_flops_per_token(
-            m, attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen), 0.0)
+        dec_flops_tok = model_forward_flops_per_token(m, decode_context(m, f), 0.0)
     kv_elems = kv_cache_elems_per_gpu(m, f.tp)
     return LayerStage(code, n_tok, cap.capacity, load.load, cap.dropped, costs, fwd_flops_tok,
                       dec_flops_tok, kv_elems)
@@ -1469,7 +1474,7 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     # each GPU attending to `keys` keys each, `seqs` of them decode tokens reading their
     # cached context (mean seq + gen/2); its experts see the step's tokens; `eager`: the
     # share of steps launched without a CUDA graph.
-    kv_mean = attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen)
+    kv_mean = decode_context(m, f)
     load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
     dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, seqs, f.tp, f.cp, f.etp, f.ep,
                      False, f.flash, f.attn_kernel, True, load.load, load.active, pr.rate,
@@ -1520,8 +1525,7 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
     if f.decode:
         # a group of the replica's sequences advances by one token at the mean context
         group = max(1.0, np.floor(batch.seqs_per_replica / pp))
-        d = decode_step(m, h, f, pr, mb, group,
-                        attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen), group,
+        d = decode_step(m, h, f, pr, mb, group, decode_context(m, f), group,
                         0.0 if f.cuda_graphs else 1.0)
         tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost)
         t_compute += f.gen * pp * d.compute
@@ -1575,7 +1579,7 @@ def continuous_batch(m, f, group, ranks):
     chunk = f.seq / chunks
     pre = dec * f.seq / gen
     prefill_keys = attended(m, 0.0, f.seq, 0.5 * f.seq if f.flash else f.seq)
-    kv_mean = attended(m, f.seq, f.seq + f.gen, f.seq + 0.5 * f.gen)
+    kv_mean = decode_context(m, f)
     keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec)
     chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec)
     mixed = min(1.0, pre / chunk)
@@ -1719,8 +1723,8 @@ KERNEL_FUNCTIONS = (
     group_bandwidth, group_latency, allreduce_s, allgather_s, alltoall_s, domains_missed,
     remote_domains, chunk_position, attended,
     deduplicated_alltoall_s, p2p_s, moe_layers_in,
-    mlp_forward_s, kv_cache_elems_per_gpu, flash_attention_rate, mtp_modules, attention_costs,
-    moe_costs, layer_costs,
+    mlp_forward_s, kv_cache_elems_per_gpu, flash_attention_rate, decode_context, mtp_modules,
+    attention_costs, moe_costs, layer_costs,
     layer_activation_bytes,
     layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
     precisions, layer_checks, expert_capacity, expert_load, layer_stage, stage_shape,
