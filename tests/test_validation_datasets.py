@@ -187,6 +187,10 @@ def test_single_gpu_and_torchtitan_plans(sets):
         assert (r.plan.global_batch, r.plan.micro_batch, r.plan.seq_len) == \
             (s["batch_size"], s["batch_size"], s["seq_len_tokens"])
         assert r.plan.n_gpus == 1 and r.published == s["iteration_time_s"]
+    # the B200's clock lock failed in its run log: no lock recorded, vendor peak; the H200
+    # rows keep their 1500 MHz lock
+    locks = {(s["gpu"], s["locked_clock_MHz"]) for s in src["values"]["rows"]}
+    assert locks == {("NVIDIA B200", None), ("NVIDIA H200", 1500)}
     ds = sets["torch_compile_b200"]
     assert [r.plan.seq_len for r in ds.rows] == [512, 8192]
     assert all(r.plan.recompute == "full" and r.plan.global_batch == 1 for r in ds.rows)
