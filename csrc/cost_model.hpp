@@ -222,19 +222,27 @@ PYENGINE_HD inline double moe_layers_in(double first, double last, const double*
 
 // --------------------------------------------------------------------------- layers
 
-PYENGINE_HD inline double mlp_forward_s(const double* m, const double* h, double n_tok,
-                                        double ffn, double tp, double sp_div, double rate,
-                                        double ab, double wb) {
+// An MLP's forward time and that of its column-parallel GEMM (FC1: gate and up).
+struct MlpCosts {
+    double mlp_s;
+    double fc1_s;
+};
+
+PYENGINE_HD inline MlpCosts mlp_forward_s(const double* m, const double* h, double n_tok,
+                                          double ffn, double tp, double sp_div, double rate,
+                                          double ab, double wb) {
     // [T8] a dense or shared-expert MLP of intermediate size ffn: g = 3 matrices if gated
     // else 2; GEMM traffic x + g*f + y; the activation function reads and writes g*f.
+    // FC1 holds g - 1 of the g matrices, so that share of the GEMM time.
     double n_mat = 2.0 + m[M_GATED];
     double hid = m[M_HIDDEN];
     double flops = 2.0 * n_tok * hid * ffn * n_mat / tp;
     double nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp);
     double elem_bytes = n_tok * ab * n_mat * ffn / tp
                         + n_tok * hid * ab * (5.0 + m[M_DROPOUT]) / sp_div;
-    return (gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, h) + h[H_OP_OVERHEAD]
-            + memory_bound_s(elem_bytes, 3.0, h));
+    double gemm = gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, h);
+    return MlpCosts{gemm + h[H_OP_OVERHEAD] + memory_bound_s(elem_bytes, 3.0, h),
+                    gemm * (n_mat - 1.0) / n_mat};
 }
 
 PYENGINE_HD inline double kv_cache_elems_per_gpu(const double* m, double tp) {
@@ -266,6 +274,7 @@ struct AttentionCosts {
     double attn_bwd_extra_s;
     double norm_s;
     double mla_up_s;
+    double qkv_s;
 };
 
 PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double* h, double n_tok,
@@ -284,8 +293,10 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     double proj_flops = 2.0 * n_tok * m[M_ATTN_GEMM_PARAMS] / tp;
     double proj_bytes = (m[M_ATTN_GEMM_PARAMS] / tp * wb
                          + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp));
-    double proj_s = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h)
-                    + h[H_OP_OVERHEAD];
+    double proj_gemm = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h);
+    double proj_s = proj_gemm + h[H_OP_OVERHEAD];
+    // the column-parallel side (all but the output projection's hid x o_dim weights)
+    double qkv_s = proj_gemm * (1.0 - hid * o_dim / m[M_ATTN_GEMM_PARAMS]);
 
     // [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16
     // (FP8 kernels, attention_kernel fp8 = code 2: Q, K, V, O in one byte).
@@ -366,7 +377,7 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
                           n_tok, q_dim / tp, m[M_KV_LORA_RANK], rate, h);
     }
     return AttentionCosts{proj_s + attn_core_s + attn_elem_s, attn_core_s, attn_bwd_extra_s,
-                          norm_s, mla_up_s};
+                          norm_s, mla_up_s, qkv_s};
 }
 
 // An MoE layer's MLP forward time (router, permutes, experts, shared experts) and its
@@ -417,7 +428,7 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
                         + 2.0 * h[H_OP_OVERHEAD]);
     double shared_s = 0.0;
     if (m[M_SHARED_FFN] > 0.0) {
-        shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, ab, wb);
+        shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, ab, wb).mlp_s;
     }
     // [C6] expert dispatch + combine as the token dispatcher moves them (Megatron-Core
     // moe_token_dispatcher_type). alltoall (0): two all-to-alls of the slots over the EP
@@ -481,6 +492,8 @@ struct LayerCosts {
     double shared_kernels;
     double embed_kernels;
     double output_kernels;
+    double qkv_s;
+    double fc1_s;
 };
 
 // Forward cost of each layer kind for n_tok query tokens per GPU.
@@ -504,7 +517,7 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
                                           sp_div, flash, kernel, rate, ab, wb, kvb);
-    double mlp_s = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
+    MlpCosts mlp = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
     MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb,
                              db, dispatcher);
 
@@ -557,10 +570,10 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     }
     double mla_up_kernels = m[M_MLA] > 0.0 ? 1.0 : 0.0;
     double bwd_kernels = flash && h[H_ATTN_EFF_FWD] > 0.0 ? -1.0 : 0.0;
-    return LayerCosts{attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
+    return LayerCosts{attn.attn_s, attn.attn_core_s, mlp.mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
                       embed_s, output_s, attn.attn_bwd_extra_s, attn.norm_s, attn.mla_up_s,
                       moe.experts_s, moe.moe_act_s, moe.shared_s, 11.0, moe_kernels, bwd_kernels,
-                      mla_up_kernels, shared_kernels, 1.0, 3.0};
+                      mla_up_kernels, shared_kernels, 1.0, 3.0, attn.qkv_s, mlp.fc1_s};
 }
 
 // --------------------------------------------------------------------------- memory
@@ -784,6 +797,7 @@ struct PlanFields {
     bool cp_overlap;
     bool ep_overlap;
     bool dp_overlap;
+    bool tp_dgrad_overlap;
     bool pp_scatter_gather;
     bool cuda_graphs;
     double max_tokens;
@@ -848,8 +862,8 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         grad_bytes, p[P_TP_OVERLAP] > 0.0, p[P_PP_EMBEDDING] > 0.0, p[P_PP_LOSS] > 0.0,
         p[P_PP_FIRST_LAYERS], p[P_PP_LAST_LAYERS], memory_savers(p, training),
         p[P_RECOMPUTE_LAYERS], opt_bytes, p[P_MOE_LOAD_IMBALANCE], p[P_CP_OVERLAP] > 0.0,
-        p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_PP_SCATTER_GATHER] > 0.0,
-        p[P_CUDA_GRAPHS] > 0.0, p[P_MAX_NUM_TOKENS], p[P_KV_CACHE_FRACTION],
+        p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_TP_DGRAD_OVERLAP] > 0.0,
+        p[P_PP_SCATTER_GATHER] > 0.0, p[P_CUDA_GRAPHS] > 0.0, p[P_MAX_NUM_TOKENS], p[P_KV_CACHE_FRACTION],
         p[P_KV_BLOCK_TOKENS], fp4, p[P_KV_DTYPE], p[P_MOE_TOKEN_DISPATCHER],
         p[P_ATTENTION_KERNEL]};
 }
@@ -1221,7 +1235,7 @@ struct Stages {
 // The walkers' starting value (the first plan is evaluated with reuse 0).
 PYENGINE_HD inline Stages no_stages() {
     LayerCosts c = LayerCosts{0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                              0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+                              0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     StageShape shape = StageShape{0.0, 0.0, 0.0, 0.0, 0.0, false, false, 0.0, 0.0};
     return Stages{LayerStage{0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0},
                   SplitStage{shape, shape, shape, true}, BatchStage{0, 0.0, 0.0, 0.0}};
@@ -1498,6 +1512,8 @@ struct LayerTimes {
     double recompute_ep;
     double tp_dense;
     double tp_moe;
+    double tp_bwd_dense;
+    double tp_bwd_moe;
     double dense_kernels;
     double moe_kernels;
     double launch_s;
@@ -1535,6 +1551,28 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
         tp_dense = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s));
         tp_moe = py_max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s));
     }
+    // [C15] backward TP overlap (tp_dgrad_overlap: Megatron-LM since 2022, Megatron-Core's
+    // and Transformer Engine's linears): a column-parallel linear (QKV, the MLP's FC1)
+    // launches its input-gradient all-reduce (with SP: reduce-scatter) asynchronously and
+    // computes its weight gradient meanwhile; with SP it also re-gathers its input (kept
+    // sharded) behind its input-gradient GEMM. Each hides behind a GEMM of the linear's
+    // forward size; the row-parallel side (with SP: the output gradient's all-gather) and
+    // the MoE block's collectives stay exposed. tp_s holds two all-reduces, or with SP
+    // two all-gathers and two reduce-scatters.
+    double tp_bwd_dense = tp_dense;
+    double tp_bwd_moe = tp_moe;
+    if (f.tp_dgrad_overlap && !f.tp_overlap) {
+        if (f.sp) {
+            double one = 0.25 * c.tp_s;
+            double qkv_side = one + 2.0 * py_max(0.0, one - c.qkv_s);
+            tp_bwd_dense = qkv_side + one + 2.0 * py_max(0.0, one - c.fc1_s);
+            tp_bwd_moe = qkv_side + 2.0 * one;
+        } else {
+            double one = 0.5 * c.tp_s;
+            tp_bwd_dense = py_max(0.0, one - c.qkv_s) + py_max(0.0, one - c.fc1_s);
+            tp_bwd_moe = py_max(0.0, one - c.qkv_s) + one;
+        }
+    }
     // [C12] EP overlap (Megatron-Core's MoE all-to-all overlap, DeepSeek's DualPipe): one
     // micro-batch's dispatch and combine run while another's attention and experts
     // compute; only what exceeds that layer's compute stays exposed.
@@ -1556,8 +1594,8 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
                           + (sv.shared_experts ? c.shared_kernels : 0.0));
     return LayerTimes{dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
                       recompute_core, recompute_dense, recompute_moe, recompute_layer,
-                      recompute_ep, tp_dense, tp_moe, dense_kernels, moe_kernels,
-                      h[H_LAUNCH_OVERHEAD]};
+                      recompute_ep, tp_dense, tp_moe, tp_bwd_dense, tp_bwd_moe, dense_kernels,
+                      moe_kernels, h[H_LAUNCH_OVERHEAD]};
 }
 
 PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double dense_fwd,
@@ -1600,7 +1638,9 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
     // replays its collectives (TP, the CP ring, EP dispatch and combine), recomputing the
     // MoE module its all-to-alls
     double full_layers = lt.recompute_layer * (full.dense + full.moe);
-    double tp = (lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe)
+    double bwd_passes = lt.comm_passes - 1.0;
+    double tp = (dense * (lt.tp_dense + bwd_passes * lt.tp_bwd_dense)
+                 + shape.moe_layers * (lt.tp_moe + bwd_passes * lt.tp_bwd_moe)
                  + lt.recompute_layer * (full.dense * lt.tp_dense + full.moe * lt.tp_moe));
     double cp = (lt.comm_passes * shape.layers + full_layers) * c.cp_s;
     double ep = ((lt.comm_passes + lt.recompute_ep) * shape.moe_layers

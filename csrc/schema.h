@@ -125,11 +125,12 @@ constexpr int P_OPTIMIZER_DTYPE = 37;
 constexpr int P_TP_OVERLAP = 38;
 constexpr int P_EP_OVERLAP = 39;
 constexpr int P_DP_OVERLAP = 40;
-constexpr int P_PP_SCATTER_GATHER = 41;
-constexpr int P_CUDA_GRAPHS = 42;
-constexpr int P_MAX_NUM_TOKENS = 43;
-constexpr int P_KV_CACHE_FRACTION = 44;
-constexpr int P_KV_BLOCK_TOKENS = 45;
+constexpr int P_TP_DGRAD_OVERLAP = 41;
+constexpr int P_PP_SCATTER_GATHER = 42;
+constexpr int P_CUDA_GRAPHS = 43;
+constexpr int P_MAX_NUM_TOKENS = 44;
+constexpr int P_KV_CACHE_FRACTION = 45;
+constexpr int P_KV_BLOCK_TOKENS = 46;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -175,7 +176,7 @@ constexpr int O_MAX_CONCURRENCY = 39;
 constexpr int N_MODEL = 41;
 constexpr int N_HARDWARE = 33;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 46;
+constexpr int N_PLAN = 47;
 constexpr int N_OUTPUTS = 40;
 constexpr int N_VIOLATIONS = 19;
 constexpr int CACHE_FROM = 17;
@@ -204,9 +205,9 @@ constexpr long long V_FP8_ATTENTION = 1LL << 18;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -340,19 +341,22 @@ inline int first_invalid_column(const double* p) {
         return 40;  // dp_overlap
     }
     if (!(p[41] >= 0.0 && p[41] <= 1.0) || p[41] != floor(p[41])) {
-        return 41;  // pp_scatter_gather
+        return 41;  // tp_dgrad_overlap
     }
     if (!(p[42] >= 0.0 && p[42] <= 1.0) || p[42] != floor(p[42])) {
-        return 42;  // cuda_graphs
+        return 42;  // pp_scatter_gather
     }
-    if (!(p[43] >= 0.0 && p[43] <= 2147483648.0) || p[43] != floor(p[43])) {
-        return 43;  // max_num_tokens
+    if (!(p[43] >= 0.0 && p[43] <= 1.0) || p[43] != floor(p[43])) {
+        return 43;  // cuda_graphs
     }
-    if (!(p[44] >= 0.0 && p[44] <= 1.0)) {
-        return 44;  // kv_cache_fraction
+    if (!(p[44] >= 0.0 && p[44] <= 2147483648.0) || p[44] != floor(p[44])) {
+        return 44;  // max_num_tokens
     }
-    if (!(p[45] >= 1.0 && p[45] <= 1048576.0) || p[45] != floor(p[45])) {
-        return 45;  // kv_block_tokens
+    if (!(p[45] >= 0.0 && p[45] <= 1.0)) {
+        return 45;  // kv_cache_fraction
+    }
+    if (!(p[46] >= 1.0 && p[46] <= 1048576.0) || p[46] != floor(p[46])) {
+        return 46;  // kv_block_tokens
     }
     return -1;
 }

@@ -242,7 +242,8 @@ SERVING_MEMORY_HOW = {
 TIME_HOW = {
     "compute": "m micro-batches x slowest stage's operators (roofline each), fwd + 2x bwd",
     "recompute": "forward operators recomputed in backward",
-    "tp": "2 all-reduces (or AG+RS with SP) per layer, fwd, bwd and recomputed fwd, on the TP tier",
+    "tp": "2 all-reduces (or AG+RS with SP) per layer, fwd, bwd and recomputed fwd, on the "
+          "TP tier; what no GEMM hides",
     "cp": "ring K/V exchange not hidden behind attention (all of it without cp_overlap)",
     "ep": "token dispatch + combine per MoE layer (the dispatcher's), fwd, bwd, recomputed fwd",
     "pp_p2p": "activation sends between stages (1/tp each with SP or scatter/gather)",
@@ -382,6 +383,7 @@ def render_text(d: dict) -> str:
     lines.append("    overlaps: " + ", ".join(
         f"{what} {'on' if plan[key] else 'off'}" for what, key in (
             ("TP collectives pipelined with GEMMs", "tp_overlap"),
+            ("TP input-gradient collectives behind weight-gradient GEMMs", "tp_dgrad_overlap"),
             ("CP ring behind the same step's attention", "cp_overlap"),
             ("EP dispatch + combine behind another micro-batch", "ep_overlap"),
             ("DP buckets behind backward", "dp_overlap"),

@@ -199,16 +199,22 @@ def moe_layers_in(first, last, m):
 # --------------------------------------------------------------------------- layers
 
 
+# An MLP's forward time and that of its column-parallel GEMM (FC1: gate and up).
+MlpCosts = namedtuple("MlpCosts", ["mlp_s", "fc1_s"])
+
+
 def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, rate, ab, wb):
     # [T8] a dense or shared-expert MLP of intermediate size ffn: g = 3 matrices if gated
     # else 2; GEMM traffic x + g*f + y; the activation function reads and writes g*f.
+    # FC1 holds g - 1 of the g matrices, so that share of the GEMM time.
     n_mat = 2.0 + m[S.M_GATED]
     hid = m[S.M_HIDDEN]
     flops = 2.0 * n_tok * hid * ffn * n_mat / tp
     nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp)
     elem_bytes = n_tok * ab * n_mat * ffn / tp + n_tok * hid * ab * (5.0 + m[S.M_DROPOUT]) / sp_div
-    return (gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, h) + h[S.H_OP_OVERHEAD]
-            + memory_bound_s(elem_bytes, 3.0, h))
+    gemm = gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, h)
+    return MlpCosts(gemm + h[S.H_OP_OVERHEAD] + memory_bound_s(elem_bytes, 3.0, h),
+                    gemm * (n_mat - 1.0) / n_mat)
 
 
 def kv_cache_elems_per_gpu(m, tp):
@@ -233,7 +239,7 @@ def flash_attention_rate(h, peak, keys, head_dim, eff, seq_half):
 # The attention block's forward time, its core (QK^T, softmax, AV) alone forward and
 # backward, and what recomputing its norms and MLA up-projections costs.
 AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s", "attn_bwd_extra_s",
-                                               "norm_s", "mla_up_s"])
+                                               "norm_s", "mla_up_s", "qkv_s"])
 
 
 def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, kernel,
@@ -248,7 +254,10 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     proj_flops = 2.0 * n_tok * m[S.M_ATTN_GEMM_PARAMS] / tp
     proj_bytes = (m[S.M_ATTN_GEMM_PARAMS] / tp * wb
                   + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp))
-    proj_s = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h) + h[S.H_OP_OVERHEAD]
+    proj_gemm = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h)
+    proj_s = proj_gemm + h[S.H_OP_OVERHEAD]
+    # the column-parallel side (all but the output projection's hid x o_dim weights)
+    qkv_s = proj_gemm * (1.0 - hid * o_dim / m[S.M_ATTN_GEMM_PARAMS])
 
     # [T6] attention core: QK^T and AV, 2*tokens*keys*heads*(d_qk + d_v) FLOPs in bf16
     # (FP8 kernels, attention_kernel fp8 = code 2: Q, K, V, O in one byte).
@@ -321,7 +330,7 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
                           up_params / tp * wb + n_tok * ab * (q_dim + m[S.M_HEADS] * nope_v) / tp,
                           n_tok, q_dim / tp, m[S.M_KV_LORA_RANK], rate, h)
     return AttentionCosts(proj_s + attn_core_s + attn_elem_s, attn_core_s, attn_bwd_extra_s,
-                          norm_s, mla_up_s)
+                          norm_s, mla_up_s, qkv_s)
 
 
 # An MoE layer's MLP forward time (router, permutes, experts, shared experts) and its
@@ -364,7 +373,7 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, 
                  + 2.0 * h[S.H_OP_OVERHEAD])
     shared_s = 0.0
     if m[S.M_SHARED_FFN] > 0.0:
-        shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, ab, wb)
+        shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, ab, wb).mlp_s
     # [C6] expert dispatch + combine as the token dispatcher moves them (Megatron-Core
     # moe_token_dispatcher_type). alltoall (0): two all-to-alls of the slots over the EP
     # group (stride etp), with etp > 1 also gathered / scattered over ETP; flex (2): the
@@ -408,7 +417,7 @@ LayerCosts = namedtuple(
     ["attn_s", "attn_core_s", "mlp_s", "moe_s", "tp_s", "cp_s", "ep_s", "embed_s", "output_s",
      "attn_bwd_extra_s", "norm_s", "mla_up_s", "experts_s", "moe_act_s", "shared_s",
      "dense_kernels", "moe_kernels", "bwd_kernels", "mla_up_kernels", "shared_kernels",
-     "embed_kernels", "output_kernels"],
+     "embed_kernels", "output_kernels", "qkv_s", "fc1_s"],
 )
 
 
@@ -431,7 +440,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     sp_div = tp if sp else 1.0
     attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash,
                            kernel, rate, ab, wb, kvb)
-    mlp_s = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
+    mlp = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
     moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db,
                     dispatcher)
 
@@ -479,10 +488,10 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
         moe_kernels = 6.0 + 24.0 + shared_kernels
     mla_up_kernels = 1.0 if m[S.M_MLA] > 0.0 else 0.0
     bwd_kernels = -1.0 if flash and h[S.H_ATTN_EFF_FWD] > 0.0 else 0.0
-    return LayerCosts(attn.attn_s, attn.attn_core_s, mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
+    return LayerCosts(attn.attn_s, attn.attn_core_s, mlp.mlp_s, moe.moe_s, tp_s, cp_s, moe.ep_s,
                       embed_s, output_s, attn.attn_bwd_extra_s, attn.norm_s, attn.mla_up_s,
                       moe.experts_s, moe.moe_act_s, moe.shared_s, 11.0, moe_kernels, bwd_kernels,
-                      mla_up_kernels, shared_kernels, 1.0, 3.0)
+                      mla_up_kernels, shared_kernels, 1.0, 3.0, attn.qkv_s, mlp.fc1_s)
 
 
 # --------------------------------------------------------------------------- memory
@@ -667,7 +676,8 @@ PlanFields = namedtuple("PlanFields", [
     "training", "decode", "fp8", "gbs", "mbs", "seq", "gen", "tp", "pp", "dp", "cp", "ep",
     "etp", "vpp", "zero", "recompute", "sp", "cf", "flash", "grad_bytes", "tp_overlap",
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
-    "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "pp_scatter_gather", "cuda_graphs",
+    "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "tp_dgrad_overlap",
+    "pp_scatter_gather", "cuda_graphs",
     "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher", "attn_kernel"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate",
                                        "db"])
@@ -714,7 +724,8 @@ def plan_fields(p):
         grad_bytes, p[S.P_TP_OVERLAP] > 0.0, p[S.P_PP_EMBEDDING] > 0.0, p[S.P_PP_LOSS] > 0.0,
         p[S.P_PP_FIRST_LAYERS], p[S.P_PP_LAST_LAYERS], memory_savers(p, training),
         p[S.P_RECOMPUTE_LAYERS], opt_bytes, p[S.P_MOE_LOAD_IMBALANCE], p[S.P_CP_OVERLAP] > 0.0,
-        p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_PP_SCATTER_GATHER] > 0.0,
+        p[S.P_EP_OVERLAP] > 0.0, p[S.P_DP_OVERLAP] > 0.0, p[S.P_TP_DGRAD_OVERLAP] > 0.0,
+        p[S.P_PP_SCATTER_GATHER] > 0.0,
         p[S.P_CUDA_GRAPHS] > 0.0, p[S.P_MAX_NUM_TOKENS], p[S.P_KV_CACHE_FRACTION],
         p[S.P_KV_BLOCK_TOKENS], fp4, p[S.P_KV_DTYPE], p[S.P_MOE_TOKEN_DISPATCHER],
         p[S.P_ATTENTION_KERNEL])
@@ -1018,7 +1029,7 @@ Stages = namedtuple("Stages", ["layer", "split", "batch"])
 def no_stages():
     """The walkers' starting value (the first plan is evaluated with reuse 0)."""
     c = LayerCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                   0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+                   0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     shape = StageShape(0.0, 0.0, 0.0, 0.0, 0.0, False, False, 0.0, 0.0)
     return Stages(LayerStage(0, 0.0, 0.0, 0.0, 0.0, c, 0.0, 0.0, 0.0),
                   SplitStage(shape, shape, shape, True), BatchStage(0, 0.0, 0.0, 0.0))
@@ -1230,7 +1241,8 @@ LayerTimes = namedtuple("LayerTimes", ["dense_fwd", "moe_fwd", "passes", "bwd_ex
                                        "comm_passes", "ep_moe",
                                        "recompute_core", "recompute_dense", "recompute_moe",
                                        "recompute_layer", "recompute_ep", "tp_dense", "tp_moe",
-                                       "dense_kernels", "moe_kernels", "launch_s"])
+                                       "tp_bwd_dense", "tp_bwd_moe", "dense_kernels",
+                                       "moe_kernels", "launch_s"])
 
 
 def layer_times(c, f, h):
@@ -1263,6 +1275,26 @@ def layer_times(c, f, h):
     if f.tp_overlap:
         tp_dense = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.mlp_s))
         tp_moe = max(0.0, c.tp_s - (c.attn_s - c.attn_core_s + c.moe_s))
+    # [C15] backward TP overlap (tp_dgrad_overlap: Megatron-LM since 2022, Megatron-Core's
+    # and Transformer Engine's linears): a column-parallel linear (QKV, the MLP's FC1)
+    # launches its input-gradient all-reduce (with SP: reduce-scatter) asynchronously and
+    # computes its weight gradient meanwhile; with SP it also re-gathers its input (kept
+    # sharded) behind its input-gradient GEMM. Each hides behind a GEMM of the linear's
+    # forward size; the row-parallel side (with SP: the output gradient's all-gather) and
+    # the MoE block's collectives stay exposed. tp_s holds two all-reduces, or with SP
+    # two all-gathers and two reduce-scatters.
+    tp_bwd_dense = tp_dense
+    tp_bwd_moe = tp_moe
+    if f.tp_dgrad_overlap and not f.tp_overlap:
+        if f.sp:
+            one = 0.25 * c.tp_s
+            qkv_side = one + 2.0 * max(0.0, one - c.qkv_s)
+            tp_bwd_dense = qkv_side + one + 2.0 * max(0.0, one - c.fc1_s)
+            tp_bwd_moe = qkv_side + 2.0 * one
+        else:
+            one = 0.5 * c.tp_s
+            tp_bwd_dense = max(0.0, one - c.qkv_s) + max(0.0, one - c.fc1_s)
+            tp_bwd_moe = max(0.0, one - c.qkv_s) + one
     # [C12] EP overlap (Megatron-Core's MoE all-to-all overlap, DeepSeek's DualPipe): one
     # micro-batch's dispatch and combine run while another's attention and experts
     # compute; only what exceeds that layer's compute stays exposed.
@@ -1283,8 +1315,8 @@ def layer_times(c, f, h):
                    + (c.shared_kernels if sv.shared_experts else 0.0))
     return LayerTimes(dense_fwd, moe_fwd, passes, bwd_extra, comm_passes, ep_moe,
                       recompute_core, recompute_dense, recompute_moe, recompute_layer,
-                      recompute_ep, tp_dense, tp_moe, dense_kernels, moe_kernels,
-                      h[S.H_LAUNCH_OVERHEAD])
+                      recompute_ep, tp_dense, tp_moe, tp_bwd_dense, tp_bwd_moe, dense_kernels,
+                      moe_kernels, h[S.H_LAUNCH_OVERHEAD])
 
 
 def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output_s):
@@ -1315,7 +1347,9 @@ def stage_time(shape, lt, c, full):
     # replays its collectives (TP, the CP ring, EP dispatch and combine), recomputing the
     # MoE module its all-to-alls
     full_layers = lt.recompute_layer * (full.dense + full.moe)
-    tp = (lt.comm_passes * (dense * lt.tp_dense + shape.moe_layers * lt.tp_moe)
+    bwd_passes = lt.comm_passes - 1.0
+    tp = (dense * (lt.tp_dense + bwd_passes * lt.tp_bwd_dense)
+          + shape.moe_layers * (lt.tp_moe + bwd_passes * lt.tp_bwd_moe)
           + lt.recompute_layer * (full.dense * lt.tp_dense + full.moe * lt.tp_moe))
     cp = (lt.comm_passes * shape.layers + full_layers) * c.cp_s
     ep = ((lt.comm_passes + lt.recompute_ep) * shape.moe_layers

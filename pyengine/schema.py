@@ -211,6 +211,10 @@ PLAN = (
            "(Megatron-Core MoE A2A overlap, DeepSeek DualPipe)", "bool", hi=1),
     Column("dp_overlap", "", "gradient reduction and parameter gathers overlapped with "
            "backward/forward (bucketed); off: fully exposed", "bool", hi=1),
+    Column("tp_dgrad_overlap", "", "backward: a column-parallel linear's input-gradient "
+           "all-reduce (SP: reduce-scatter, and the input's re-gather) runs behind its "
+           "weight-gradient GEMM (Megatron-LM since 2022, Megatron-Core, Transformer Engine); "
+           "off: Megatron-LM 2021, all exposed", "bool", hi=1),
     Column("pp_scatter_gather", "", "without SP, each TP rank sends 1/tp of the activation "
            "between stages and the next stage all-gathers it (Megatron-LM "
            "scatter_gather_tensors_in_pipeline, Narayanan et al. 2021 Sec. 4.1)", "bool", hi=1),

@@ -386,6 +386,8 @@ class Plan(_Spec):
     tp_overlap: bool = False
     ep_overlap: bool = False  # expert all-to-all hidden behind other compute
     dp_overlap: bool = True  # DP gradient/parameter traffic bucketed behind compute
+    # backward: column-parallel input-gradient collectives behind the weight-gradient GEMMs
+    tp_dgrad_overlap: bool = True
     pp_scatter_gather: bool = True  # without SP: 1/tp per rank between stages, all-gathered
     # serving decode steps replayed from CUDA graphs, as TensorRT-LLM (cuda_graph_config) and
     # vLLM (enforce_eager=False) run them by default; training steps and prefill passes are
@@ -430,6 +432,7 @@ class Plan(_Spec):
         check_bool(o, "tp_overlap", self.tp_overlap)
         check_bool(o, "ep_overlap", self.ep_overlap)
         check_bool(o, "dp_overlap", self.dp_overlap)
+        check_bool(o, "tp_dgrad_overlap", self.tp_dgrad_overlap)
         check_bool(o, "cp_overlap", self.cp_overlap)
         check_bool(o, "pp_scatter_gather", self.pp_scatter_gather)
         check_bool(o, "cuda_graphs", self.cuda_graphs)

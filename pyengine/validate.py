@@ -223,27 +223,34 @@ MEGATRON_NAMES = {24: "megatron-gpt-1.7b", 30: "megatron-gpt-3.6b", 36: "megatro
                   128: "megatron-gpt-1t"}
 
 
+def run_settings() -> dict:
+    """Settings of published runs read from the authors' launch scripts
+    (``pyengine/data/run_settings.json``, each with its source)."""
+    return json.loads(resources.files("pyengine").joinpath("data/run_settings.json").read_text())
+
+
 def megatron_plan(row: dict) -> Plan:
-    """Table 1 rows: interleaved schedule, full recomputation, micro-batch 1 (paper Sec. 5.1
-    and Table 1 settings); no sequence parallelism or flash attention (2021); 16-bit
-    gradients (grad_dtype "bf16": 2 bytes) all-reduced without ZeRO, after the pipeline
-    flush: Megatron-LM of 2021 (v2.x arguments.py) accumulated and all-reduced gradients in
-    the parameter dtype unless --accumulate-allreduce-grads-in-fp32, which only bf16
-    forced, and the paper trains in fp16 mixed precision; it had no gradient bucketing
-    behind the backward (dp_overlap off). Interleaving depth: the largest of 4,
-    3, 2 that splits the layers evenly (the paper does not list it per row)."""
+    """Table 1 rows as the paper's own scripts ran them (run_settings.json: Megatron-LM
+    examples/sc21/run_table_1.sh of 2021-08): the micro-batch (16 for the smallest models
+    down to 1), full recomputation (--checkpoint-activations), the interleaved schedule
+    only where a run sets --num-layers-per-virtual-pipeline-stage (76B-530B; the 39B and
+    1T runs are not interleaved), scatter/gather pipeline sends; no sequence parallelism
+    or flash attention (2021). Gradients in 16 bits (grad_dtype "bf16": 2 bytes; fp16
+    training, Megatron's default of all-reducing in the parameter dtype), no ZeRO;
+    --DDP-impl torch (1.7B-18B) all-reduces buckets during the last micro-batch's
+    backward (dp_overlap), local (39B up) after it; the TP all-reduces are synchronous
+    (the asynchronous input-gradient all-reduce came to Megatron-LM in 2022-02:
+    tp_dgrad_overlap off)."""
     tp, pp, dp = row["tensor_parallel"], row["pipeline_parallel"], row["data_parallel_derived"]
-    L = row["num_layers"]
-    vpp = 1
-    if pp > 1:
-        for v in (4, 3, 2):
-            if L % (pp * v) == 0 and (row["global_batch_size_sequences"] // dp) % pp == 0:
-                vpp = v
-                break
-    return Plan(global_batch=row["global_batch_size_sequences"], micro_batch=1,
-                seq_len=row["seq_len"], tp=tp, pp=pp, dp=dp, vpp=vpp, zero=0, recompute="full",
-                flash_attention=False, sequence_parallel=False, dp_overlap=False,
-                grad_dtype="bf16")
+    run = {r["num_layers"]: r for r in run_settings()["megatron_lm_2021_table1"]["rows"]}[
+        row["num_layers"]]
+    per_stage = row["num_layers"] // pp
+    vpp = per_stage // run["layers_per_virtual_stage"] if run["layers_per_virtual_stage"] else 1
+    return Plan(global_batch=row["global_batch_size_sequences"],
+                micro_batch=run["micro_batch_size"], seq_len=row["seq_len"], tp=tp, pp=pp,
+                dp=dp, vpp=vpp, zero=0, recompute="full", flash_attention=False,
+                sequence_parallel=False, dp_overlap=run["ddp_impl"] == "torch",
+                tp_dgrad_overlap=False, grad_dtype="bf16")
 
 
 def megatron_lm_2021(data: dict, hardware: Hardware | None = None, rows=None) -> Dataset:

@@ -30,6 +30,7 @@ AXES = dict(
     recompute_shared_experts=[True, False], recompute_layers=[0, 1],
     fp8_activations=[False, True], grad_dtype=["fp32", "bf16"], optimizer_dtype=["bf16", "fp32"],
     tp_overlap=[False, True], ep_overlap=[True, False], dp_overlap=[False, True],
+    tp_dgrad_overlap=[True, False],
     pp_scatter_gather=[False, True], cuda_graphs=[False, True], max_num_tokens=[0, 4096],
     kv_cache_fraction=[0.9, 0.0], kv_block_tokens=[32, 1],
 )
