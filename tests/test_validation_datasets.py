@@ -113,6 +113,8 @@ def test_megatron_core_weak_scaling_plans(sets):
         assert (p.tp, p.pp, p.dp, p.global_batch) == (s["tp"], s["pp"], s["dp"],
                                                       s["global_batch_size_sequences"])
         assert p.n_gpus == s["num_gpus"] and p.seq_len == 4096 and p.dtype == "bf16"
+        # PP runs interleave one layer per virtual stage (overlapped PP communication)
+        assert p.pp * p.vpp == (int(s["num_layers"]) if p.pp > 1 else 1)
         assert ds.rows[i].published == s["per_gpu_tflops"]
     model = V.megatron_core_gpt(src[8], 131072, 4096)
     assert (model.n_layers, model.hidden, model.n_heads) == (112, 18432, 144)
