@@ -872,11 +872,13 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     // [P2] precisions: bf16 weights and activations in training (FP8/FP4 GEMMs keep bf16
     // master copies); FP8 inference stores the GEMM weights in one byte, FP4 in f.fp4
     // bytes, the parameters it keeps in 16 bits ([M10]: embedding, output layer, norms) in
-    // hb, and runs the output layer at the 16-bit rate. The KV cache is kept in kv_dtype:
-    // auto = one byte under FP8/FP4 weights (TensorRT-LLM's FP8 and NVFP4 checkpoints
-    // quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4 peak with its own
-    // large-GEMM share (gemm_eff_max_fp4; 0: the FP8 share); without an FP4 peak (F1: FP4)
-    // at BF16.
+    // hb. The output layer runs at the 16-bit rate in training too: Megatron-Core's
+    // output_layer is its own ColumnParallelLinear, outside Transformer Engine's FP8
+    // autocast, and DeepSeek-V3 keeps the output head in BF16 (Sec. 3.3.1). The KV cache
+    // is kept in kv_dtype: auto = one byte under FP8/FP4 weights (TensorRT-LLM's FP8 and
+    // NVFP4 checkpoints quantize the KV cache to FP8), else two. FP4 GEMMs run at the FP4
+    // peak with its own large-GEMM share (gemm_eff_max_fp4; 0: the FP8 share); without an
+    // FP4 peak (F1: FP4) at BF16.
     // MoE tokens are dispatched in FP8 with an fp32 scale per 128 values under quantized
     // inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
     double ab = 2.0;
@@ -903,9 +905,6 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
             level = h[H_GEMM_EFF_MAX_FP8];
         }
         rate = peak * level;
-    }
-    if (f.training) {
-        head_rate = rate;
     }
     double db = quantized ? 1.0 + 4.0 / 128.0 : ab;
     return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate, db};
