@@ -661,12 +661,12 @@ def result_row(label: str, published_value: float, r, output: str, unit: str, no
 
 
 def serving_fitting(model: Model, hw: Hardware, batch: int, isl: int, osl: int, tp: int,
-                    dtype: str = "fp8"):
+                    dtype: str = "fp8", engine: dict | None = None):
     """A serving run at a fixed concurrency: all ``batch`` sequences in flight, their
     prompts prefilled together or, when those activations do not fit, in the largest
     micro-batches that do (engines chunk the prefill); returns (Result, note)."""
     for mb in sorted((d for d in range(1, batch + 1) if batch % d == 0), reverse=True):
-        plan = trtllm_plan(batch, isl, osl, tp, dtype).with_(micro_batch=mb)
+        plan = trtllm_plan(batch, isl, osl, tp, dtype, engine).with_(micro_batch=mb)
         r = R.evaluate(model, hw, plan)
         if r.feasible or "MEMORY" not in r.violations:
             break
@@ -1144,6 +1144,9 @@ def trtllm_perf_overview(data: dict | None = None) -> Dataset:
 
 
 AZURE_GPUS = {"a100": ("a100-80gb", "bf16"), "h100": ("h100-sxm", "fp8"), "h200": ("h200", "fp8")}
+# TensorRT-LLM benchmarks/python/benchmark.py (the GPT session benchmark the Azure guide's
+# LLMBenchmark.py runs): --enable_cuda_graph is off unless passed, and the guide passes it not
+AZURE_ENGINE = {"cuda_graphs": False}
 AZURE_MODELS = {"Mistral 7B": lambda: validation_model("mistral-7b"),
                 "Llama 3 8B": lambda: presets.model("llama3-8b"),
                 "Llama 3 70B": lambda: presets.model("llama3-70b"),
@@ -1157,7 +1160,9 @@ def azure_trtllm(gpu: str, data: dict | None = None) -> Dataset:
     (the benchmark's batch x output length / latency). Precision: A100 float16 as printed
     (pyengine's 16-bit: bf16); H100 and H200 FP8 weights and KV cache (the repository's
     config.json at the results' commit: 'precision': 'fp8'; the 405B run uses the FP8
-    checkpoint)."""
+    checkpoint). The runs call TensorRT-LLM's benchmarks/python/benchmark.py -m dec with
+    no --enable_cuda_graph, whose default is off (AZURE_ENGINE): the generation steps are
+    launched kernel by kernel."""
     data = validation_data() if data is None else data
     key = f"azure_trtllm_inference_tokens_per_s_{gpu}"
     ds = validation_dataset(data, key, "output tokens/s (ISL 128, OSL 8)", "serving",
@@ -1168,7 +1173,8 @@ def azure_trtllm(gpu: str, data: dict | None = None) -> Dataset:
     isl, osl = int(d["conditions"]["isl"]), int(d["conditions"]["osl"])
     for row in d["values"]["rows"]:
         tp, b = int(row["world_size"]), int(row["batch_size"])
-        r, note = serving_fitting(AZURE_MODELS[row["model"]](), hw, b, isl, osl, tp, dtype)
+        r, note = serving_fitting(AZURE_MODELS[row["model"]](), hw, b, isl, osl, tp, dtype,
+                                  AZURE_ENGINE)
         ds.rows.append(result_row(f"{row['model']} TP{tp} batch {b}", row["tokens_per_s"], r,
                                   "tokens_per_s", "tok/s", note))
     ds.notes = f"{dtype} on {slug}; see azure_trtllm's docstring for the precision source."

@@ -229,6 +229,9 @@ def test_serving_plans(sets):
         (8, 32, 128, 8, "fp8")
     assert row(sets["azure_trtllm_a100"], "Llama 3 70B TP8 batch 16").plan.dtype == "bf16"
     assert len(sets["azure_trtllm_h200"].rows) == 6
+    # benchmark.py -m dec without --enable_cuda_graph: steps launched kernel by kernel
+    assert not any(r.plan.cuda_graphs for g in ("a100", "h100", "h200")
+                   for r in sets[f"azure_trtllm_{g}"].rows)
 
     ds = sets["nim_llama3_3_70b_h100"]
     src = DATA["nim_llama3_3_70b_2xh100_fp8_tp2_latency_vs_concurrency"]["values"]["rows"]
