@@ -502,10 +502,10 @@ struct LayerCosts {
 // the output layer computes (training: every token; inference: one per sequence);
 // capacity: token-slots per expert and router rank of the busiest expert rank; active:
 // the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
-// dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
-// quantized inference); db: bytes a dispatched value; dispatcher: the MoE token
-// dispatcher's code ([C6]); kernel: the fused attention's kernels ([T18]: 0 the GPU's
-// fastest, 1 FlashAttention-2, 2 FP8).
+// dtype (attention runs in BF16); head_rate: the output layer's, the 16-bit rate ([P2]);
+// db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
+// kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
+// 2 FP8).
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double logit_rows, double tp, double cp, double etp,
@@ -1558,19 +1558,26 @@ PYENGINE_HD inline LayerTimes layer_times(const LayerCosts& c, const PlanFields&
     // forward size; the row-parallel side (with SP: the output gradient's all-gather) and
     // the MoE block's collectives stay exposed. tp_s holds two all-reduces, or with SP
     // two all-gathers and two reduce-scatters.
+    // Per side of a layer: the attention's QKV, the dense MLP's FC1, the MoE block.
     double tp_bwd_dense = tp_dense;
     double tp_bwd_moe = tp_moe;
     if (f.tp_dgrad_overlap && !f.tp_overlap) {
+        double qkv_side;
+        double fc1_side;
+        double moe_side;
         if (f.sp) {
             double one = 0.25 * c.tp_s;
-            double qkv_side = one + 2.0 * py_max(0.0, one - c.qkv_s);
-            tp_bwd_dense = qkv_side + one + 2.0 * py_max(0.0, one - c.fc1_s);
-            tp_bwd_moe = qkv_side + 2.0 * one;
+            qkv_side = one + 2.0 * py_max(0.0, one - c.qkv_s);
+            fc1_side = one + 2.0 * py_max(0.0, one - c.fc1_s);
+            moe_side = 2.0 * one;
         } else {
             double one = 0.5 * c.tp_s;
-            tp_bwd_dense = py_max(0.0, one - c.qkv_s) + py_max(0.0, one - c.fc1_s);
-            tp_bwd_moe = py_max(0.0, one - c.qkv_s) + one;
+            qkv_side = py_max(0.0, one - c.qkv_s);
+            fc1_side = py_max(0.0, one - c.fc1_s);
+            moe_side = one;
         }
+        tp_bwd_dense = qkv_side + fc1_side;
+        tp_bwd_moe = qkv_side + moe_side;
     }
     // [C12] EP overlap (Megatron-Core's MoE all-to-all overlap, DeepSeek's DualPipe): one
     // micro-batch's dispatch and combine run while another's attention and experts

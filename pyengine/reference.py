@@ -431,10 +431,10 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     the output layer computes (training: every token; inference: one per sequence);
     capacity: token-slots per expert and router rank of the busiest expert rank; active:
     the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
-    dtype (attention runs in BF16); head_rate: the output layer's (16-bit weights in
-    quantized inference); db: bytes a dispatched value; dispatcher: the MoE token
-    dispatcher's code ([C6]); kernel: the fused attention's kernels ([T18]: 0 the GPU's
-    fastest, 1 FlashAttention-2, 2 FP8).
+    dtype (attention runs in BF16); head_rate: the output layer's, the 16-bit rate ([P2]);
+    db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
+    kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
+    2 FP8).
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
@@ -1283,18 +1283,22 @@ def layer_times(c, f, h):
     # forward size; the row-parallel side (with SP: the output gradient's all-gather) and
     # the MoE block's collectives stay exposed. tp_s holds two all-reduces, or with SP
     # two all-gathers and two reduce-scatters.
+    # Per side of a layer: the attention's QKV, the dense MLP's FC1, the MoE block.
     tp_bwd_dense = tp_dense
     tp_bwd_moe = tp_moe
     if f.tp_dgrad_overlap and not f.tp_overlap:
         if f.sp:
             one = 0.25 * c.tp_s
             qkv_side = one + 2.0 * max(0.0, one - c.qkv_s)
-            tp_bwd_dense = qkv_side + one + 2.0 * max(0.0, one - c.fc1_s)
-            tp_bwd_moe = qkv_side + 2.0 * one
+            fc1_side = one + 2.0 * max(0.0, one - c.fc1_s)
+            moe_side = 2.0 * one
         else:
             one = 0.5 * c.tp_s
-            tp_bwd_dense = max(0.0, one - c.qkv_s) + max(0.0, one - c.fc1_s)
-            tp_bwd_moe = max(0.0, one - c.qkv_s) + one
+            qkv_side = max(0.0, one - c.qkv_s)
+            fc1_side = max(0.0, one - c.fc1_s)
+            moe_side = one
+        tp_bwd_dense = qkv_side + fc1_side
+        tp_bwd_moe = qkv_side + moe_side
     # [C12] EP overlap (Megatron-Core's MoE all-to-all overlap, DeepSeek's DualPipe): one
     # micro-batch's dispatch and combine run while another's attention and experts
     # compute; only what exceeds that layer's compute stays exposed.
