@@ -323,8 +323,9 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
         // fused kernels at their own measured rates; the backward does 2.5x the forward's
         // FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
         // FlashAttention-2 (attention_kernel fa2 = code 1) at its own, where the GPU has
-        // them; FP8 attention at its shares of the FP8 peak, the backward in FP8 only where
-        // the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
+        // them, and so PyTorch's memory-efficient kernels (mem_efficient = code 3, one share
+        // for both passes); FP8 attention at its shares of the FP8 peak, the backward in FP8
+        // only where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
         double peak_fwd = h[H_PEAK_BF16];
         double eff_fwd = h[H_ATTN_EFF_FWD];
         double half_fwd = h[H_ATTN_SEQ_HALF];
@@ -335,6 +336,12 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
             eff_fwd = h[H_FA2_EFF_FWD];
             eff_bwd = h[H_FA2_EFF_BWD];
             half_fwd = h[H_FA2_SEQ_HALF];
+            half_bwd = half_fwd;
+        }
+        if (kernel == 3.0 && h[H_MEA_EFF] > 0.0) {
+            eff_fwd = h[H_MEA_EFF];
+            eff_bwd = eff_fwd;
+            half_fwd = h[H_MEA_SEQ_HALF];
             half_bwd = half_fwd;
         }
         if (fp8_attn) {
@@ -505,7 +512,7 @@ struct LayerCosts {
 // dtype (attention runs in BF16); head_rate: the output layer's, the 16-bit rate ([P2]);
 // db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
 // kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
-// 2 FP8).
+// 2 FP8, 3 memory-efficient).
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double logit_rows, double tp, double cp, double etp,

@@ -148,6 +148,10 @@ def attention_rates(hw: Hardware, plan: Plan) -> dict:
     if plan.attention_kernel == "fa2" and hw.fa2_eff_fwd > 0:
         return {"kernels": "FlashAttention-2", "fwd": hw.fa2_eff_fwd, "bwd": hw.fa2_eff_bwd,
                 "seq_half": hw.fa2_seq_half, "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
+    if plan.attention_kernel == "mem_efficient" and hw.mea_eff > 0:
+        return {"kernels": "the memory-efficient kernels (xFormers CUTLASS)",
+                "fwd": hw.mea_eff, "bwd": hw.mea_eff, "seq_half": hw.mea_seq_half,
+                "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
     if plan.attention_kernel == "fp8" and hw.attn_fp8_eff_fwd > 0 and hw.peak_fp8_flops_per_s > 0:
         fp8_bwd = hw.attn_fp8_eff_bwd > 0
         return {"kernels": "the fused kernels in FP8", "fwd": hw.attn_fp8_eff_fwd,

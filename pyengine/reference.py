@@ -281,8 +281,9 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
         # fused kernels at their own measured rates; the backward does 2.5x the forward's
         # FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
         # FlashAttention-2 (attention_kernel fa2 = code 1) at its own, where the GPU has
-        # them; FP8 attention at its shares of the FP8 peak, the backward in FP8 only where
-        # the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
+        # them, and so PyTorch's memory-efficient kernels (mem_efficient = code 3, one share
+        # for both passes); FP8 attention at its shares of the FP8 peak, the backward in FP8
+        # only where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
         peak_fwd = h[S.H_PEAK_BF16]
         eff_fwd = h[S.H_ATTN_EFF_FWD]
         half_fwd = h[S.H_ATTN_SEQ_HALF]
@@ -293,6 +294,11 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
             eff_fwd = h[S.H_FA2_EFF_FWD]
             eff_bwd = h[S.H_FA2_EFF_BWD]
             half_fwd = h[S.H_FA2_SEQ_HALF]
+            half_bwd = half_fwd
+        if kernel == 3.0 and h[S.H_MEA_EFF] > 0.0:
+            eff_fwd = h[S.H_MEA_EFF]
+            eff_bwd = eff_fwd
+            half_fwd = h[S.H_MEA_SEQ_HALF]
             half_bwd = half_fwd
         if fp8_attn:
             peak_fwd = h[S.H_PEAK_FP8]
@@ -434,7 +440,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     dtype (attention runs in BF16); head_rate: the output layer's, the 16-bit rate ([P2]);
     db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
     kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
-    2 FP8).
+    2 FP8, 3 memory-efficient).
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
@@ -1900,6 +1906,7 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "attn_seq_half": hw.attn_seq_half, "attn_dim_half": hw.attn_dim_half,
         "fa2_eff_fwd": hw.fa2_eff_fwd, "fa2_eff_bwd": hw.fa2_eff_bwd,
         "fa2_seq_half": hw.fa2_seq_half,
+        "mea_eff": hw.mea_eff, "mea_seq_half": hw.mea_seq_half,
         "attn_fp8_eff_fwd": hw.attn_fp8_eff_fwd, "attn_fp8_eff_bwd": hw.attn_fp8_eff_bwd,
         "attn_fp8_seq_half": hw.attn_fp8_seq_half,
         "mem_overhead": hw.memory_overhead_bytes, "runtime_buffers": hw.runtime_buffer_bytes,

@@ -116,6 +116,11 @@ HARDWARE = (
     Column("fa2_eff_bwd", "", "FlashAttention-2 backward: share of the 16-bit peak"),
     Column("fa2_seq_half", "tok", "keys per query at which FlashAttention-2 reaches half its "
            "long-sequence rate"),
+    Column("mea_eff", "", "memory-efficient attention (PyTorch SDPA EFFICIENT_ATTENTION, "
+           "xFormers' CUTLASS kernels) forward and backward: share of the 16-bit peak at long "
+           "sequences (0 = no figures: as the GPU's fused attention)"),
+    Column("mea_seq_half", "tok", "keys per query at which memory-efficient attention reaches "
+           "half its long-sequence rate"),
     Column("attn_fp8_eff_fwd", "", "FP8 fused attention (attention_kernel fp8) forward: share "
            "of the FP8 peak at long sequences (0 = no figures: the GPU cannot run fp8 plans)"),
     Column("attn_fp8_eff_bwd", "", "FP8 fused attention backward: share of the FP8 peak (0 = no "
@@ -157,7 +162,8 @@ PLAN = (
            "(FlashAttention-3 or cuDNN on Hopper, cuDNN on Blackwell); fa2, FlashAttention-2 "
            "(flash-attn 2.x, PyTorch SDPA FLASH_ATTENTION); fp8, the fused kernels in FP8 "
            "(Megatron-Core --fp8-dot-product-attention, Transformer Engine fp8_dpa, "
-           "TensorRT-LLM FP8 context FMHA)", "choice", ("auto", "fa2", "fp8")),
+           "TensorRT-LLM FP8 context FMHA); mem_efficient, PyTorch SDPA EFFICIENT_ATTENTION "
+           "(xFormers' CUTLASS kernels)", "choice", ("auto", "fa2", "fp8", "mem_efficient")),
     Column("capacity_factor", "", "MoE expert capacity factor", "float", hi=1e6),
     Column("moe_load_imbalance", "", "tokens the busiest expert rank receives over a balanced "
            "one's (dropless routing; 1 = balanced, as benchmarks force it)", "float", lo=1.0,

@@ -21,7 +21,7 @@ RECOMPUTE = ("none", "selective", "full")
 GRAD_DTYPES = ("fp32", "bf16")
 MOE_DISPATCHERS = ("alltoall", "allgather", "flex")  # Megatron-Core moe_token_dispatcher_type
 # fused attention: the GPU's fastest, FlashAttention-2, or the fused kernels in FP8
-ATTENTION_KERNELS = ("auto", "fa2", "fp8")
+ATTENTION_KERNELS = ("auto", "fa2", "fp8", "mem_efficient")
 NORMS = ("layernorm", "rmsnorm")
 
 # Largest degree or size any integer field may take: big enough for any real cluster,
@@ -280,6 +280,13 @@ class Hardware(_Spec):
     fa2_eff_fwd: float = 0.0
     fa2_eff_bwd: float = 0.0
     fa2_seq_half: float = 0.0
+    # PyTorch SDPA's memory-efficient kernels (plans with attention_kernel = mem_efficient:
+    # xFormers' CUTLASS kernels, Ampere-generation like FA2 but slower): one share of the
+    # 16-bit peak for forward and backward (the only figures are fwd+bwd), attn_dim_half
+    # shared; tools/calibrate.py transfers the FlashAttention-2 paper's A100 xFormers/FA2
+    # ratio onto the GPU's own FA2 figures; 0 = none
+    mea_eff: float = 0.0
+    mea_seq_half: float = 0.0
     # FP8 fused attention (plans with attention_kernel = fp8): shares of the FP8 peak,
     # fitted on FP8 attention benchmarks by tools/calibrate.py, attn_dim_half shared; 0 = no
     # figures (forward: no fp8 plans; backward: it runs at the 16-bit kernels' rate)
@@ -309,10 +316,11 @@ class Hardware(_Spec):
                      "inter_node_latency_s", "op_overhead_s", "launch_overhead_s",
                      "step_overhead_s", "memory_overhead_bytes", "runtime_buffer_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
-        for name in ("attn_eff_fwd", "attn_eff_bwd", "fa2_eff_fwd", "fa2_eff_bwd",
+        for name in ("attn_eff_fwd", "attn_eff_bwd", "fa2_eff_fwd", "fa2_eff_bwd", "mea_eff",
                      "attn_fp8_eff_fwd", "attn_fp8_eff_bwd"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0))
-        for name in ("attn_seq_half", "attn_dim_half", "fa2_seq_half", "attn_fp8_seq_half"):
+        for name in ("attn_seq_half", "attn_dim_half", "fa2_seq_half", "mea_seq_half",
+                     "attn_fp8_seq_half"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1e6))
         for fwd, bwd in (("attn_eff_fwd", "attn_eff_bwd"), ("fa2_eff_fwd", "fa2_eff_bwd")):
             if getattr(self, fwd) > 0 and getattr(self, bwd) <= 0:
@@ -380,7 +388,8 @@ class Plan(_Spec):
     # flex (DeepEP/HybridEP, deduplicated per NVLink domain)
     moe_token_dispatcher: str = "alltoall"
     flash_attention: bool = True
-    attention_kernel: str = "auto"  # fused attention: auto (the GPU's fastest) | fa2 | fp8
+    # fused attention: auto (the GPU's fastest) | fa2 | fp8 | mem_efficient
+    attention_kernel: str = "auto"
     grad_dtype: str = "fp32"
     optimizer_dtype: str = "fp32"  # Adam moments (master weights stay fp32)
     tp_overlap: bool = False

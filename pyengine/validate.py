@@ -982,12 +982,16 @@ def single_gpu_plan(batch: int, seq: int, **kw) -> Plan:
                 sequence_parallel=False, **kw)
 
 
+# PyTorch SDPA backends (torch.nn.attention.SDPBackend) as attention_kernel
+SDPA_KERNELS = {"CUDNN": "auto", "FLASH": "fa2", "EFFICIENT": "mem_efficient"}
+
+
 def llama32_1b_cudnn_frontend(data: dict | None = None) -> Dataset:
     """cudnn-frontend Llama-3.2-1B training iteration (forward + backward + SGD step) on one
     B200 and one H200, per batch/sequence shape and SDPA backend: single_gpu_plan; the
     CUDNN backend is the GPU's fused attention (attention_kernel auto), FLASH is
-    FlashAttention-2 (fa2); EFFICIENT (PyTorch's memory-efficient kernel) has no kernel
-    figures here and takes the fused rates (so its rows are optimistic); gradient
+    FlashAttention-2 (fa2), EFFICIENT PyTorch's memory-efficient kernels (mem_efficient:
+    xFormers' CUTLASS kernels, at the A100's xFormers/FA2 relation on the GPU's FA2); gradient
     checkpointing is not mentioned (none; the lightest BRIDGE_SAVERS that fit). The H200
     at the clock the source locked it to (1500 MHz: at_clock); the B200 at its vendor peak,
     since its run log shows the 1665 MHz lock failing (locked_clock_MHz null). Not
@@ -1004,7 +1008,7 @@ def llama32_1b_cudnn_frontend(data: dict | None = None) -> Dataset:
         hw = hws[row["gpu"]]
         if row["locked_clock_MHz"]:
             hw = at_clock(hw, float(row["locked_clock_MHz"]))
-        kernel = "fa2" if row["sdpa_backend"].startswith("FLASH") else "auto"
+        kernel = SDPA_KERNELS[row["sdpa_backend"].split("_")[0]]
         r, savers = evaluate_fitting(model, hw, partial(single_gpu_plan, b, s,
                                                         attention_kernel=kernel))
         ds.rows.append(result_row(f"{row['gpu'].split()[-1]} {row['sdpa_backend'].split('_')[0]}"

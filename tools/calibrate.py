@@ -132,6 +132,7 @@ def fit(base_hw, names, make_datasets, rounds=3, points=9, derive=None):
 ATTN_NAMES = ["attn_eff_fwd", "attn_eff_bwd", "attn_seq_half", "attn_dim_half"]
 FA2_NAMES = ["fa2_eff_fwd", "fa2_eff_bwd", "fa2_seq_half"]
 FP8_ATTN_NAMES = ["attn_fp8_eff_fwd", "attn_fp8_eff_bwd", "attn_fp8_seq_half"]
+MEA_NAMES = ["mea_eff", "mea_seq_half"]
 ATTN_BOUNDS = {"eff": (0.3, 0.95), "attn_seq_half": (0.0, 2000.0), "attn_dim_half": (0.0, 256.0)}
 # FlashAttention-2 runs Ampere-generation MMA instructions, which reach a smaller share of a
 # Hopper or Blackwell peak (measured: about 34% on H100, 15-20% on B200)
@@ -165,6 +166,44 @@ def attention_rows(data: dict, column: str = "flashattention_3"
             rows.append((keys, float(r["head_dim"]), float(v)))
         out[pass_] = rows
     return out
+
+
+def a100_fwd_bwd_rows(column: str) -> dict[str, list[tuple[float, float, float]]]:
+    """(keys per query, head dim, TFLOP/s) of the FlashAttention-2 paper's A100 forward +
+    backward figure (causal keys = seq/2), one `column` (flashattention_2, xformers), as
+    fit_attention's two passes: the figure times both passes together (FLOPs 3.5x the
+    forward's), so one share serves both."""
+    rows = []
+    for r in kernels()["flashattention2_a100_fwd_bwd"]["rows"]:
+        v = r.get(column)
+        if v is not None:
+            keys = r["seqlen"] / 2 if r["mask"] == "causal" else float(r["seqlen"])
+            rows.append((keys, float(r["head_dim"]), float(v)))
+    return {"fwd": rows, "bwd": rows}
+
+
+def mea_ratios(dim_half: float) -> tuple[float, float, dict[str, list[float]]]:
+    """PyTorch's memory-efficient attention (xFormers' CUTLASS kernels) against
+    FlashAttention-2 on the one GPU a paper measured both, the A100 (FA2 paper's fwd+bwd
+    figure): each fitted in fit_attention's form (`dim_half` held), the ratios of their
+    long-sequence shares and of their half-rate points, and the xFormers fit's errors."""
+    peak = presets.hardware("a100-80gb").peak_bf16_flops_per_s / 1e12
+    xf, errors = fit_attention(peak, a100_fwd_bwd_rows("xformers"), dim_half, FA2_EFF_BOUNDS)
+    fa2, _ = fit_attention(peak, a100_fwd_bwd_rows("flashattention_2"), dim_half,
+                           FA2_EFF_BOUNDS)
+    return (xf["attn_eff_fwd"] / fa2["attn_eff_fwd"],
+            xf["attn_seq_half"] / fa2["attn_seq_half"], {"fwd+bwd": errors["fwd"]})
+
+
+def mea_values(fa2: dict[str, float], dim_half: float) -> dict[str, float]:
+    """The memory-efficient kernels on a GPU with FlashAttention-2 figures: both are
+    Ampere-generation CUDA kernels (the same MMA instructions on every newer GPU), so they
+    keep the A100's relation (mea_ratios) to FA2's share of the GPU's peak over forward +
+    backward (3.5x the forward's FLOPs: 1 forward, 2.5 backward) and to its half-rate
+    point."""
+    share, half, _ = mea_ratios(dim_half)
+    fwd_bwd = 3.5 / (1.0 / fa2["fa2_eff_fwd"] + 2.5 / fa2["fa2_eff_bwd"])
+    return {"mea_eff": share * fwd_bwd, "mea_seq_half": half * fa2["fa2_seq_half"]}
 
 
 def attention_tflops(peak_tflops, eff, keys, head_dim, seq_half, dim_half) -> float:
@@ -251,7 +290,7 @@ GEMM_OPS = ["gemm_dim_half", "op_overhead_s"]
 NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
 A100_ALL = [*A100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS]
 H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_NAMES,
-            *FA2_NAMES, *FP8_ATTN_NAMES]
+            *FA2_NAMES, *MEA_NAMES, *FP8_ATTN_NAMES]
 CARRIED = ("h800", "mi300x")
 # Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
 # benchmarks and the large-GEMM levels transferred by the GPUs' best achievable matmul
@@ -279,6 +318,7 @@ def _operator_values() -> dict[str, dict[str, float]]:
     fa2 = fa2_values(fit_attention(peak, attention_rows(kernels(), "flashattention_2"),
                                    attention["attn_dim_half"], FA2_EFF_BOUNDS)[0])
     h100 = {**gemm, "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention, **fa2,
+            **mea_values(fa2, attention["attn_dim_half"]),
             **fp8_attention_values("h100-sxm", attention["attn_dim_half"])}
     return {"a100-80gb": {**gemm, "hbm_eff": OPS.hbm_eff("a100-80gb"), **a100_net},
             "h100-sxm": h100, "h200": {**h100, "hbm_eff": OPS.hbm_eff("h200")}}
@@ -368,7 +408,8 @@ def blackwell_values(slug: str, h100) -> dict[str, float]:
     hw = presets.hardware(slug)
     rows = OPS.cudnn_attention_rows(slug)
     attention, _ = fit_attention(hw.peak_bf16_flops_per_s / 1e12, rows, h100.attn_dim_half)
-    return {**attention, **blackwell_fa2(h100.attn_dim_half),
+    fa2 = blackwell_fa2(h100.attn_dim_half)
+    return {**attention, **fa2, **mea_values(fa2, h100.attn_dim_half),
             **fp8_attention_values(slug, h100.attn_dim_half),
             **OPS.gemm_levels_by_mamf(slug, h100)}
 
@@ -449,6 +490,13 @@ def report_operators(ops) -> None:
         print(f"{slug} FlashAttention-2 ({gpu} FA2 kernel benchmarks): "
               + ", ".join(f"{n}={v:.4g}" for n, v in fa2_values(fa2).items()))
         report_passes("FlashAttention-2", errors)
+        print(f"{slug} memory-efficient attention (A100 xFormers/FA2 ratio on the {gpu} FA2 "
+              "fit): " + ", ".join(f"{n}={v:.4g}" for n, v in
+                                   mea_values(fa2_values(fa2), dim_half).items()))
+    share, half, errors = mea_ratios(dim_half)
+    print(f"a100 xFormers over FlashAttention-2 (FA2 paper, fwd+bwd): share x{share:.3f}, "
+          f"half-rate point x{half:.3f}")
+    report_passes("xFormers (A100)", errors)
     for gpu, slug in (("H200", "h100-sxm"), ("B200", "b200"), ("GB200", "gb200-nvl72"),
                       ("GB300", "gb300-nvl72")):
         fp8, errors = fit_fp8_attention(slug, dim_half)
