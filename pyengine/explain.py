@@ -126,7 +126,8 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
         "host": {"launch_overhead_s": hardware.launch_overhead_s,
                  "step_overhead_s": hardware.step_overhead_s},
         "micro_batches": stages.batch.n_micro,
-        "attention_rates": attention_rates(hardware, plan),
+        "attention_rates": attention_rates(
+            hardware, plan, 0.5 * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])),
         "attention_span": attention_span(m, f, model, plan),
         "stages": params,
         "activation_bytes_per_layer": {"dense": act.dense_layer,
@@ -140,27 +141,34 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
     }
 
 
-def attention_rates(hw: Hardware, plan: Plan) -> dict:
-    """The fused-attention rates a plan runs at ([T18]): the GPU's fastest kernels,
-    FlashAttention-2's where the plan asks for it and the GPU has figures for it, or the
-    FP8 kernels' shares of the FP8 peak (the backward at the 16-bit kernels' share of the
-    16-bit peak where the GPU has no FP8 backward figures)."""
+def attention_rates(hw: Hardware, plan: Plan, head_dim: float) -> dict:
+    """The fused-attention rates a plan runs at ([T18]) at long sequences and the model's
+    head dimension (the fitted shares times d/(d + attn_dim_half)): the GPU's fastest
+    kernels, FlashAttention-2's or the memory-efficient kernels' where the plan asks for them
+    and the GPU has figures for them, or the FP8 kernels' shares of the FP8 peak (the
+    backward at the 16-bit kernels' share of the 16-bit peak where the GPU has no FP8
+    backward figures)."""
     if plan.attention_kernel == "fa2" and hw.fa2_eff_fwd > 0:
-        return {"kernels": "FlashAttention-2", "fwd": hw.fa2_eff_fwd, "bwd": hw.fa2_eff_bwd,
-                "seq_half": hw.fa2_seq_half, "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
-    if plan.attention_kernel == "mem_efficient" and hw.mea_eff > 0:
-        return {"kernels": "the memory-efficient kernels (xFormers CUTLASS)",
-                "fwd": hw.mea_eff, "bwd": hw.mea_eff, "seq_half": hw.mea_seq_half,
-                "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
-    if plan.attention_kernel == "fp8" and hw.attn_fp8_eff_fwd > 0 and hw.peak_fp8_flops_per_s > 0:
+        rates = {"kernels": "FlashAttention-2", "fwd": hw.fa2_eff_fwd, "bwd": hw.fa2_eff_bwd,
+                 "seq_half": hw.fa2_seq_half, "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
+    elif plan.attention_kernel == "mem_efficient" and hw.mea_eff > 0:
+        rates = {"kernels": "the memory-efficient kernels (xFormers CUTLASS)",
+                 "fwd": hw.mea_eff, "bwd": hw.mea_eff, "seq_half": hw.mea_seq_half,
+                 "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
+    elif (plan.attention_kernel == "fp8" and hw.attn_fp8_eff_fwd > 0
+          and hw.peak_fp8_flops_per_s > 0):
         fp8_bwd = hw.attn_fp8_eff_bwd > 0
-        return {"kernels": "the fused kernels in FP8", "fwd": hw.attn_fp8_eff_fwd,
-                "bwd": hw.attn_fp8_eff_bwd if fp8_bwd else hw.attn_eff_bwd,
-                "seq_half": hw.attn_fp8_seq_half, "fwd_peak": "FP8",
-                "bwd_peak": "FP8" if fp8_bwd else "16-bit (no FP8 backward figures)"}
-    return {"kernels": "the GPU's fastest kernels", "fwd": hw.attn_eff_fwd,
-            "bwd": hw.attn_eff_bwd, "seq_half": hw.attn_seq_half, "fwd_peak": "16-bit",
-            "bwd_peak": "16-bit"}
+        rates = {"kernels": "the fused kernels in FP8", "fwd": hw.attn_fp8_eff_fwd,
+                 "bwd": hw.attn_fp8_eff_bwd if fp8_bwd else hw.attn_eff_bwd,
+                 "seq_half": hw.attn_fp8_seq_half, "fwd_peak": "FP8",
+                 "bwd_peak": "FP8" if fp8_bwd else "16-bit (no FP8 backward figures)"}
+    else:
+        rates = {"kernels": "the GPU's fastest kernels", "fwd": hw.attn_eff_fwd,
+                 "bwd": hw.attn_eff_bwd, "seq_half": hw.attn_seq_half, "fwd_peak": "16-bit",
+                 "bwd_peak": "16-bit"}
+    dim = head_dim / (head_dim + hw.attn_dim_half) if head_dim > 0 else 1.0
+    return {**rates, "fwd": rates["fwd"] * dim, "bwd": rates["bwd"] * dim,
+            "head_dim": head_dim}
 
 
 def attention_span(m, f, model: Model, plan: Plan) -> dict:
@@ -404,8 +412,8 @@ def render_text(d: dict) -> str:
         else:
             shares = (f"{100 * rates['fwd']:.0f}% of the {rates['fwd_peak']} peak forward, "
                       f"{100 * rates['bwd']:.0f}% of the {rates['bwd_peak']} peak backward")
-        attn = (f"fused, {rates['kernels']} at {shares} at long sequences, half that at "
-                f"{rates['seq_half']:g} keys")
+        attn = (f"fused, {rates['kernels']} at {shares} at long sequences and head dim "
+                f"{rates['head_dim']:g}, half that at {rates['seq_half']:g} keys")
     lines.append(f"    attention: {attn}")
     span = dv["attention_span"]
     if span:

@@ -110,15 +110,23 @@ def test_explain_names_the_attention_kernel_and_its_rates():
 
     llama = presets.model("llama3-8b")
     b200 = presets.hardware("b200")
+    # the shares at the model's head dimension (128: x 128/(128 + attn_dim_half 42)), the
+    # rates the plan's attention runs at on long sequences
+    dim = 128 / (128 + b200.attn_dim_half)
     text = render_text(explain(llama, b200, Plan(attention_kernel="fa2")))
-    assert "attention: fused, FlashAttention-2 at 27% / 21% of the 16-bit peak" in text
+    assert (f"attention: fused, FlashAttention-2 at {100 * dim * b200.fa2_eff_fwd:.0f}% / "
+            f"{100 * dim * b200.fa2_eff_bwd:.0f}% of the 16-bit peak forward / backward at long "
+            "sequences and head dim 128, half that at 880 keys") in text
+    assert "FlashAttention-2 at 20% / 16% of the 16-bit peak" in text
     h100 = presets.hardware("h100-sxm")
     text = render_text(explain(llama, h100, Plan(dtype="fp8", attention_kernel="fp8")))
-    assert (f"attention: fused, the fused kernels in FP8 at {100 * h100.attn_fp8_eff_fwd:.0f}% / "
-            f"{100 * h100.attn_fp8_eff_bwd:.0f}% of the FP8 peak") in text
+    assert (f"attention: fused, the fused kernels in FP8 at "
+            f"{100 * dim * h100.attn_fp8_eff_fwd:.0f}% / "
+            f"{100 * dim * h100.attn_fp8_eff_bwd:.0f}% of the FP8 peak") in text
     text = render_text(explain(llama, h100.with_(attn_fp8_eff_bwd=0.0),
                                Plan(dtype="fp8", attention_kernel="fp8")))
-    assert "of the FP8 peak forward, 80% of the 16-bit (no FP8 backward figures) peak" in text
+    assert (f"of the FP8 peak forward, {100 * dim * h100.attn_eff_bwd:.0f}% of the 16-bit (no "
+            "FP8 backward figures) peak") in text
     text = render_text(explain(llama, presets.hardware("a100-80gb"), Plan()))
     assert "attention: fused, at the GEMM rate" in text
     text = render_text(explain(llama, b200, Plan(flash_attention=False)))
@@ -257,6 +265,6 @@ def test_explain_names_the_memory_efficient_kernels():
     h100 = presets.hardware("h100-sxm")
     text = render_text(explain(presets.model("llama3-8b"), h100,
                                Plan(attention_kernel="mem_efficient")))
-    share = f"{100 * h100.mea_eff:.0f}%"
+    share = f"{100 * h100.mea_eff * 128 / (128 + h100.attn_dim_half):.0f}%"
     assert (f"attention: fused, the memory-efficient kernels (xFormers CUTLASS) at {share} / "
             f"{share} of the 16-bit peak") in text
