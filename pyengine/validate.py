@@ -891,8 +891,10 @@ def dgxc_column_plan(key: str, title: str, column: str, configs: list) -> tuple[
 def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
     """An NVIDIA DGX Cloud Benchmarking recipe README ('Expected Performance'): training
     step time per GPU count. Each column's plan is the printed one (dgxc_column_plan);
-    DP = GPUs / (TP PP CP) (a printed DP or GA that disagrees is noted on the row); VP, EP,
-    ETP 'NA' = 1; the sequence, where the README prints none, is tokens/s x step time /
+    DP = GPUs / (TP PP CP) (a printed DP or GA that disagrees is noted on the row); VP and
+    EP 'NA' = 1, ETP not printed = TP (Megatron-Core's default: ModelParallelConfig sets
+    expert_tensor_parallel_size = tensor_model_parallel_size when it is None, in every
+    release these recipes ran, e.g. core_r0.10.0 of NeMo 24.12); the sequence, where the README prints none, is tokens/s x step time /
     global batch (4096 or 8192, noted); micro-batch 1 where not printed; a 'Layers' column
     below the model's depth is the recipe's proxy model with that many layers; FSDP over
     all GPUs is ZeRO-3. Recompute, CUDA-graph and overlap settings are in the recipe
@@ -947,7 +949,7 @@ def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
             hw = presets.hardware(DGXC_SYSTEMS[p["SYSTEM"]])
             kw = dict(dtype=p["DTYPE"], gbs=gbs, mbs=mbs, seq=seq, tp=tp, pp=pp, cp=cp, dp=dp,
                       vpp=as_int(p.get("VP")) or 1, ep=as_int(p.get("EP")) or 1,
-                      etp=as_int(p.get("ETP")) or 1, fsdp=bool(fsdp))
+                      etp=as_int(p.get("ETP")) or tp, fsdp=bool(fsdp))
             r, savers = evaluate_fitting(model, hw, partial(megatron_core_plan, model, **kw))
             ds.rows.append(result_row(label, steps[j], r, "time_step_s", "s", row_note(
                 saver_note(r, savers) if r.feasible else "", *notes)))

@@ -140,6 +140,8 @@ def test_dgxc_plans_as_printed(sets):
     p = dgxc_rows(ds, "Grok 1 314b FP8 on 2048x H100")
     assert (p.tp, p.pp, p.cp, p.ep, p.vpp, p.dp, p.global_batch, p.dtype) == \
         (4, 8, 2, 8, 8, 32, 4096, "fp8")
+    # v25.03 prints no ETP: Megatron-Core's default (expert TP = TP) of its NeMo 24.12
+    assert "ETP" not in cfg[0] and p.etp == p.tp == 4
 
     ds = sets["dgxc_benchmarking_v25_05_04_grok1_314b_gb200_h100"]
     p = dgxc_rows(ds, "Grok1 314b BF16 on 128x GB200")
