@@ -2008,6 +2008,33 @@ PYENGINE_HD inline ContinuousBatch continuous_batch(const double* m, const PlanF
                            busiest, busiest_keys};
 }
 
+struct PrefillQueue {
+    double rate;
+    double wait;
+};
+
+PYENGINE_HD inline PrefillQueue prefill_queue(double group, double ttft_own, double work,
+                                              double decode_s) {
+    // [T25] prompts queue for the prefill work of the steps (DistServe, Zhong et al.,
+    // OSDI'24, Sec. 3.1: prefill as an M/D/1 queue, mean TTFT = D + R D^2 / (2 (1 - R D))
+    // at R requests/s of D s of work each). Here D = `work`, a prompt's own share of the
+    // steps carrying its chunks; an arriving prompt finds the others of the `group`
+    // sequences in flight as the group without it does (the arrival theorem of closed
+    // queueing networks: one sequence alone never queues), so the load it meets is
+    // rho = R D (group - 1) / group; and R closes Little's law over the group, each
+    // sequence TTFT + gen x ITL (`decode_s`) in the system:
+    //   group = R (ttft_own + decode_s) + R rho D / (2 (1 - rho)),
+    // a quadratic in R with one root where rho < 1. Returns R (requests/s) and the wait.
+    double share = (group - 1.0) / group;
+    double cycle = ttft_own + decode_s;
+    double a2 = share * work * (work - 2.0 * cycle);
+    double b2 = 2.0 * (cycle + group * share * work);
+    // the root of a2 R^2 + b2 R - 2 group = 0 with rho < 1, in the form without cancellation
+    double rate = 4.0 * group / (b2 + sqrt(py_max(0.0, b2 * b2 + 8.0 * a2 * group)));
+    double rho = py_min(rate * work * share, 1.0 - 1e-12);
+    return PrefillQueue{rate, rho * work / (2.0 * (1.0 - rho))};
+}
+
 PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
                                             const PlanFields& f, const Precisions& pr,
                                             const LayerStage& layer, const BatchStage& batch,
@@ -2016,9 +2043,10 @@ PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
     // slot is a step of one group (the pp groups keep the pipeline full), ITL = pp average
     // slots. TensorRT-LLM replays CUDA graphs for generation-only steps and launches steps
     // carrying a chunk eagerly. A request's own chunks take TTFT_own = chunks x pp chunk
-    // slots, during which its sequence decodes nothing: by Little's law the group decodes
-    // group / (1 + TTFT_own / (gen * ITL)) tokens a step, within the budget's; beyond it
-    // requests wait for chunk slots, TTFT = (group - decode) * gen * ITL / decode. The
+    // slots, during which its sequence decodes nothing, after waiting for the prefill work
+    // of the prompts ahead of it ([T25]): by Little's law the group decodes R gen ITL
+    // tokens a step, within the budget's; beyond it requests wait for chunk slots,
+    // TTFT = (group - decode) * gen * ITL / decode. The
     // replica's sequences produce their gen tokens in pp * group * gen / decode slots.
     // [T23] With attention data parallel the replicas of an EP group wait for each other
     // at every MoE layer: a step's per-replica work (attention, dense layers, embedding,
@@ -2041,10 +2069,16 @@ PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
     double step_cost = h[H_STEP_OVERHEAD];
     double slot = d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost;
     double itl = pp * slot;
-    double ttft_own = cb.chunks * pp * (c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p
-                                        + step_cost);
-    double dec = py_min(group / (1.0 + ttft_own / (gen * itl)), cb.budget_decode);
-    double ttft = py_max(ttft_own, (group - dec) * gen * itl / dec);
+    double chunk_slot = c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p + step_cost;
+    double ttft_own = cb.chunks * pp * chunk_slot;
+    // a prompt's prefill work: what its chunks add to steps of the group's decode tokens
+    DecodeStep o = decode_step(m, h, f, pr, mb, cb.decode, decode_context(m, f), cb.decode,
+                               1.0);
+    double decode_slot = o.compute + o.tp + o.cp + o.ep + o.launch + o.p2p + step_cost;
+    double work = cb.chunks * pp * py_max(chunk_slot - decode_slot, 0.0);
+    PrefillQueue queue = prefill_queue(group, ttft_own, work, gen * itl);
+    double dec = py_min(queue.rate * gen * itl, cb.budget_decode);
+    double ttft = py_max(ttft_own + queue.wait, (group - dec) * gen * itl / dec);
     double slots = pp * group * gen / dec;
     double model_flops = (layer.fwd_flops_tok * f.gbs * f.seq
                           + f.gen * f.gbs * layer.dec_flops_tok);

@@ -454,7 +454,9 @@ def render_text(d: dict) -> str:
                  f"{fmt_num(o['hw_tflops_per_gpu'], ',.1f', 0.05)} with recomputation)")
     lines.append(f"  model FLOPs/step    {o['model_flops_per_step']:.4g}")
     if plan["mode"] != "train":
-        lines.append(f"  TTFT                {fmt_s(o['ttft_s'])}")
+        queue = ("  (its chunk steps after the prefill work of the prompts ahead: M/D/1 at the "
+                 "rate the clients sustain)" if dv["serving"].get("continuous") else "")
+        lines.append(f"  TTFT                {fmt_s(o['ttft_s'])}{queue}")
         if plan["mode"] == "decode":
             lines.append(f"  TPOT (ITL)          {fmt_s(o['tpot_s'])}")
             lines.append(f"  KV cache holds      {fmt_num(o['max_concurrency'])} sequences "

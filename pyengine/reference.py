@@ -1633,14 +1633,39 @@ def continuous_batch(m, f, group, ranks):
                            busiest, busiest_keys)
 
 
+PrefillQueue = namedtuple("PrefillQueue", ["rate", "wait"])
+
+
+def prefill_queue(group, ttft_own, work, decode_s):
+    # [T25] prompts queue for the prefill work of the steps (DistServe, Zhong et al.,
+    # OSDI'24, Sec. 3.1: prefill as an M/D/1 queue, mean TTFT = D + R D^2 / (2 (1 - R D))
+    # at R requests/s of D s of work each). Here D = `work`, a prompt's own share of the
+    # steps carrying its chunks; an arriving prompt finds the others of the `group`
+    # sequences in flight as the group without it does (the arrival theorem of closed
+    # queueing networks: one sequence alone never queues), so the load it meets is
+    # rho = R D (group - 1) / group; and R closes Little's law over the group, each
+    # sequence TTFT + gen x ITL (`decode_s`) in the system:
+    #   group = R (ttft_own + decode_s) + R rho D / (2 (1 - rho)),
+    # a quadratic in R with one root where rho < 1. Returns R (requests/s) and the wait.
+    share = (group - 1.0) / group
+    cycle = ttft_own + decode_s
+    a2 = share * work * (work - 2.0 * cycle)
+    b2 = 2.0 * (cycle + group * share * work)
+    # the root of a2 R^2 + b2 R - 2 group = 0 with rho < 1, in the form without cancellation
+    rate = 4.0 * group / (b2 + np.sqrt(max(0.0, b2 * b2 + 8.0 * a2 * group)))
+    rho = min(rate * work * share, 1.0 - 1e-12)
+    return PrefillQueue(rate, rho * work / (2.0 * (1.0 - rho)))
+
+
 def continuous_step(m, h, f, pr, layer, batch, mb):
     # [T22] decode with a token budget: no separate prefill of every prompt; each pipeline
     # slot is a step of one group (the pp groups keep the pipeline full), ITL = pp average
     # slots. TensorRT-LLM replays CUDA graphs for generation-only steps and launches steps
     # carrying a chunk eagerly. A request's own chunks take TTFT_own = chunks x pp chunk
-    # slots, during which its sequence decodes nothing: by Little's law the group decodes
-    # group / (1 + TTFT_own / (gen * ITL)) tokens a step, within the budget's; beyond it
-    # requests wait for chunk slots, TTFT = (group - decode) * gen * ITL / decode. The
+    # slots, during which its sequence decodes nothing, after waiting for the prefill work
+    # of the prompts ahead of it ([T25]): by Little's law the group decodes R gen ITL
+    # tokens a step, within the budget's; beyond it requests wait for chunk slots,
+    # TTFT = (group - decode) * gen * ITL / decode. The
     # replica's sequences produce their gen tokens in pp * group * gen / decode slots.
     # [T23] With attention data parallel the replicas of an EP group wait for each other
     # at every MoE layer: a step's per-replica work (attention, dense layers, embedding,
@@ -1661,9 +1686,15 @@ def continuous_step(m, h, f, pr, layer, batch, mb):
     step_cost = h[S.H_STEP_OVERHEAD]
     slot = d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost
     itl = pp * slot
-    ttft_own = cb.chunks * pp * (c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p + step_cost)
-    dec = min(group / (1.0 + ttft_own / (gen * itl)), cb.budget_decode)
-    ttft = max(ttft_own, (group - dec) * gen * itl / dec)
+    chunk_slot = c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p + step_cost
+    ttft_own = cb.chunks * pp * chunk_slot
+    # a prompt's prefill work: what its chunks add to steps of the group's decode tokens
+    o = decode_step(m, h, f, pr, mb, cb.decode, decode_context(m, f), cb.decode, 1.0)
+    decode_slot = o.compute + o.tp + o.cp + o.ep + o.launch + o.p2p + step_cost
+    work = cb.chunks * pp * max(chunk_slot - decode_slot, 0.0)
+    queue = prefill_queue(group, ttft_own, work, gen * itl)
+    dec = min(queue.rate * gen * itl, cb.budget_decode)
+    ttft = max(ttft_own + queue.wait, (group - dec) * gen * itl / dec)
     slots = pp * group * gen / dec
     model_flops = (layer.fwd_flops_tok * f.gbs * f.seq
                    + f.gen * f.gbs * layer.dec_flops_tok)
@@ -1776,7 +1807,8 @@ KERNEL_FUNCTIONS = (
     batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
     stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower,
     micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,
-    decode_step, inference_step, attention_ranks, continuous_batch, continuous_step,
+    decode_step, inference_step, attention_ranks, continuous_batch, prefill_queue,
+    continuous_step,
     write_outputs,
 )
 

@@ -894,12 +894,13 @@ def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
     DP = GPUs / (TP PP CP) (a printed DP or GA that disagrees is noted on the row); VP and
     EP 'NA' = 1, ETP not printed = TP (Megatron-Core's default: ModelParallelConfig sets
     expert_tensor_parallel_size = tensor_model_parallel_size when it is None, in every
-    release these recipes ran, e.g. core_r0.10.0 of NeMo 24.12); the sequence, where the README prints none, is tokens/s x step time /
-    global batch (4096 or 8192, noted); micro-batch 1 where not printed; a 'Layers' column
-    below the model's depth is the recipe's proxy model with that many layers; FSDP over
-    all GPUs is ZeRO-3. Recompute, CUDA-graph and overlap settings are in the recipe
-    scripts, not the README: megatron_core_plan's defaults (distributed optimizer, bf16
-    gradients, SP and TP overlap with TP) and the lightest BRIDGE_SAVERS that fit."""
+    release these recipes ran, e.g. core_r0.10.0 of NeMo 24.12); the sequence, where the
+    README prints none, is tokens/s x step time / global batch (4096 or 8192, noted);
+    micro-batch 1 where not printed; a 'Layers' column below the model's depth is the
+    recipe's proxy model with that many layers; FSDP over all GPUs is ZeRO-3. Recompute,
+    CUDA-graph and overlap settings are in the recipe scripts, not the README:
+    megatron_core_plan's defaults (distributed optimizer, bf16 gradients, SP and TP
+    overlap with TP) and the lightest BRIDGE_SAVERS that fit."""
     data = validation_data() if data is None else data
     d = data[key]
     ds = validation_dataset(data, key, "training step time (s)", "training")

@@ -3,8 +3,9 @@
 With a token budget (max_num_tokens > 0) a decode step holds the running sequences' decode
 tokens plus prefill chunks up to the budget, instead of a separate prefill of every
 prompt; the outputs are the steady state of a closed loop of `global_batch` clients:
-output tokens/s, TTFT (the prompt's chunks, plus queueing for chunk slots once the
-budget's prefill capacity is used up) and inter-token latency. Without a budget the model
+output tokens/s, TTFT (the prompt's chunks after the wait for the prefill work of the
+prompts ahead of it, plus queueing for chunk slots once the budget's prefill capacity is
+used up) and inter-token latency. Without a budget the model
 is what it was.
 """
 
@@ -200,3 +201,45 @@ def test_attention_dp_waits_for_the_busiest_replica():
                                    + H100.step_overhead_s, rel=1e-12)
     tp8 = pyengine.evaluate(qwen, H100, Plan(micro_batch=512, tp=8, ep=8, etp=1, **kw))
     assert tp8.feasible
+
+
+def test_prefill_queue_is_distserve_m_d_1_closed_by_littles_law():
+    """[T25] DistServe (OSDI'24, Sec. 3.1) models prefill as an M/D/1 queue: mean TTFT =
+    D + R D^2 / (2 (1 - R D)). With many clients (the arrival theorem's (group-1)/group
+    -> 1) the wait is that formula's at the rate the group sustains, and the rate closes
+    Little's law: group = R (TTFT + gen x ITL)."""
+    D, own, decode_s = 0.4, 0.45, 20.0
+    for group in (2.0, 10.0, 50.0, 1e6):
+        q = R.prefill_queue(group, own, D, decode_s)
+        share = (group - 1.0) / group
+        rho = q.rate * D * share
+        assert 0.0 <= rho < 1.0
+        assert q.wait == pytest.approx(rho * D / (2.0 * (1.0 - rho)), rel=1e-12)
+        assert q.rate * (own + q.wait + decode_s) == pytest.approx(group, rel=1e-9)
+    # the open M/D/1 limit: at R D = 0.5 the wait is D / 2
+    q = R.prefill_queue(1e9, own, D, decode_s)
+    assert q.rate * D == pytest.approx(1.0, abs=1e-6)  # a saturated server
+    # the open M/D/1 at R D = 0.5 waits D / 2: a group that sustains that rate (Little's law
+    # at rho = 0.5) comes within its finite population's (group - 1) / group of it
+    big = 0.5 / D * (own + decode_s + D / 2.0)
+    q = R.prefill_queue(big, own, D, decode_s)
+    assert q.rate * D == pytest.approx(0.5, rel=0.01)
+    assert q.wait == pytest.approx(D / 2.0, rel=0.1)
+
+
+def test_one_client_never_queues_and_no_work_no_wait():
+    q = R.prefill_queue(1.0, 0.45, 0.4, 20.0)
+    assert q.wait == 0.0 and q.rate == pytest.approx(1.0 / 20.45, rel=1e-12)
+    q = R.prefill_queue(64.0, 0.05, 0.0, 5.0)
+    assert q.wait == 0.0 and q.rate == pytest.approx(64.0 / 5.05, rel=1e-12)
+
+
+def test_ttft_grows_with_concurrency_below_the_kv_capacity():
+    """NVIDIA NIM's Llama 3.3 70B on 2 H100 (ISL 5000, OSL 500): its published TTFT grows
+    from 0.41 s at 1 client to 0.55 / 0.69 / 0.83 s at 5 / 25 / 50 while every client
+    fits in the KV cache; the prompts' wait for each other's prefill is that growth."""
+    kw = dict(seq_len=5000, gen_tokens=500, tp=2, sequence_parallel=False)
+    ttft = [serve(LLAMA70B, global_batch=c, micro_batch=c, **kw).ttft_s for c in (1, 5, 25, 50)]
+    assert ttft == sorted(ttft)
+    assert ttft[3] > 1.6 * ttft[0]
+    assert ttft[2] / ttft[0] == pytest.approx(0.69 / 0.41, rel=0.15)
