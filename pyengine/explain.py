@@ -250,6 +250,8 @@ SERVING_MEMORY_HOW = {
     "activations": "workspace: {ws:,.0f} tokens a step x one layer's working set + logits",
     "kv_cache": "{kv_how}",
     "buffers": "engine runtime: CUDA-graph pools, sampling buffers, all-reduce workspaces",
+    "grads": "training only",
+    "optimizer": "training only",
 }
 TIME_HOW = {
     "compute": "m micro-batches x slowest stage's operators (roofline each), fwd + 2x bwd",
@@ -266,6 +268,19 @@ TIME_HOW = {
               "decode steps in CUDA graphs launch none)",
     "step_overhead": "fixed cost per engine step, {step_cost} (scheduling, sampling, "
                      "detokenisation)",
+}
+# what the terms are for an inference plan (prefill, decode): forward only, no optimizer
+SERVE_HOW = {
+    **TIME_HOW,
+    "compute": "every engine step's operators (roofline each), forward only: the prompts' "
+               "prefill and the decode steps of every sequence's generated tokens",
+    "recompute": "training only",
+    "tp": "2 all-reduces (or AG+RS with SP) per layer a step on the TP tier; what no GEMM "
+          "hides",
+    "ep": "token dispatch + combine per MoE layer a step (the dispatcher's)",
+    "pp_bubble": "training only (a serving pipeline keeps pp groups in flight)",
+    "dp": "training only",
+    "optimizer": "training only",
 }
 
 
@@ -378,13 +393,15 @@ def render_text(d: dict) -> str:
             savers.append("Adam moments in BF16")
         lines.append("    memory savers: " + (", ".join(savers) if savers else "none"))
     act = dv["activation_bytes_per_layer"]
-    lines.append(f"    activations per layer per micro-batch: dense {fmt_bytes(act['dense'])}"
-                 + (f", MoE {fmt_bytes(act['moe'])}" if act["moe"] else ""))
+    if plan["mode"] == "train":
+        lines.append(f"    activations per layer per micro-batch: dense "
+                     f"{fmt_bytes(act['dense'])}"
+                     + (f", MoE {fmt_bytes(act['moe'])}" if act["moe"] else ""))
     lines.append("")
     step = d["time"]["step"]
     lines.append("Time per step" if plan["mode"] == "train" else "Time for the batch")
     hw = dv.get("host", {})
-    for term, how in TIME_HOW.items():
+    for term, how in (TIME_HOW if plan["mode"] == "train" else SERVE_HOW).items():
         t = d["time"][term]
         share = 100 * t / step if step > 0 else 0.0
         how = how.format(kernels=o["kernels_per_step"],

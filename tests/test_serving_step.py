@@ -199,3 +199,22 @@ def test_prefill_computes_the_logits_of_the_last_position_only():
     # two rows: reading the 16-bit head weights dominates; training's 8192 rows are GEMM-bound
     assert head_read < prefill < 1.2 * head_read
     assert training > 10 * prefill
+
+
+def test_explain_describes_serving_terms_as_serving():
+    """An inference plan's time and memory terms say what they are for serving (forward
+    only, per engine step; gradients, optimizer, bubble and recomputation training-only),
+    not the training descriptions."""
+    from pyengine import presets
+    from pyengine.explain import explain, render_text
+    from pyengine.specs import Plan
+
+    text = render_text(explain(presets.model("llama3-8b"), presets.hardware("h100-sxm"),
+                               Plan(mode="decode", dtype="fp8", global_batch=8, micro_batch=8,
+                                    seq_len=1000, gen_tokens=100, max_num_tokens=8192)))
+    assert "fwd + 2x bwd" not in text and "recomputed fwd" not in text
+    assert "forward only" in text
+    for term in ("grads", "optimizer", "recompute", "dp"):
+        line = next(x for x in text.splitlines() if x.split()[:1] == [term])
+        assert line.rstrip().endswith("training only"), line
+    assert "activations per layer per micro-batch" not in text
