@@ -266,6 +266,60 @@ PYENGINE_HD inline double flash_attention_rate(const double* h, double peak, dou
             * head_dim / (head_dim + h[H_ATTN_DIM_HALF]));
 }
 
+// A fused-attention kernel's peak, share of it and half-rate point, per pass ([T18]).
+struct AttentionShares {
+    double peak_fwd;
+    double eff_fwd;
+    double half_fwd;
+    double peak_bwd;
+    double eff_bwd;
+    double half_bwd;
+};
+
+PYENGINE_HD inline AttentionShares fused_attention_shares(const double* h, double kernel,
+                                                          bool fp8_attn) {
+    // [T18] the GPU's fastest kernels by default; FlashAttention-2 (attention_kernel fa2 =
+    // code 1) at its own rates where the GPU has them, and so PyTorch's memory-efficient
+    // kernels (mem_efficient = code 3, one share for both passes) and cuDNN's (cudnn = code
+    // 4); FP8 attention (code 2) at its shares of the FP8 peak, the backward in FP8 only
+    // where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
+    double peak_fwd = h[H_PEAK_BF16];
+    double eff_fwd = h[H_ATTN_EFF_FWD];
+    double half_fwd = h[H_ATTN_SEQ_HALF];
+    double peak_bwd = peak_fwd;
+    double eff_bwd = h[H_ATTN_EFF_BWD];
+    double half_bwd = half_fwd;
+    if (kernel == 1.0 && h[H_FA2_EFF_FWD] > 0.0) {
+        eff_fwd = h[H_FA2_EFF_FWD];
+        eff_bwd = h[H_FA2_EFF_BWD];
+        half_fwd = h[H_FA2_SEQ_HALF];
+        half_bwd = half_fwd;
+    }
+    if (kernel == 3.0 && h[H_MEA_EFF] > 0.0) {
+        eff_fwd = h[H_MEA_EFF];
+        eff_bwd = eff_fwd;
+        half_fwd = h[H_MEA_SEQ_HALF];
+        half_bwd = half_fwd;
+    }
+    if (kernel == 4.0 && h[H_CUDNN_EFF_FWD] > 0.0) {
+        eff_fwd = h[H_CUDNN_EFF_FWD];
+        eff_bwd = h[H_CUDNN_EFF_BWD];
+        half_fwd = h[H_CUDNN_SEQ_HALF];
+        half_bwd = half_fwd;
+    }
+    if (fp8_attn) {
+        peak_fwd = h[H_PEAK_FP8];
+        eff_fwd = h[H_ATTN_FP8_EFF_FWD];
+        half_fwd = h[H_ATTN_FP8_SEQ_HALF];
+        if (h[H_ATTN_FP8_EFF_BWD] > 0.0) {
+            peak_bwd = peak_fwd;
+            eff_bwd = h[H_ATTN_FP8_EFF_BWD];
+            half_bwd = half_fwd;
+        }
+    }
+    return AttentionShares{peak_fwd, eff_fwd, half_fwd, peak_bwd, eff_bwd, half_bwd};
+}
+
 // The attention block's forward time, its core (QK^T, softmax, AV) alone forward and
 // backward, and what recomputing its norms and MLA up-projections costs.
 struct AttentionCosts {
@@ -322,47 +376,16 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     if (flash && h[H_ATTN_EFF_FWD] > 0.0) {
         // fused kernels at their own measured rates; the backward does 2.5x the forward's
         // FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
-        // FlashAttention-2 (attention_kernel fa2 = code 1) at its own, where the GPU has
-        // them, and so PyTorch's memory-efficient kernels (mem_efficient = code 3, one share
-        // for both passes); FP8 attention at its shares of the FP8 peak, the backward in FP8
-        // only where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
-        double peak_fwd = h[H_PEAK_BF16];
-        double eff_fwd = h[H_ATTN_EFF_FWD];
-        double half_fwd = h[H_ATTN_SEQ_HALF];
-        double peak_bwd = peak_fwd;
-        double eff_bwd = h[H_ATTN_EFF_BWD];
-        double half_bwd = half_fwd;
-        if (kernel == 1.0 && h[H_FA2_EFF_FWD] > 0.0) {
-            eff_fwd = h[H_FA2_EFF_FWD];
-            eff_bwd = h[H_FA2_EFF_BWD];
-            half_fwd = h[H_FA2_SEQ_HALF];
-            half_bwd = half_fwd;
-        }
-        if (kernel == 3.0 && h[H_MEA_EFF] > 0.0) {
-            eff_fwd = h[H_MEA_EFF];
-            eff_bwd = eff_fwd;
-            half_fwd = h[H_MEA_SEQ_HALF];
-            half_bwd = half_fwd;
-        }
-        if (fp8_attn) {
-            peak_fwd = h[H_PEAK_FP8];
-            eff_fwd = h[H_ATTN_FP8_EFF_FWD];
-            half_fwd = h[H_ATTN_FP8_SEQ_HALF];
-            if (h[H_ATTN_FP8_EFF_BWD] > 0.0) {
-                peak_bwd = peak_fwd;
-                eff_bwd = h[H_ATTN_FP8_EFF_BWD];
-                half_bwd = half_fwd;
-            }
-        }
+        AttentionShares r = fused_attention_shares(h, kernel, fp8_attn);
         double head_dim = 0.5 * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
         double hbm = h[H_HBM_BANDWIDTH] * h[H_HBM_EFF];
         attn_core_s = roofline_s(core_flops, core_bytes,
-                                 flash_attention_rate(h, peak_fwd, keys, head_dim, eff_fwd,
-                                                      half_fwd),
+                                 flash_attention_rate(h, r.peak_fwd, keys, head_dim,
+                                                      r.eff_fwd, r.half_fwd),
                                  hbm) + h[H_OP_OVERHEAD];
         double attn_core_bwd_s = roofline_s(2.5 * core_flops, 2.0 * core_bytes,
-                                            flash_attention_rate(h, peak_bwd, keys, head_dim,
-                                                                 eff_bwd, half_bwd),
+                                            flash_attention_rate(h, r.peak_bwd, keys, head_dim,
+                                                                 r.eff_bwd, r.half_bwd),
                                             hbm) + h[H_OP_OVERHEAD];
         attn_bwd_extra_s = attn_core_bwd_s - 2.0 * attn_core_s;
     }
@@ -512,7 +535,7 @@ struct LayerCosts {
 // dtype (attention runs in BF16); head_rate: the output layer's, the 16-bit rate ([P2]);
 // db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
 // kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
-// 2 FP8, 3 memory-efficient).
+// 2 FP8, 3 memory-efficient, 4 cuDNN).
 PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, double n_tok,
                                           double keys, double kv_len, bool decode, double seqs,
                                           double logit_rows, double tp, double cp, double etp,

@@ -76,11 +76,14 @@ constexpr int H_FA2_EFF_BWD = 26;
 constexpr int H_FA2_SEQ_HALF = 27;
 constexpr int H_MEA_EFF = 28;
 constexpr int H_MEA_SEQ_HALF = 29;
-constexpr int H_ATTN_FP8_EFF_FWD = 30;
-constexpr int H_ATTN_FP8_EFF_BWD = 31;
-constexpr int H_ATTN_FP8_SEQ_HALF = 32;
-constexpr int H_MEM_OVERHEAD = 33;
-constexpr int H_RUNTIME_BUFFERS = 34;
+constexpr int H_CUDNN_EFF_FWD = 30;
+constexpr int H_CUDNN_EFF_BWD = 31;
+constexpr int H_CUDNN_SEQ_HALF = 32;
+constexpr int H_ATTN_FP8_EFF_FWD = 33;
+constexpr int H_ATTN_FP8_EFF_BWD = 34;
+constexpr int H_ATTN_FP8_SEQ_HALF = 35;
+constexpr int H_MEM_OVERHEAD = 36;
+constexpr int H_RUNTIME_BUFFERS = 37;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -176,7 +179,7 @@ constexpr int O_KERNELS_PER_STEP = 38;
 constexpr int O_MAX_CONCURRENCY = 39;
 
 constexpr int N_MODEL = 41;
-constexpr int N_HARDWARE = 35;
+constexpr int N_HARDWARE = 38;
 constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 47;
 constexpr int N_OUTPUTS = 40;
@@ -208,7 +211,7 @@ constexpr long long V_FP8_ATTENTION = 1LL << 18;
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
 constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 3.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 4.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
 constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
@@ -255,7 +258,7 @@ inline int first_invalid_column(const double* p) {
     if (!(p[11] >= 0.0 && p[11] <= 1.0) || p[11] != floor(p[11])) {
         return 11;  // flash_attention
     }
-    if (!(p[12] >= 0.0 && p[12] <= 3.0) || p[12] != floor(p[12])) {
+    if (!(p[12] >= 0.0 && p[12] <= 4.0) || p[12] != floor(p[12])) {
         return 12;  // attention_kernel
     }
     if (!(p[13] >= 0.0 && p[13] <= 1000000.0)) {

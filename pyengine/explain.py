@@ -144,13 +144,17 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
 def attention_rates(hw: Hardware, plan: Plan, head_dim: float) -> dict:
     """The fused-attention rates a plan runs at ([T18]) at long sequences and the model's
     head dimension (the fitted shares times d/(d + attn_dim_half)): the GPU's fastest
-    kernels, FlashAttention-2's or the memory-efficient kernels' where the plan asks for them
-    and the GPU has figures for them, or the FP8 kernels' shares of the FP8 peak (the
-    backward at the 16-bit kernels' share of the 16-bit peak where the GPU has no FP8
+    kernels, FlashAttention-2's, cuDNN's or the memory-efficient kernels' where the plan asks
+    for them and the GPU has figures for them, or the FP8 kernels' shares of the FP8 peak
+    (the backward at the 16-bit kernels' share of the 16-bit peak where the GPU has no FP8
     backward figures)."""
     if plan.attention_kernel == "fa2" and hw.fa2_eff_fwd > 0:
         rates = {"kernels": "FlashAttention-2", "fwd": hw.fa2_eff_fwd, "bwd": hw.fa2_eff_bwd,
                  "seq_half": hw.fa2_seq_half, "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
+    elif plan.attention_kernel == "cudnn" and hw.cudnn_eff_fwd > 0:
+        rates = {"kernels": "cuDNN's fused kernels", "fwd": hw.cudnn_eff_fwd,
+                 "bwd": hw.cudnn_eff_bwd, "seq_half": hw.cudnn_seq_half,
+                 "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
     elif plan.attention_kernel == "mem_efficient" and hw.mea_eff > 0:
         rates = {"kernels": "the memory-efficient kernels (xFormers CUTLASS)",
                  "fwd": hw.mea_eff, "bwd": hw.mea_eff, "seq_half": hw.mea_seq_half,

@@ -236,6 +236,49 @@ def flash_attention_rate(h, peak, keys, head_dim, eff, seq_half):
             * head_dim / (head_dim + h[S.H_ATTN_DIM_HALF]))
 
 
+# A fused-attention kernel's peak, share of it and half-rate point, per pass ([T18]).
+AttentionShares = namedtuple("AttentionShares", ["peak_fwd", "eff_fwd", "half_fwd",
+                                                 "peak_bwd", "eff_bwd", "half_bwd"])
+
+
+def fused_attention_shares(h, kernel, fp8_attn):
+    # [T18] the GPU's fastest kernels by default; FlashAttention-2 (attention_kernel fa2 =
+    # code 1) at its own rates where the GPU has them, and so PyTorch's memory-efficient
+    # kernels (mem_efficient = code 3, one share for both passes) and cuDNN's (cudnn = code
+    # 4); FP8 attention (code 2) at its shares of the FP8 peak, the backward in FP8 only
+    # where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
+    peak_fwd = h[S.H_PEAK_BF16]
+    eff_fwd = h[S.H_ATTN_EFF_FWD]
+    half_fwd = h[S.H_ATTN_SEQ_HALF]
+    peak_bwd = peak_fwd
+    eff_bwd = h[S.H_ATTN_EFF_BWD]
+    half_bwd = half_fwd
+    if kernel == 1.0 and h[S.H_FA2_EFF_FWD] > 0.0:
+        eff_fwd = h[S.H_FA2_EFF_FWD]
+        eff_bwd = h[S.H_FA2_EFF_BWD]
+        half_fwd = h[S.H_FA2_SEQ_HALF]
+        half_bwd = half_fwd
+    if kernel == 3.0 and h[S.H_MEA_EFF] > 0.0:
+        eff_fwd = h[S.H_MEA_EFF]
+        eff_bwd = eff_fwd
+        half_fwd = h[S.H_MEA_SEQ_HALF]
+        half_bwd = half_fwd
+    if kernel == 4.0 and h[S.H_CUDNN_EFF_FWD] > 0.0:
+        eff_fwd = h[S.H_CUDNN_EFF_FWD]
+        eff_bwd = h[S.H_CUDNN_EFF_BWD]
+        half_fwd = h[S.H_CUDNN_SEQ_HALF]
+        half_bwd = half_fwd
+    if fp8_attn:
+        peak_fwd = h[S.H_PEAK_FP8]
+        eff_fwd = h[S.H_ATTN_FP8_EFF_FWD]
+        half_fwd = h[S.H_ATTN_FP8_SEQ_HALF]
+        if h[S.H_ATTN_FP8_EFF_BWD] > 0.0:
+            peak_bwd = peak_fwd
+            eff_bwd = h[S.H_ATTN_FP8_EFF_BWD]
+            half_bwd = half_fwd
+    return AttentionShares(peak_fwd, eff_fwd, half_fwd, peak_bwd, eff_bwd, half_bwd)
+
+
 # The attention block's forward time, its core (QK^T, softmax, AV) alone forward and
 # backward, and what recomputing its norms and MLA up-projections costs.
 AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s", "attn_bwd_extra_s",
@@ -280,43 +323,16 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     if flash and h[S.H_ATTN_EFF_FWD] > 0.0:
         # fused kernels at their own measured rates; the backward does 2.5x the forward's
         # FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
-        # FlashAttention-2 (attention_kernel fa2 = code 1) at its own, where the GPU has
-        # them, and so PyTorch's memory-efficient kernels (mem_efficient = code 3, one share
-        # for both passes); FP8 attention at its shares of the FP8 peak, the backward in FP8
-        # only where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
-        peak_fwd = h[S.H_PEAK_BF16]
-        eff_fwd = h[S.H_ATTN_EFF_FWD]
-        half_fwd = h[S.H_ATTN_SEQ_HALF]
-        peak_bwd = peak_fwd
-        eff_bwd = h[S.H_ATTN_EFF_BWD]
-        half_bwd = half_fwd
-        if kernel == 1.0 and h[S.H_FA2_EFF_FWD] > 0.0:
-            eff_fwd = h[S.H_FA2_EFF_FWD]
-            eff_bwd = h[S.H_FA2_EFF_BWD]
-            half_fwd = h[S.H_FA2_SEQ_HALF]
-            half_bwd = half_fwd
-        if kernel == 3.0 and h[S.H_MEA_EFF] > 0.0:
-            eff_fwd = h[S.H_MEA_EFF]
-            eff_bwd = eff_fwd
-            half_fwd = h[S.H_MEA_SEQ_HALF]
-            half_bwd = half_fwd
-        if fp8_attn:
-            peak_fwd = h[S.H_PEAK_FP8]
-            eff_fwd = h[S.H_ATTN_FP8_EFF_FWD]
-            half_fwd = h[S.H_ATTN_FP8_SEQ_HALF]
-            if h[S.H_ATTN_FP8_EFF_BWD] > 0.0:
-                peak_bwd = peak_fwd
-                eff_bwd = h[S.H_ATTN_FP8_EFF_BWD]
-                half_bwd = half_fwd
+        r = fused_attention_shares(h, kernel, fp8_attn)
         head_dim = 0.5 * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
         hbm = h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]
         attn_core_s = roofline_s(core_flops, core_bytes,
-                                 flash_attention_rate(h, peak_fwd, keys, head_dim, eff_fwd,
-                                                      half_fwd),
+                                 flash_attention_rate(h, r.peak_fwd, keys, head_dim,
+                                                      r.eff_fwd, r.half_fwd),
                                  hbm) + h[S.H_OP_OVERHEAD]
         attn_core_bwd_s = roofline_s(2.5 * core_flops, 2.0 * core_bytes,
-                                     flash_attention_rate(h, peak_bwd, keys, head_dim, eff_bwd,
-                                                          half_bwd),
+                                     flash_attention_rate(h, r.peak_bwd, keys, head_dim,
+                                                          r.eff_bwd, r.half_bwd),
                                      hbm) + h[S.H_OP_OVERHEAD]
         attn_bwd_extra_s = attn_core_bwd_s - 2.0 * attn_core_s
 
@@ -440,7 +456,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     dtype (attention runs in BF16); head_rate: the output layer's, the 16-bit rate ([P2]);
     db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
     kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
-    2 FP8, 3 memory-efficient).
+    2 FP8, 3 memory-efficient, 4 cuDNN).
     """
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
@@ -1799,7 +1815,7 @@ KERNEL_FUNCTIONS = (
     remote_domains, chunk_position, attended,
     deduplicated_alltoall_s, p2p_s, moe_layers_in,
     mlp_forward_s, kv_cache_elems_per_gpu, flash_attention_rate, decode_context, mtp_modules,
-    attention_costs, moe_costs, layer_costs,
+    fused_attention_shares, attention_costs, moe_costs, layer_costs,
     layer_activation_bytes,
     layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
     precisions, layer_checks, expert_capacity, expert_load, layer_stage, stage_shape,
@@ -1939,6 +1955,8 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "fa2_eff_fwd": hw.fa2_eff_fwd, "fa2_eff_bwd": hw.fa2_eff_bwd,
         "fa2_seq_half": hw.fa2_seq_half,
         "mea_eff": hw.mea_eff, "mea_seq_half": hw.mea_seq_half,
+        "cudnn_eff_fwd": hw.cudnn_eff_fwd, "cudnn_eff_bwd": hw.cudnn_eff_bwd,
+        "cudnn_seq_half": hw.cudnn_seq_half,
         "attn_fp8_eff_fwd": hw.attn_fp8_eff_fwd, "attn_fp8_eff_bwd": hw.attn_fp8_eff_bwd,
         "attn_fp8_seq_half": hw.attn_fp8_seq_half,
         "mem_overhead": hw.memory_overhead_bytes, "runtime_buffers": hw.runtime_buffer_bytes,

@@ -121,6 +121,12 @@ HARDWARE = (
            "sequences (0 = no figures: as the GPU's fused attention)"),
     Column("mea_seq_half", "tok", "keys per query at which memory-efficient attention reaches "
            "half its long-sequence rate"),
+    Column("cudnn_eff_fwd", "", "cuDNN fused attention (attention_kernel cudnn: Transformer "
+           "Engine's FusedAttention, PyTorch SDPA CUDNN_ATTENTION) forward: share of the 16-bit "
+           "peak at long sequences (0 = no figures: as the GPU's fused attention)"),
+    Column("cudnn_eff_bwd", "", "cuDNN fused attention backward: share of the 16-bit peak"),
+    Column("cudnn_seq_half", "tok", "keys per query at which cuDNN attention reaches half its "
+           "long-sequence rate"),
     Column("attn_fp8_eff_fwd", "", "FP8 fused attention (attention_kernel fp8) forward: share "
            "of the FP8 peak at long sequences (0 = no figures: the GPU cannot run fp8 plans)"),
     Column("attn_fp8_eff_bwd", "", "FP8 fused attention backward: share of the FP8 peak (0 = no "
@@ -163,7 +169,9 @@ PLAN = (
            "(flash-attn 2.x, PyTorch SDPA FLASH_ATTENTION); fp8, the fused kernels in FP8 "
            "(Megatron-Core --fp8-dot-product-attention, Transformer Engine fp8_dpa, "
            "TensorRT-LLM FP8 context FMHA); mem_efficient, PyTorch SDPA EFFICIENT_ATTENTION "
-           "(xFormers' CUTLASS kernels)", "choice", ("auto", "fa2", "fp8", "mem_efficient")),
+           "(xFormers' CUTLASS kernels); cudnn, cuDNN's fused attention (Transformer Engine's "
+           "FusedAttention, which it selects on Hopper; PyTorch SDPA CUDNN_ATTENTION)", "choice",
+           ("auto", "fa2", "fp8", "mem_efficient", "cudnn")),
     Column("capacity_factor", "", "MoE expert capacity factor", "float", hi=1e6),
     Column("moe_load_imbalance", "", "tokens the busiest expert rank receives over a balanced "
            "one's (dropless routing; 1 = balanced, as benchmarks force it)", "float", lo=1.0,

@@ -21,7 +21,7 @@ RECOMPUTE = ("none", "selective", "full")
 GRAD_DTYPES = ("fp32", "bf16")
 MOE_DISPATCHERS = ("alltoall", "allgather", "flex")  # Megatron-Core moe_token_dispatcher_type
 # fused attention: the GPU's fastest, FlashAttention-2, or the fused kernels in FP8
-ATTENTION_KERNELS = ("auto", "fa2", "fp8", "mem_efficient")
+ATTENTION_KERNELS = ("auto", "fa2", "fp8", "mem_efficient", "cudnn")
 NORMS = ("layernorm", "rmsnorm")
 
 # Largest degree or size any integer field may take: big enough for any real cluster,
@@ -287,6 +287,14 @@ class Hardware(_Spec):
     # ratio onto the GPU's own FA2 figures; 0 = none
     mea_eff: float = 0.0
     mea_seq_half: float = 0.0
+    # cuDNN's fused attention (plans with attention_kernel = cudnn: Transformer Engine's
+    # FusedAttention, which TE selects on Hopper over flash-attn, PyTorch SDPA
+    # CUDNN_ATTENTION): shares of the 16-bit peak, attn_dim_half shared; fitted on the
+    # cuDNN columns of kernel benchmarks by tools/calibrate.py (on Blackwell the GPU's
+    # fastest kernels are cuDNN's: the same values); 0 = none
+    cudnn_eff_fwd: float = 0.0
+    cudnn_eff_bwd: float = 0.0
+    cudnn_seq_half: float = 0.0
     # FP8 fused attention (plans with attention_kernel = fp8): shares of the FP8 peak,
     # fitted on FP8 attention benchmarks by tools/calibrate.py, attn_dim_half shared; 0 = no
     # figures (forward: no fp8 plans; backward: it runs at the 16-bit kernels' rate)
@@ -317,12 +325,13 @@ class Hardware(_Spec):
                      "step_overhead_s", "memory_overhead_bytes", "runtime_buffer_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
         for name in ("attn_eff_fwd", "attn_eff_bwd", "fa2_eff_fwd", "fa2_eff_bwd", "mea_eff",
-                     "attn_fp8_eff_fwd", "attn_fp8_eff_bwd"):
+                     "cudnn_eff_fwd", "cudnn_eff_bwd", "attn_fp8_eff_fwd", "attn_fp8_eff_bwd"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0))
         for name in ("attn_seq_half", "attn_dim_half", "fa2_seq_half", "mea_seq_half",
-                     "attn_fp8_seq_half"):
+                     "cudnn_seq_half", "attn_fp8_seq_half"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1e6))
-        for fwd, bwd in (("attn_eff_fwd", "attn_eff_bwd"), ("fa2_eff_fwd", "fa2_eff_bwd")):
+        for fwd, bwd in (("attn_eff_fwd", "attn_eff_bwd"), ("fa2_eff_fwd", "fa2_eff_bwd"),
+                         ("cudnn_eff_fwd", "cudnn_eff_bwd")):
             if getattr(self, fwd) > 0 and getattr(self, bwd) <= 0:
                 raise SpecError(o, bwd, getattr(self, bwd),
                                 f"> 0 when {fwd} is set (the backward needs its own rate)")
@@ -388,7 +397,7 @@ class Plan(_Spec):
     # flex (DeepEP/HybridEP, deduplicated per NVLink domain)
     moe_token_dispatcher: str = "alltoall"
     flash_attention: bool = True
-    # fused attention: auto (the GPU's fastest) | fa2 | fp8 | mem_efficient
+    # fused attention: auto (the GPU's fastest) | fa2 | fp8 | mem_efficient | cudnn
     attention_kernel: str = "auto"
     grad_dtype: str = "fp32"
     optimizer_dtype: str = "fp32"  # Adam moments (master weights stay fp32)

@@ -295,19 +295,28 @@ def nemo_model(name: str) -> Model:
     return Model(name=name.lower(), **NEMO_MODELS[name])
 
 
+# Transformer Engine's attention on Hopper: it prefers its FusedAttention backend (cuDNN) to
+# flash-attn on sm90 ("Disabling FlashAttention to give FusedAttention preference on Hopper+
+# for performance reasons", transformer_engine/pytorch/attention.py, since v1.3), unless
+# NVTE_FUSED_ATTN=0; on Blackwell the GPU's fastest kernels are cuDNN's anyway
+TE_ATTENTION = "cudnn"
+
+
 def nemo_plan(row: dict) -> Plan:
     """NeMo 24.07 FP8 pre-training on DGX-H100: the row's TP/PP/CP/VP, micro and global
     batch; sequence parallelism with TP, flash attention, distributed optimizer (ZeRO-1)
     with Megatron-Core's default gradient buffer in the parameter dtype (bf16), TP
     communication overlap where TP > 1, no activation recomputation (the performance
     recipes' defaults); the GEMM inputs kept for backward in FP8, as Transformer Engine's
-    FP8 Linear layers save their FP8-cast inputs for the weight gradient."""
+    FP8 Linear layers save their FP8-cast inputs for the weight gradient; attention in
+    cuDNN's fused kernels (TE_ATTENTION)."""
     tp, pp, cp = row["tp"], row["pp"], row["cp"]
     dp = row["num_gpus"] // (tp * pp * cp)
     return Plan(dtype="fp8", global_batch=row["gbs"], micro_batch=row["mbs"],
                 seq_len=row["seq_len"], tp=tp, pp=pp, cp=cp, dp=dp, vpp=row["vp"], zero=1,
                 recompute="none", sequence_parallel=tp > 1, flash_attention=True,
-                grad_dtype="bf16", tp_overlap=tp > 1, fp8_activations=True)
+                grad_dtype="bf16", tp_overlap=tp > 1, fp8_activations=True,
+                attention_kernel=TE_ATTENTION)
 
 
 def nemo_24_07(data: dict, hardware: Hardware | None = None, rows=None) -> Dataset:
@@ -376,20 +385,22 @@ def bridge_rows(data: dict) -> list[dict]:
 
 def megatron_core_plan(model: Model, *, dtype: str, gbs: int, mbs: int, seq: int, tp: int,
                        pp: int = 1, cp: int = 1, dp: int = 1, vpp: int = 1, ep: int = 1,
-                       etp: int = 1, fsdp: bool = False, **savers) -> Plan:
+                       etp: int = 1, fsdp: bool = False, attention_kernel: str = TE_ATTENTION,
+                       **savers) -> Plan:
     """A Megatron-Core (NeMo, Megatron-Bridge) training run as a Plan, from its printed
     degrees: sequence parallelism and TP communication overlap with TP, distributed
     optimizer (ZeRO-1; ZeRO-3 for FSDP) with bf16 gradient buffers, the embedding and
     loss counted in the pipeline split when the virtual stages outnumber the layers,
     forced-balanced dropless routing (capacity factor 1), expert TP ``etp``; in FP8 the
-    GEMM inputs kept for backward in FP8 (Transformer Engine saves its FP8-cast inputs)."""
+    GEMM inputs kept for backward in FP8 (Transformer Engine saves its FP8-cast inputs);
+    attention in cuDNN's fused kernels (TE_ATTENTION) unless the run says otherwise."""
     counted = pp * vpp > model.n_layers
     return Plan(dtype=dtype, global_batch=gbs, micro_batch=mbs, seq_len=seq, tp=tp, pp=pp,
                 cp=cp, dp=dp, vpp=vpp, ep=ep if model.is_moe else 1,
                 etp=etp if model.is_moe else 0, zero=3 if fsdp else 1,
                 sequence_parallel=tp > 1, grad_dtype="bf16", tp_overlap=tp > 1,
                 pp_embedding=counted, pp_loss=counted, fp8_activations=dtype == "fp8",
-                **savers)
+                attention_kernel=attention_kernel, **savers)
 
 
 # Megatron-Bridge's DeepSeek-V3 performance recipes (github.com/NVIDIA-NeMo/Megatron-Bridge
@@ -888,6 +899,14 @@ def dgxc_column_plan(key: str, title: str, column: str, configs: list) -> tuple[
     return {**p, "GPUS": n, "SYSTEM": system, "SIZE": size, "DTYPE": dtype.lower()}, ""
 
 
+# Recipes whose configure.sh turns Transformer Engine's cuDNN attention off (export
+# NVTE_FUSED_ATTN=0, dgxc-benchmarking v25.03 at 1b9bb6b: grok1/configure.sh, and
+# nemotron/configure.sh for 340b, where 15b sets it to 1): TE's flash-attn backend, whose
+# version (2 or 3) the container does not say; those plans keep the fastest kernels
+DGXC_FLASH_ATTN = {"dgxc_benchmarking_v25_03_grok1_314b_h100": ("314b",),
+                   "dgxc_benchmarking_v25_03_nemotron4_340b_h100": ("340b",)}
+
+
 def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
     """An NVIDIA DGX Cloud Benchmarking recipe README ('Expected Performance'): training
     step time per GPU count. Each column's plan is the printed one (dgxc_column_plan);
@@ -948,9 +967,13 @@ def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
                 model = model.with_(name=f"{model.name}-{layers}-layers", n_layers=layers)
                 label += f" ({layers}-layer proxy)"
             hw = presets.hardware(DGXC_SYSTEMS[p["SYSTEM"]])
+            if key in DGXC_FLASH_ATTN and p["SIZE"] in DGXC_FLASH_ATTN[key]:
+                notes.append("TE flash-attn backend (NVTE_FUSED_ATTN=0): fastest kernels")
             kw = dict(dtype=p["DTYPE"], gbs=gbs, mbs=mbs, seq=seq, tp=tp, pp=pp, cp=cp, dp=dp,
                       vpp=as_int(p.get("VP")) or 1, ep=as_int(p.get("EP")) or 1,
-                      etp=as_int(p.get("ETP")) or tp, fsdp=bool(fsdp))
+                      etp=as_int(p.get("ETP")) or tp, fsdp=bool(fsdp),
+                      attention_kernel="auto" if p["SIZE"] in DGXC_FLASH_ATTN.get(key, ())
+                      else TE_ATTENTION)
             r, savers = evaluate_fitting(model, hw, partial(megatron_core_plan, model, **kw))
             ds.rows.append(result_row(label, steps[j], r, "time_step_s", "s", row_note(
                 saver_note(r, savers) if r.feasible else "", *notes)))
@@ -986,13 +1009,13 @@ def single_gpu_plan(batch: int, seq: int, **kw) -> Plan:
 
 
 # PyTorch SDPA backends (torch.nn.attention.SDPBackend) as attention_kernel
-SDPA_KERNELS = {"CUDNN": "auto", "FLASH": "fa2", "EFFICIENT": "mem_efficient"}
+SDPA_KERNELS = {"CUDNN": "cudnn", "FLASH": "fa2", "EFFICIENT": "mem_efficient"}
 
 
 def llama32_1b_cudnn_frontend(data: dict | None = None) -> Dataset:
     """cudnn-frontend Llama-3.2-1B training iteration (forward + backward + SGD step) on one
     B200 and one H200, per batch/sequence shape and SDPA backend: single_gpu_plan; the
-    CUDNN backend is the GPU's fused attention (attention_kernel auto), FLASH is
+    CUDNN backend is cuDNN's fused attention (attention_kernel cudnn), FLASH is
     FlashAttention-2 (fa2), EFFICIENT PyTorch's memory-efficient kernels (mem_efficient:
     xFormers' CUTLASS kernels, at the A100's xFormers/FA2 relation on the GPU's FA2); gradient
     checkpointing is not mentioned (none; the lightest BRIDGE_SAVERS that fit). The H200

@@ -103,6 +103,7 @@ def hardware(draw) -> Hardware:
         **_attention(draw, "attn_fp8", False, bwd_optional=True),
         **(dict(mea_eff=draw(st.floats(0.01, 1.0)), mea_seq_half=draw(st.floats(0.0, 1e5)))
            if draw(st.booleans()) else {}),
+        **_attention(draw, "cudnn", False),
         name="hw",
         peak_bf16_flops_per_s=peak,
         peak_fp8_flops_per_s=draw(st.one_of(st.just(0.0), st.just(2.0 * peak),

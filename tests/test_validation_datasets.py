@@ -142,6 +142,15 @@ def test_dgxc_plans_as_printed(sets):
         (4, 8, 2, 8, 8, 32, 4096, "fp8")
     # v25.03 prints no ETP: Megatron-Core's default (expert TP = TP) of its NeMo 24.12
     assert "ETP" not in cfg[0] and p.etp == p.tp == 4
+    # its configure.sh sets NVTE_FUSED_ATTN=0 (TE's flash-attn backend): the fastest
+    # kernels; the other NeMo recipes run TE's cuDNN attention
+    assert p.attention_kernel == "auto"
+    assert dgxc_rows(sets["dgxc_benchmarking_v25_03_nemotron4_340b_h100"],
+                     "Nemotron4 340b BF16 on 128x H100").attention_kernel == "auto"
+    assert dgxc_rows(sets["dgxc_benchmarking_v25_03_nemotron4_15b_h100"],
+                     "Nemotron4 15b BF16 on 16x H100").attention_kernel == "cudnn"
+    assert dgxc_rows(sets["dgxc_benchmarking_v25_03_gpt3_175b_h100"],
+                     "NeMo Megatron BF16 on 128x H100").attention_kernel == "cudnn"
 
     ds = sets["dgxc_benchmarking_v25_05_04_grok1_314b_gb200_h100"]
     p = dgxc_rows(ds, "Grok1 314b BF16 on 128x GB200")
@@ -321,3 +330,18 @@ def test_accuracy_doc_has_the_generated_block():
     for name in [*fitted, *V.VALIDATION]:
         assert f"### {name}\n" in doc, name
     assert "### Published runs predicted infeasible" in doc
+
+
+def test_transformer_engine_runs_use_cudnn_attention(sets):
+    """Transformer Engine prefers its cuDNN FusedAttention on Hopper (attention.py, since
+    v1.3): the NeMo / Megatron-Core plans name attention_kernel cudnn; cudnn-frontend's
+    SDPA backends map to cudnn / fa2 / mem_efficient."""
+    from pyengine import validate as V
+
+    row = V.published()["nemo_24_07_pretraining_h100_fp8"]["rows"][0]
+    assert V.nemo_plan(row).attention_kernel == "cudnn"
+    ds = sets["megatron_core_h100_weak_scaling_gpt"]
+    assert all(r.plan.attention_kernel == "cudnn" for r in ds.rows)
+    ds = sets["llama3_2_1b_cudnn_frontend"]
+    kernels = {r.label.split()[1]: r.plan.attention_kernel for r in ds.rows}
+    assert kernels == {"CUDNN": "cudnn", "FLASH": "fa2", "EFFICIENT": "mem_efficient"}

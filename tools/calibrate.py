@@ -17,7 +17,10 @@ pyengine/data/operators.json and kernels.json, sources in docs/sources.md):
   h100-sxm    attn_eff_fwd, attn_eff_bwd, attn_seq_half, attn_dim_half on the
               FlashAttention-3 forward (causal) and backward kernel benchmarks;
               fa2_eff_fwd, fa2_eff_bwd, fa2_seq_half on the same figures' FlashAttention-2
-              columns (b200: cudnn-frontend's FA2 rows; gb200/gb300 take B200's)
+              columns (b200: cudnn-frontend's FA2 rows; gb200/gb300 take B200's);
+              cudnn_eff_fwd, cudnn_eff_bwd, cudnn_seq_half on their cuDNN columns
+              (Blackwell: the GPU's own cuDNN fit); mea_eff, mea_seq_half by the
+              FlashAttention-2 paper's A100 xFormers/FA2 relation on the GPU's FA2 fit
 Then, those held fixed, the large-GEMM levels on the end-to-end runs in shared/calibration
 (the share of peak GEMMs reach inside framework runs; the operator tables' own levels are
 printed next to them):
@@ -133,6 +136,7 @@ ATTN_NAMES = ["attn_eff_fwd", "attn_eff_bwd", "attn_seq_half", "attn_dim_half"]
 FA2_NAMES = ["fa2_eff_fwd", "fa2_eff_bwd", "fa2_seq_half"]
 FP8_ATTN_NAMES = ["attn_fp8_eff_fwd", "attn_fp8_eff_bwd", "attn_fp8_seq_half"]
 MEA_NAMES = ["mea_eff", "mea_seq_half"]
+CUDNN_NAMES = ["cudnn_eff_fwd", "cudnn_eff_bwd", "cudnn_seq_half"]
 ATTN_BOUNDS = {"eff": (0.3, 0.95), "attn_seq_half": (0.0, 2000.0), "attn_dim_half": (0.0, 256.0)}
 # FlashAttention-2 runs Ampere-generation MMA instructions, which reach a smaller share of a
 # Hopper or Blackwell peak (measured: about 34% on H100, 15-20% on B200)
@@ -193,6 +197,16 @@ def mea_ratios(dim_half: float) -> tuple[float, float, dict[str, list[float]]]:
                            FA2_EFF_BOUNDS)
     return (xf["attn_eff_fwd"] / fa2["attn_eff_fwd"],
             xf["attn_seq_half"] / fa2["attn_seq_half"], {"fwd+bwd": errors["fwd"]})
+
+
+def cudnn_values(attention: dict[str, float]) -> dict[str, float]:
+    """A fit_attention result as cuDNN's fused-attention parameters (attn_dim_half shared):
+    on H100 the cuDNN columns of the FlashAttention-3 paper's figures (cuDNN as of 2024-07,
+    the kernels Transformer Engine selects on Hopper); on Blackwell the GPU's own cuDNN
+    fit, which is its fastest."""
+    return {"cudnn_eff_fwd": attention["attn_eff_fwd"],
+            "cudnn_eff_bwd": attention["attn_eff_bwd"],
+            "cudnn_seq_half": attention["attn_seq_half"]}
 
 
 def mea_values(fa2: dict[str, float], dim_half: float) -> dict[str, float]:
@@ -290,7 +304,7 @@ GEMM_OPS = ["gemm_dim_half", "op_overhead_s"]
 NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
 A100_ALL = [*A100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS]
 H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_NAMES,
-            *FA2_NAMES, *MEA_NAMES, *FP8_ATTN_NAMES]
+            *FA2_NAMES, *MEA_NAMES, *CUDNN_NAMES, *FP8_ATTN_NAMES]
 CARRIED = ("h800", "mi300x")
 # Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
 # benchmarks and the large-GEMM levels transferred by the GPUs' best achievable matmul
@@ -317,8 +331,10 @@ def _operator_values() -> dict[str, dict[str, float]]:
     attention, _ = fit_attention(peak)
     fa2 = fa2_values(fit_attention(peak, attention_rows(kernels(), "flashattention_2"),
                                    attention["attn_dim_half"], FA2_EFF_BOUNDS)[0])
+    cudnn = cudnn_values(fit_attention(peak, attention_rows(kernels(), "cudnn"),
+                                       attention["attn_dim_half"])[0])
     h100 = {**gemm, "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention, **fa2,
-            **mea_values(fa2, attention["attn_dim_half"]),
+            **mea_values(fa2, attention["attn_dim_half"]), **cudnn,
             **fp8_attention_values("h100-sxm", attention["attn_dim_half"])}
     return {"a100-80gb": {**gemm, "hbm_eff": OPS.hbm_eff("a100-80gb"), **a100_net},
             "h100-sxm": h100, "h200": {**h100, "hbm_eff": OPS.hbm_eff("h200")}}
@@ -410,6 +426,7 @@ def blackwell_values(slug: str, h100) -> dict[str, float]:
     attention, _ = fit_attention(hw.peak_bf16_flops_per_s / 1e12, rows, h100.attn_dim_half)
     fa2 = blackwell_fa2(h100.attn_dim_half)
     return {**attention, **fa2, **mea_values(fa2, h100.attn_dim_half),
+            **cudnn_values(attention),
             **fp8_attention_values(slug, h100.attn_dim_half),
             **OPS.gemm_levels_by_mamf(slug, h100)}
 
@@ -493,6 +510,11 @@ def report_operators(ops) -> None:
         print(f"{slug} memory-efficient attention (A100 xFormers/FA2 ratio on the {gpu} FA2 "
               "fit): " + ", ".join(f"{n}={v:.4g}" for n, v in
                                    mea_values(fa2_values(fa2), dim_half).items()))
+    cudnn, errors = fit_attention(presets.hardware("h100-sxm").peak_bf16_flops_per_s / 1e12,
+                                  attention_rows(kernels(), "cudnn"), dim_half)
+    print("h100-sxm cuDNN attention (the FlashAttention-3 paper's cuDNN columns): "
+          + ", ".join(f"{n}={v:.4g}" for n, v in cudnn_values(cudnn).items()))
+    report_passes("cuDNN (2024-07)", errors)
     share, half, errors = mea_ratios(dim_half)
     print(f"a100 xFormers over FlashAttention-2 (FA2 paper, fwd+bwd): share x{share:.3f}, "
           f"half-rate point x{half:.3f}")
