@@ -1655,8 +1655,8 @@ PrefillQueue = namedtuple("PrefillQueue", ["rate", "wait"])
 def prefill_queue(group, ttft_own, work, decode_s):
     # [T25] prompts queue for the prefill work of the steps (DistServe, Zhong et al.,
     # OSDI'24, Sec. 3.1: prefill as an M/D/1 queue, mean TTFT = D + R D^2 / (2 (1 - R D))
-    # at R requests/s of D s of work each). Here D = `work`, a prompt's own share of the
-    # steps carrying its chunks; an arriving prompt finds the others of the `group`
+    # at R requests/s of D s of work each). Here D = `work`, the time a prompt's chunks
+    # add to the steps that carry them; an arriving prompt finds the others of the `group`
     # sequences in flight as the group without it does (the arrival theorem of closed
     # queueing networks: one sequence alone never queues), so the load it meets is
     # rho = R D (group - 1) / group; and R closes Little's law over the group, each
@@ -1681,8 +1681,8 @@ def continuous_step(m, h, f, pr, layer, batch, mb):
     # slots, during which its sequence decodes nothing, after waiting for the prefill work
     # of the prompts ahead of it ([T25]): by Little's law the group decodes R gen ITL
     # tokens a step, within the budget's; beyond it requests wait for chunk slots,
-    # TTFT = (group - decode) * gen * ITL / decode. The
-    # replica's sequences produce their gen tokens in pp * group * gen / decode slots.
+    # TTFT = (group - decode) * gen * ITL / decode. The replica's sequences produce their
+    # gen tokens in pp * group * gen / decode slots.
     # [T23] With attention data parallel the replicas of an EP group wait for each other
     # at every MoE layer: a step's per-replica work (attention, dense layers, embedding,
     # LM head) lasts as long as the busiest replica's, its experts' as the mean step's.
