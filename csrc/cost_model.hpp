@@ -283,30 +283,29 @@ PYENGINE_HD inline AttentionShares fused_attention_shares(const double* h, doubl
     // kernels (mem_efficient = code 3, one share for both passes) and cuDNN's (cudnn = code
     // 4); FP8 attention (code 2) at its shares of the FP8 peak, the backward in FP8 only
     // where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
-    double peak_fwd = h[H_PEAK_BF16];
-    double eff_fwd = h[H_ATTN_EFF_FWD];
-    double half_fwd = h[H_ATTN_SEQ_HALF];
-    double peak_bwd = peak_fwd;
-    double eff_bwd = h[H_ATTN_EFF_BWD];
-    double half_bwd = half_fwd;
+    // the kernels' hardware columns (forward share, backward share, half-rate point)
+    int fwd = H_ATTN_EFF_FWD;
+    int bwd = H_ATTN_EFF_BWD;
+    int half = H_ATTN_SEQ_HALF;
     if (kernel == 1.0 && h[H_FA2_EFF_FWD] > 0.0) {
-        eff_fwd = h[H_FA2_EFF_FWD];
-        eff_bwd = h[H_FA2_EFF_BWD];
-        half_fwd = h[H_FA2_SEQ_HALF];
-        half_bwd = half_fwd;
+        fwd = H_FA2_EFF_FWD;
+        bwd = H_FA2_EFF_BWD;
+        half = H_FA2_SEQ_HALF;
+    } else if (kernel == 3.0 && h[H_MEA_EFF] > 0.0) {
+        fwd = H_MEA_EFF;
+        bwd = H_MEA_EFF;
+        half = H_MEA_SEQ_HALF;
+    } else if (kernel == 4.0 && h[H_CUDNN_EFF_FWD] > 0.0) {
+        fwd = H_CUDNN_EFF_FWD;
+        bwd = H_CUDNN_EFF_BWD;
+        half = H_CUDNN_SEQ_HALF;
     }
-    if (kernel == 3.0 && h[H_MEA_EFF] > 0.0) {
-        eff_fwd = h[H_MEA_EFF];
-        eff_bwd = eff_fwd;
-        half_fwd = h[H_MEA_SEQ_HALF];
-        half_bwd = half_fwd;
-    }
-    if (kernel == 4.0 && h[H_CUDNN_EFF_FWD] > 0.0) {
-        eff_fwd = h[H_CUDNN_EFF_FWD];
-        eff_bwd = h[H_CUDNN_EFF_BWD];
-        half_fwd = h[H_CUDNN_SEQ_HALF];
-        half_bwd = half_fwd;
-    }
+    double peak_fwd = h[H_PEAK_BF16];
+    double eff_fwd = h[fwd];
+    double half_fwd = h[half];
+    double peak_bwd = peak_fwd;
+    double eff_bwd = h[bwd];
+    double half_bwd = half_fwd;
     if (fp8_attn) {
         peak_fwd = h[H_PEAK_FP8];
         eff_fwd = h[H_ATTN_FP8_EFF_FWD];

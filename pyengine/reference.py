@@ -247,27 +247,20 @@ def fused_attention_shares(h, kernel, fp8_attn):
     # kernels (mem_efficient = code 3, one share for both passes) and cuDNN's (cudnn = code
     # 4); FP8 attention (code 2) at its shares of the FP8 peak, the backward in FP8 only
     # where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
-    peak_fwd = h[S.H_PEAK_BF16]
-    eff_fwd = h[S.H_ATTN_EFF_FWD]
-    half_fwd = h[S.H_ATTN_SEQ_HALF]
-    peak_bwd = peak_fwd
-    eff_bwd = h[S.H_ATTN_EFF_BWD]
-    half_bwd = half_fwd
+    # the kernels' hardware columns (forward share, backward share, half-rate point)
+    fwd, bwd, half = S.H_ATTN_EFF_FWD, S.H_ATTN_EFF_BWD, S.H_ATTN_SEQ_HALF
     if kernel == 1.0 and h[S.H_FA2_EFF_FWD] > 0.0:
-        eff_fwd = h[S.H_FA2_EFF_FWD]
-        eff_bwd = h[S.H_FA2_EFF_BWD]
-        half_fwd = h[S.H_FA2_SEQ_HALF]
-        half_bwd = half_fwd
-    if kernel == 3.0 and h[S.H_MEA_EFF] > 0.0:
-        eff_fwd = h[S.H_MEA_EFF]
-        eff_bwd = eff_fwd
-        half_fwd = h[S.H_MEA_SEQ_HALF]
-        half_bwd = half_fwd
-    if kernel == 4.0 and h[S.H_CUDNN_EFF_FWD] > 0.0:
-        eff_fwd = h[S.H_CUDNN_EFF_FWD]
-        eff_bwd = h[S.H_CUDNN_EFF_BWD]
-        half_fwd = h[S.H_CUDNN_SEQ_HALF]
-        half_bwd = half_fwd
+        fwd, bwd, half = S.H_FA2_EFF_FWD, S.H_FA2_EFF_BWD, S.H_FA2_SEQ_HALF
+    elif kernel == 3.0 and h[S.H_MEA_EFF] > 0.0:
+        fwd, bwd, half = S.H_MEA_EFF, S.H_MEA_EFF, S.H_MEA_SEQ_HALF
+    elif kernel == 4.0 and h[S.H_CUDNN_EFF_FWD] > 0.0:
+        fwd, bwd, half = S.H_CUDNN_EFF_FWD, S.H_CUDNN_EFF_BWD, S.H_CUDNN_SEQ_HALF
+    peak_fwd = h[S.H_PEAK_BF16]
+    eff_fwd = h[fwd]
+    half_fwd = h[half]
+    peak_bwd = peak_fwd
+    eff_bwd = h[bwd]
+    half_bwd = half_fwd
     if fp8_attn:
         peak_fwd = h[S.H_PEAK_FP8]
         eff_fwd = h[S.H_ATTN_FP8_EFF_FWD]
