@@ -266,8 +266,10 @@ PYENGINE_HD inline double flash_attention_rate(const double* h, double peak, dou
             * head_dim / (head_dim + h[H_ATTN_DIM_HALF]));
 }
 
-// A fused-attention kernel's peak, share of it and half-rate point, per pass ([T18]).
+// A fused-attention kernel (the code whose figures are used) and its peak, share of it and
+// half-rate point, per pass ([T18]).
 struct AttentionShares {
+    double kernel;
     double peak_fwd;
     double eff_fwd;
     double half_fwd;
@@ -276,29 +278,35 @@ struct AttentionShares {
     double half_bwd;
 };
 
-PYENGINE_HD inline AttentionShares fused_attention_shares(const double* h, double kernel,
-                                                          bool fp8_attn) {
-    // [T18] the GPU's fastest kernels by default; FlashAttention-2 (attention_kernel fa2 =
-    // code 1) at its own rates where the GPU has them, and so PyTorch's memory-efficient
-    // kernels (mem_efficient = code 3, one share for both passes) and cuDNN's (cudnn = code
-    // 4); FP8 attention (code 2) at its shares of the FP8 peak, the backward in FP8 only
-    // where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
+PYENGINE_HD inline AttentionShares fused_attention_shares(const double* h, double kernel) {
+    // [T18] the GPU's fastest kernels (code 0) unless the plan's kernel has figures on this
+    // GPU: FlashAttention-2 (attention_kernel fa2 = code 1), PyTorch's memory-efficient
+    // kernels (mem_efficient = code 3, one share for both passes), cuDNN's (cudnn = code 4),
+    // FP8 attention (fp8 = code 2, with an FP8 peak) at its shares of the FP8 peak, the
+    // backward in FP8 only where the GPU has FP8 backward figures (else at the 16-bit
+    // kernels' rate).
+    double used = 0.0;
     // the kernels' hardware columns (forward share, backward share, half-rate point)
     int fwd = H_ATTN_EFF_FWD;
     int bwd = H_ATTN_EFF_BWD;
     int half = H_ATTN_SEQ_HALF;
     if (kernel == 1.0 && h[H_FA2_EFF_FWD] > 0.0) {
+        used = 1.0;
         fwd = H_FA2_EFF_FWD;
         bwd = H_FA2_EFF_BWD;
         half = H_FA2_SEQ_HALF;
     } else if (kernel == 3.0 && h[H_MEA_EFF] > 0.0) {
+        used = 3.0;
         fwd = H_MEA_EFF;
         bwd = H_MEA_EFF;
         half = H_MEA_SEQ_HALF;
     } else if (kernel == 4.0 && h[H_CUDNN_EFF_FWD] > 0.0) {
+        used = 4.0;
         fwd = H_CUDNN_EFF_FWD;
         bwd = H_CUDNN_EFF_BWD;
         half = H_CUDNN_SEQ_HALF;
+    } else if (kernel == 2.0 && h[H_ATTN_FP8_EFF_FWD] > 0.0 && h[H_PEAK_FP8] > 0.0) {
+        used = 2.0;
     }
     double peak_fwd = h[H_PEAK_BF16];
     double eff_fwd = h[fwd];
@@ -306,7 +314,7 @@ PYENGINE_HD inline AttentionShares fused_attention_shares(const double* h, doubl
     double peak_bwd = peak_fwd;
     double eff_bwd = h[bwd];
     double half_bwd = half_fwd;
-    if (fp8_attn) {
+    if (used == 2.0) {
         peak_fwd = h[H_PEAK_FP8];
         eff_fwd = h[H_ATTN_FP8_EFF_FWD];
         half_fwd = h[H_ATTN_FP8_SEQ_HALF];
@@ -316,7 +324,7 @@ PYENGINE_HD inline AttentionShares fused_attention_shares(const double* h, doubl
             half_bwd = half_fwd;
         }
     }
-    return AttentionShares{peak_fwd, eff_fwd, half_fwd, peak_bwd, eff_bwd, half_bwd};
+    return AttentionShares{used, peak_fwd, eff_fwd, half_fwd, peak_bwd, eff_bwd, half_bwd};
 }
 
 // The attention block's forward time, its core (QK^T, softmax, AV) alone forward and
@@ -356,8 +364,8 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     // Flash streams K/V and writes only O; unfused attention also moves the score
     // matrix (write, softmax read+write, read for AV: 8 B/score, +5 with dropout).
     // Decode reads the cached K/V of every sequence.
-    bool fp8_attn = kernel == 2.0 && h[H_ATTN_FP8_EFF_FWD] > 0.0 && h[H_PEAK_FP8] > 0.0;
-    double qb = fp8_attn ? 1.0 : ab;
+    AttentionShares r = fused_attention_shares(h, kernel);
+    double qb = r.kernel == 2.0 ? 1.0 : ab;
     double core_flops = 2.0 * n_tok * keys * heads_local * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
     double core_bytes = n_tok * qb * (q_dim + 2.0 * o_dim) / tp;
     if (decode) {
@@ -375,7 +383,6 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     if (flash && h[H_ATTN_EFF_FWD] > 0.0) {
         // fused kernels at their own measured rates; the backward does 2.5x the forward's
         // FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
-        AttentionShares r = fused_attention_shares(h, kernel, fp8_attn);
         double head_dim = 0.5 * (m[M_QK_HEAD_DIM] + m[M_V_HEAD_DIM]);
         double hbm = h[H_HBM_BANDWIDTH] * h[H_HBM_EFF];
         attn_core_s = roofline_s(core_flops, core_bytes,
@@ -1891,6 +1898,12 @@ struct DecodeStep {
     double kernels;
 };
 
+PYENGINE_HD inline double step_slot_s(const DecodeStep& d, double wait, double step_cost) {
+    // one engine step's wall time: its operators (plus `wait`, the time it waits for the
+    // busiest attention replica, [T23]), its collectives, launches, sends and fixed cost
+    return d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost;
+}
+
 PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, const PlanFields& f,
                                           const Precisions& pr, const MicroBatch& mb,
                                           double n_tok, double keys, double seqs,
@@ -1957,7 +1970,7 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
         double group = py_max(1.0, floor(batch.seqs_per_replica / pp));
         DecodeStep d = decode_step(m, h, f, pr, mb, group, decode_context(m, f), group,
                                    f.cuda_graphs ? 0.0 : 1.0);
-        tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost);
+        tpot = pp * step_slot_s(d, 0.0, step_cost);
         t_compute += f.gen * pp * d.compute;
         t_tp += f.gen * pp * d.tp;
         t_cp += f.gen * pp * d.cp;
@@ -2089,14 +2102,14 @@ PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
     }
     double wait = (busy.compute - busy.experts) - (d.compute - d.experts);
     double step_cost = h[H_STEP_OVERHEAD];
-    double slot = d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost;
+    double slot = step_slot_s(d, wait, step_cost);
     double itl = pp * slot;
-    double chunk_slot = c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p + step_cost;
+    double chunk_slot = step_slot_s(c, 0.0, step_cost);
     double ttft_own = cb.chunks * pp * chunk_slot;
     // a prompt's prefill work: what its chunks add to steps of the group's decode tokens
     DecodeStep o = decode_step(m, h, f, pr, mb, cb.decode, decode_context(m, f), cb.decode,
                                1.0);
-    double decode_slot = o.compute + o.tp + o.cp + o.ep + o.launch + o.p2p + step_cost;
+    double decode_slot = step_slot_s(o, 0.0, step_cost);
     double work = cb.chunks * pp * py_max(chunk_slot - decode_slot, 0.0);
     PrefillQueue queue = prefill_queue(group, ttft_own, work, gen * itl);
     double dec = py_min(queue.rate * gen * itl, cb.budget_decode);

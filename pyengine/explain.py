@@ -126,8 +126,8 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
         "host": {"launch_overhead_s": hardware.launch_overhead_s,
                  "step_overhead_s": hardware.step_overhead_s},
         "micro_batches": stages.batch.n_micro,
-        "attention_rates": attention_rates(
-            hardware, plan, 0.5 * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])),
+        "attention_rates": attention_rates(h, f, 0.5 * (m[S.M_QK_HEAD_DIM]
+                                                       + m[S.M_V_HEAD_DIM])),
         "attention_span": attention_span(m, f, model, plan),
         "stages": params,
         "activation_bytes_per_layer": {"dense": act.dense_layer,
@@ -141,38 +141,30 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
     }
 
 
-def attention_rates(hw: Hardware, plan: Plan, head_dim: float) -> dict:
+# what explain calls each fused-attention kernel (reference.fused_attention_shares' codes)
+ATTENTION_KERNEL_NAMES = {0.0: "the GPU's fastest kernels", 1.0: "FlashAttention-2",
+                          2.0: "the fused kernels in FP8", 3.0: "the memory-efficient kernels "
+                          "(xFormers CUTLASS)", 4.0: "cuDNN's fused kernels"}
+
+
+def attention_rates(h, f, head_dim: float) -> dict:
     """The fused-attention rates a plan runs at ([T18]) at long sequences and the model's
-    head dimension (the fitted shares times d/(d + attn_dim_half)): the GPU's fastest
-    kernels, FlashAttention-2's, cuDNN's or the memory-efficient kernels' where the plan asks
-    for them and the GPU has figures for them, or the FP8 kernels' shares of the FP8 peak
-    (the backward at the 16-bit kernels' share of the 16-bit peak where the GPU has no FP8
-    backward figures)."""
-    if plan.attention_kernel == "fa2" and hw.fa2_eff_fwd > 0:
-        rates = {"kernels": "FlashAttention-2", "fwd": hw.fa2_eff_fwd, "bwd": hw.fa2_eff_bwd,
-                 "seq_half": hw.fa2_seq_half, "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
-    elif plan.attention_kernel == "cudnn" and hw.cudnn_eff_fwd > 0:
-        rates = {"kernels": "cuDNN's fused kernels", "fwd": hw.cudnn_eff_fwd,
-                 "bwd": hw.cudnn_eff_bwd, "seq_half": hw.cudnn_seq_half,
-                 "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
-    elif plan.attention_kernel == "mem_efficient" and hw.mea_eff > 0:
-        rates = {"kernels": "the memory-efficient kernels (xFormers CUTLASS)",
-                 "fwd": hw.mea_eff, "bwd": hw.mea_eff, "seq_half": hw.mea_seq_half,
-                 "fwd_peak": "16-bit", "bwd_peak": "16-bit"}
-    elif (plan.attention_kernel == "fp8" and hw.attn_fp8_eff_fwd > 0
-          and hw.peak_fp8_flops_per_s > 0):
-        fp8_bwd = hw.attn_fp8_eff_bwd > 0
-        rates = {"kernels": "the fused kernels in FP8", "fwd": hw.attn_fp8_eff_fwd,
-                 "bwd": hw.attn_fp8_eff_bwd if fp8_bwd else hw.attn_eff_bwd,
-                 "seq_half": hw.attn_fp8_seq_half, "fwd_peak": "FP8",
-                 "bwd_peak": "FP8" if fp8_bwd else "16-bit (no FP8 backward figures)"}
-    else:
-        rates = {"kernels": "the GPU's fastest kernels", "fwd": hw.attn_eff_fwd,
-                 "bwd": hw.attn_eff_bwd, "seq_half": hw.attn_seq_half, "fwd_peak": "16-bit",
-                 "bwd_peak": "16-bit"}
-    dim = head_dim / (head_dim + hw.attn_dim_half) if head_dim > 0 else 1.0
-    return {**rates, "fwd": rates["fwd"] * dim, "bwd": rates["bwd"] * dim,
-            "head_dim": head_dim}
+    head dimension: the shares the kernel's own reference.fused_attention_shares picks (the
+    plan's kernel where the GPU has figures for it, else the GPU's fastest), times
+    d/(d + attn_dim_half); zero where the GPU has no fused-attention figures (the core runs
+    at the GEMM rate)."""
+    r = R.fused_attention_shares(h, f.attn_kernel)
+    if h[S.H_ATTN_EFF_FWD] <= 0.0:
+        r = r._replace(eff_fwd=0.0, eff_bwd=0.0)
+    fp8 = r.kernel == 2.0
+    return {"kernels": ATTENTION_KERNEL_NAMES[r.kernel],
+            # the rate at long sequences (half-rate point 0) per unit of peak
+            "fwd": R.flash_attention_rate(h, 1.0, 1.0, head_dim, r.eff_fwd, 0.0),
+            "bwd": R.flash_attention_rate(h, 1.0, 1.0, head_dim, r.eff_bwd, 0.0),
+            "seq_half": r.half_fwd, "head_dim": head_dim,
+            "fwd_peak": "FP8" if fp8 else "16-bit",
+            "bwd_peak": ("FP8" if r.peak_bwd == r.peak_fwd else
+                         "16-bit (no FP8 backward figures)") if fp8 else "16-bit"}
 
 
 def attention_span(m, f, model: Model, plan: Plan) -> dict:

@@ -236,32 +236,40 @@ def flash_attention_rate(h, peak, keys, head_dim, eff, seq_half):
             * head_dim / (head_dim + h[S.H_ATTN_DIM_HALF]))
 
 
-# A fused-attention kernel's peak, share of it and half-rate point, per pass ([T18]).
-AttentionShares = namedtuple("AttentionShares", ["peak_fwd", "eff_fwd", "half_fwd",
+# A fused-attention kernel (the code whose figures are used) and its peak, share of it and
+# half-rate point, per pass ([T18]).
+AttentionShares = namedtuple("AttentionShares", ["kernel", "peak_fwd", "eff_fwd", "half_fwd",
                                                  "peak_bwd", "eff_bwd", "half_bwd"])
 
 
-def fused_attention_shares(h, kernel, fp8_attn):
-    # [T18] the GPU's fastest kernels by default; FlashAttention-2 (attention_kernel fa2 =
-    # code 1) at its own rates where the GPU has them, and so PyTorch's memory-efficient
-    # kernels (mem_efficient = code 3, one share for both passes) and cuDNN's (cudnn = code
-    # 4); FP8 attention (code 2) at its shares of the FP8 peak, the backward in FP8 only
-    # where the GPU has FP8 backward figures (else at the 16-bit kernels' rate).
+def fused_attention_shares(h, kernel):
+    # [T18] the GPU's fastest kernels (code 0) unless the plan's kernel has figures on this
+    # GPU: FlashAttention-2 (attention_kernel fa2 = code 1), PyTorch's memory-efficient
+    # kernels (mem_efficient = code 3, one share for both passes), cuDNN's (cudnn = code 4),
+    # FP8 attention (fp8 = code 2, with an FP8 peak) at its shares of the FP8 peak, the
+    # backward in FP8 only where the GPU has FP8 backward figures (else at the 16-bit
+    # kernels' rate).
+    used = 0.0
     # the kernels' hardware columns (forward share, backward share, half-rate point)
     fwd, bwd, half = S.H_ATTN_EFF_FWD, S.H_ATTN_EFF_BWD, S.H_ATTN_SEQ_HALF
     if kernel == 1.0 and h[S.H_FA2_EFF_FWD] > 0.0:
+        used = 1.0
         fwd, bwd, half = S.H_FA2_EFF_FWD, S.H_FA2_EFF_BWD, S.H_FA2_SEQ_HALF
     elif kernel == 3.0 and h[S.H_MEA_EFF] > 0.0:
+        used = 3.0
         fwd, bwd, half = S.H_MEA_EFF, S.H_MEA_EFF, S.H_MEA_SEQ_HALF
     elif kernel == 4.0 and h[S.H_CUDNN_EFF_FWD] > 0.0:
+        used = 4.0
         fwd, bwd, half = S.H_CUDNN_EFF_FWD, S.H_CUDNN_EFF_BWD, S.H_CUDNN_SEQ_HALF
+    elif kernel == 2.0 and h[S.H_ATTN_FP8_EFF_FWD] > 0.0 and h[S.H_PEAK_FP8] > 0.0:
+        used = 2.0
     peak_fwd = h[S.H_PEAK_BF16]
     eff_fwd = h[fwd]
     half_fwd = h[half]
     peak_bwd = peak_fwd
     eff_bwd = h[bwd]
     half_bwd = half_fwd
-    if fp8_attn:
+    if used == 2.0:
         peak_fwd = h[S.H_PEAK_FP8]
         eff_fwd = h[S.H_ATTN_FP8_EFF_FWD]
         half_fwd = h[S.H_ATTN_FP8_SEQ_HALF]
@@ -269,7 +277,7 @@ def fused_attention_shares(h, kernel, fp8_attn):
             peak_bwd = peak_fwd
             eff_bwd = h[S.H_ATTN_FP8_EFF_BWD]
             half_bwd = half_fwd
-    return AttentionShares(peak_fwd, eff_fwd, half_fwd, peak_bwd, eff_bwd, half_bwd)
+    return AttentionShares(used, peak_fwd, eff_fwd, half_fwd, peak_bwd, eff_bwd, half_bwd)
 
 
 # The attention block's forward time, its core (QK^T, softmax, AV) alone forward and
@@ -300,8 +308,8 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     # Flash streams K/V and writes only O; unfused attention also moves the score
     # matrix (write, softmax read+write, read for AV: 8 B/score, +5 with dropout).
     # Decode reads the cached K/V of every sequence.
-    fp8_attn = kernel == 2.0 and h[S.H_ATTN_FP8_EFF_FWD] > 0.0 and h[S.H_PEAK_FP8] > 0.0
-    qb = 1.0 if fp8_attn else ab
+    r = fused_attention_shares(h, kernel)
+    qb = 1.0 if r.kernel == 2.0 else ab
     core_flops = 2.0 * n_tok * keys * heads_local * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
     core_bytes = n_tok * qb * (q_dim + 2.0 * o_dim) / tp
     if decode:
@@ -316,7 +324,6 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     if flash and h[S.H_ATTN_EFF_FWD] > 0.0:
         # fused kernels at their own measured rates; the backward does 2.5x the forward's
         # FLOPs (it recomputes the scores) and moves Q, K, V, O, dO in and dQ, dK, dV out.
-        r = fused_attention_shares(h, kernel, fp8_attn)
         head_dim = 0.5 * (m[S.M_QK_HEAD_DIM] + m[S.M_V_HEAD_DIM])
         hbm = h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]
         attn_core_s = roofline_s(core_flops, core_bytes,
@@ -1522,6 +1529,12 @@ DecodeStep = namedtuple("DecodeStep", ["compute", "experts", "tp", "cp", "ep", "
                                        "kernels"])
 
 
+def step_slot_s(d, wait, step_cost):
+    # one engine step's wall time: its operators (plus `wait`, the time it waits for the
+    # busiest attention replica, [T23]), its collectives, launches, sends and fixed cost
+    return d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost
+
+
 def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     # (see inference_step, continuous_step) one engine step of a group: n_tok tokens on
     # each GPU attending to `keys` keys each, `seqs` of them decode tokens reading their
@@ -1580,7 +1593,7 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
         group = max(1.0, np.floor(batch.seqs_per_replica / pp))
         d = decode_step(m, h, f, pr, mb, group, decode_context(m, f), group,
                         0.0 if f.cuda_graphs else 1.0)
-        tpot = pp * (d.compute + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost)
+        tpot = pp * step_slot_s(d, 0.0, step_cost)
         t_compute += f.gen * pp * d.compute
         t_tp += f.gen * pp * d.tp
         t_cp += f.gen * pp * d.cp
@@ -1693,13 +1706,13 @@ def continuous_step(m, h, f, pr, layer, batch, mb):
                            cb.decode, 0.0)
     wait = (busy.compute - busy.experts) - (d.compute - d.experts)
     step_cost = h[S.H_STEP_OVERHEAD]
-    slot = d.compute + wait + d.tp + d.cp + d.ep + d.launch + d.p2p + step_cost
+    slot = step_slot_s(d, wait, step_cost)
     itl = pp * slot
-    chunk_slot = c.compute + c.tp + c.cp + c.ep + c.launch + c.p2p + step_cost
+    chunk_slot = step_slot_s(c, 0.0, step_cost)
     ttft_own = cb.chunks * pp * chunk_slot
     # a prompt's prefill work: what its chunks add to steps of the group's decode tokens
     o = decode_step(m, h, f, pr, mb, cb.decode, decode_context(m, f), cb.decode, 1.0)
-    decode_slot = o.compute + o.tp + o.cp + o.ep + o.launch + o.p2p + step_cost
+    decode_slot = step_slot_s(o, 0.0, step_cost)
     work = cb.chunks * pp * max(chunk_slot - decode_slot, 0.0)
     queue = prefill_queue(group, ttft_own, work, gen * itl)
     dec = min(queue.rate * gen * itl, cb.budget_decode)
@@ -1816,7 +1829,7 @@ KERNEL_FUNCTIONS = (
     batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
     stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower,
     micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,
-    decode_step, inference_step, attention_ranks, continuous_batch, prefill_queue,
+    step_slot_s, decode_step, inference_step, attention_ranks, continuous_batch, prefill_queue,
     continuous_step,
     write_outputs,
 )
