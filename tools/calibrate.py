@@ -186,11 +186,14 @@ def a100_fwd_bwd_rows(column: str) -> dict[str, list[tuple[float, float, float]]
     return {"fwd": rows, "bwd": rows}
 
 
+@functools.lru_cache(maxsize=4)
 def mea_ratios(dim_half: float) -> tuple[float, float, dict[str, list[float]]]:
     """PyTorch's memory-efficient attention (xFormers' CUTLASS kernels) against
     FlashAttention-2 on the one GPU a paper measured both, the A100 (FA2 paper's fwd+bwd
     figure): each fitted in fit_attention's form (`dim_half` held), the ratios of their
-    long-sequence shares and of their half-rate points, and the xFormers fit's errors."""
+    long-sequence shares and of their half-rate points, and the xFormers fit's errors.
+    Cached: every GPU's mem_efficient values take the same ratios (the tables do not
+    change while a process runs)."""
     peak = presets.hardware("a100-80gb").peak_bf16_flops_per_s / 1e12
     xf, errors = fit_attention(peak, a100_fwd_bwd_rows("xformers"), dim_half, FA2_EFF_BOUNDS)
     fa2, _ = fit_attention(peak, a100_fwd_bwd_rows("flashattention_2"), dim_half,
@@ -200,13 +203,11 @@ def mea_ratios(dim_half: float) -> tuple[float, float, dict[str, list[float]]]:
 
 
 def cudnn_values(attention: dict[str, float]) -> dict[str, float]:
-    """A fit_attention result as cuDNN's fused-attention parameters (attn_dim_half shared):
-    on H100 the cuDNN columns of the FlashAttention-3 paper's figures (cuDNN as of 2024-07,
-    the kernels Transformer Engine selects on Hopper); on Blackwell the GPU's own cuDNN
-    fit, which is its fastest."""
-    return {"cudnn_eff_fwd": attention["attn_eff_fwd"],
-            "cudnn_eff_bwd": attention["attn_eff_bwd"],
-            "cudnn_seq_half": attention["attn_seq_half"]}
+    """A fit_attention result as cuDNN's fused-attention parameters: on H100 the cuDNN
+    columns of the FlashAttention-3 paper's figures (cuDNN as of 2024-07, the kernels
+    Transformer Engine selects on Hopper); on Blackwell the GPU's own cuDNN fit, which is
+    its fastest."""
+    return kernel_values(attention, "cudnn")
 
 
 def mea_values(fa2: dict[str, float], dim_half: float) -> dict[str, float]:
@@ -384,10 +385,17 @@ def outputs(a100, h100, ops=None) -> dict[str, tuple]:
     return out
 
 
+def kernel_values(attention: dict[str, float], prefix: str) -> dict[str, float]:
+    """A fit_attention result as one attention kernel's hardware fields ({prefix}_eff_fwd,
+    {prefix}_eff_bwd, {prefix}_seq_half; attn_dim_half shared)."""
+    return {f"{prefix}_eff_fwd": attention["attn_eff_fwd"],
+            f"{prefix}_eff_bwd": attention["attn_eff_bwd"],
+            f"{prefix}_seq_half": attention["attn_seq_half"]}
+
+
 def fa2_values(attention: dict[str, float]) -> dict[str, float]:
-    """A fit_attention result as the FlashAttention-2 parameters (attn_dim_half shared)."""
-    return {"fa2_eff_fwd": attention["attn_eff_fwd"], "fa2_eff_bwd": attention["attn_eff_bwd"],
-            "fa2_seq_half": attention["attn_seq_half"]}
+    """A fit_attention result as the FlashAttention-2 parameters."""
+    return kernel_values(attention, "fa2")
 
 
 def blackwell_fa2(dim_half: float) -> dict[str, float]:
@@ -407,9 +415,7 @@ def fit_fp8_attention(slug: str, dim_half: float
     peak = presets.hardware(slug).peak_fp8_flops_per_s / 1e12
     values, errors = fit_attention(peak, OPS.fp8_attention_rows(slug), dim_half,
                                    FP8_ATTN_EFF_BOUNDS)
-    return {"attn_fp8_eff_fwd": values["attn_eff_fwd"],
-            "attn_fp8_eff_bwd": values["attn_eff_bwd"],
-            "attn_fp8_seq_half": values["attn_seq_half"]}, errors
+    return kernel_values(values, "attn_fp8"), errors
 
 
 def fp8_attention_values(slug: str, dim_half: float) -> dict[str, float]:
