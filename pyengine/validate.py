@@ -967,13 +967,13 @@ def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
                 model = model.with_(name=f"{model.name}-{layers}-layers", n_layers=layers)
                 label += f" ({layers}-layer proxy)"
             hw = presets.hardware(DGXC_SYSTEMS[p["SYSTEM"]])
-            if key in DGXC_FLASH_ATTN and p["SIZE"] in DGXC_FLASH_ATTN[key]:
+            flash_attn = p["SIZE"] in DGXC_FLASH_ATTN.get(key, ())
+            if flash_attn:
                 notes.append("TE flash-attn backend (NVTE_FUSED_ATTN=0): fastest kernels")
             kw = dict(dtype=p["DTYPE"], gbs=gbs, mbs=mbs, seq=seq, tp=tp, pp=pp, cp=cp, dp=dp,
                       vpp=as_int(p.get("VP")) or 1, ep=as_int(p.get("EP")) or 1,
                       etp=as_int(p.get("ETP")) or tp, fsdp=bool(fsdp),
-                      attention_kernel="auto" if p["SIZE"] in DGXC_FLASH_ATTN.get(key, ())
-                      else TE_ATTENTION)
+                      attention_kernel="auto" if flash_attn else TE_ATTENTION)
             r, savers = evaluate_fitting(model, hw, partial(megatron_core_plan, model, **kw))
             ds.rows.append(result_row(label, steps[j], r, "time_step_s", "s", row_note(
                 saver_note(r, savers) if r.feasible else "", *notes)))
