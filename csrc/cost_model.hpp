@@ -1929,13 +1929,18 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
         dec_p2p = p2p_s(n_tok * m[M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h);
     }
     // [T20] a step replayed from a CUDA graph launches no kernel from the host; an eager
-    // one takes at least its kernels x launch_overhead
+    // one takes at least its kernels x launch_overhead. [T26] Either also takes at least
+    // the host's work for its `seqs` requests, which the overlap scheduler hides behind
+    // the GPU until it is the longer; the host's excess over the GPU is exposed.
     double dec_kernels = ((n_l - n_mo) * dc.dense_kernels + n_mo * dc.moe_kernels
                           + dc.embed_kernels + dc.output_kernels);
     double gpu = dec_compute + n_l * dc.tp_s + n_l * dc.cp_s + n_mo * dc.ep_s;
-    double host = dec_kernels * h[H_LAUNCH_OVERHEAD];
+    double launches = dec_kernels * h[H_LAUNCH_OVERHEAD];
+    double requests = seqs * h[H_REQUEST_OVERHEAD];
+    double host = (eager * py_max(0.0, launches + requests - gpu)
+                   + (1.0 - eager) * py_max(0.0, requests - gpu));
     return DecodeStep{dec_compute, dec_experts, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s,
-                      dec_p2p, eager * py_max(0.0, host - gpu), dec_kernels};
+                      dec_p2p, host, dec_kernels};
 }
 
 PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,

@@ -124,7 +124,8 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
         "tokens_per_microbatch_per_gpu": stages.layer.n_tok,
         "serving": serving,
         "host": {"launch_overhead_s": hardware.launch_overhead_s,
-                 "step_overhead_s": hardware.step_overhead_s},
+                 "step_overhead_s": hardware.step_overhead_s,
+                 "request_overhead_s": hardware.request_overhead_s},
         "micro_batches": stages.batch.n_micro,
         "attention_rates": attention_rates(h, f, 0.5 * (m[S.M_QK_HEAD_DIM]
                                                        + m[S.M_V_HEAD_DIM])),
@@ -277,6 +278,9 @@ SERVE_HOW = {
     "pp_bubble": "training only (a serving pipeline keeps pp groups in flight)",
     "dp": "training only",
     "optimizer": "training only",
+    "launch": "host work beyond the GPU time: {kernels:g} kernels x {launch} a step launched "
+              "eagerly (decode steps in CUDA graphs launch none) plus {request} a request in "
+              "the step, which the overlap scheduler hides until it is the longer",
 }
 
 
@@ -402,7 +406,8 @@ def render_text(d: dict) -> str:
         share = 100 * t / step if step > 0 else 0.0
         how = how.format(kernels=o["kernels_per_step"],
                          launch=fmt_s(hw.get("launch_overhead_s", 0.0)),
-                         step_cost=fmt_s(hw.get("step_overhead_s", 0.0)))
+                         step_cost=fmt_s(hw.get("step_overhead_s", 0.0)),
+                         request=fmt_s(hw.get("request_overhead_s", 0.0)))
         lines.append(f"  {term:<14} {fmt_s(t):>14} {share:5.1f}%  {how}")
     lines.append(f"  {'step':<14} {fmt_s(step):>14}")
     lines.append("    overlaps: " + ", ".join(

@@ -1555,13 +1555,18 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     if f.pp > 1.0:
         dec_p2p = p2p_s(n_tok * m[S.M_HIDDEN] * pr.ab, f.tp * f.cp * f.dp, h)
     # [T20] a step replayed from a CUDA graph launches no kernel from the host; an eager
-    # one takes at least its kernels x launch_overhead
+    # one takes at least its kernels x launch_overhead. [T26] Either also takes at least
+    # the host's work for its `seqs` requests, which the overlap scheduler hides behind
+    # the GPU until it is the longer; the host's excess over the GPU is exposed.
     dec_kernels = ((n_l - n_mo) * dc.dense_kernels + n_mo * dc.moe_kernels + dc.embed_kernels
                    + dc.output_kernels)
     gpu = dec_compute + n_l * dc.tp_s + n_l * dc.cp_s + n_mo * dc.ep_s
-    host = dec_kernels * h[S.H_LAUNCH_OVERHEAD]
+    launches = dec_kernels * h[S.H_LAUNCH_OVERHEAD]
+    requests = seqs * h[S.H_REQUEST_OVERHEAD]
+    host = (eager * max(0.0, launches + requests - gpu)
+            + (1.0 - eager) * max(0.0, requests - gpu))
     return DecodeStep(dec_compute, dec_experts, n_l * dc.tp_s, n_l * dc.cp_s, n_mo * dc.ep_s,
-                      dec_p2p, eager * max(0.0, host - gpu), dec_kernels)
+                      dec_p2p, host, dec_kernels)
 
 
 def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
@@ -1955,7 +1960,7 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "gemm_dim_half": hw.gemm_dim_half,
         "hbm_eff": hw.hbm_eff, "net_eff": hw.net_eff, "inter_eff": hw.inter_eff,
         "op_overhead": hw.op_overhead_s, "launch_overhead": hw.launch_overhead_s,
-        "step_overhead": hw.step_overhead_s,
+        "step_overhead": hw.step_overhead_s, "request_overhead": hw.request_overhead_s,
         "attn_eff_fwd": hw.attn_eff_fwd, "attn_eff_bwd": hw.attn_eff_bwd,
         "attn_seq_half": hw.attn_seq_half, "attn_dim_half": hw.attn_dim_half,
         "fa2_eff_fwd": hw.fa2_eff_fwd, "fa2_eff_bwd": hw.fa2_eff_bwd,

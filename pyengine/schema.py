@@ -104,6 +104,9 @@ HARDWARE = (
            "CUDA graph: such a step takes at least its kernels x this"),
     Column("step_overhead", "s", "fixed cost of every serving step outside the layers "
            "(scheduling, sampling, detokenisation) not hidden behind the GPU"),
+    Column("request_overhead", "s", "host time per request of a serving step (scheduling, "
+           "sampled-token bookkeeping), overlapped with the step's GPU work: a step takes at "
+           "least its requests x this"),
     Column("attn_eff_fwd", "", "fused (flash) attention forward: share of the 16-bit peak at long "
            "sequences (0 = the attention core runs at the GEMM rate)"),
     Column("attn_eff_bwd", "", "fused attention backward (2.5x the forward FLOPs): share of peak"),
@@ -287,8 +290,9 @@ OUTPUTS = (
     Column("time_pp_bubble_s", "s", "pipeline bubble (p-1)/v micro-batch times"),
     Column("time_dp_s", "s", "exposed data-parallel gradient / ZeRO traffic"),
     Column("time_optimizer_s", "s", "optimizer step"),
-    Column("time_launch_s", "s", "host kernel launches the GPU waits for (steps not replayed "
-           "from CUDA graphs: kernels x launch_overhead beyond the GPU time)"),
+    Column("time_launch_s", "s", "host work the GPU waits for: kernel launches of steps not "
+           "replayed from CUDA graphs (kernels x launch_overhead) and a serving step's "
+           "requests x request_overhead, beyond the GPU time"),
     Column("time_step_overhead_s", "s", "fixed per-step serving cost (scheduling, sampling, "
            "detokenisation) x engine steps"),
     Column("time_step_s", "s", "training step (inference: whole batch)"),

@@ -268,6 +268,15 @@ class Hardware(_Spec):
     # step in a steady-state trace (kekzl/imp#2021); NVIDIA's aiconfigurator adds no per-step
     # constant to TensorRT-LLM steps (ai-dynamo/aiconfigurator sdk/backends/trtllm_backend.py).
     step_overhead_s: float = 150e-6
+    # Host CPU time per request of a serving step, which the overlap scheduler hides behind
+    # the step's GPU work until it is the longer: TensorRT-LLM's PyExecutor handles every
+    # scheduled request in Python each iteration (capacity and micro-batch scheduling,
+    # KV-block bookkeeping, sampled-token handling, stop checks). Measured by its
+    # maintainers on GB200 (Grace host), GPT-OSS-120B at max throughput with 1536 requests
+    # per attention-DP rank, 1k/1k: 45.11 ms average host_step_time an iteration
+    # (NVIDIA/TensorRT-LLM pull request #10273, 2025-12-24), i.e. (45.11 ms - 150 us) /
+    # 1536 = 29.3 us a request. The one published figure; other hosts (x86 DGX) take it too.
+    request_overhead_s: float = 29.3e-6
     # fused attention (FlashAttention-class kernels): shares of the 16-bit peak, fitted on
     # kernel benchmarks by tools/calibrate.py; attn_eff_fwd = 0: the GEMM rate instead
     attn_eff_fwd: float = 0.0
@@ -322,7 +331,8 @@ class Hardware(_Spec):
         check_int(o, "nvlink_domain", self.nvlink_domain, 0, 1 << 16)
         for name in ("peak_fp8_flops_per_s", "peak_fp4_flops_per_s", "intra_node_latency_s",
                      "inter_node_latency_s", "op_overhead_s", "launch_overhead_s",
-                     "step_overhead_s", "memory_overhead_bytes", "runtime_buffer_bytes"):
+                     "step_overhead_s", "request_overhead_s", "memory_overhead_bytes",
+                     "runtime_buffer_bytes"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0))
         for name in ("attn_eff_fwd", "attn_eff_bwd", "fa2_eff_fwd", "fa2_eff_bwd", "mea_eff",
                      "cudnn_eff_fwd", "cudnn_eff_bwd", "attn_fp8_eff_fwd", "attn_fp8_eff_bwd"):

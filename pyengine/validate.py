@@ -1192,13 +1192,15 @@ def azure_trtllm(gpu: str, data: dict | None = None) -> Dataset:
     config.json at the results' commit: 'precision': 'fp8'; the 405B run uses the FP8
     checkpoint). The runs call TensorRT-LLM's benchmarks/python/benchmark.py -m dec with
     no --enable_cuda_graph, whose default is off (AZURE_ENGINE): the generation steps are
-    launched kernel by kernel."""
+    launched kernel by kernel. The session runs one static batch with the requests as rows
+    of its tensors, without an in-flight-batching scheduler handling each request in
+    Python, so the host work per request (request_overhead_s) is none."""
     data = validation_data() if data is None else data
     key = f"azure_trtllm_inference_tokens_per_s_{gpu}"
     ds = validation_dataset(data, key, "output tokens/s (ISL 128, OSL 8)", "serving",
                             name=f"azure_trtllm_{gpu}")
     slug, dtype = AZURE_GPUS[gpu]
-    hw = presets.hardware(slug)
+    hw = presets.hardware(slug).with_(request_overhead_s=0.0)
     d = data[key]
     isl, osl = int(d["conditions"]["isl"]), int(d["conditions"]["osl"])
     for row in d["values"]["rows"]:
