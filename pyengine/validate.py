@@ -499,12 +499,66 @@ BATCHES = tuple(2**i for i in range(13))  # 1 .. 4096 concurrent sequences
 
 
 # How trtllm-bench's PyTorch backend runs (perf-overview v1.0 'llm_options'): in-flight
-# batching with chunked prefill inside a token budget (max_num_tokens 8192, the LLM API's
-# default; the per-run value is not printed), the KV cache as 95% of the free memory
+# batching inside a token budget (max_num_tokens: per run, trtllm_bench_engine sets the
+# budget trtllm-bench's own heuristic gives; 8192, the LLM API's default, where it does
+# not apply, as for NIM's engine), the KV cache as 95% of the free memory
 # (kv_cache_free_gpu_mem_fraction 0.95 as printed), CUDA graphs for generation steps;
 # MoE models with attention data parallelism (enable_attention_dp) and the experts over
 # EP = the printed TP (--ep per column not printed).
 TRTLLM_BENCH = {"max_num_tokens": 8192, "kv_cache_fraction": 0.95, "cuda_graphs": True}
+
+
+def trtllm_bench_requests(model: Model, hw: Hardware, isl: int, osl: int, tp: int,
+                          dtype: str, fraction: float = 0.95) -> float:
+    """The requests trtllm-bench estimates the KV cache holds (TensorRT-LLM
+    tensorrt_llm/bench/build/tuning.py calc_engine_setting, called for the PyTorch backend
+    by bench/benchmark/utils/general.py get_settings when a run sets neither max batch
+    size nor max tokens; read at v1.0-era main): GPU memory (GiB) of the TP group less
+    the weights at the checkpoint's bytes per parameter (FP8 1, NVFP4 0.5), x `fraction`,
+    over the KV cache of ISL + OSL tokens with max(tp, kv_heads) heads (FP8 KV under FP8
+    and NVFP4 checkpoints)."""
+    quantized = dtype in ("fp8", "nvfp4", "mxfp4")
+    weight_bytes = {"fp8": 1.0, "nvfp4": 0.5, "mxfp4": 0.5}.get(dtype, 2.0)
+    gib = 2.0 ** 30
+    head = model.hidden // model.n_heads
+    per_token = (2 * model.n_layers * max(tp, model.n_kv_heads) * head
+                 * (1.0 if quantized else 2.0) / gib)
+    engine = R.model_vector(model)[S.M_PARAMS_TOTAL] * weight_bytes / gib
+    cache = (hw.hbm_capacity_bytes / gib * tp - engine) * fraction
+    return cache / (per_token * (isl + osl))
+
+
+def trtllm_bench_limits(requests: float, isl: int, osl: int) -> tuple[int, int]:
+    """(max_batch_size, max_num_tokens) from the estimated requests (tuning.py
+    finetune_setting, optimistic tuning): the requests capped at 4096 and rounded up (at
+    least 64, to 32 below 256, 128 below 1024, else 256); tokens = requests x (1 +
+    ISL/OSL) capped at 32768 and rounded up (at least 2048, to 256 below 4096, 512 below
+    8192, else 1024); chunked prefill being off unless asked for, the tokens are at least
+    ISL + max_batch_size (general.py get_settings)."""
+    raw_bs = min(requests, 4096.0)
+    raw_tokens = min(raw_bs * (1.0 + isl / osl), 32768.0)
+    if raw_bs < 256:
+        bs = max(64, 32 * math.ceil(raw_bs / 32))
+    elif raw_bs < 1024:
+        bs = 128 * math.ceil(raw_bs / 128)
+    else:
+        bs = 256 * math.ceil(raw_bs / 256)
+    if raw_tokens < 4096:
+        tokens = max(2048, 256 * math.ceil(raw_tokens / 256))
+    elif raw_tokens < 8192:
+        tokens = 512 * math.ceil(raw_tokens / 512)
+    else:
+        tokens = 1024 * math.ceil(raw_tokens / 1024)
+    return bs, max(tokens, isl + bs)
+
+
+def trtllm_bench_engine(model: Model, hw: Hardware, isl: int, osl: int, tp: int,
+                        dtype: str) -> dict:
+    """TRTLLM_BENCH with the token budget trtllm-bench sets for this run
+    (trtllm_bench_requests, trtllm_bench_limits)."""
+    requests = trtllm_bench_requests(model, hw, isl, osl, tp, dtype,
+                                     TRTLLM_BENCH["kv_cache_fraction"])
+    return {**TRTLLM_BENCH, "max_num_tokens": trtllm_bench_limits(requests, isl, osl)[1]}
 
 
 def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int,
@@ -563,7 +617,8 @@ def trtllm_llama31_8b(data: dict, hardware: dict[str, Hardware] | None = None,
     d = data["tensorrt_llm_llama31_8b_inference"]
     ds = Dataset("trtllm_llama31_8b", "; ".join(f"{k}: {v}" for k, v in d["sources"].items()),
                  "output tokens/s (TP 1)", 0.25, 0.60, kind="serving")
-    # trtllm-bench runs (the metric's note): in-flight batching, KV cache 95% of free memory
+    # trtllm-bench runs (the metric's note): in-flight batching in the token budget of
+    # trtllm-bench's heuristic (trtllm_bench_engine), KV cache 95% of free memory
     model = presets.model("llama3-8b")
     hws = hardware or {"H100 SXM 80GB": presets.hardware("h100-sxm"),
                        "H200 SXM 141GB": presets.hardware("h200")}
@@ -574,8 +629,10 @@ def trtllm_llama31_8b(data: dict, hardware: dict[str, Hardware] | None = None,
             continue
         key = f"{row['isl']}/{row['osl']}"
         requests = d["num_requests_by_isl_osl"].get(key, 1000)
-        pred, b = trtllm_best(model, hws[row["gpu"]], row["isl"], row["osl"], requests,
-                              engine=TRTLLM_BENCH)
+        hw = hws[row["gpu"]]
+        pred, b = trtllm_best(model, hw, row["isl"], row["osl"], requests,
+                              engine=trtllm_bench_engine(model, hw, row["isl"], row["osl"], 1,
+                                                         "fp8"))
         ds.rows.append(Row(f"{row['gpu'].split()[0]} {key} ({row['doc_version'].split()[0]}"
                            f"{' v1.0' if 'v1.0' in row['doc_version'] else ''})",
                            row["total_output_tokens_per_s"], pred, "tok/s",
@@ -1133,8 +1190,9 @@ def trtllm_serving_row(label: str, published_value: float, model: Model, hw: Har
 def trtllm_perf_overview(data: dict | None = None) -> Dataset:
     """TensorRT-LLM perf-overview (v1.0) offline max throughput, whole TP group: as
     trtllm_llama31_8b, the engine's best feasible batch up to the request count
-    (trtllm_best) with the printed TP, run as trtllm-bench runs (TRTLLM_BENCH: in-flight
-    batching in an 8192-token budget, KV cache 95% of the free memory, CUDA graphs);
+    (trtllm_best) with the printed TP, run as trtllm-bench runs (trtllm_bench_engine:
+    in-flight batching in the token budget trtllm-bench's heuristic sets, KV cache 95% of
+    the free memory, CUDA graphs);
     FP8 weights and KV cache, or NVFP4 weights with an FP8 KV cache on Blackwell; ISL =
     the prompt, OSL = the generated tokens. Llama 3.3 70B has Llama 3.1 70B's
     architecture (the llama3-70b preset). MoE runs: attention data parallel over the
@@ -1161,12 +1219,13 @@ def trtllm_perf_overview(data: dict | None = None) -> Dataset:
         tp = int(row["parallelism"].removeprefix("TP"))
         isl, osl = int(row["isl"]), int(row["osl"])
         model = PERF_OVERVIEW_MODELS[row["model"]]()
+        hw = presets.hardware(PERF_OVERVIEW_GPUS[row["gpu"]])
         ds.rows.append(trtllm_serving_row(
             f"{row['model']} {row['gpu']} {row['precision']} TP{tp} {isl}/{osl}",
-            float(row["total_output_tokens_per_s"]), model,
-            presets.hardware(PERF_OVERVIEW_GPUS[row["gpu"]]), isl, osl,
+            float(row["total_output_tokens_per_s"]), model, hw, isl, osl,
             int(requests.get(f"{isl}/{osl}", 1000)), tp, PERF_DTYPES[row["precision"]],
-            TRTLLM_BENCH, model.is_moe))
+            trtllm_bench_engine(model, hw, isl, osl, tp, PERF_DTYPES[row["precision"]]),
+            model.is_moe))
     ds.skipped += [f"{why}: {n} values" for why, n in skipped.items()]
     ds.notes = (f"Batches searched: {BATCHES[0]}..{BATCHES[-1]} (the runs' CUDA graphs go to "
                 "8192); MoE runs as attention data parallel + EP = TP.")

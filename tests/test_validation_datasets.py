@@ -221,9 +221,12 @@ def test_serving_plans(sets):
     assert r.published == 610
     assert (r.plan.mode, r.plan.tp, r.plan.seq_len, r.plan.gen_tokens, r.plan.dtype) == \
         ("decode", 8, 5000, 500, "fp8")
-    # as trtllm-bench runs: in-flight batching in a token budget, KV cache 95% of free
+    # as trtllm-bench runs: in-flight batching in its heuristic's token budget, KV cache
+    # 95% of free: 8 x 79.65 GiB less 405.9e9 B of FP8 weights, x 0.95, over 5500 tokens
+    # x 2 x 126 layers x 8 heads x 128 x 1 B = 186.3 requests -> max batch 192; tokens
+    # 186.3 x 11 = 2049 -> 2304, raised to ISL + 192 = 5192 (chunked prefill off)
     assert (r.plan.max_num_tokens, r.plan.kv_cache_fraction, r.plan.cuda_graphs) == \
-        (8192, 0.95, True)
+        (5192, 0.95, True)
     assert row(ds, "Llama 3.3 70B H200 FP8 TP1 128/128").plan.tp == 1
     # MoE runs: attention data parallel over the printed TP, experts over EP = TP
     q = row(ds, "Qwen3-235B-A22B H200 FP8 TP8 2048/2048")
@@ -253,6 +256,21 @@ def test_serving_plans(sets):
     assert (r.plan.global_batch, r.plan.tp, r.plan.seq_len, r.plan.gen_tokens) == \
         (25, 2, 5000, 500)
     assert row(ds, "concurrency 1", "throughput").published == 51.67
+
+
+@pytest.mark.parametrize("requests, isl, osl, want", [
+    (186.3, 5000, 500, (192, 5192)),    # to 32 below 256; 2049 tokens -> 2304 < ISL + 192
+    (10.0, 128, 128, (64, 2048)),        # at least 64 requests and 2048 tokens
+    (700.0, 128, 2048, (768, 2048)),     # to 128 below 1024; 743.75 tokens -> 2048
+    (2295.0, 2048, 128, (2304, 32768)),  # to 256; 39015 tokens capped at 32768
+    (9000.0, 128, 128, (4096, 8192)),    # requests capped at 4096; 8192 tokens to 1024
+    (300.0, 1000, 1000, (384, 2048)),    # ISL + 384 = 1384 below the 2048 floor
+    (3000.0, 500, 2000, (3072, 3840)),   # 3750 tokens to 256: 3840 > ISL + 3072 = 3572
+])
+def test_trtllm_bench_limits_follow_its_heuristic(requests, isl, osl, want):
+    """tuning.py finetune_setting (optimistic tuning) and general.py's ISL + max batch
+    floor, worked by hand from their rules."""
+    assert V.trtllm_bench_limits(requests, isl, osl) == want
 
 
 def synthetic():
