@@ -29,6 +29,9 @@ Hardware files
     ``intra_latency_us``       ``intra_node_latency_s``              / 1e6
     ``inter_latency_us``       ``inter_node_latency_s``              / 1e6
     ``op_overhead_us``         ``op_overhead_s``                     / 1e6
+    ``launch_overhead_us``     ``launch_overhead_s``                 / 1e6
+    ``step_overhead_us``       ``step_overhead_s``                   / 1e6
+    ``request_overhead_us``    ``request_overhead_s``                / 1e6
     ``memory_overhead_gib``    ``memory_overhead_bytes``             x 2**30
     =========================  ====================================  =====================
 
@@ -81,6 +84,9 @@ HARDWARE_UNITS: dict[str, tuple[str, float, float]] = {
     "intra_latency_us": ("intra_node_latency_s", 1.0, 1e6),
     "inter_latency_us": ("inter_node_latency_s", 1.0, 1e6),
     "op_overhead_us": ("op_overhead_s", 1.0, 1e6),
+    "launch_overhead_us": ("launch_overhead_s", 1.0, 1e6),
+    "step_overhead_us": ("step_overhead_s", 1.0, 1e6),
+    "request_overhead_us": ("request_overhead_s", 1.0, 1e6),
     "memory_overhead_gib": ("memory_overhead_bytes", float(2**30), 1.0),
 }
 

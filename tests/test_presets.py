@@ -243,6 +243,8 @@ nvlink_gbps = 450
 network_gbps = 50
 intra_latency_us = 2.5
 inter_latency_us = 7
+step_overhead_us = 200
+request_overhead_us = 20
 memory_overhead_gib = 4
 gemm_eff_max = 0.7
 net_eff = 0.9
@@ -261,6 +263,7 @@ def test_load_hardware_toml_converts_friendly_units(tmp_path):
     assert hw.intra_node_bandwidth_bytes_per_s == 450e9
     assert hw.inter_node_bandwidth_bytes_per_s == 50e9
     assert hw.intra_node_latency_s == 2.5e-6 and hw.inter_node_latency_s == 7e-6
+    assert hw.step_overhead_s == 200e-6 and hw.request_overhead_s == 20e-6
     assert hw.memory_overhead_bytes == 4 * 2**30
     assert hw.gemm_eff_max == 0.7 and hw.net_eff == 0.9
     assert hw.hbm_eff == Hardware.__dataclass_fields__["hbm_eff"].default  # default kept
