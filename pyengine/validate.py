@@ -537,19 +537,18 @@ def trtllm_bench_limits(requests: float, isl: int, osl: int) -> tuple[int, int]:
     ISL + max_batch_size (general.py get_settings)."""
     raw_bs = min(requests, 4096.0)
     raw_tokens = min(raw_bs * (1.0 + isl / osl), 32768.0)
-    if raw_bs < 256:
-        bs = max(64, 32 * math.ceil(raw_bs / 32))
-    elif raw_bs < 1024:
-        bs = 128 * math.ceil(raw_bs / 128)
-    else:
-        bs = 256 * math.ceil(raw_bs / 256)
-    if raw_tokens < 4096:
-        tokens = max(2048, 256 * math.ceil(raw_tokens / 256))
-    elif raw_tokens < 8192:
-        tokens = 512 * math.ceil(raw_tokens / 512)
-    else:
-        tokens = 1024 * math.ceil(raw_tokens / 1024)
+    bs = round_up_in_bands(raw_bs, 64, ((256, 32), (1024, 128), (math.inf, 256)))
+    tokens = round_up_in_bands(raw_tokens, 2048, ((4096, 256), (8192, 512), (math.inf, 1024)))
     return bs, max(tokens, isl + bs)
+
+
+def round_up_in_bands(value: float, least: int, bands: tuple) -> int:
+    """`value` rounded up to the step of the first (below, step) band it is below, and at
+    least `least` (finetune_setting's rounding of batch size and token budget)."""
+    for below, step in bands:
+        if value < below:
+            return max(least, step * math.ceil(value / step))
+    raise ValueError(f"{value} is above every band")
 
 
 def trtllm_bench_engine(model: Model, hw: Hardware, isl: int, osl: int, tp: int,
