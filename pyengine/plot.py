@@ -198,3 +198,71 @@ def plot_layouts(fronts, path=None, title: str | None = None, sample=None, dpi: 
     if path is not None:
         fig.savefig(Path(path), dpi=dpi)
     return fig
+
+
+# Validation kinds, top to bottom: (kind, colour)
+KINDS = (("memory", "tab:green"), ("training", "tab:blue"), ("serving", "tab:orange"))
+
+
+def plot_validation(datasets, path=None, dpi: int = 130):
+    """Every row of ``datasets`` (:class:`pyengine.validate.Dataset`) as the model's
+    optimism: predicted over published for rates and sizes, published over predicted for
+    times (a step time, TTFT, ITL), so that right of 1 is always "faster than measured".
+    One line of points per dataset, grouped by kind (memory, training, serving), on a log
+    axis with the +-10% and +-15% bands (the issues' goals for training and serving);
+    fitted datasets in black, validation-only ones in the kind's colour, each labelled
+    with its mean |error|; rows predicted infeasible as a red x at the left edge. Save to
+    ``path`` if given; returns the Figure."""
+    from .optional import require
+
+    require("matplotlib", "plotting the validation")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    kinds = dict(KINDS)
+    order = [(kinds[k], ds) for k, _ in KINDS for ds in datasets
+             if (ds.kind or "training") == k and ds.rows]
+    order += [("0.4", ds) for ds in datasets if (ds.kind or "training") not in kinds
+              and ds.rows]
+    fig = Figure(figsize=(8.5, 1.4 + 0.24 * len(order)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    lo, hi = 0.4, 2.5
+    ax.axvspan(1 / 1.15, 1.15, color="0.93", zorder=0)
+    ax.axvspan(1 / 1.1, 1.1, color="0.85", zorder=0)
+    ax.axvline(1.0, c="0.3", lw=0.8, zorder=1)
+    labels = []
+    for i, (colour, ds) in enumerate(order):
+        y = len(order) - 1 - i
+        ratios = np.array([(r.published / r.predicted if r.unit == "s"
+                            else r.predicted / r.published) for r in ds.scored
+                           if r.published > 0 and r.predicted > 0])
+        if len(ratios):
+            jitter = (np.arange(len(ratios)) % 5 - 2) * 0.05
+            ax.scatter(np.clip(ratios, lo, hi), y + jitter, s=12,
+                       c="0.15" if ds.fitted else colour, lw=0, alpha=0.75, zorder=3)
+        if ds.infeasible:
+            ax.scatter([lo] * len(ds.infeasible), [y] * len(ds.infeasible), marker="x",
+                       c="tab:red", s=30, zorder=4)
+        mean = f"{100 * ds.mape:.1f}%" if ds.scored else "-"
+        labels.append(f"{ds.name}{' (fitted)' if ds.fitted else ''}  {mean}")
+    ax.set_yticks(range(len(order)))
+    ax.set_yticklabels(labels[::-1], fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ticks = [0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.set_xlabel("predicted / published (times: published / predicted)\nright of 1: "
+                  "the model is optimistic; shaded +-10%, +-15%; beyond the axis: on its "
+                  "edge", fontsize=8)
+    ax.set_ylim(-0.7, len(order) - 0.3)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("pyengine against published measurements\nmemory (green), training "
+                 "(blue), serving (orange); fitted datasets in black", fontsize=9)
+    if path is not None:
+        fig.savefig(Path(path), dpi=dpi)
+    return fig

@@ -1606,11 +1606,28 @@ def add_parser(sub) -> None:
                    help="the accuracy tables as Markdown; with FILE, replace the generated "
                         "block of FILE (docs/accuracy.md) instead of printing")
     p.add_argument("--quiet", action="store_true", help="summaries only")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw predicted / published of every row, one line per "
+                        "dataset (.png, .pdf, .svg, ...; needs matplotlib: pip install "
+                        "pyengine[plot])")
     p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(args) -> int:
+    plot = getattr(args, "plot", None)
+    if plot:
+        from .cli_common import check_output
+        from .cli_sweep import PLOT_SUFFIXES
+        from .optional import require
+
+        check_output("--plot", plot, PLOT_SUFFIXES)
+        require("matplotlib", "--plot")
     datasets = run(args.dataset)
+    if plot:
+        from .plot import plot_validation
+
+        plot_validation(datasets, plot)
+        print(f"plot saved to {plot}", file=sys.stderr)
     markdown = getattr(args, "markdown", None)
     if markdown is not None:
         block = render_markdown(datasets)

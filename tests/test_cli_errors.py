@@ -306,3 +306,15 @@ def test_library_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(pyengine.MissingExtra, match=r"pyengine\[parquet\]"):
         result.save(tmp_path / "front.parquet")
     result.save(tmp_path / "front.csv")  # pandas alone is enough for the rest
+
+
+def test_validate_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
+    """`validate --plot` on a plain install: one line naming the extra, no traceback."""
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rc, _, err = run_cli(["validate", "--dataset", "zero_2019", "--plot",
+                          str(tmp_path / "v.png")])
+    assert_one_line_error(rc, err, "--plot", "pyengine[plot]")
+    assert not (tmp_path / "v.png").exists()

@@ -9,6 +9,7 @@ import json
 import math
 from importlib import resources
 
+import numpy as np
 import pytest
 
 from pyengine import validate as V
@@ -311,6 +312,30 @@ def test_markdown_renderer_and_splice(tmp_path):
     assert "old" not in new and V.splice_markdown(new, block) == new
     with pytest.raises(ValueError):
         V.splice_markdown("no markers", block)
+
+
+def test_validation_plot(tmp_path, capsys):
+    """`validate --plot` draws one line per dataset; times are inverted so that right of 1
+    is always the model's optimism; a bad suffix is refused before anything runs."""
+    pytest.importorskip("matplotlib")
+    from pyengine.plot import plot_validation
+
+    path = tmp_path / "v.png"
+    assert main(["validate", "--quiet", "--plot", str(path), "--dataset", "zero_2019",
+                 "--dataset", "korthikanti_2022_table5"]) == 0
+    assert path.stat().st_size > 5000 and "plot saved to" in capsys.readouterr().err
+    a, b = synthetic()  # b: a time metric predicted 9 s against 10 s published
+    fig = plot_validation([a, b])
+    ax = fig.axes[0]
+    xs = {tuple(np.round(c.get_offsets()[:, 0], 6)) for c in ax.collections
+          if len(c.get_offsets())}
+    assert (round(10.0 / 9.0, 6),) in xs  # faster than measured: right of 1
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    # bottom to top: serving (a) below training (b); each with its mean |error|
+    assert labels == ["a  105.0%", "b  10.0%"]
+    capsys.readouterr()
+    assert main(["validate", "--plot", str(tmp_path / "v.txt")]) == 2
+    assert "--plot" in capsys.readouterr().err and not (tmp_path / "v.txt").exists()
 
 
 def test_cli_markdown_json_and_summary(tmp_path, capsys):
