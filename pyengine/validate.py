@@ -784,19 +784,28 @@ def korthikanti_2022_table5(data: dict | None = None) -> Dataset:
 
 # ---- NeMo long-sequence (context parallelism) tables
 
-NEMO_LONG = {"nemo_long_sequence_cp_llama2_7b_h100": ("llama2-7b", "h100-sxm"),
-             "nemo_long_sequence_cp_llama3_8b_b200": ("llama3-8b", "b200")}
+# (model, system, attention kernel of the plans with CP > 1). The H100 table ran the
+# NeMo 24.03.01 container, whose NeMo (v1.23.0, Dockerfile at the tag: "Transformer Engine
+# 1.2.0", commit da30634, on PyTorch 24.01; the launcher's Dockerfile at its 24.03.01 docs
+# update, b434fd3e, builds on PyTorch 24.01 too) runs Transformer Engine 1.2, whose
+# DotProductAttention asserts "Context parallelism is only implemented with Flash
+# Attention!" (transformer_engine/pytorch/attention.py at v1.2): with CP its attention is
+# flash-attn 2 (fa2); without CP it prefers cuDNN's fused attention on sm90. TE 1.3+
+# (the B200 table's NeMo 25.04) runs CP with the fused attention too.
+NEMO_LONG = {"nemo_long_sequence_cp_llama2_7b_h100": ("llama2-7b", "h100-sxm", "fa2"),
+             "nemo_long_sequence_cp_llama3_8b_b200": ("llama3-8b", "b200", TE_ATTENTION)}
 
 
 def nemo_long_sequence(key: str, data: dict | None = None) -> Dataset:
     """NeMo 'Long Sequence Performance', FP8 pre-training, model TFLOP/s per GPU of the
     with-CP plans: TP/PP/DP/CP and the global batch as printed, sequence = K x 1024;
     micro-batch 1 and recompute are not printed (micro-batch 1; the lightest of
-    BRIDGE_SAVERS that fits); the rest as megatron_core_plan. The world size is
-    TP x PP x DP x CP of the printed plan."""
+    BRIDGE_SAVERS that fits); the rest as megatron_core_plan, with the attention kernel of
+    the table's Transformer Engine under CP (NEMO_LONG: flash-attn 2 in the H100 table's
+    TE 1.2). The world size is TP x PP x DP x CP of the printed plan."""
     data = validation_data() if data is None else data
     ds = validation_dataset(data, key, "model TFLOP/s per GPU", "training")
-    name, system = NEMO_LONG[key]
+    name, system, cp_attention = NEMO_LONG[key]
     model, hw = presets.model(name), presets.hardware(system)
     rows = data[key]["values"]["rows"]
     n_without = sum(r["without_cp_tflops_per_gpu"] is not None for r in rows)
@@ -808,15 +817,18 @@ def nemo_long_sequence(key: str, data: dict | None = None) -> Dataset:
         mismatch += tp * pp * dp * cp != row["num_gpus"]
         seq = int(row["seq_len_K"]) * 1024
         plan = partial(megatron_core_plan, model, dtype="fp8", gbs=int(row["batch_size"]),
-                       mbs=1, seq=seq, tp=tp, pp=pp, cp=cp, dp=dp)
+                       mbs=1, seq=seq, tp=tp, pp=pp, cp=cp, dp=dp,
+                       attention_kernel=cp_attention if cp > 1 else TE_ATTENTION)
         r, savers = evaluate_fitting(model, hw, plan)
         gpus = "" if tp * pp * dp * cp == row["num_gpus"] else f"; printed {row['num_gpus']} GPUs"
         ds.rows.append(result_row(f"{row['seq_len_K']}K TP{tp} PP{pp} DP{dp} CP{cp}{gpus}",
                                   row["with_cp_tflops_per_gpu"], r, "model_tflops_per_gpu",
                                   "TFLOP/s", saver_note(r, savers) if r.feasible else ""))
+    why = "TE 1.2 runs CP with flash-attn only" if cp_attention == "fa2" else "TE fused"
     ds.notes = ("Plans: the printed with-CP TP/PP/DP/CP and global batch, micro-batch 1 "
                 "(not printed), recompute the lightest of BRIDGE_SAVERS that fits; FLOPs "
-                "counted without causal halving, as NeMo's.")
+                f"counted without causal halving, as NeMo's; attention with CP: "
+                f"{cp_attention} ({why}), without CP: {TE_ATTENTION}.")
     if mismatch:
         ds.notes += (f" In {mismatch} rows the '# of GPUs' column is not TP x PP x DP x CP of "
                      "the printed plan (4x it in every B200 row); the printed degrees are used.")

@@ -97,7 +97,11 @@ def test_nemo_long_sequence_plans(sets):
                                        last["with_cp_dp"], last["with_cp_cp"]) == (8, 1, 4, 32)
     assert p.seq_len == 1024 * 1024 and p.global_batch == last["batch_size"]
     assert p.dtype == "fp8" and r.published == last["with_cp_tflops_per_gpu"]
+    # NeMo 24.03.01 runs Transformer Engine 1.2: CP only with flash-attn 2, cuDNN without
+    assert {(r.plan.cp > 1, r.plan.attention_kernel) for r in ds.rows} == {
+        (True, "fa2"), (False, "cudnn")}
     ds = sets["nemo_long_sequence_cp_llama3_8b_b200"]
+    assert {r.plan.attention_kernel for r in ds.rows} == {"cudnn"}  # NeMo 25.04: TE 2.x
     first = DATA["nemo_long_sequence_cp_llama3_8b_b200"]["values"]["rows"][0]
     p = ds.rows[0].plan
     assert (p.tp, p.pp, p.dp, p.cp, p.global_batch, p.seq_len) == (1, 1, 2, 1, 512, 8192)
