@@ -969,8 +969,12 @@ def dgxc_column_plan(key: str, title: str, column: str, configs: list) -> tuple[
 
 # Recipes whose configure.sh turns Transformer Engine's cuDNN attention off (export
 # NVTE_FUSED_ATTN=0, dgxc-benchmarking v25.03 at 1b9bb6b: grok1/configure.sh, and
-# nemotron/configure.sh for 340b, where 15b sets it to 1): TE's flash-attn backend, whose
-# version (2 or 3) the container does not say; those plans keep the fastest kernels
+# nemotron/configure.sh for 340b, where 15b sets it to 1): TE's flash-attn backend in the
+# nemo:24.12 container. TE runs FlashAttention-3 only when its separate Hopper package is
+# installed (TE's installation docs; TE 1.11+), which NVIDIA's containers of the time did
+# not ship (NVIDIA-BioNeMo/bionemo-recipes issue #735, 2025-03: "add the installation
+# steps to our docker container"); NeMo's Dockerfile.ci at v2.1.0 (24.12) installs none
+# either: flash-attn 2 (fa2)
 DGXC_FLASH_ATTN = {"dgxc_benchmarking_v25_03_grok1_314b_h100": ("314b",),
                    "dgxc_benchmarking_v25_03_nemotron4_340b_h100": ("340b",)}
 
@@ -1037,11 +1041,11 @@ def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
             hw = presets.hardware(DGXC_SYSTEMS[p["SYSTEM"]])
             flash_attn = p["SIZE"] in DGXC_FLASH_ATTN.get(key, ())
             if flash_attn:
-                notes.append("TE flash-attn backend (NVTE_FUSED_ATTN=0): fastest kernels")
+                notes.append("TE flash-attn backend (NVTE_FUSED_ATTN=0): flash-attn 2")
             kw = dict(dtype=p["DTYPE"], gbs=gbs, mbs=mbs, seq=seq, tp=tp, pp=pp, cp=cp, dp=dp,
                       vpp=as_int(p.get("VP")) or 1, ep=as_int(p.get("EP")) or 1,
                       etp=as_int(p.get("ETP")) or tp, fsdp=bool(fsdp),
-                      attention_kernel="auto" if flash_attn else TE_ATTENTION)
+                      attention_kernel="fa2" if flash_attn else TE_ATTENTION)
             r, savers = evaluate_fitting(model, hw, partial(megatron_core_plan, model, **kw))
             ds.rows.append(result_row(label, steps[j], r, "time_step_s", "s", row_note(
                 saver_note(r, savers) if r.feasible else "", *notes)))

@@ -147,11 +147,12 @@ def test_dgxc_plans_as_printed(sets):
         (4, 8, 2, 8, 8, 32, 4096, "fp8")
     # v25.03 prints no ETP: Megatron-Core's default (expert TP = TP) of its NeMo 24.12
     assert "ETP" not in cfg[0] and p.etp == p.tp == 4
-    # its configure.sh sets NVTE_FUSED_ATTN=0 (TE's flash-attn backend): the fastest
-    # kernels; the other NeMo recipes run TE's cuDNN attention
-    assert p.attention_kernel == "auto"
+    # its configure.sh sets NVTE_FUSED_ATTN=0 (TE's flash-attn backend): flash-attn 2 in
+    # nemo:24.12 (FlashAttention-3 was a separate install); the other NeMo recipes run
+    # TE's cuDNN attention
+    assert p.attention_kernel == "fa2"
     assert dgxc_rows(sets["dgxc_benchmarking_v25_03_nemotron4_340b_h100"],
-                     "Nemotron4 340b BF16 on 128x H100").attention_kernel == "auto"
+                     "Nemotron4 340b BF16 on 128x H100").attention_kernel == "fa2"
     assert dgxc_rows(sets["dgxc_benchmarking_v25_03_nemotron4_15b_h100"],
                      "Nemotron4 15b BF16 on 16x H100").attention_kernel == "cudnn"
     assert dgxc_rows(sets["dgxc_benchmarking_v25_03_gpt3_175b_h100"],
