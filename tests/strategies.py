@@ -127,6 +127,7 @@ def hardware(draw) -> Hardware:
         op_overhead_s=draw(st.floats(0.0, 1e-4)),
         launch_overhead_s=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e-4))),
         step_overhead_s=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e-2))),
+        request_overhead_s=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e-3))),
         memory_overhead_bytes=draw(st.floats(0.0, 1e10)),
         runtime_buffer_bytes=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e10))),
     )
