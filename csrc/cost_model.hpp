@@ -17,7 +17,7 @@
 #endif
 
 #if !defined(__CUDACC_RTC__)
-#include <cmath>  // NVRTC: floor, ceil, log2, log, sqrt, pow are builtins, no headers
+#include <cmath>  // NVRTC: floor, ceil, log2, log, exp, lgamma, sqrt, pow are builtins, no headers
 #endif
 
 #include "schema.h"
@@ -2018,6 +2018,34 @@ PYENGINE_HD inline double attention_ranks(const double* m, const PlanFields& f) 
     return py_max(1.0, f.ep * f.etp / (f.tp * f.cp));
 }
 
+PYENGINE_HD inline double busiest_chunks(double lam, double ranks, double room) {
+    // [T23] the expected chunks of the busiest of `ranks` replicas, each carrying a
+    // Poisson(lam) number a step, at most `room`: E[min(max, room)] = sum over k = 1..room
+    // of P(max >= k) = 1 - F(k-1)^ranks, F the Poisson CDF. The terms well below the mode
+    // are 1 (F < e^-50 there), so the sum starts 10 sigma + 10 below it, with the pmf in
+    // log space (no underflow at large lam), and stops when the terms vanish or, past the
+    // mode, the pmf does (what is left of 1 - F^ranks then is rounding).
+    if (lam <= 0.0) {
+        return 0.0;
+    }
+    double start = py_max(1.0, floor(lam - 10.0 * sqrt(lam) - 10.0));
+    double total = py_min(start - 1.0, room);
+    double p = exp(-lam + (start - 1.0) * log(lam) - lgamma(start));
+    double cdf = p;
+    double k = start;
+    while (k <= room) {
+        double term = 1.0 - pow(cdf, ranks);
+        if (term < 1e-12 || (k > lam && p < 1e-16)) {
+            break;
+        }
+        total += term;
+        p = p * lam / k;
+        cdf += p;
+        k += 1.0;
+    }
+    return total;
+}
+
 PYENGINE_HD inline ContinuousBatch continuous_batch(const double* m, const PlanFields& f,
                                                    double group, double ranks) {
     // [T22] continuous batching with chunked prefill (TensorRT-LLM in-flight batching, vLLM
@@ -2029,8 +2057,10 @@ PYENGINE_HD inline ContinuousBatch continuous_batch(const double* m, const PlanF
     // one a step; an average step carries decode*seq/gen prefill tokens, so that share of
     // a chunk's steps carries one. Prefill tokens attend to seq/2 keys (causal, flash) or
     // seq, decode tokens to the mean context seq + gen/2. [T23] Of `ranks` attention
-    // replicas that meet at every MoE layer, chunks arriving independently, the busiest
-    // carries a chunk in 1 - (1 - mixed)^ranks of the steps (or the mean prefill, if more).
+    // replicas that meet at every MoE layer, chunks arriving independently (a Poisson
+    // number a step, pre/chunk on average), the busiest carries the expected maximum of
+    // `ranks` of them, no more than the budget holds (busiest_chunks; the mean prefill
+    // for one replica).
     double gen = py_max(f.gen, 1.0);
     double budget_decode = f.max_tokens * gen / (f.seq + gen);
     double dec = py_min(group, budget_decode);
@@ -2042,7 +2072,8 @@ PYENGINE_HD inline ContinuousBatch continuous_batch(const double* m, const PlanF
     double keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec);
     double chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec);
     double mixed = py_min(1.0, pre / chunk);
-    double busiest = py_max(pre, (1.0 - pow(1.0 - mixed, ranks)) * chunk);
+    double room = py_max(1.0, floor((f.max_tokens - dec) / chunk));
+    double busiest = py_max(pre, busiest_chunks(pre / chunk, ranks, room) * chunk);
     double busiest_keys = (busiest * prefill_keys + dec * kv_mean) / (busiest + dec);
     return ContinuousBatch{dec, budget_decode, pre, keys, chunk, chunk_keys, chunks, mixed,
                            busiest, busiest_keys};

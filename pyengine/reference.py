@@ -18,6 +18,7 @@ agrees and nothing overflows.
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -1631,6 +1632,31 @@ def attention_ranks(m, f):
     return max(1.0, f.ep * f.etp / (f.tp * f.cp))
 
 
+def busiest_chunks(lam, ranks, room):
+    # [T23] the expected chunks of the busiest of `ranks` replicas, each carrying a
+    # Poisson(lam) number a step, at most `room`: E[min(max, room)] = sum over k = 1..room
+    # of P(max >= k) = 1 - F(k-1)^ranks, F the Poisson CDF. The terms well below the mode
+    # are 1 (F < e^-50 there), so the sum starts 10 sigma + 10 below it, with the pmf in
+    # log space (no underflow at large lam), and stops when the terms vanish or, past the
+    # mode, the pmf does (what is left of 1 - F^ranks then is rounding).
+    if lam <= 0.0:
+        return 0.0
+    start = max(1.0, np.floor(lam - 10.0 * np.sqrt(lam) - 10.0))
+    total = min(start - 1.0, room)
+    p = np.exp(-lam + (start - 1.0) * np.log(lam) - math.lgamma(start))
+    cdf = p
+    k = start
+    while k <= room:
+        term = 1.0 - cdf ** ranks
+        if term < 1e-12 or (k > lam and p < 1e-16):
+            break
+        total += term
+        p = p * lam / k
+        cdf += p
+        k += 1.0
+    return total
+
+
 def continuous_batch(m, f, group, ranks):
     # [T22] continuous batching with chunked prefill (TensorRT-LLM in-flight batching, vLLM
     # chunked prefill; Agrawal et al. 2024, Sarathi-Serve, OSDI'24): an engine step of a
@@ -1641,8 +1667,10 @@ def continuous_batch(m, f, group, ranks):
     # one a step; an average step carries decode*seq/gen prefill tokens, so that share of
     # a chunk's steps carries one. Prefill tokens attend to seq/2 keys (causal, flash) or
     # seq, decode tokens to the mean context seq + gen/2. [T23] Of `ranks` attention
-    # replicas that meet at every MoE layer, chunks arriving independently, the busiest
-    # carries a chunk in 1 - (1 - mixed)^ranks of the steps (or the mean prefill, if more).
+    # replicas that meet at every MoE layer, chunks arriving independently (a Poisson
+    # number a step, pre/chunk on average), the busiest carries the expected maximum of
+    # `ranks` of them, no more than the budget holds (busiest_chunks; the mean prefill
+    # for one replica).
     gen = max(f.gen, 1.0)
     budget_decode = f.max_tokens * gen / (f.seq + gen)
     dec = min(group, budget_decode)
@@ -1654,7 +1682,8 @@ def continuous_batch(m, f, group, ranks):
     keys = (pre * prefill_keys + dec * kv_mean) / (pre + dec)
     chunk_keys = (chunk * prefill_keys + dec * kv_mean) / (chunk + dec)
     mixed = min(1.0, pre / chunk)
-    busiest = max(pre, (1.0 - (1.0 - mixed) ** ranks) * chunk)
+    room = max(1.0, np.floor((f.max_tokens - dec) / chunk))
+    busiest = max(pre, busiest_chunks(pre / chunk, ranks, room) * chunk)
     busiest_keys = (busiest * prefill_keys + dec * kv_mean) / (busiest + dec)
     return ContinuousBatch(dec, budget_decode, pre, keys, chunk, chunk_keys, chunks, mixed,
                            busiest, busiest_keys)
@@ -1834,7 +1863,8 @@ KERNEL_FUNCTIONS = (
     batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
     stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower,
     micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,
-    step_slot_s, decode_step, inference_step, attention_ranks, continuous_batch, prefill_queue,
+    step_slot_s, decode_step, inference_step, attention_ranks, busiest_chunks, continuous_batch,
+    prefill_queue,
     continuous_step,
     write_outputs,
 )

@@ -72,7 +72,9 @@ def test_header_needs_no_standard_headers_under_nvrtc(tmp_path):
     prelude.write_text("extern \"C\" double floor(double);\nextern \"C\" double ceil(double);\n"
                        "extern \"C\" double log2(double);\nextern \"C\" double fmod(double, "
                        "double);\nextern \"C\" double sqrt(double);\nextern \"C\" double "
-                       "log(double);\nextern \"C\" double pow(double, double);\n")
+                       "log(double);\nextern \"C\" double pow(double, double);\n"
+                       "extern \"C\" double exp(double);\nextern \"C\" double "
+                       "lgamma(double);\n")  # NVRTC's CUDA math builtins the header uses
     src = tmp_path / "use.cpp"
     src.write_text('#include "cost_model.hpp"\n')
     _run([GXX, "-std=c++17", "-fsyntax-only", "-nostdinc", "-nostdinc++", "-D__CUDACC_RTC__",

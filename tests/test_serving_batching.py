@@ -157,21 +157,59 @@ def test_attention_replicas_of_an_expert_group():
     assert R.attention_ranks(R.model_vector(LLAMA8B), fields(gen_tokens=100, dp=8)) == 1.0
 
 
+def poisson_max_mean(lam: float, ranks: int, room: int) -> float:
+    """E[min(max of `ranks` iid Poisson(lam), room)], summed term by term from the pmf."""
+    total, cdf, pmf = 0.0, 0.0, math.exp(-lam)
+    for k in range(1, room + 1):
+        cdf += pmf
+        total += 1.0 - cdf ** ranks
+        pmf *= lam / k
+    return total
+
+
+@pytest.mark.parametrize("lam, ranks, room", [(0.064, 8, 7), (2.0, 8, 15), (3.76, 8, 3),
+                                              (0.5, 1, 10), (10.0, 4, 100), (50.0, 8, 200)])
+def test_busiest_chunks_is_the_expected_maximum_of_poisson_arrivals(lam, ranks, room):
+    """[T23] the busiest replica's chunks: E[min(max, room)] of `ranks` Poisson(lam)."""
+    assert R.busiest_chunks(lam, float(ranks), float(room)) == pytest.approx(
+        poisson_max_mean(lam, ranks, room), rel=1e-9)
+
+
+def test_busiest_chunks_at_large_rates_follows_the_normal_maximum():
+    """Far above a chunk a step, the Poisson maximum of 8 is the mean plus the expected
+    maximum of 8 standard normals (1.4236) standard deviations; it takes a few thousand
+    terms at most, and none for no prefill."""
+    lam = 1e6
+    assert (R.busiest_chunks(lam, 8.0, 1e12) - lam) / math.sqrt(lam) == pytest.approx(
+        1.4236, abs=2e-3)
+    assert R.busiest_chunks(0.0, 8.0, 10.0) == 0.0
+    assert R.busiest_chunks(3.0, 1.0, 1e9) == pytest.approx(3.0, rel=1e-9)
+
+
 def test_busiest_replica_carries_a_chunk_when_any_does():
-    """[T23] 64 sequences of 1000/1000 per replica: a replica carries a chunk in 6.4% of
-    the steps; of 8 replicas meeting at the experts, one does in 1 - 0.936^8 = 41% of them,
-    and the step waits for it. One replica: the mean prefill. More prefill than a chunk a
-    step: every replica carries prefill every step, the mean."""
+    """[T23] 64 sequences of 1000/1000 per replica: a replica carries 0.064 chunks a step
+    (Poisson); of 8 replicas meeting at the experts, the busiest carries E[max] = 0.417
+    of a chunk a step (1 - e^-0.512 of the steps carry at least one), and the step waits
+    for it. One replica: the mean prefill. Prompts of 2048 for 128 outputs: 3.76 chunks a
+    replica and step on average, the busiest of 8 nearly 6, but the budget holds 3
+    beside the decode tokens, fewer than the mean: the mean."""
     f = fields(seq_len=1000, gen_tokens=1000, max_num_tokens=8192)
     one = R.continuous_batch(M8B, f, 64.0, 1.0)
     eight = R.continuous_batch(M8B, f, 64.0, 8.0)
     assert one.busiest == pytest.approx(one.prefill) and one.prefill == 64.0
-    assert eight.busiest == pytest.approx((1 - 0.936 ** 8) * 1000.0)
+    assert eight.busiest == pytest.approx(poisson_max_mean(0.064, 8, 7) * 1000.0, rel=1e-9)
+    assert 0.41 < eight.busiest / 1000.0 < 0.42
     assert eight.busiest_keys == pytest.approx((eight.busiest * 500 + 64 * 1500)
                                                / (eight.busiest + 64))
     full = R.continuous_batch(M8B, fields(seq_len=2048, gen_tokens=128, max_num_tokens=8192),
                               4096.0, 8.0)
     assert full.mixed == 1.0 and full.busiest == full.prefill
+    # a budget that holds them: the busiest of 8 replicas carries E[max] of Poisson(2)
+    two = R.continuous_batch(M8B, fields(seq_len=2048, gen_tokens=128, max_num_tokens=32768),
+                             256.0, 8.0)
+    assert two.prefill == 2.0 * 2048
+    assert two.busiest == pytest.approx(poisson_max_mean(2.0, 8, 15) * 2048, rel=1e-9)
+    assert two.busiest / two.prefill == pytest.approx(2.09, abs=0.01)
 
 
 def test_attention_dp_waits_for_the_busiest_replica():
