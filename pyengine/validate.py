@@ -520,8 +520,8 @@ def trtllm_bench_requests(model: Model, hw: Hardware, isl: int, osl: int, tp: in
     quantized = dtype in ("fp8", "nvfp4", "mxfp4")
     weight_bytes = {"fp8": 1.0, "nvfp4": 0.5, "mxfp4": 0.5}.get(dtype, 2.0)
     gib = 2.0 ** 30
-    head = model.hidden // model.n_heads
-    per_token = (2 * model.n_layers * max(tp, model.n_kv_heads) * head
+    # the config's head_dim (TensorRT-LLM's head_size), not hidden / heads (Qwen3: 128 vs 64)
+    per_token = (2 * model.n_layers * max(tp, model.n_kv_heads) * model.head_dim
                  * (1.0 if quantized else 2.0) / gib)
     engine = R.model_vector(model)[S.M_PARAMS_TOTAL] * weight_bytes / gib
     cache = (hw.hbm_capacity_bytes / gib * tp - engine) * fraction

@@ -264,6 +264,21 @@ def test_serving_plans(sets):
     assert row(ds, "concurrency 1", "throughput").published == 51.67
 
 
+def test_trtllm_bench_requests_use_the_configs_head_dim():
+    """calc_engine_setting's KV bytes a token take the config's head size: Qwen3-235B's
+    heads are 128 wide though hidden / heads is 64. 8 x 79.65 GiB less 235.09e9 B of FP8
+    weights, x 0.95, over 2048 + 128 tokens x 2 x 94 layers x 8 heads x 128 x 1 B."""
+    from pyengine import presets
+
+    qwen, hw = presets.model("qwen3-235b-a22b"), presets.hardware("h100-sxm")
+    assert qwen.head_dim == 128 != qwen.hidden // qwen.n_heads
+    gib = 2.0 ** 30
+    weights = V.R.model_vector(qwen)[V.S.M_PARAMS_TOTAL] / gib
+    want = ((hw.hbm_capacity_bytes / gib * 8 - weights) * 0.95
+            / (2 * 94 * 8 * 128 / gib * (2048 + 128)))
+    assert V.trtllm_bench_requests(qwen, hw, 2048, 128, 8, "fp8") == pytest.approx(want)
+
+
 @pytest.mark.parametrize("requests, isl, osl, want", [
     (186.3, 5000, 500, (192, 5192)),    # to 32 below 256; 2049 tokens -> 2304 < ISL + 192
     (10.0, 128, 128, (64, 2048)),        # at least 64 requests and 2048 tokens
