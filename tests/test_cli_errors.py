@@ -282,6 +282,14 @@ def test_sweep_with_no_dask_worker_fails_naming_the_scheduler():
 # --------------------------------------------------------------------------- plain install
 
 
+def hide_module(monkeypatch, module: str) -> None:
+    """As on a plain install: `import module` (and its submodules) raises ImportError."""
+    for name in list(sys.modules):
+        if name == module or name.startswith(module + "."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)
+
+
 @pytest.mark.parametrize("module, argv, extra", [
     ("pyarrow", ["--out", "front.parquet"], "pyengine[parquet]"),
     ("matplotlib", ["--plot", "front.png"], "pyengine[plot]"),
@@ -290,10 +298,7 @@ def test_sweep_with_no_dask_worker_fails_naming_the_scheduler():
 def test_missing_extra_is_named_before_the_sweep(specs, tmp_path, monkeypatch, module, argv,
                                                  extra):
     forbid_sweeping(monkeypatch)
-    for name in list(sys.modules):
-        if name == module or name.startswith(module + "."):
-            monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
+    hide_module(monkeypatch, module)
     monkeypatch.chdir(tmp_path)
     rc, _, err = run_cli(sweep_argv(specs, *argv))
     assert_one_line_error(rc, err, argv[0], extra)
@@ -310,10 +315,7 @@ def test_library_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
 
 def test_validate_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
     """`validate --plot` on a plain install: one line naming the extra, no traceback."""
-    for name in list(sys.modules):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    hide_module(monkeypatch, "matplotlib")
     rc, _, err = run_cli(["validate", "--dataset", "zero_2019", "--plot",
                           str(tmp_path / "v.png")])
     assert_one_line_error(rc, err, "--plot", "pyengine[plot]")
