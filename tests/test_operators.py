@@ -199,9 +199,9 @@ def test_blackwell_attention_from_its_cudnn_benchmarks(slug):
 
 def test_gemm_levels_carried_by_best_achievable_matmul():
     """mamf-finder (ml-engineering): best torch.matmul share of peak, BF16 H100 80.3%,
-    B200 77.6%; FP8 H100 70.9%, B200 76.3%. A level fitted end to end on one GPU goes to
-    another in that ratio; the H100's BF16 level is its end-to-end FP8 level's share of its
-    best FP8 matmul, applied to its best BF16 matmul."""
+    B200 77.6%; FP8 H100 70.9%, B200 76.3%. The H100's BF16 level is its end-to-end FP8
+    level's share of its best FP8 matmul, applied to its best BF16 matmul; a Blackwell
+    GPU's BF16 level comes from its FP8 level the same way."""
     h100, b200 = (presets.hardware(s) for s in ("h100-sxm", "b200"))
 
     def share(tflops, hw, fp8=False):  # of the preset's own peak
@@ -210,6 +210,31 @@ def test_gemm_levels_carried_by_best_achievable_matmul():
     assert h100.gemm_eff_max == pytest.approx(
         share(794.5, h100) * h100.gemm_eff_max_fp8 / share(1402.6, h100, True), abs=1e-4)
     assert b200.gemm_eff_max == pytest.approx(
-        h100.gemm_eff_max * share(1745, b200) / share(794.5, h100), abs=1e-4)
+        share(1745, b200) * b200.gemm_eff_max_fp8 / share(3432.5, b200, True), abs=1e-4)
+
+
+def test_blackwell_fp8_level_carried_by_sustained_cublaslt_tables():
+    """Azure's superbench cuBLASLt FP8 tables (random data, 10,000 warm-ups), the shapes
+    with every dimension >= 4096: H100 1216.9, 1290.1, 1377.3, 1382.2 (squares 4096-32768)
+    and 1351.4 (6144 x 12288 x 12288) TFLOP/s; GB200 2834.6, 2876.6, 2906.9, 2825.6 and
+    2895.6. Over the model's rate at level 1 (peaks 1979 / 4900, the shared shape values)
+    their geometric means are the sustained levels; GB200's FP8 level is the H100's
+    end-to-end one in their ratio, B200's that x its best FP8 matmul share over GB200's
+    (mamf-finder: 3432.5 / 4500 against 3615.6 / 4900)."""
+    h100, b200, gb200 = (presets.hardware(s) for s in ("h100-sxm", "b200", "gb200-nvl72"))
+    hv, _ = OPS._gemm_hw("h100-sxm", h100.gemm_dim_half, h100.op_overhead_s)
+    gv, _ = OPS._gemm_hw("gb200-nvl72", h100.gemm_dim_half, h100.op_overhead_s)
+    shapes = [(4096,) * 3, (8192,) * 3, (16384,) * 3, (32768,) * 3, (6144, 12288, 12288)]
+
+    def level(vec, peak, tflops):
+        return float(np.exp(np.mean([np.log(t / OPS.gemm_tflops(vec, peak, 1.0, *s, 1))
+                                     for s, t in zip(shapes, tflops)])))
+
+    h = level(hv, 1979e12, [1216.9, 1290.1, 1377.3, 1382.2, 1351.4])
+    g = level(gv, 4900e12, [2834.6, 2876.6, 2906.9, 2825.6, 2895.6])
+    assert h == pytest.approx(OPS.large_gemm_level("cuBLASLt H100 FP8", 148.0, 3e-6), abs=1e-4)
+    assert g == pytest.approx(OPS.large_gemm_level("cuBLASLt GB200 FP8", 148.0, 3e-6), abs=1e-4)
+    assert 0.85 < g / h < 0.92  # GB200 sustains ~11% less of its FP8 peak than the H100
+    assert gb200.gemm_eff_max_fp8 == pytest.approx(h100.gemm_eff_max_fp8 * g / h, abs=2e-4)
     assert b200.gemm_eff_max_fp8 == pytest.approx(
-        h100.gemm_eff_max_fp8 * share(3432.5, b200, True) / share(1402.6, h100, True), abs=1e-4)
+        gb200.gemm_eff_max_fp8 * (3432.5 / 4500) / (3615.6 / 4900), abs=2e-4)

@@ -36,11 +36,13 @@ printed next to them):
   h200        the H100's values but its own hbm_eff (same GPU die); the H200
               TensorRT-LLM rows are never used in any fit: a true hold-out.
   b200, gb200-nvl72, gb300-nvl72: the H100 values, but fused attention fitted on the
-              GPU's own cuDNN SDPA benchmarks (cudnn-frontend, head dim 128, causal) and the
-              two large-GEMM levels scaled by the ratio of the GPU's best achievable matmul
-              share (MAMF, ml-engineering) to the H100's, per dtype; FP8 attention on the
-              GPU's cuDNN FP8 SDPA runs (H100/H200: the H200's); the FP4 level the BF16
-              level x NVFP4's share of its peak over BF16's in one B200 run (torchao)
+              GPU's own cuDNN SDPA benchmarks (cudnn-frontend, head dim 128, causal); the
+              FP8 level the H100's x GB200's sustained large-GEMM level over the H100's
+              (Azure's cuBLASLt FP8 tables, one tool; B200 / GB300 by their best
+              achievable FP8 matmul share over GB200's, MAMF), the BF16 level from it as
+              the H100's; FP8 attention on the GPU's cuDNN FP8 SDPA runs (H100/H200: the
+              H200's); the FP4 level the BF16 level x NVFP4's share of its peak over
+              BF16's in one B200 run (torchao)
   h800, mi300x: no published runs here; they inherit the H100 values (documented in
               docs/accuracy.md as uncalibrated transfers).
 Objective: mean |log(predicted / published)| per dataset, averaged over datasets; a
@@ -308,8 +310,8 @@ H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_N
             *FA2_NAMES, *MEA_NAMES, *CUDNN_NAMES, *FP8_ATTN_NAMES]
 CARRIED = ("h800", "mi300x")
 # Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
-# benchmarks and the large-GEMM levels transferred by the GPUs' best achievable matmul
-# shares (tools/fit_operators.py: blackwell_values)
+# benchmarks and the large-GEMM levels transferred by GB200's sustained cuBLASLt level
+# (tools/fit_operators.py: gemm_levels_blackwell)
 BLACKWELL = ("b200", "gb200-nvl72", "gb300-nvl72")
 BLACKWELL_ALL = [*H100_ALL, "gemm_eff_max_fp4"]
 
@@ -380,8 +382,8 @@ def outputs(a100, h100, ops=None) -> dict[str, tuple]:
     for slug in BLACKWELL:
         out[slug] = (h100.with_(**blackwell_values(slug, h100)), BLACKWELL_ALL,
                      "the H100 fit with this GPU's own cuDNN attention fit and its GEMM levels "
-                     "scaled by the best achievable matmul shares (tools/calibrate.py); no "
-                     "end-to-end runs of it are fitted")
+                     "carried by GB200's sustained cuBLASLt level over the H100's "
+                     "(tools/calibrate.py); no end-to-end runs of it are fitted")
     return out
 
 
@@ -426,7 +428,7 @@ def fp8_attention_values(slug: str, dim_half: float) -> dict[str, float]:
 def blackwell_values(slug: str, h100) -> dict[str, float]:
     """Attention on the GPU's cuDNN benchmarks (head dim 128 only: the H100's
     attn_dim_half kept), FP8 attention on its FP8 runs, FlashAttention-2 on B200's, and
-    GEMM levels by MAMF transfer."""
+    GEMM levels by the sustained cuBLASLt transfer."""
     hw = presets.hardware(slug)
     rows = OPS.cudnn_attention_rows(slug)
     attention, _ = fit_attention(hw.peak_bf16_flops_per_s / 1e12, rows, h100.attn_dim_half)
@@ -434,7 +436,7 @@ def blackwell_values(slug: str, h100) -> dict[str, float]:
     return {**attention, **fa2, **mea_values(fa2, h100.attn_dim_half),
             **cudnn_values(attention),
             **fp8_attention_values(slug, h100.attn_dim_half),
-            **OPS.gemm_levels_by_mamf(slug, h100)}
+            **OPS.gemm_levels_blackwell(slug, h100)}
 
 
 # preset keys in microseconds for the Hardware fields in seconds
@@ -487,6 +489,10 @@ def report_operators(ops) -> None:
         errs = [abs(r[-1]) for r in rows]
         print(f"  {table:<27} level {levels[table]:.3f}  mean |error| {100 * np.mean(errs):5.1f}%"
               f"  worst {100 * max(errs):5.1f}%  ({len(rows)} shapes)")
+    sustained = {t: OPS.large_gemm_level(t, gemm["gemm_dim_half"], gemm["op_overhead_s"])
+                 for t in ("cuBLASLt H100 FP8", *OPS.LEVEL_TABLES)}
+    print(f"sustained large-GEMM levels (shapes >= {OPS.LARGE_DIM}; the Blackwell FP8 transfer): "
+          + ", ".join(f"{t} {v:.4f}" for t, v in sustained.items()))
     for slug in ("a100-80gb", "h100-sxm", "h200"):
         print(f"{slug}: hbm_eff={ops[slug]['hbm_eff']:.4g} (BabelStream triad)")
     for slug in ("a100-80gb", "h100-sxm"):
