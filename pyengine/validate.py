@@ -1051,7 +1051,8 @@ def dgxc_dataset(key: str, data: dict | None = None) -> Dataset:
                 saver_note(r, savers) if r.feasible else "", *notes)))
     ds.notes = ("Plans: dgxc_dataset (the printed degrees; DP = GPUs / (TP PP CP); "
                 "megatron_core_plan defaults for what the README leaves to the recipe "
-                "scripts). GB200 efficiencies are the uncalibrated H100 fit.")
+                "scripts). GB200 efficiencies: the H100 fit, GEMM levels carried by the sustained "
+                "cuBLASLt transfer (docs/accuracy.md); no GB200 run is fitted.")
     return ds
 
 

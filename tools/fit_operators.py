@@ -51,6 +51,7 @@ LEVEL_TABLES = {
     "cuBLASLt GB200 FP8": ("gb200-nvl72", 1, "cublaslt_gemm_tflops_by_mnk_azure_gb200",
                            "operators"),
 }
+ALL_GEMM_TABLES = {**GEMM_TABLES, **LEVEL_TABLES}
 STREAM = {"a100-80gb": "node_microbenchmarks_azure_a100",
           "h100-sxm": "node_microbenchmarks_azure_h100", "h200": "node_microbenchmarks_azure_h200"}
 
@@ -75,7 +76,7 @@ def hbm_eff(slug: str) -> float:
 
 def gemm_rows(table: str) -> list[tuple[float, float, float, float]]:
     """(M, N, K, TFLOP/s) of one shape table; DeepGEMM's newest README version only."""
-    _, _, key, file = {**GEMM_TABLES, **LEVEL_TABLES}[table]
+    _, _, key, file = ALL_GEMM_TABLES[table]
     d = load(file)[key]
     rows = d["values"]["rows"] if "values" in d else d["rows"]
     out = []
@@ -375,7 +376,7 @@ def large_gemm_level(table: str, dim_half: float, overhead: float) -> float:
     """A shape table's sustained large-GEMM level: the geometric mean, over its shapes with
     every dimension >= LARGE_DIM, of the measured TFLOP/s over the model's at level 1
     (reference.gemm_s with the shared shape values)."""
-    slug, nb, _, _ = {**GEMM_TABLES, **LEVEL_TABLES}[table]
+    slug, nb, _, _ = ALL_GEMM_TABLES[table]
     hv, hw = _gemm_hw(slug, dim_half, overhead)
     peak = _peak(hw, nb)
     logs = [math.log(t / gemm_tflops(hv, peak, 1.0, m, n, k, nb))
@@ -388,7 +389,8 @@ def gemm_levels_blackwell(slug: str, h100) -> dict[str, float]:
 
     FP8: scaled by GB200's sustained large-GEMM level over the H100's, both measured by
     one tool at the same shapes (Azure's superbench cuBLASLt FP8 tables: random data,
-    10,000 warm-up iterations; H100 0.70, GB200 0.61 of peak), and for B200 / GB300 by
+    10,000 warm-up iterations; at shapes >= 4096 H100 0.70, GB200 0.58-0.59 of peak,
+    levels 0.709 / 0.629 over the model's shape curve), and for B200 / GB300 by
     their best achievable FP8 matmul share over GB200's (mamf-finder: the same die family,
     no sustained table of theirs). Not the best-achievable shares across generations: on
     H100 the burst maximum and the sustained table agree (1403 / 1382 TFLOP/s), on GB200
