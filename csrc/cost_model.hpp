@@ -16,8 +16,9 @@
 #define PYENGINE_HD
 #endif
 
+// NVRTC: floor, ceil, log2, log, exp, expm1, log1p, lgamma, sqrt, pow are builtins, no headers
 #if !defined(__CUDACC_RTC__)
-#include <cmath>  // NVRTC: floor, ceil, log2, log, exp, lgamma, sqrt, pow are builtins, no headers
+#include <cmath>
 #endif
 
 #include "schema.h"
@@ -2023,8 +2024,13 @@ PYENGINE_HD inline double busiest_chunks(double lam, double ranks, double room) 
     // Poisson(lam) number a step, at most `room`: E[min(max, room)] = sum over k = 1..room
     // of P(max >= k) = 1 - F(k-1)^ranks, F the Poisson CDF. The terms well below the mode
     // are 1 (F < e^-50 there), so the sum starts 10 sigma + 10 below it, with the pmf in
-    // log space (no underflow at large lam), and stops when the terms vanish or, past the
-    // mode, the pmf does (what is left of 1 - F^ranks then is rounding).
+    // log space (no underflow at large lam). Up to the median (F <= 1/2) a term comes from
+    // F itself: F^ranks <= 1/2 there, so a rounding of F moves it by no more than one.
+    // Above the median, 1 - F^ranks = -expm1(ranks log1p(-Q)) from the tail Q = 1 - F;
+    // taken as 1 - F, Q would keep F's absolute rounding, which ranks multiplies (at
+    // lam = 1e-9 and ranks = 1e6 that is the whole term), so Q is summed from the tail's
+    // far end instead, where ranks x pmf is below 1e-17 of the first term 1 - e^(-lam
+    // ranks), a lower bound of the sum: positive terms only, each term to its own digits.
     if (lam <= 0.0) {
         return 0.0;
     }
@@ -2033,17 +2039,34 @@ PYENGINE_HD inline double busiest_chunks(double lam, double ranks, double room) 
     double p = exp(-lam + (start - 1.0) * log(lam) - lgamma(start));
     double cdf = p;
     double k = start;
-    while (k <= room) {
-        double term = 1.0 - pow(cdf, ranks);
-        if (term < 1e-12 || (k > lam && p < 1e-16)) {
-            break;
-        }
-        total += term;
+    while (k <= room && cdf <= 0.5) {
+        total += 1.0 - pow(cdf, ranks);
         p = p * lam / k;
         cdf += p;
         k += 1.0;
     }
-    return total;
+    if (k > room) {
+        return total;
+    }
+    double negligible = 1e-17 * -expm1(-lam * ranks) / ranks;
+    double end = k;
+    p = p * lam / end;
+    while (end <= lam || p >= negligible) {
+        end += 1.0;
+        p = p * lam / end;
+    }
+    double tail = p;
+    double upper = 0.0;
+    double j = end;
+    while (j >= k) {
+        if (j <= room) {
+            upper += -expm1(ranks * log1p(-tail));
+        }
+        p = p * j / lam;
+        tail += p;
+        j -= 1.0;
+    }
+    return total + upper;
 }
 
 PYENGINE_HD inline ContinuousBatch continuous_batch(const double* m, const PlanFields& f,

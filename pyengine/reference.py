@@ -1637,8 +1637,13 @@ def busiest_chunks(lam, ranks, room):
     # Poisson(lam) number a step, at most `room`: E[min(max, room)] = sum over k = 1..room
     # of P(max >= k) = 1 - F(k-1)^ranks, F the Poisson CDF. The terms well below the mode
     # are 1 (F < e^-50 there), so the sum starts 10 sigma + 10 below it, with the pmf in
-    # log space (no underflow at large lam), and stops when the terms vanish or, past the
-    # mode, the pmf does (what is left of 1 - F^ranks then is rounding).
+    # log space (no underflow at large lam). Up to the median (F <= 1/2) a term comes from
+    # F itself: F^ranks <= 1/2 there, so a rounding of F moves it by no more than one.
+    # Above the median, 1 - F^ranks = -expm1(ranks log1p(-Q)) from the tail Q = 1 - F;
+    # taken as 1 - F, Q would keep F's absolute rounding, which ranks multiplies (at
+    # lam = 1e-9 and ranks = 1e6 that is the whole term), so Q is summed from the tail's
+    # far end instead, where ranks x pmf is below 1e-17 of the first term 1 - e^(-lam
+    # ranks), a lower bound of the sum: positive terms only, each term to its own digits.
     if lam <= 0.0:
         return 0.0
     start = max(1.0, np.floor(lam - 10.0 * np.sqrt(lam) - 10.0))
@@ -1646,15 +1651,29 @@ def busiest_chunks(lam, ranks, room):
     p = np.exp(-lam + (start - 1.0) * np.log(lam) - math.lgamma(start))
     cdf = p
     k = start
-    while k <= room:
-        term = 1.0 - cdf ** ranks
-        if term < 1e-12 or (k > lam and p < 1e-16):
-            break
-        total += term
+    while k <= room and cdf <= 0.5:
+        total += 1.0 - cdf ** ranks
         p = p * lam / k
         cdf += p
         k += 1.0
-    return total
+    if k > room:
+        return total
+    negligible = 1e-17 * -np.expm1(-lam * ranks) / ranks
+    end = k
+    p = p * lam / end
+    while end <= lam or p >= negligible:
+        end += 1.0
+        p = p * lam / end
+    tail = p
+    upper = 0.0
+    j = end
+    while j >= k:
+        if j <= room:
+            upper += -np.expm1(ranks * np.log1p(-tail))
+        p = p * j / lam
+        tail += p
+        j -= 1.0
+    return total + upper
 
 
 def continuous_batch(m, f, group, ranks):

@@ -69,12 +69,11 @@ def test_header_compiles_as_plain_cpp_without_warnings(tmp_path):
 def test_header_needs_no_standard_headers_under_nvrtc(tmp_path):
     """Under __CUDACC_RTC__ the header must compile with only NVRTC's math builtins."""
     prelude = tmp_path / "nvrtc_builtins.h"
-    prelude.write_text("extern \"C\" double floor(double);\nextern \"C\" double ceil(double);\n"
-                       "extern \"C\" double log2(double);\nextern \"C\" double fmod(double, "
-                       "double);\nextern \"C\" double sqrt(double);\nextern \"C\" double "
-                       "log(double);\nextern \"C\" double pow(double, double);\n"
-                       "extern \"C\" double exp(double);\nextern \"C\" double "
-                       "lgamma(double);\n")  # NVRTC's CUDA math builtins the header uses
+    unary = ("floor", "ceil", "log2", "sqrt", "log", "exp", "lgamma", "expm1", "log1p")
+    prelude.write_text("".join(f'extern "C" double {f}(double);\n' for f in unary)
+                       + 'extern "C" double fmod(double, double);\n'
+                       + 'extern "C" double pow(double, double);\n')
+    # NVRTC's CUDA math builtins the header uses
     src = tmp_path / "use.cpp"
     src.write_text('#include "cost_model.hpp"\n')
     _run([GXX, "-std=c++17", "-fsyntax-only", "-nostdinc", "-nostdinc++", "-D__CUDACC_RTC__",

@@ -175,6 +175,19 @@ def test_busiest_chunks_is_the_expected_maximum_of_poisson_arrivals(lam, ranks, 
         poisson_max_mean(lam, ranks, room), rel=1e-9)
 
 
+@pytest.mark.parametrize("lam, ranks, room, exact", [
+    (2.568963537146294e-09, 6636041.684210527, 772.0, 0.016903258509765658),
+    (1e-06, 1e9, 50.0, 1.0004998748543308),
+    (1000.0, 1e6, 5000.0, 1157.5101910066305),
+    (1e-15, 3.0, 1.0, 2.999999999999996e-15)])
+def test_busiest_chunks_keeps_its_digits_when_ranks_multiply_the_tail(lam, ranks, room, exact):
+    """Far above the median a term 1 - F^ranks is ranks x the tail 1 - F: taken from F, a
+    rounding of F is multiplied by ranks (at lam = 2.6e-9 and 6.6 M replicas, the case
+    Hypothesis found where native and the reference parted at the 8th digit). The tail is
+    summed from its far end instead. `exact`: the same sum at 60 digits (mpmath)."""
+    assert R.busiest_chunks(lam, ranks, room) == pytest.approx(exact, rel=1e-13)
+
+
 def test_busiest_chunks_at_large_rates_follows_the_normal_maximum():
     """Far above a chunk a step, the Poisson maximum of 8 is the mean plus the expected
     maximum of 8 standard normals (1.4236) standard deviations; it takes a few thousand
