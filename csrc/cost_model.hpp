@@ -844,6 +844,7 @@ struct PlanFields {
     double kv_dtype;
     double dispatcher;
     double attn_kernel;
+    double offload;
 };
 
 struct Precisions {
@@ -902,7 +903,7 @@ PYENGINE_HD inline PlanFields plan_fields(const double* p) {
         p[P_EP_OVERLAP] > 0.0, p[P_DP_OVERLAP] > 0.0, p[P_TP_DGRAD_OVERLAP] > 0.0,
         p[P_PP_SCATTER_GATHER] > 0.0, p[P_CUDA_GRAPHS] > 0.0, p[P_MAX_NUM_TOKENS], p[P_KV_CACHE_FRACTION],
         p[P_KV_BLOCK_TOKENS], fp4, p[P_KV_DTYPE], p[P_MOE_TOKEN_DISPATCHER],
-        p[P_ATTENTION_KERNEL]};
+        p[P_ATTENTION_KERNEL], p[P_CPU_OFFLOAD_LAYERS]};
 }
 
 PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
@@ -1292,6 +1293,12 @@ PYENGINE_HD inline long long pipeline_checks(const double* m, const PlanFields& 
     if (f.vpp > 1.0 && (f.pp == 1.0 || !divides(f.pp, n_micro))) {
         code |= V_VPP_SCHEDULE;
     }
+    // [F4] CPU activation offloading as Megatron-Core allows it (TransformerConfig: no
+    // pipeline parallelism, no recomputation, fewer layers than the model's)
+    if (f.offload > 0.0 && (!f.training || f.pp > 1.0 || f.recompute > 0.0
+                            || f.offload >= m[M_LAYERS])) {
+        code |= V_CPU_OFFLOAD;
+    }
     return code;
 }
 
@@ -1407,6 +1414,29 @@ PYENGINE_HD inline FullRecompute full_recompute(const double* m, const PlanField
     return FullRecompute{n - moe, moe};
 }
 
+// The dense and MoE layers of a stage kind whose activations CPU offloading keeps in host
+// memory.
+struct Offload {
+    double dense;
+    double moe;
+};
+
+PYENGINE_HD inline Offload offloaded_layers(const double* m, const PlanFields& f,
+                                            const StageShape& shape) {
+    // [M12] CPU activation offloading (Megatron-Core cpu_offloading_num_layers, run by
+    // Transformer Engine's default scheduling; TE docs "CPU Offloading"): the first n
+    // layers' activations go to host memory as they are saved and come back for their
+    // backward, so a GPU holds L - n layers' at any time. Only where Megatron-Core runs it
+    // (training, pp = 1, no recomputation: CPU_OFFLOAD otherwise, and nothing offloaded).
+    if (f.offload <= 0.0 || !f.training || f.pp > 1.0 || f.recompute > 0.0
+        || f.offload >= m[M_LAYERS]) {
+        return Offload{0.0, 0.0};
+    }
+    double n = py_min(shape.layers, f.offload);
+    double moe = moe_layers_in(shape.start, shape.start + n, m);
+    return Offload{n - moe, moe};
+}
+
 // One stage kind's memory per GPU, itemised.
 struct StageMemory {
     double dense_params;
@@ -1426,11 +1456,13 @@ PYENGINE_HD inline StageMemory stage_memory(const StageShape& shape, double infl
                                             const Activations& act, double kv_seq, double seqs,
                                             const ParamBytes& pb, double overhead,
                                             double buffers, double usable, double kv_fraction,
-                                            bool training, const FullRecompute& full) {
+                                            bool training, const FullRecompute& full,
+                                            const Offload& off) {
     // [M4] memory of one GPU of a stage kind: its parameters at their bytes per
     // parameter, the activations of its in-flight micro-batches (training; `full`: the
-    // dense and MoE layers fully recomputed) or the working set, KV cache and runtime
-    // buffers of its layers (inference), and the fixed overhead.
+    // dense and MoE layers fully recomputed, `off`: those offloaded to the host) or the
+    // working set, KV cache and runtime buffers of its layers (inference), and the fixed
+    // overhead.
     double kv = 0.0;
     double kv_seqs = 0.0;
     double per_dense = pb.w_dense + pb.g_dense + pb.o_dense;
@@ -1438,8 +1470,9 @@ PYENGINE_HD inline StageMemory stage_memory(const StageShape& shape, double infl
     double params = shape.dense_params * per_dense + shape.expert_params * per_expert;
     double held_act;
     if (training) {
-        double layers = ((shape.layers - shape.moe_layers - full.dense) * act.dense_layer
-                         + (shape.moe_layers - full.moe) * act.moe_layer
+        double layers = ((shape.layers - shape.moe_layers - full.dense - off.dense)
+                             * act.dense_layer
+                         + (shape.moe_layers - full.moe - off.moe) * act.moe_layer
                          + (full.dense * act.full_layer + full.moe * act.full_layer));
         if (shape.first) {
             layers = layers + act.embedding;
@@ -1488,14 +1521,14 @@ struct StageMemories {
 };
 
 // The memory of every stage kind, which is fullest, and the sequences the KV cache of every
-// stage holds (`usable`: the HBM a GPU may fill).
+// stage holds (`act`: the activations of a layer; `usable`: the HBM a GPU may fill).
 PYENGINE_HD inline StageMemories stage_memories(const double* m, const double* h,
                                                 const PlanFields& f, const Precisions& pr,
+                                                const Activations& act,
                                                 const LayerStage& layer,
                                                 const SplitStage& split,
                                                 const BatchStage& batch, const ParamBytes& pb,
                                                 double usable) {
-    Activations act = activations(m, f, pr, layer, batch.seqs_per_replica);
     // [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
     // multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
     double inflight_first = py_min(batch.n_micro, f.pp);
@@ -1520,13 +1553,16 @@ PYENGINE_HD inline StageMemories stage_memories(const double* m, const double* h
     double seqs = batch.seqs_per_replica;
     StageMemory first = stage_memory(split.first, inflight_first, act, kv_seq, seqs, pb,
                                      overhead, buffers, usable, f.kv_fraction, f.training,
-                                     full_recompute(m, f, split.first));
+                                     full_recompute(m, f, split.first),
+                                     offloaded_layers(m, f, split.first));
     StageMemory last = stage_memory(split.last, inflight_last, act, kv_seq, seqs, pb,
                                     overhead, buffers, usable, f.kv_fraction, f.training,
-                                    full_recompute(m, f, split.last));
+                                    full_recompute(m, f, split.last),
+                                    offloaded_layers(m, f, split.last));
     StageMemory mid = stage_memory(split.mid, inflight_mid, act, kv_seq, seqs, pb, overhead,
                                    buffers, usable, f.kv_fraction, f.training,
-                                   full_recompute(m, f, split.mid));
+                                   full_recompute(m, f, split.mid),
+                                   offloaded_layers(m, f, split.mid));
     return StageMemories{first, mid, last, fuller(fuller(first, last), mid),
                          py_min(first.kv_seqs, py_min(last.kv_seqs, mid.kv_seqs))};
 }
@@ -1654,6 +1690,7 @@ struct StageTime {
     double total;
     double compute;
     double recompute;
+    double offload;
     double tp;
     double cp;
     double ep;
@@ -1663,11 +1700,38 @@ struct StageTime {
     double moe_layers;
 };
 
+PYENGINE_HD inline double offload_s(const double* h, const LayerTimes& lt,
+                                    const Activations& act, const Offload& off,
+                                    double n_layers) {
+    // [T27] CPU offloading's copies run on a stream of their own over the host link (one
+    // direction each way): a layer's activations go out while the next layers compute
+    // forward and come back while the later ones compute backward, so a copy longer than
+    // a layer's pass shows the difference. With one layer's activations left on the GPU
+    // (n = L - 1) nothing overlaps (TE docs: "compute and transfers cannot overlap").
+    double n = off.dense + off.moe;
+    if (n <= 0.0) {
+        return 0.0;
+    }
+    double copy_dense = act.dense_layer / h[H_HOST_BW];
+    double copy_moe = act.moe_layer / h[H_HOST_BW];
+    if (n >= n_layers - 1.0) {
+        return 2.0 * (off.dense * copy_dense + off.moe * copy_moe);
+    }
+    double bwd_dense = (lt.passes - 1.0) * lt.dense_fwd + lt.bwd_extra;
+    double bwd_moe = (lt.passes - 1.0) * lt.moe_fwd + lt.bwd_extra;
+    return (off.dense * (py_max(0.0, copy_dense - lt.dense_fwd)
+                         + py_max(0.0, copy_dense - bwd_dense))
+            + off.moe * (py_max(0.0, copy_moe - lt.moe_fwd) + py_max(0.0, copy_moe - bwd_moe)));
+}
+
 // The time of one stage kind for one micro-batch: its layers' compute (with the embedding
 // on the first stage and the output layer on the last), recomputation (of the selective
-// modules, or of the `full`y recomputed layers) and exposed TP, CP and EP communication.
-PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTimes& lt,
-                                        const LayerCosts& c, const FullRecompute& full) {
+// modules, or of the `full`y recomputed layers), the CPU offloading copies (of the
+// `off`loaded layers) not hidden, and exposed TP, CP and EP communication.
+PYENGINE_HD inline StageTime stage_time(const double* h, const StageShape& shape,
+                                        const LayerTimes& lt, const LayerCosts& c,
+                                        const Activations& act, const FullRecompute& full,
+                                        const Offload& off) {
     double dense = shape.layers - shape.moe_layers;
     double compute = (stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
                                       lt.passes, shape.first ? c.embed_s : 0.0,
@@ -1677,6 +1741,7 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
                         + shape.moe_layers * lt.recompute_moe
                         + lt.recompute_layer * (full.dense * lt.dense_fwd
                                                 + full.moe * lt.moe_fwd));
+    double offload = offload_s(h, lt, act, off, shape.layers);
     // [C13] communication per pass (forward, backward); recomputing a layer's forward
     // replays its collectives (TP, the CP ring, EP dispatch and combine), recomputing the
     // MoE module its all-to-alls
@@ -1695,9 +1760,9 @@ PYENGINE_HD inline StageTime stage_time(const StageShape& shape, const LayerTime
                       + lt.passes * (embed_k + output_k)
                       + lt.recompute_layer * (full.dense * c.dense_kernels
                                               + full.moe * c.moe_kernels));
-    double gpu = compute + recompute + tp + cp + ep;
+    double gpu = compute + recompute + offload + tp + cp + ep;
     double launch = py_max(0.0, kernels * lt.launch_s - gpu);
-    return StageTime{gpu + launch, compute, recompute, tp, cp, ep, launch, kernels,
+    return StageTime{gpu + launch, compute, recompute, offload, tp, cp, ep, launch, kernels,
                      shape.layers, shape.moe_layers};
 }
 
@@ -1711,6 +1776,7 @@ struct MicroBatch {
     double total;
     double compute;
     double recompute;
+    double offload;
     double tp;
     double cp;
     double ep;
@@ -1722,14 +1788,18 @@ struct MicroBatch {
 
 PYENGINE_HD inline MicroBatch micro_batch_time(const double* m, const double* h,
                                                const LayerCosts& c, const PlanFields& f,
+                                               const Activations& act,
                                                const SplitStage& split) {
     LayerTimes lt = layer_times(c, f, h);
-    StageTime slow = slower(
-        slower(stage_time(split.first, lt, c, full_recompute(m, f, split.first)),
-               stage_time(split.last, lt, c, full_recompute(m, f, split.last))),
-        stage_time(split.mid, lt, c, full_recompute(m, f, split.mid)));
-    return MicroBatch{slow.total, slow.compute, slow.recompute, slow.tp, slow.cp, slow.ep,
-                      slow.launch, slow.kernels, slow.layers, slow.moe_layers};
+    StageTime first = stage_time(h, split.first, lt, c, act, full_recompute(m, f, split.first),
+                                 offloaded_layers(m, f, split.first));
+    StageTime last = stage_time(h, split.last, lt, c, act, full_recompute(m, f, split.last),
+                                offloaded_layers(m, f, split.last));
+    StageTime mid = stage_time(h, split.mid, lt, c, act, full_recompute(m, f, split.mid),
+                               offloaded_layers(m, f, split.mid));
+    StageTime slow = slower(slower(first, last), mid);
+    return MicroBatch{slow.total, slow.compute, slow.recompute, slow.offload, slow.tp, slow.cp,
+                      slow.ep, slow.launch, slow.kernels, slow.layers, slow.moe_layers};
 }
 
 PYENGINE_HD inline double pipeline_send_s(const double* m, const double* h, const PlanFields& f,
@@ -1756,6 +1826,7 @@ PYENGINE_HD inline double pipeline_send_s(const double* m, const double* h, cons
 struct StepTime {
     double compute;
     double recompute;
+    double offload;
     double tp;
     double cp;
     double ep;
@@ -1881,10 +1952,10 @@ PYENGINE_HD inline StepTime training_step(const double* m, const double* h, cons
     double model_flops = 3.0 * layer.fwd_flops_tok * tokens;
     double hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f,
                                                                        layer.fwd_flops_tok);
-    return StepTime{n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.tp,
-                    n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s,
-                    n_micro * mb.launch, 0.0, step_s, tokens, model_flops, hw_flops, 0.0, 0.0,
-                    mb.kernels};
+    return StepTime{n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.offload,
+                    n_micro * mb.tp, n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s,
+                    opt_s, n_micro * mb.launch, 0.0, step_s, tokens, model_flops, hw_flops, 0.0,
+                    0.0, mb.kernels};
 }
 
 // One decode step of one pipeline group on the slowest stage, itemised.
@@ -1989,7 +2060,7 @@ PYENGINE_HD inline StepTime inference_step(const double* m, const double* h,
     }
     double step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s + t_launch + t_fixed;
     double tokens = f.decode ? f.gbs * f.gen : f.gbs * f.seq;
-    return StepTime{t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, t_launch,
+    return StepTime{t_compute, 0.0, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, t_launch,
                     t_fixed, step_s, tokens, model_flops, model_flops, ttft, tpot, kernels};
 }
 
@@ -2176,7 +2247,7 @@ PYENGINE_HD inline StepTime continuous_step(const double* m, const double* h,
     double slots = pp * group * gen / dec;
     double model_flops = (layer.fwd_flops_tok * f.gbs * f.seq
                           + f.gen * f.gbs * layer.dec_flops_tok);
-    return StepTime{slots * (d.compute + wait), 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
+    return StepTime{slots * (d.compute + wait), 0.0, 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
                     slots * d.p2p, 0.0, 0.0, 0.0, slots * d.launch, slots * step_cost,
                     slots * slot, f.gbs * f.gen, model_flops, model_flops, ttft, itl,
                     d.kernels};
@@ -2213,6 +2284,7 @@ PYENGINE_HD inline void write_outputs(double* out, const PlanFields& f,
     out[O_MEM_LAST_STAGE_BYTES] = mems.last.total;
     out[O_TIME_COMPUTE_S] = t.compute;
     out[O_TIME_RECOMPUTE_S] = t.recompute;
+    out[O_TIME_OFFLOAD_S] = t.offload;
     out[O_TIME_TP_S] = t.tp;
     out[O_TIME_CP_S] = t.cp;
     out[O_TIME_EP_S] = t.ep;
@@ -2262,7 +2334,8 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     long long code = batch.code | pipeline_checks(m, f, split, batch.n_micro);
     ParamBytes pb = bytes_per_param(f, pr);
     double usable = h[H_HBM_CAPACITY] * k[K_MEM_FRACTION];
-    StageMemories mems = stage_memories(m, h, f, pr, layer, split, batch, pb, usable);
+    Activations act = activations(m, f, pr, layer, batch.seqs_per_replica);
+    StageMemories mems = stage_memories(m, h, f, pr, act, layer, split, batch, pb, usable);
     if (mems.fullest.total > usable) {
         code |= V_MEMORY;
     }
@@ -2274,7 +2347,7 @@ PYENGINE_HD inline long long evaluate_plan(const double* m, const double* h, con
     if (out == nullptr) {
         return code;
     }
-    MicroBatch mb = micro_batch_time(m, h, layer.costs, f, split);
+    MicroBatch mb = micro_batch_time(m, h, layer.costs, f, act, split);
     double p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok);
     StepTime t;
     if (f.training) {

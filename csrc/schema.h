@@ -85,6 +85,7 @@ constexpr int H_ATTN_FP8_EFF_BWD = 35;
 constexpr int H_ATTN_FP8_SEQ_HALF = 36;
 constexpr int H_MEM_OVERHEAD = 37;
 constexpr int H_RUNTIME_BUFFERS = 38;
+constexpr int H_HOST_BW = 39;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -125,18 +126,19 @@ constexpr int P_RECOMPUTE_MOE = 31;
 constexpr int P_RECOMPUTE_MOE_ACT = 32;
 constexpr int P_RECOMPUTE_SHARED_EXPERTS = 33;
 constexpr int P_RECOMPUTE_LAYERS = 34;
-constexpr int P_FP8_ACTIVATIONS = 35;
-constexpr int P_GRAD_DTYPE = 36;
-constexpr int P_OPTIMIZER_DTYPE = 37;
-constexpr int P_TP_OVERLAP = 38;
-constexpr int P_EP_OVERLAP = 39;
-constexpr int P_DP_OVERLAP = 40;
-constexpr int P_TP_DGRAD_OVERLAP = 41;
-constexpr int P_PP_SCATTER_GATHER = 42;
-constexpr int P_CUDA_GRAPHS = 43;
-constexpr int P_MAX_NUM_TOKENS = 44;
-constexpr int P_KV_CACHE_FRACTION = 45;
-constexpr int P_KV_BLOCK_TOKENS = 46;
+constexpr int P_CPU_OFFLOAD_LAYERS = 35;
+constexpr int P_FP8_ACTIVATIONS = 36;
+constexpr int P_GRAD_DTYPE = 37;
+constexpr int P_OPTIMIZER_DTYPE = 38;
+constexpr int P_TP_OVERLAP = 39;
+constexpr int P_EP_OVERLAP = 40;
+constexpr int P_DP_OVERLAP = 41;
+constexpr int P_TP_DGRAD_OVERLAP = 42;
+constexpr int P_PP_SCATTER_GATHER = 43;
+constexpr int P_CUDA_GRAPHS = 44;
+constexpr int P_MAX_NUM_TOKENS = 45;
+constexpr int P_KV_CACHE_FRACTION = 46;
+constexpr int P_KV_BLOCK_TOKENS = 47;
 
 constexpr int O_N_GPUS = 0;
 constexpr int O_N_MICRO_BATCHES = 1;
@@ -158,33 +160,34 @@ constexpr int O_MEM_MIDDLE_STAGE_BYTES = 16;
 constexpr int O_MEM_LAST_STAGE_BYTES = 17;
 constexpr int O_TIME_COMPUTE_S = 18;
 constexpr int O_TIME_RECOMPUTE_S = 19;
-constexpr int O_TIME_TP_S = 20;
-constexpr int O_TIME_CP_S = 21;
-constexpr int O_TIME_EP_S = 22;
-constexpr int O_TIME_PP_P2P_S = 23;
-constexpr int O_TIME_PP_BUBBLE_S = 24;
-constexpr int O_TIME_DP_S = 25;
-constexpr int O_TIME_OPTIMIZER_S = 26;
-constexpr int O_TIME_LAUNCH_S = 27;
-constexpr int O_TIME_STEP_OVERHEAD_S = 28;
-constexpr int O_TIME_STEP_S = 29;
-constexpr int O_TOKENS_PER_S = 30;
-constexpr int O_TOKENS_PER_S_PER_GPU = 31;
-constexpr int O_MODEL_FLOPS_PER_STEP = 32;
-constexpr int O_MFU = 33;
-constexpr int O_MODEL_TFLOPS_PER_GPU = 34;
-constexpr int O_HW_TFLOPS_PER_GPU = 35;
-constexpr int O_TTFT_S = 36;
-constexpr int O_TPOT_S = 37;
-constexpr int O_KERNELS_PER_STEP = 38;
-constexpr int O_MAX_CONCURRENCY = 39;
+constexpr int O_TIME_OFFLOAD_S = 20;
+constexpr int O_TIME_TP_S = 21;
+constexpr int O_TIME_CP_S = 22;
+constexpr int O_TIME_EP_S = 23;
+constexpr int O_TIME_PP_P2P_S = 24;
+constexpr int O_TIME_PP_BUBBLE_S = 25;
+constexpr int O_TIME_DP_S = 26;
+constexpr int O_TIME_OPTIMIZER_S = 27;
+constexpr int O_TIME_LAUNCH_S = 28;
+constexpr int O_TIME_STEP_OVERHEAD_S = 29;
+constexpr int O_TIME_STEP_S = 30;
+constexpr int O_TOKENS_PER_S = 31;
+constexpr int O_TOKENS_PER_S_PER_GPU = 32;
+constexpr int O_MODEL_FLOPS_PER_STEP = 33;
+constexpr int O_MFU = 34;
+constexpr int O_MODEL_TFLOPS_PER_GPU = 35;
+constexpr int O_HW_TFLOPS_PER_GPU = 36;
+constexpr int O_TTFT_S = 37;
+constexpr int O_TPOT_S = 38;
+constexpr int O_KERNELS_PER_STEP = 39;
+constexpr int O_MAX_CONCURRENCY = 40;
 
 constexpr int N_MODEL = 41;
-constexpr int N_HARDWARE = 39;
+constexpr int N_HARDWARE = 40;
 constexpr int N_LIMITS = 3;
-constexpr int N_PLAN = 47;
-constexpr int N_OUTPUTS = 40;
-constexpr int N_VIOLATIONS = 19;
+constexpr int N_PLAN = 48;
+constexpr int N_OUTPUTS = 41;
+constexpr int N_VIOLATIONS = 20;
 constexpr int CACHE_FROM = 17;
 constexpr int CACHE2_FROM = 23;
 constexpr int CACHE3_FROM = 24;
@@ -208,12 +211,13 @@ constexpr long long V_NO_TOKENS = 1LL << 15;
 constexpr long long V_KV_CACHE = 1LL << 16;
 constexpr long long V_FP4 = 1LL << 17;
 constexpr long long V_FP8_ATTENTION = 1LL << 18;
+constexpr long long V_CPU_OFFLOAD = 1LL << 19;
 
 // Allowed plan values per column (schema.plan_bounds): lo <= v <= hi, and an
 // integer where PLAN_INTEGRAL (choices and booleans are codes 0..n-1).
-constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
-constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 4.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
-constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
+constexpr double PLAN_LO[N_PLAN] = {0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0};
+constexpr double PLAN_HI[N_PLAN] = {2.0, 3.0, 2.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 4.0, 1000000.0, 1000000.0, 1.0, 2.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 2147483648.0, 2147483648.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 2147483648.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2147483648.0, 1.0, 1048576.0};
+constexpr bool PLAN_INTEGRAL[N_PLAN] = {true, true, true, true, true, true, true, true, true, true, true, true, true, false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false, true};
 
 // The first plan column whose value no plan may hold (NaN, out of its range, a
 // fraction where a count is needed; schema.plan_bounds), or -1. Row walkers
@@ -328,41 +332,44 @@ inline int first_invalid_column(const double* p) {
     if (!(p[34] >= 0.0 && p[34] <= 2147483648.0) || p[34] != floor(p[34])) {
         return 34;  // recompute_layers
     }
-    if (!(p[35] >= 0.0 && p[35] <= 1.0) || p[35] != floor(p[35])) {
-        return 35;  // fp8_activations
+    if (!(p[35] >= 0.0 && p[35] <= 2147483648.0) || p[35] != floor(p[35])) {
+        return 35;  // cpu_offload_layers
     }
     if (!(p[36] >= 0.0 && p[36] <= 1.0) || p[36] != floor(p[36])) {
-        return 36;  // grad_dtype
+        return 36;  // fp8_activations
     }
     if (!(p[37] >= 0.0 && p[37] <= 1.0) || p[37] != floor(p[37])) {
-        return 37;  // optimizer_dtype
+        return 37;  // grad_dtype
     }
     if (!(p[38] >= 0.0 && p[38] <= 1.0) || p[38] != floor(p[38])) {
-        return 38;  // tp_overlap
+        return 38;  // optimizer_dtype
     }
     if (!(p[39] >= 0.0 && p[39] <= 1.0) || p[39] != floor(p[39])) {
-        return 39;  // ep_overlap
+        return 39;  // tp_overlap
     }
     if (!(p[40] >= 0.0 && p[40] <= 1.0) || p[40] != floor(p[40])) {
-        return 40;  // dp_overlap
+        return 40;  // ep_overlap
     }
     if (!(p[41] >= 0.0 && p[41] <= 1.0) || p[41] != floor(p[41])) {
-        return 41;  // tp_dgrad_overlap
+        return 41;  // dp_overlap
     }
     if (!(p[42] >= 0.0 && p[42] <= 1.0) || p[42] != floor(p[42])) {
-        return 42;  // pp_scatter_gather
+        return 42;  // tp_dgrad_overlap
     }
     if (!(p[43] >= 0.0 && p[43] <= 1.0) || p[43] != floor(p[43])) {
-        return 43;  // cuda_graphs
+        return 43;  // pp_scatter_gather
     }
-    if (!(p[44] >= 0.0 && p[44] <= 2147483648.0) || p[44] != floor(p[44])) {
-        return 44;  // max_num_tokens
+    if (!(p[44] >= 0.0 && p[44] <= 1.0) || p[44] != floor(p[44])) {
+        return 44;  // cuda_graphs
     }
-    if (!(p[45] >= 0.0 && p[45] <= 1.0)) {
-        return 45;  // kv_cache_fraction
+    if (!(p[45] >= 0.0 && p[45] <= 2147483648.0) || p[45] != floor(p[45])) {
+        return 45;  // max_num_tokens
     }
-    if (!(p[46] >= 1.0 && p[46] <= 1048576.0) || p[46] != floor(p[46])) {
-        return 46;  // kv_block_tokens
+    if (!(p[46] >= 0.0 && p[46] <= 1.0)) {
+        return 46;  // kv_cache_fraction
+    }
+    if (!(p[47] >= 1.0 && p[47] <= 1048576.0) || p[47] != floor(p[47])) {
+        return 47;  // kv_block_tokens
     }
     return -1;
 }

@@ -92,7 +92,9 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
     pb = R.bytes_per_param(f, pr)
     edp = pb.expert_shard
     k = R.limits_vector(limits)
-    mems = R.stage_memories(m, h, f, pr, stages.layer, stages.split, stages.batch, pb,
+    mems = R.stage_memories(m, h, f, pr, R.activations(m, f, pr, stages.layer,
+                                                        stages.batch.seqs_per_replica),
+                            stages.layer, stages.split, stages.batch, pb,
                             h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION])
     full = mems.fullest
     kept = full.kept_params * pb.w_kept
@@ -125,7 +127,8 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
         "serving": serving,
         "host": {"launch_overhead_s": hardware.launch_overhead_s,
                  "step_overhead_s": hardware.step_overhead_s,
-                 "request_overhead_s": hardware.request_overhead_s},
+                 "request_overhead_s": hardware.request_overhead_s,
+                 "host_link_bandwidth_bytes_per_s": hardware.host_link_bandwidth_bytes_per_s},
         "micro_batches": stages.batch.n_micro,
         "attention_rates": attention_rates(h, f, 0.5 * (m[S.M_QK_HEAD_DIM]
                                                        + m[S.M_V_HEAD_DIM])),
@@ -253,6 +256,8 @@ SERVING_MEMORY_HOW = {
 TIME_HOW = {
     "compute": "m micro-batches x slowest stage's operators (roofline each), fwd + 2x bwd",
     "recompute": "forward operators recomputed in backward",
+    "offload": "CPU activation offloading: each offloaded layer's copy out (forward) and back "
+               "(backward) over the {host} host link beyond a layer's compute",
     "tp": "2 all-reduces (or AG+RS with SP) per layer, fwd, bwd and recomputed fwd, on the "
           "TP tier; what no GEMM hides",
     "cp": "ring K/V exchange not hidden behind attention (all of it without cp_overlap)",
@@ -272,6 +277,7 @@ SERVE_HOW = {
     "compute": "every engine step's operators (roofline each), forward only: the prompts' "
                "prefill and the decode steps of every sequence's generated tokens",
     "recompute": "training only",
+    "offload": "training only",
     "tp": "2 all-reduces (or AG+RS with SP) per layer a step on the TP tier; what no GEMM "
           "hides",
     "ep": "token dispatch + combine per MoE layer a step (the dispatcher's)",
@@ -387,6 +393,9 @@ def render_text(d: dict) -> str:
             n = plan["recompute_layers"]
             savers.append(f"full recompute of {n} layer(s) per virtual stage" if n
                           else "full recompute of every layer")
+        if plan["cpu_offload_layers"]:
+            savers.append(f"activations of the first {plan['cpu_offload_layers']} layer(s) "
+                          "offloaded to host memory")
         if plan["fp8_activations"]:
             savers.append("GEMM inputs kept in FP8")
         if plan["optimizer_dtype"] == "bf16":
@@ -407,7 +416,8 @@ def render_text(d: dict) -> str:
         how = how.format(kernels=o["kernels_per_step"],
                          launch=fmt_s(hw.get("launch_overhead_s", 0.0)),
                          step_cost=fmt_s(hw.get("step_overhead_s", 0.0)),
-                         request=fmt_s(hw.get("request_overhead_s", 0.0)))
+                         request=fmt_s(hw.get("request_overhead_s", 0.0)),
+                         host=f"{hw.get('host_link_bandwidth_bytes_per_s', 0.0) / 1e9:g} GB/s")
         lines.append(f"  {term:<14} {fmt_s(t):>14} {share:5.1f}%  {how}")
     lines.append(f"  {'step':<14} {fmt_s(step):>14}")
     lines.append("    overlaps: " + ", ".join(

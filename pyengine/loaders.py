@@ -26,6 +26,9 @@ Hardware files
     ``network_gbps``           ``inter_node_bandwidth_bytes_per_s``  x 1e9 (GB/s, per GPU,
                                                                      one direction;
                                                                      400 Gb/s IB = 50)
+    ``host_link_gbps``         ``host_link_bandwidth_bytes_per_s``   x 1e9 (GB/s, CPU-GPU
+                                                                     link per GPU, one
+                                                                     direction)
     ``intra_latency_us``       ``intra_node_latency_s``              / 1e6
     ``inter_latency_us``       ``inter_node_latency_s``              / 1e6
     ``op_overhead_us``         ``op_overhead_s``                     / 1e6
@@ -81,6 +84,7 @@ HARDWARE_UNITS: dict[str, tuple[str, float, float]] = {
     "hbm_tbps": ("hbm_bandwidth_bytes_per_s", 1e12, 1.0),
     "nvlink_gbps": ("intra_node_bandwidth_bytes_per_s", 1e9, 1.0),
     "network_gbps": ("inter_node_bandwidth_bytes_per_s", 1e9, 1.0),
+    "host_link_gbps": ("host_link_bandwidth_bytes_per_s", 1e9, 1.0),
     "intra_latency_us": ("intra_node_latency_s", 1.0, 1e6),
     "inter_latency_us": ("inter_node_latency_s", 1.0, 1e6),
     "op_overhead_us": ("op_overhead_s", 1.0, 1e6),

@@ -701,7 +701,8 @@ PlanFields = namedtuple("PlanFields", [
     "pp_embedding", "pp_loss", "pp_first", "pp_last", "sv", "recompute_layers", "opt_bytes",
     "imbalance", "cp_overlap", "ep_overlap", "dp_overlap", "tp_dgrad_overlap",
     "pp_scatter_gather", "cuda_graphs",
-    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher", "attn_kernel"])
+    "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher", "attn_kernel",
+    "offload"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate",
                                        "db"])
 
@@ -751,7 +752,7 @@ def plan_fields(p):
         p[S.P_PP_SCATTER_GATHER] > 0.0,
         p[S.P_CUDA_GRAPHS] > 0.0, p[S.P_MAX_NUM_TOKENS], p[S.P_KV_CACHE_FRACTION],
         p[S.P_KV_BLOCK_TOKENS], fp4, p[S.P_KV_DTYPE], p[S.P_MOE_TOKEN_DISPATCHER],
-        p[S.P_ATTENTION_KERNEL])
+        p[S.P_ATTENTION_KERNEL], p[S.P_CPU_OFFLOAD_LAYERS])
 
 
 def precisions(h, f):
@@ -1071,6 +1072,11 @@ def pipeline_checks(m, f, split, n_micro):
         code |= S.V_PP_LAYERS
     if f.vpp > 1.0 and (f.pp == 1.0 or not divides(f.pp, n_micro)):
         code |= S.V_VPP_SCHEDULE
+    # [F4] CPU activation offloading as Megatron-Core allows it (TransformerConfig: no
+    # pipeline parallelism, no recomputation, fewer layers than the model's)
+    if f.offload > 0.0 and (not f.training or f.pp > 1.0 or f.recompute > 0.0
+                            or f.offload >= m[S.M_LAYERS]):
+        code |= S.V_CPU_OFFLOAD
     return code
 
 
@@ -1162,6 +1168,25 @@ def full_recompute(m, f, shape):
     return FullRecompute(n - moe, moe)
 
 
+# The dense and MoE layers of a stage kind whose activations CPU offloading keeps in host
+# memory.
+Offload = namedtuple("Offload", ["dense", "moe"])
+
+
+def offloaded_layers(m, f, shape):
+    # [M12] CPU activation offloading (Megatron-Core cpu_offloading_num_layers, run by
+    # Transformer Engine's default scheduling; TE docs "CPU Offloading"): the first n
+    # layers' activations go to host memory as they are saved and come back for their
+    # backward, so a GPU holds L - n layers' at any time. Only where Megatron-Core runs it
+    # (training, pp = 1, no recomputation: CPU_OFFLOAD otherwise, and nothing offloaded).
+    if (f.offload <= 0.0 or not f.training or f.pp > 1.0 or f.recompute > 0.0
+            or f.offload >= m[S.M_LAYERS]):
+        return Offload(0.0, 0.0)
+    n = min(shape.layers, f.offload)
+    moe = moe_layers_in(shape.start, shape.start + n, m)
+    return Offload(n - moe, moe)
+
+
 # One stage kind's memory per GPU, itemised.
 StageMemory = namedtuple("StageMemory", ["dense_params", "expert_params", "activations",
                                          "kv_cache", "total", "kept_params", "buffers",
@@ -1172,19 +1197,20 @@ UNBOUNDED = 9007199254740992.0
 
 
 def stage_memory(shape, inflight, act, kv_seq, seqs, pb, overhead, buffers, usable,
-                 kv_fraction, training, full):
+                 kv_fraction, training, full, off):
     # [M4] memory of one GPU of a stage kind: its parameters at their bytes per
     # parameter, the activations of its in-flight micro-batches (training; `full`: the
-    # dense and MoE layers fully recomputed) or the working set, KV cache and runtime
-    # buffers of its layers (inference), and the fixed overhead.
+    # dense and MoE layers fully recomputed, `off`: those offloaded to the host) or the
+    # working set, KV cache and runtime buffers of its layers (inference), and the fixed
+    # overhead.
     kv = 0.0
     kv_seqs = 0.0
     per_dense = pb.w_dense + pb.g_dense + pb.o_dense
     per_expert = pb.w_expert + pb.g_expert + pb.o_expert
     params = shape.dense_params * per_dense + shape.expert_params * per_expert
     if training:
-        layers = ((shape.layers - shape.moe_layers - full.dense) * act.dense_layer
-                  + (shape.moe_layers - full.moe) * act.moe_layer
+        layers = ((shape.layers - shape.moe_layers - full.dense - off.dense) * act.dense_layer
+                  + (shape.moe_layers - full.moe - off.moe) * act.moe_layer
                   + (full.dense * act.full_layer + full.moe * act.full_layer))
         if shape.first:
             layers = layers + act.embedding
@@ -1222,10 +1248,10 @@ def fuller(a, b):
 StageMemories = namedtuple("StageMemories", ["first", "mid", "last", "fullest", "kv_seqs"])
 
 
-def stage_memories(m, h, f, pr, layer, split, batch, pb, usable):
+def stage_memories(m, h, f, pr, act, layer, split, batch, pb, usable):
     """The memory of every stage kind, which is fullest, and the sequences the KV cache of
-    every stage holds (`usable`: the HBM a GPU may fill)."""
-    act = activations(m, f, pr, layer, batch.seqs_per_replica)
+    every stage holds (`act`: the activations of a layer; `usable`: the HBM a GPU may
+    fill)."""
     # [M5] in-flight micro-batches under 1F1B: stage i holds min(m, p - i); interleaving
     # multiplies the first stage's by 1 + (p-1)/(p*v) (Korthikanti Sec. 4.2.3).
     inflight_first = min(batch.n_micro, f.pp)
@@ -1247,11 +1273,14 @@ def stage_memories(m, h, f, pr, layer, split, batch, pb, usable):
     overhead = h[S.H_MEM_OVERHEAD]
     seqs = batch.seqs_per_replica
     first = stage_memory(split.first, inflight_first, act, kv_seq, seqs, pb, overhead, buffers,
-                         usable, f.kv_fraction, f.training, full_recompute(m, f, split.first))
+                         usable, f.kv_fraction, f.training, full_recompute(m, f, split.first),
+                         offloaded_layers(m, f, split.first))
     last = stage_memory(split.last, inflight_last, act, kv_seq, seqs, pb, overhead, buffers,
-                        usable, f.kv_fraction, f.training, full_recompute(m, f, split.last))
+                        usable, f.kv_fraction, f.training, full_recompute(m, f, split.last),
+                        offloaded_layers(m, f, split.last))
     mid = stage_memory(split.mid, inflight_mid, act, kv_seq, seqs, pb, overhead, buffers,
-                       usable, f.kv_fraction, f.training, full_recompute(m, f, split.mid))
+                       usable, f.kv_fraction, f.training, full_recompute(m, f, split.mid),
+                       offloaded_layers(m, f, split.mid))
     return StageMemories(first, mid, last, fuller(fuller(first, last), mid),
                          min(first.kv_seqs, min(last.kv_seqs, mid.kv_seqs)))
 
@@ -1353,15 +1382,35 @@ def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output
 
 # One stage kind's time per micro-batch: total, compute, recompute, exposed TP, CP and EP
 # communication, launches; and its layers.
-StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "tp", "cp", "ep",
-                                     "launch", "kernels", "layers", "moe_layers"])
+StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "offload", "tp", "cp",
+                                     "ep", "launch", "kernels", "layers", "moe_layers"])
 
 
-def stage_time(shape, lt, c, full):
+def offload_s(h, lt, act, off, n_layers):
+    # [T27] CPU offloading's copies run on a stream of their own over the host link (one
+    # direction each way): a layer's activations go out while the next layers compute
+    # forward and come back while the later ones compute backward, so a copy longer than
+    # a layer's pass shows the difference. With one layer's activations left on the GPU
+    # (n = L - 1) nothing overlaps (TE docs: "compute and transfers cannot overlap").
+    n = off.dense + off.moe
+    if n <= 0.0:
+        return 0.0
+    copy_dense = act.dense_layer / h[S.H_HOST_BW]
+    copy_moe = act.moe_layer / h[S.H_HOST_BW]
+    if n >= n_layers - 1.0:
+        return 2.0 * (off.dense * copy_dense + off.moe * copy_moe)
+    bwd_dense = (lt.passes - 1.0) * lt.dense_fwd + lt.bwd_extra
+    bwd_moe = (lt.passes - 1.0) * lt.moe_fwd + lt.bwd_extra
+    return (off.dense * (max(0.0, copy_dense - lt.dense_fwd) + max(0.0, copy_dense - bwd_dense))
+            + off.moe * (max(0.0, copy_moe - lt.moe_fwd) + max(0.0, copy_moe - bwd_moe)))
+
+
+def stage_time(h, shape, lt, c, act, full, off):
     """The time of one stage kind for one micro-batch: its layers' compute (with the
     embedding on the first stage and the output layer on the last), recomputation (of
-    the selective modules, or of the `full`y recomputed layers) and exposed TP, CP and
-    EP communication."""
+    the selective modules, or of the `full`y recomputed layers), the CPU offloading
+    copies (of the `off`loaded layers) not hidden, and exposed TP, CP and EP
+    communication."""
     dense = shape.layers - shape.moe_layers
     compute = (stage_compute_s(shape.layers, shape.moe_layers, lt.dense_fwd, lt.moe_fwd,
                                lt.passes, c.embed_s if shape.first else 0.0,
@@ -1370,6 +1419,7 @@ def stage_time(shape, lt, c, full):
     recompute = (shape.layers * lt.recompute_core + dense * lt.recompute_dense
                  + shape.moe_layers * lt.recompute_moe
                  + lt.recompute_layer * (full.dense * lt.dense_fwd + full.moe * lt.moe_fwd))
+    offload = offload_s(h, lt, act, off, shape.layers)
     # [C13] communication per pass (forward, backward); recomputing a layer's forward
     # replays its collectives (TP, the CP ring, EP dispatch and combine), recomputing the
     # MoE module its all-to-alls
@@ -1387,9 +1437,9 @@ def stage_time(shape, lt, c, full):
     kernels = (dense * lt.dense_kernels + shape.moe_layers * lt.moe_kernels
                + lt.passes * (embed_k + output_k)
                + lt.recompute_layer * (full.dense * c.dense_kernels + full.moe * c.moe_kernels))
-    gpu = compute + recompute + tp + cp + ep
+    gpu = compute + recompute + offload + tp + cp + ep
     launch = max(0.0, kernels * lt.launch_s - gpu)
-    return StageTime(gpu + launch, compute, recompute, tp, cp, ep, launch, kernels,
+    return StageTime(gpu + launch, compute, recompute, offload, tp, cp, ep, launch, kernels,
                      shape.layers, shape.moe_layers)
 
 
@@ -1399,17 +1449,21 @@ def slower(a, b):
 
 
 # The slowest stage's micro-batch time, itemised: it paces the pipeline.
-MicroBatch = namedtuple("MicroBatch", ["total", "compute", "recompute", "tp", "cp", "ep",
-                                       "launch", "kernels", "layers", "moe_layers"])
+MicroBatch = namedtuple("MicroBatch", ["total", "compute", "recompute", "offload", "tp", "cp",
+                                       "ep", "launch", "kernels", "layers", "moe_layers"])
 
 
-def micro_batch_time(m, h, c, f, split):
+def micro_batch_time(m, h, c, f, act, split):
     lt = layer_times(c, f, h)
-    slow = slower(slower(stage_time(split.first, lt, c, full_recompute(m, f, split.first)),
-                         stage_time(split.last, lt, c, full_recompute(m, f, split.last))),
-                  stage_time(split.mid, lt, c, full_recompute(m, f, split.mid)))
-    return MicroBatch(slow.total, slow.compute, slow.recompute, slow.tp, slow.cp, slow.ep,
-                      slow.launch, slow.kernels, slow.layers, slow.moe_layers)
+    first = stage_time(h, split.first, lt, c, act, full_recompute(m, f, split.first),
+                       offloaded_layers(m, f, split.first))
+    last = stage_time(h, split.last, lt, c, act, full_recompute(m, f, split.last),
+                      offloaded_layers(m, f, split.last))
+    mid = stage_time(h, split.mid, lt, c, act, full_recompute(m, f, split.mid),
+                     offloaded_layers(m, f, split.mid))
+    slow = slower(slower(first, last), mid)
+    return MicroBatch(slow.total, slow.compute, slow.recompute, slow.offload, slow.tp, slow.cp,
+                      slow.ep, slow.launch, slow.kernels, slow.layers, slow.moe_layers)
 
 
 def pipeline_send_s(m, h, f, pr, n_tok):
@@ -1430,7 +1484,7 @@ def pipeline_send_s(m, h, f, pr, n_tok):
 
 # The step, itemised (seconds), with the tokens and FLOPs it processes.
 StepTime = namedtuple("StepTime", [
-    "compute", "recompute", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp", "optimizer",
+    "compute", "recompute", "offload", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp", "optimizer",
     "launch", "step_overhead", "step", "tokens", "model_flops", "hw_flops", "ttft", "tpot",
     "kernels"])
 
@@ -1519,10 +1573,10 @@ def training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one):
     tokens = f.gbs * f.seq
     model_flops = 3.0 * layer.fwd_flops_tok * tokens
     hw_flops = model_flops + tokens * recompute_flops_per_token(m, f.seq, f, layer.fwd_flops_tok)
-    return StepTime(n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.tp,
-                    n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s, opt_s,
-                    n_micro * mb.launch, 0.0, step_s, tokens, model_flops, hw_flops, 0.0, 0.0,
-                    mb.kernels)
+    return StepTime(n_micro * mb.compute, n_micro * mb.recompute, n_micro * mb.offload,
+                    n_micro * mb.tp, n_micro * mb.cp, n_micro * mb.ep, p2p_total, bubble_s, dp_s,
+                    opt_s, n_micro * mb.launch, 0.0, step_s, tokens, model_flops, hw_flops, 0.0,
+                    0.0, mb.kernels)
 
 
 # One decode step of one pipeline group on the slowest stage, itemised.
@@ -1611,7 +1665,7 @@ def inference_step(m, h, f, pr, layer, batch, mb, p2p_one):
         kernels = d.kernels
     step_s = t_compute + t_tp + t_cp + t_ep + t_p2p + bubble_s + t_launch + t_fixed
     tokens = f.gbs * f.gen if f.decode else f.gbs * f.seq
-    return StepTime(t_compute, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, t_launch,
+    return StepTime(t_compute, 0.0, 0.0, t_tp, t_cp, t_ep, t_p2p, bubble_s, 0.0, 0.0, t_launch,
                     t_fixed, step_s, tokens, model_flops, model_flops, ttft, tpot, kernels)
 
 
@@ -1773,7 +1827,7 @@ def continuous_step(m, h, f, pr, layer, batch, mb):
     slots = pp * group * gen / dec
     model_flops = (layer.fwd_flops_tok * f.gbs * f.seq
                    + f.gen * f.gbs * layer.dec_flops_tok)
-    return StepTime(slots * (d.compute + wait), 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
+    return StepTime(slots * (d.compute + wait), 0.0, 0.0, slots * d.tp, slots * d.cp, slots * d.ep,
                     slots * d.p2p, 0.0, 0.0, 0.0, slots * d.launch, slots * step_cost,
                     slots * slot, f.gbs * f.gen, model_flops, model_flops, ttft, itl,
                     d.kernels)
@@ -1806,6 +1860,7 @@ def write_outputs(out, f, layer, split, batch, pb, mems, overhead, t, peak):
     out[S.O_MEM_LAST_STAGE_BYTES] = mems.last.total
     out[S.O_TIME_COMPUTE_S] = t.compute
     out[S.O_TIME_RECOMPUTE_S] = t.recompute
+    out[S.O_TIME_OFFLOAD_S] = t.offload
     out[S.O_TIME_TP_S] = t.tp
     out[S.O_TIME_CP_S] = t.cp
     out[S.O_TIME_EP_S] = t.ep
@@ -1846,7 +1901,8 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
     code = batch.code | pipeline_checks(m, f, split, batch.n_micro)
     pb = bytes_per_param(f, pr)
     usable = h[S.H_HBM_CAPACITY] * k[S.K_MEM_FRACTION]
-    mems = stage_memories(m, h, f, pr, layer, split, batch, pb, usable)
+    act = activations(m, f, pr, layer, batch.seqs_per_replica)
+    mems = stage_memories(m, h, f, pr, act, layer, split, batch, pb, usable)
     if mems.fullest.total > usable:
         code |= S.V_MEMORY
     if f.kv_fraction > 0.0 and not f.training and batch.seqs_per_replica > mems.kv_seqs:
@@ -1855,7 +1911,7 @@ def evaluate_plan(m, h, k, p, out, stages, reuse):
     # sweep kernels) passes an empty `out` and skips the timings
     if out.shape[0] == 0:
         return code, stages
-    mb = micro_batch_time(m, h, layer.costs, f, split)
+    mb = micro_batch_time(m, h, layer.costs, f, act, split)
     p2p_one = pipeline_send_s(m, h, f, pr, layer.n_tok)
     if f.training:
         t = training_step(m, h, f, pr, layer, split, batch, pb, mb, p2p_one)
@@ -1880,7 +1936,8 @@ KERNEL_FUNCTIONS = (
     precisions, layer_checks, expert_capacity, expert_load, layer_stage, stage_shape,
     stage_layers, split_stage,
     batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
-    stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time, slower,
+    offloaded_layers, stage_memory, fuller, stage_memories, layer_times, stage_compute_s,
+    offload_s, stage_time, slower,
     micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,
     step_slot_s, decode_step, inference_step, attention_ranks, busiest_chunks, continuous_batch,
     prefill_queue,
@@ -1893,10 +1950,11 @@ KERNEL_FUNCTIONS = (
 # into the kernel (Numba IR inlining), since a call passing named results by value costs
 # more than the work of most of them.
 PER_PLAN_FUNCTIONS = (
-    memory_savers, plan_fields, precisions, pipeline_checks, full_recompute, bytes_per_param,
-    activations, stage_memory, fuller, stage_memories, layer_times, stage_compute_s, stage_time,
-    slower, micro_batch_time, pipeline_send_s, data_parallel_s, training_step, inference_step,
-    attention_ranks, continuous_batch, continuous_step, write_outputs,
+    memory_savers, plan_fields, precisions, pipeline_checks, full_recompute, offloaded_layers,
+    bytes_per_param, activations, stage_memory, fuller, stage_memories, layer_times,
+    stage_compute_s, offload_s, stage_time, slower, micro_batch_time, pipeline_send_s,
+    data_parallel_s, training_step, inference_step, attention_ranks, continuous_batch,
+    continuous_step, write_outputs,
 )
 
 
@@ -2020,6 +2078,7 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "attn_fp8_eff_fwd": hw.attn_fp8_eff_fwd, "attn_fp8_eff_bwd": hw.attn_fp8_eff_bwd,
         "attn_fp8_seq_half": hw.attn_fp8_seq_half,
         "mem_overhead": hw.memory_overhead_bytes, "runtime_buffers": hw.runtime_buffer_bytes,
+        "host_bw": hw.host_link_bandwidth_bytes_per_s,
     }
     return np.array([float(values[c.name]) for c in S.HARDWARE], dtype=np.float64)
 
@@ -2046,8 +2105,8 @@ def plan_vector(plan: Plan) -> np.ndarray:
 
 MEMORY_TERMS = ("weights", "grads", "optimizer", "activations", "kv_cache", "overhead",
                 "buffers")
-TIME_TERMS = ("compute", "recompute", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp", "optimizer",
-              "launch", "step_overhead")
+TIME_TERMS = ("compute", "recompute", "offload", "tp", "cp", "ep", "pp_p2p", "pp_bubble", "dp",
+              "optimizer", "launch", "step_overhead")
 
 
 @dataclass(frozen=True)

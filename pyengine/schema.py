@@ -139,6 +139,8 @@ HARDWARE = (
     Column("mem_overhead", "B", "framework, NCCL buffers, fragmentation"),
     Column("runtime_buffers", "B", "what a serving engine allocates beyond mem_overhead: "
            "CUDA-graph pools, sampling and logits buffers, all-reduce workspaces (inference only)"),
+    Column("host_bw", "B/s", "CPU-GPU link per GPU, one direction, that CPU activation "
+           "offloading copies over (PCIe Gen5 x16: 64 GB/s; NVLink-C2C on Grace: 450 GB/s)"),
 )
 
 # Limits applied inside the kernel (sweep constraints that decide feasibility).
@@ -218,6 +220,10 @@ PLAN = (
            hi=1),
     Column("recompute_layers", "", "full: layers recomputed per virtual pipeline stage, the "
            "first ones (Megatron-Core recompute_num_layers, block method); 0 = all", "int"),
+    Column("cpu_offload_layers", "", "training: the activations of the first n layers kept in "
+           "host memory, copied out in forward and back in backward behind the other layers' "
+           "compute (Megatron-Core cpu_offloading_num_layers, Transformer Engine's scheduling); "
+           "needs pp 1, no recomputation and n < layers", "int"),
     Column("fp8_activations", "", "GEMM inputs kept for backward in FP8 (1 byte), as FP8 "
            "recipes cache them (DeepSeek-V3 Sec. 3.3)", "bool", hi=1),
     Column("grad_dtype", "", "gradient precision", "choice", ("fp32", "bf16")),
@@ -283,6 +289,8 @@ OUTPUTS = (
     Column("mem_last_stage_bytes", "B", "memory per GPU of the last pipeline stage"),
     Column("time_compute_s", "s", "forward + backward operators of the slowest stage"),
     Column("time_recompute_s", "s", "recomputed forward operators"),
+    Column("time_offload_s", "s", "CPU activation offloading: copies to and from the host not "
+           "hidden behind compute"),
     Column("time_tp_s", "s", "exposed tensor-parallel collectives"),
     Column("time_cp_s", "s", "exposed context-parallel KV exchange"),
     Column("time_ep_s", "s", "expert all-to-all dispatch + combine"),
@@ -333,6 +341,8 @@ VIOLATIONS = (
     ("FP4", "dtype nvfp4/mxfp4 needs a GPU with FP4 tensor cores (peak_fp4 > 0)"),
     ("FP8_ATTENTION", "attention_kernel fp8 needs FP8 or FP4 GEMMs (dtype fp8/nvfp4/mxfp4), "
      "fused attention and a GPU with FP8 attention figures (peak_fp8 > 0, attn_fp8_eff_fwd > 0)"),
+    ("CPU_OFFLOAD", "cpu_offload_layers needs training, pp = 1, no recomputation and fewer "
+     "layers than the model's (Megatron-Core cpu_offloading_num_layers)"),
 )
 
 

@@ -317,6 +317,11 @@ class Hardware(_Spec):
     # other_mem 3758096384, nccl_mem 411041792): the 0.5 GiB beyond memory_overhead plus the
     # NCCL workspace, for CUDA-graph pools, sampling and logits buffers
     runtime_buffer_bytes: float = 0.5 * 2**30 + 411041792
+    # The CPU-GPU link of one GPU, one direction, that CPU activation offloading copies
+    # over: PCIe Gen5 x16, 128 GB/s both directions (Transformer Engine docs, "CPU
+    # Offloading", features/other_optimizations/cpu_offloading); Grace superchips' NVLink-C2C
+    # 900 GB/s both directions per link in the presets that have it
+    host_link_bandwidth_bytes_per_s: float = 64e9
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -324,7 +329,8 @@ class Hardware(_Spec):
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(o, "name", self.name, "a non-empty string")
         for name in ("peak_bf16_flops_per_s", "hbm_capacity_bytes", "hbm_bandwidth_bytes_per_s",
-                     "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s"):
+                     "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s",
+                     "host_link_bandwidth_bytes_per_s"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0,
                                                        lo_open=True))
         check_int(o, "gpus_per_node", self.gpus_per_node, 1, 1 << 16)
@@ -398,6 +404,9 @@ class Plan(_Spec):
     recompute_moe_act: bool = False
     recompute_shared_experts: bool = False
     recompute_layers: int = 0  # full: layers recomputed per virtual stage (0 = all)
+    # training: activations of the first n layers in host memory (Megatron-Core
+    # cpu_offloading_num_layers; pp 1, no recomputation, n < layers)
+    cpu_offload_layers: int = 0
     fp8_activations: bool = False  # GEMM inputs kept for backward in FP8
     sequence_parallel: bool = True
     capacity_factor: float = 1.0
@@ -443,8 +452,8 @@ class Plan(_Spec):
                      "recompute_mlp", "recompute_moe", "recompute_moe_act",
                      "recompute_shared_experts", "fp8_activations"):
             check_bool(o, name, getattr(self, name))
-        object.__setattr__(self, "recompute_layers",
-                           check_int(o, "recompute_layers", self.recompute_layers, 0))
+        for name in ("recompute_layers", "cpu_offload_layers"):
+            object.__setattr__(self, name, check_int(o, name, getattr(self, name), 0))
         for name in ("global_batch", "micro_batch", "seq_len", "tp", "pp", "dp", "cp", "ep",
                      "vpp"):
             object.__setattr__(self, name, check_int(o, name, getattr(self, name), 1))

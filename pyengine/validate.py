@@ -362,13 +362,16 @@ BRIDGE_SAVERS = (
 
 def bridge_rows(data: dict) -> list[dict]:
     """Pre-training rows of every Megatron-Bridge container version whose model, system
-    and precision pyengine has, the newest version of each plan first and alone."""
+    and precision pyengine has, the newest version of each plan first and alone. A dense
+    model's EP, which the 26.x tables print as "n/a", is 1."""
     seen = set()
     rows = []
     for key in sorted((k for k in data if k.startswith("megatron_bridge_perf_summary")),
                       reverse=True):
         for row in data[key]["values"].get("rows", []):
             model, system = row.get("model"), row.get("system")
+            if row.get("ep") == "n/a" and model != "DeepSeekV3":
+                row = {**row, "ep": 1}
             fields = ("num_gpus", "tp", "pp", "cp", "ep", "global_batch_size_sequences",
                       "micro_batch_size", "seq_len_tokens", "tokens_per_s_per_gpu")
             if (row.get("task") != "Pre-Training Performance" or model not in BRIDGE_MODELS
@@ -425,12 +428,28 @@ BRIDGE_MOE_RECIPES = {
 }
 
 
+# Megatron-Bridge's Llama 3 70B FP8 current-scaling recipes on Megatron-FSDP
+# (scripts/performance/configs/llama/llama3_workload_base_configs.py at 00919dcf,
+# LLAMA3_70B_PRETRAIN_CONFIG_{GPU}_FP8_CS_V1/V2: use_megatron_fsdp, micro-batch 2 on
+# GB200/GB300, 1 on B200) keep the activations of the first n layers in host memory
+# (cpu_offloading_num_layers) instead of recomputing them; by system.
+BRIDGE_OFFLOAD_LAYERS = {"DGX-GB300": 20, "DGX-GB200": 40, "DGX-B200": 5}
+BRIDGE_FP8_CS = ("FP8", "FP8-CS")  # MXFP8 / FP8-MX recipes run PP 4 x VP 5, no offloading
+
+
 def bridge_recipe(row: dict) -> dict:
-    """The recipe flags of a Megatron-Bridge MoE row (BRIDGE_MOE_RECIPES), or none."""
+    """The recipe flags of a Megatron-Bridge row: a MoE row's (BRIDGE_MOE_RECIPES), a
+    Llama 3 70B FP8 FSDP row's CPU offloading (BRIDGE_OFFLOAD_LAYERS), or none."""
     vpp = int(row["vp"]) if isinstance(row.get("vp"), (int, float)) and row["vp"] else 1
     key = (row["system"], int(row["micro_batch_size"]), int(row["pp"]), vpp,
            int(row["ep"]) if isinstance(row.get("ep"), (int, float)) else 1)
-    return BRIDGE_MOE_RECIPES.get(key, {}) if row["model"] == "DeepSeekV3" else {}
+    if row["model"] == "DeepSeekV3":
+        return BRIDGE_MOE_RECIPES.get(key, {})
+    fsdp = isinstance(row.get("fsdp"), (int, float)) and row["fsdp"] > 0
+    if (row["model"] == "LLAMA3_70B" and fsdp and row.get("precision") in BRIDGE_FP8_CS
+            and row["system"] in BRIDGE_OFFLOAD_LAYERS):
+        return {"cpu_offload_layers": BRIDGE_OFFLOAD_LAYERS[row["system"]]}
+    return {}
 
 
 def bridge_plan(row: dict, model: Model, **savers) -> Plan:
@@ -465,6 +484,8 @@ def evaluate_fitting(model: Model, hw: Hardware, make_plan, savers_list=BRIDGE_S
 def saver_note(r, savers: dict) -> str:
     if infeasible_note(r) or not savers:
         return infeasible_note(r)
+    if savers.get("cpu_offload_layers"):
+        return f"recipe: activations of {savers['cpu_offload_layers']} layers offloaded to the CPU"
     if "moe_token_dispatcher" not in savers:
         return savers.get("recompute", "") + " recompute"
     modules = [k.removeprefix("recompute_") for k, v in savers.items()

@@ -130,6 +130,7 @@ def hardware(draw) -> Hardware:
         request_overhead_s=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e-3))),
         memory_overhead_bytes=draw(st.floats(0.0, 1e10)),
         runtime_buffer_bytes=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e10))),
+        host_link_bandwidth_bytes_per_s=draw(st.floats(1e9, 1e12)),
     )
 
 

@@ -130,7 +130,7 @@ VALID = {"micro_batch": (1, 2), "seq_len": (512, 1024, 4096), "gen_tokens": (1, 
          "tp": (1, 2, 4, 8), "cp": (1, 2), "ep": (1, 2, 8), "etp": (0, 1, 2),
          "capacity_factor": (0.5, 1, 1.25), "global_batch": (8, 16), "pp": (1, 2, 3),
          "dp": (1, 2, 4), "vpp": (1, 2), "zero": (0, 1, 2, 3), "pp_first_layers": (0, 2),
-         "pp_last_layers": (0, 1), "recompute_layers": (0, 1),
+         "pp_last_layers": (0, 1), "recompute_layers": (0, 1), "cpu_offload_layers": (0, 2),
          "moe_load_imbalance": (1, 1.25), "max_num_tokens": (0, 2048, 8192),
          "kv_cache_fraction": (0, 0.9), "kv_block_tokens": (16, 32)}
 

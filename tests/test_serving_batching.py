@@ -241,7 +241,8 @@ def test_attention_dp_waits_for_the_busiest_replica():
     code, stages = R.evaluate_plan(m, h, R.limits_vector(), R.plan_vector(adp), out,
                                    R.no_stages(), 0)
     assert code == 0
-    mb = R.micro_batch_time(m, h, stages.layer.costs, f, stages.split)
+    act = R.activations(m, f, pr, stages.layer, stages.batch.seqs_per_replica)
+    mb = R.micro_batch_time(m, h, stages.layer.costs, f, act, stages.split)
     cb = R.continuous_batch(M8B, f, 64.0, 8.0)
     d = R.decode_step(m, h, f, pr, mb, cb.decode + cb.prefill, cb.keys, cb.decode, cb.mixed)
     b = R.decode_step(m, h, f, pr, mb, cb.decode + cb.busiest, cb.busiest_keys, cb.decode, 0.0)

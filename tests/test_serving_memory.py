@@ -164,7 +164,8 @@ def test_max_concurrency_counts_every_replica_and_the_fullest_stage():
     pr = R.precisions(h, f)
     _, st = R.evaluate_plan(m, h, R.limits_vector(), p, R.np.zeros(S.N_OUTPUTS),
                             R.no_stages(), 0)
-    mems = R.stage_memories(m, h, f, pr, st.layer, st.split, st.batch,
+    act = R.activations(m, f, pr, st.layer, st.batch.seqs_per_replica)
+    mems = R.stage_memories(m, h, f, pr, act, st.layer, st.split, st.batch,
                             R.bytes_per_param(f, pr), H100.hbm_capacity_bytes)
     assert staged.outputs["max_concurrency"] == min(mems.first.kv_seqs, mems.last.kv_seqs)
 
