@@ -139,8 +139,9 @@ HARDWARE = (
     Column("mem_overhead", "B", "framework, NCCL buffers, fragmentation"),
     Column("runtime_buffers", "B", "what a serving engine allocates beyond mem_overhead: "
            "CUDA-graph pools, sampling and logits buffers, all-reduce workspaces (inference only)"),
-    Column("host_bw", "B/s", "CPU-GPU link per GPU, one direction, that CPU activation "
-           "offloading copies over (PCIe Gen5 x16: 64 GB/s; NVLink-C2C on Grace: 450 GB/s)"),
+    Column("host_bw", "B/s", "host-device copies per GPU, one direction, over the CPU-GPU link "
+           "that CPU activation offloading uses (PCIe Gen5 x16: 52 GB/s measured; NVLink-C2C "
+           "on Grace: 193 GB/s measured)"),
 )
 
 # Limits applied inside the kernel (sweep constraints that decide feasibility).

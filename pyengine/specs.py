@@ -317,11 +317,12 @@ class Hardware(_Spec):
     # other_mem 3758096384, nccl_mem 411041792): the 0.5 GiB beyond memory_overhead plus the
     # NCCL workspace, for CUDA-graph pools, sampling and logits buffers
     runtime_buffer_bytes: float = 0.5 * 2**30 + 411041792
-    # The CPU-GPU link of one GPU, one direction, that CPU activation offloading copies
-    # over: PCIe Gen5 x16, 128 GB/s both directions (Transformer Engine docs, "CPU
-    # Offloading", features/other_optimizations/cpu_offloading); Grace superchips' NVLink-C2C
-    # 900 GB/s both directions per link in the presets that have it
-    host_link_bandwidth_bytes_per_s: float = 64e9
+    # What one GPU's host-device copies move, one direction, over the CPU-GPU link that CPU
+    # activation offloading uses: PCIe Gen5 x16 (128 GB/s both directions nominal,
+    # Transformer Engine docs "CPU Offloading") measures 51-52 GB/s with NVBandwidth on
+    # Azure's H100/H200 pages; the presets carry their own figures (NVLink-C2C on Grace
+    # 193-211 GB/s measured)
+    host_link_bandwidth_bytes_per_s: float = 52e9
     source: str = ""
 
     def __post_init__(self) -> None:

@@ -50,7 +50,12 @@ GEMM_TABLES = {  # name: (preset, dtype bytes in, source key, file)
 LEVEL_TABLES = {
     "cuBLASLt GB200 FP8": ("gb200-nvl72", 1, "cublaslt_gemm_tflops_by_mnk_azure_gb200",
                            "operators"),
+    "cuBLASLt GB300 FP8": ("gb300-nvl72", 1, "cublaslt_gemm_tflops_by_mnk_azure_gb300",
+                           "operators"),
 }
+# The Blackwell presets with a sustained FP8 table of that tool; the others are carried
+# by their mamf-finder FP8 share over GB200's.
+SUSTAINED_FP8 = {"gb200-nvl72": "cuBLASLt GB200 FP8", "gb300-nvl72": "cuBLASLt GB300 FP8"}
 ALL_GEMM_TABLES = {**GEMM_TABLES, **LEVEL_TABLES}
 STREAM = {"a100-80gb": "node_microbenchmarks_azure_a100",
           "h100-sxm": "node_microbenchmarks_azure_h100", "h200": "node_microbenchmarks_azure_h200"}
@@ -387,12 +392,12 @@ def large_gemm_level(table: str, dim_half: float, overhead: float) -> float:
 def gemm_levels_blackwell(slug: str, h100) -> dict[str, float]:
     """A Blackwell GPU's large-GEMM levels from the H100's end-to-end FP8 level.
 
-    FP8: scaled by GB200's sustained large-GEMM level over the H100's, both measured by
-    one tool at the same shapes (Azure's superbench cuBLASLt FP8 tables: random data,
-    10,000 warm-up iterations; at shapes >= 4096 H100 0.70, GB200 0.58-0.59 of peak,
-    levels 0.709 / 0.629 over the model's shape curve), and for B200 / GB300 by
-    their best achievable FP8 matmul share over GB200's (mamf-finder: the same die family,
-    no sustained table of theirs). Not the best-achievable shares across generations: on
+    FP8: scaled by the GPU's sustained large-GEMM level over the H100's, both measured by
+    one tool at the same shapes (Azure's cuBLASLt FP8 tables: random data, 10,000 warm-up
+    iterations; at shapes >= 4096 H100 0.70, GB200 0.58-0.59, GB300 0.66-0.68 of peak,
+    levels 0.709 / 0.629 / 0.719 over the model's shape curve), and for B200 (no table of
+    that tool) by its best achievable FP8 matmul share over GB200's (mamf-finder: the
+    same die family). Not the best-achievable shares across generations: on
     H100 the burst maximum and the sustained table agree (1403 / 1382 TFLOP/s), on GB200
     the maximum (3616) is 24% above what large GEMMs sustain (2826-2907), and training
     runs are sustained (torchao's B200 BF16 squares, another tool, flatten at 0.63-0.67 of
@@ -400,10 +405,12 @@ def gemm_levels_blackwell(slug: str, h100) -> dict[str, float]:
     BF16 from FP8 by the GPU's best achievable matmul shares (bf16_level_from_fp8, as the
     H100's); FP4: the BF16 level x NVFP4's share of peak over BF16's (one B200 run)."""
     half, overhead = h100.gemm_dim_half, h100.op_overhead_s
-    sustained = (large_gemm_level("cuBLASLt GB200 FP8", half, overhead)
+    table = SUSTAINED_FP8.get(slug, "cuBLASLt GB200 FP8")
+    sustained = (large_gemm_level(table, half, overhead)
                  / large_gemm_level("cuBLASLt H100 FP8", half, overhead))
-    fp8 = round(h100.gemm_eff_max_fp8 * sustained * mamf_share(slug, "fp8")
-                / mamf_share("gb200-nvl72", "fp8"), 4)
+    carried = 1.0 if slug in SUSTAINED_FP8 else (mamf_share(slug, "fp8")
+                                                 / mamf_share("gb200-nvl72", "fp8"))
+    fp8 = round(h100.gemm_eff_max_fp8 * sustained * carried, 4)
     bf16 = bf16_level_from_fp8(slug, fp8)
     return {"gemm_eff_max": bf16, "gemm_eff_max_fp8": fp8,
             "gemm_eff_max_fp4": round(bf16 * fp4_share_ratio(), 4)}
