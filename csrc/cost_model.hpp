@@ -1063,7 +1063,12 @@ PYENGINE_HD inline ExpertLoad expert_load(const double* m, const PlanFields& f, 
             spread = 1.0 + sqrt(2.0 * log(f.ep) * (1.0 - 1.0 / f.ep) / mean);
         }
         double group_tokens = mean * f.ep / m[M_TOP_K];
-        active = 1.0 - pow(1.0 - m[M_TOP_K] / m[M_EXPERTS], group_tokens);
+        // (as -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g
+        // would be the rounding of (1 - k/E) raised to T_g)
+        active = 0.0;
+        if (group_tokens > 0.0) {
+            active = -expm1(group_tokens * log1p(-m[M_TOP_K] / m[M_EXPERTS]));
+        }
     }
     return ExpertLoad{capacity * f.imbalance * spread, active};
 }

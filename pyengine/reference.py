@@ -885,7 +885,11 @@ def expert_load(m, f, capacity):
         if f.ep > 1.0:
             spread = 1.0 + np.sqrt(2.0 * np.log(f.ep) * (1.0 - 1.0 / f.ep) / mean)
         group_tokens = mean * f.ep / m[S.M_TOP_K]
-        active = 1.0 - (1.0 - m[S.M_TOP_K] / m[S.M_EXPERTS]) ** group_tokens
+        # (as -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g
+        # would be the rounding of (1 - k/E) raised to T_g)
+        active = 0.0
+        if group_tokens > 0.0:
+            active = -np.expm1(group_tokens * np.log1p(-m[S.M_TOP_K] / m[S.M_EXPERTS]))
     return ExpertLoad(capacity * f.imbalance * spread, active)
 
 
