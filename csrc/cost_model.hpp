@@ -1065,8 +1065,8 @@ PYENGINE_HD inline ExpertLoad expert_load(const double* m, const PlanFields& f, 
         double group_tokens = mean * f.ep / m[M_TOP_K];
         // (as -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g
         // would be the rounding of (1 - k/E) raised to T_g)
-        active = 0.0;
-        if (group_tokens > 0.0) {
+        active = group_tokens > 0.0 ? 1.0 : 0.0;
+        if (group_tokens > 0.0 && m[M_TOP_K] < m[M_EXPERTS]) {
             active = -expm1(group_tokens * log1p(-m[M_TOP_K] / m[M_EXPERTS]));
         }
     }
@@ -1689,8 +1689,8 @@ PYENGINE_HD inline double stage_compute_s(double n_layers, double n_moe, double 
     return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s);
 }
 
-// One stage kind's time per micro-batch: total, compute, recompute, exposed TP, CP and EP
-// communication, launches; and its layers.
+// One stage kind's time per micro-batch: total, compute, recompute, CPU offloading copies
+// not hidden, exposed TP, CP and EP communication, launches; and its layers.
 struct StageTime {
     double total;
     double compute;

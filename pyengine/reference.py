@@ -887,8 +887,8 @@ def expert_load(m, f, capacity):
         group_tokens = mean * f.ep / m[S.M_TOP_K]
         # (as -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g
         # would be the rounding of (1 - k/E) raised to T_g)
-        active = 0.0
-        if group_tokens > 0.0:
+        active = 1.0 if group_tokens > 0.0 else 0.0
+        if group_tokens > 0.0 and m[S.M_TOP_K] < m[S.M_EXPERTS]:
             active = -np.expm1(group_tokens * np.log1p(-m[S.M_TOP_K] / m[S.M_EXPERTS]))
     return ExpertLoad(capacity * f.imbalance * spread, active)
 
@@ -1384,8 +1384,8 @@ def stage_compute_s(n_layers, n_moe, dense_fwd, moe_fwd, passes, embed_s, output
     return passes * ((n_layers - n_moe) * dense_fwd + n_moe * moe_fwd + embed_s + output_s)
 
 
-# One stage kind's time per micro-batch: total, compute, recompute, exposed TP, CP and EP
-# communication, launches; and its layers.
+# One stage kind's time per micro-batch: total, compute, recompute, CPU offloading copies
+# not hidden, exposed TP, CP and EP communication, launches; and its layers.
 StageTime = namedtuple("StageTime", ["total", "compute", "recompute", "offload", "tp", "cp",
                                      "ep", "launch", "kernels", "layers", "moe_layers"])
 
