@@ -889,7 +889,7 @@ def expert_load(m, f, capacity):
         # would be the rounding of (1 - k/E) raised to T_g)
         active = 1.0 if group_tokens > 0.0 else 0.0
         if group_tokens > 0.0 and m[S.M_TOP_K] < m[S.M_EXPERTS]:
-            active = -np.expm1(group_tokens * np.log1p(-m[S.M_TOP_K] / m[S.M_EXPERTS]))
+            active = -math.expm1(group_tokens * math.log1p(-m[S.M_TOP_K] / m[S.M_EXPERTS]))
     return ExpertLoad(capacity * f.imbalance * spread, active)
 
 
@@ -1716,7 +1716,7 @@ def busiest_chunks(lam, ranks, room):
         k += 1.0
     if k > room:
         return total
-    negligible = 1e-17 * -np.expm1(-lam * ranks) / ranks
+    negligible = 1e-17 * -math.expm1(-lam * ranks) / ranks
     end = k
     p = p * lam / end
     while end <= lam or p >= negligible:
@@ -1727,7 +1727,7 @@ def busiest_chunks(lam, ranks, room):
     j = end
     while j >= k:
         if j <= room:
-            upper += -np.expm1(ranks * np.log1p(-tail))
+            upper += -math.expm1(ranks * math.log1p(-tail))
         p = p * j / lam
         tail += p
         j -= 1.0
