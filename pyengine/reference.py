@@ -13,7 +13,9 @@ etp*ep*edp = tp*cp*dp; placement puts TP innermost, then CP, then DP (EP inside 
 outermost, and a group leaves the NVLink domain (a node, or an NVL72 rack) when
 stride*size > nvlink_domain.
 All arithmetic is float64 (integer-valued where it counts things) so that every backend
-agrees and nothing overflows.
+agrees and nothing overflows; transcendentals come from ``math`` (libm, which the C++ twin
+and Numba call too: numpy's exp, log, log1p and expm1 differ from it in the last bit for
+some arguments).
 """
 
 from __future__ import annotations
@@ -883,7 +885,7 @@ def expert_load(m, f, capacity):
     if not f.training:
         mean = m[S.M_EXPERTS] * capacity * f.etp / f.tp
         if f.ep > 1.0:
-            spread = 1.0 + np.sqrt(2.0 * np.log(f.ep) * (1.0 - 1.0 / f.ep) / mean)
+            spread = 1.0 + np.sqrt(2.0 * math.log(f.ep) * (1.0 - 1.0 / f.ep) / mean)
         group_tokens = mean * f.ep / m[S.M_TOP_K]
         # (as -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g
         # would be the rounding of (1 - k/E) raised to T_g)
@@ -1706,7 +1708,7 @@ def busiest_chunks(lam, ranks, room):
         return 0.0
     start = max(1.0, np.floor(lam - 10.0 * np.sqrt(lam) - 10.0))
     total = min(start - 1.0, room)
-    p = np.exp(-lam + (start - 1.0) * np.log(lam) - math.lgamma(start))
+    p = math.exp(-lam + (start - 1.0) * math.log(lam) - math.lgamma(start))
     cdf = p
     k = start
     while k <= room and cdf <= 0.5:

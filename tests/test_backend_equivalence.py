@@ -327,6 +327,29 @@ def test_rows_in_any_order_equal_reference_bit_for_bit(backend, order):
     np.testing.assert_array_equal(_host(out), ref_out)
 
 
+def test_continuous_batching_rows_equal_reference_bit_for_bit(backend):
+    """Serving decode with a token budget and attention data parallel (continuous batching,
+    the busiest replica's Poisson chunks, expert occupancy): the reference's bits too,
+    so its transcendentals must be libm's (math), as the C++ twin's and Numba's are."""
+    space = Space(base=Plan(mode="decode", dtype="fp8", seq_len=1000, gen_tokens=1000,
+                            max_num_tokens=2048, kv_cache_fraction=0.9, etp=1),
+                  gen_tokens=[100, 1000, 20000], seq_len=[128, 1000, 5000],
+                  global_batch=[8, 64, 512, 4096], dp=[1, 2, 4, 8], ep=[1, 2, 4, 8],
+                  max_num_tokens=[512, 2048, 8192], tp=[1, 2])
+    n = 2_000 if backend.NAME != "reference" else 300
+    plans = np.ascontiguousarray(space.decode(np.random.default_rng(5).integers(0, len(space),
+                                                                                n)))
+    model, hw = mixtral_like()
+    m, h, k = _vectors(model, hw, space.limits)
+    ref_out, ref_codes = expected_rows(m, h, k, plans)
+    out = _dev(backend, np.full((S.N_OUTPUTS, n), np.nan))
+    codes = _dev(backend, np.full(n, -1, dtype=np.int64))
+    backend.evaluate_rows(*(_dev(backend, a) for a in (m, h, k, plans)), out, codes)
+    np.testing.assert_array_equal(_host(codes), ref_codes)
+    if backend.NAME != "cupy":  # CUDA's exp and log are not libm's (tolerance tests cover it)
+        np.testing.assert_array_equal(_host(out), ref_out)
+
+
 # values no plan may hold, per kind of column (schema.plan_bounds)
 def _bad_values(col: S.Column):
     lo, hi, integral = S.plan_bounds(col)
