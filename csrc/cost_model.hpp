@@ -1285,6 +1285,14 @@ PYENGINE_HD inline Stages no_stages() {
 
 // ---- every plan: pipeline checks and memory
 
+PYENGINE_HD inline bool offload_refused(const double* m, const PlanFields& f) {
+    // [F4] where Megatron-Core refuses CPU activation offloading (TransformerConfig: with
+    // pipeline parallelism, with recomputation, for as many layers as the model's), and
+    // outside training
+    return (!f.training || f.pp > 1.0 || f.recompute > 0.0
+            || f.offload >= m[M_LAYERS]);
+}
+
 PYENGINE_HD inline long long pipeline_checks(const double* m, const PlanFields& f,
                                              const SplitStage& split, double n_micro) {
     // [F3] feasibility of the pipeline depth (the only checks involving vpp): a virtual
@@ -1298,10 +1306,7 @@ PYENGINE_HD inline long long pipeline_checks(const double* m, const PlanFields& 
     if (f.vpp > 1.0 && (f.pp == 1.0 || !divides(f.pp, n_micro))) {
         code |= V_VPP_SCHEDULE;
     }
-    // [F4] CPU activation offloading as Megatron-Core allows it (TransformerConfig: no
-    // pipeline parallelism, no recomputation, fewer layers than the model's)
-    if (f.offload > 0.0 && (!f.training || f.pp > 1.0 || f.recompute > 0.0
-                            || f.offload >= m[M_LAYERS])) {
+    if (f.offload > 0.0 && offload_refused(m, f)) {
         code |= V_CPU_OFFLOAD;
     }
     return code;
@@ -1432,9 +1437,8 @@ PYENGINE_HD inline Offload offloaded_layers(const double* m, const PlanFields& f
     // Transformer Engine's default scheduling; TE docs "CPU Offloading"): the first n
     // layers' activations go to host memory as they are saved and come back for their
     // backward, so a GPU holds L - n layers' at any time. Only where Megatron-Core runs it
-    // (training, pp = 1, no recomputation: CPU_OFFLOAD otherwise, and nothing offloaded).
-    if (f.offload <= 0.0 || !f.training || f.pp > 1.0 || f.recompute > 0.0
-        || f.offload >= m[M_LAYERS]) {
+    // (offload_refused: CPU_OFFLOAD, and nothing offloaded).
+    if (f.offload <= 0.0 || offload_refused(m, f)) {
         return Offload{0.0, 0.0};
     }
     double n = py_min(shape.layers, f.offload);

@@ -1068,6 +1068,14 @@ def no_stages():
 # ---- every plan: pipeline checks and memory
 
 
+def offload_refused(m, f):
+    # [F4] where Megatron-Core refuses CPU activation offloading (TransformerConfig: with
+    # pipeline parallelism, with recomputation, for as many layers as the model's), and
+    # outside training
+    return (not f.training or f.pp > 1.0 or f.recompute > 0.0
+            or f.offload >= m[S.M_LAYERS])
+
+
 def pipeline_checks(m, f, split, n_micro):
     # [F3] feasibility of the pipeline depth (the only checks involving vpp): a virtual
     # stage per layer at most, the embedding and the loss counting as layers where the
@@ -1078,10 +1086,7 @@ def pipeline_checks(m, f, split, n_micro):
         code |= S.V_PP_LAYERS
     if f.vpp > 1.0 and (f.pp == 1.0 or not divides(f.pp, n_micro)):
         code |= S.V_VPP_SCHEDULE
-    # [F4] CPU activation offloading as Megatron-Core allows it (TransformerConfig: no
-    # pipeline parallelism, no recomputation, fewer layers than the model's)
-    if f.offload > 0.0 and (not f.training or f.pp > 1.0 or f.recompute > 0.0
-                            or f.offload >= m[S.M_LAYERS]):
+    if f.offload > 0.0 and offload_refused(m, f):
         code |= S.V_CPU_OFFLOAD
     return code
 
@@ -1184,9 +1189,8 @@ def offloaded_layers(m, f, shape):
     # Transformer Engine's default scheduling; TE docs "CPU Offloading"): the first n
     # layers' activations go to host memory as they are saved and come back for their
     # backward, so a GPU holds L - n layers' at any time. Only where Megatron-Core runs it
-    # (training, pp = 1, no recomputation: CPU_OFFLOAD otherwise, and nothing offloaded).
-    if (f.offload <= 0.0 or not f.training or f.pp > 1.0 or f.recompute > 0.0
-            or f.offload >= m[S.M_LAYERS]):
+    # (offload_refused: CPU_OFFLOAD, and nothing offloaded).
+    if f.offload <= 0.0 or offload_refused(m, f):
         return Offload(0.0, 0.0)
     n = min(shape.layers, f.offload)
     moe = moe_layers_in(shape.start, shape.start + n, m)
@@ -1941,9 +1945,9 @@ KERNEL_FUNCTIONS = (
     layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
     precisions, layer_checks, expert_capacity, expert_load, layer_stage, stage_shape,
     stage_layers, split_stage,
-    batch_stage, no_stages, pipeline_checks, bytes_per_param, activations, full_recompute,
-    offloaded_layers, stage_memory, fuller, stage_memories, layer_times, stage_compute_s,
-    offload_s, stage_time, slower,
+    batch_stage, no_stages, offload_refused, pipeline_checks, bytes_per_param, activations,
+    full_recompute, offloaded_layers, stage_memory, fuller, stage_memories, layer_times,
+    stage_compute_s, offload_s, stage_time, slower,
     micro_batch_time, pipeline_send_s, data_parallel_s, recompute_flops_per_token, training_step,
     step_slot_s, decode_step, inference_step, attention_ranks, busiest_chunks, continuous_batch,
     prefill_queue,
@@ -1956,7 +1960,8 @@ KERNEL_FUNCTIONS = (
 # into the kernel (Numba IR inlining), since a call passing named results by value costs
 # more than the work of most of them.
 PER_PLAN_FUNCTIONS = (
-    memory_savers, plan_fields, precisions, pipeline_checks, full_recompute, offloaded_layers,
+    memory_savers, plan_fields, precisions, offload_refused, pipeline_checks, full_recompute,
+    offloaded_layers,
     bytes_per_param, activations, stage_memory, fuller, stage_memories, layer_times,
     stage_compute_s, offload_s, stage_time, slower, micro_batch_time, pipeline_send_s,
     data_parallel_s, training_step, inference_step, attention_ranks, continuous_batch,

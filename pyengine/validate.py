@@ -437,16 +437,24 @@ BRIDGE_OFFLOAD_LAYERS = {"DGX-GB300": 20, "DGX-GB200": 40, "DGX-B200": 5}
 BRIDGE_FP8_CS = ("FP8", "FP8-CS")  # MXFP8 / FP8-MX recipes run PP 4 x VP 5, no offloading
 
 
+def bridge_vpp(row: dict) -> int:
+    """A Megatron-Bridge row's virtual pipeline stages ("n/a" or blank: 1)."""
+    return int(row["vp"]) if isinstance(row.get("vp"), (int, float)) and row["vp"] else 1
+
+
+def bridge_fsdp(row: dict) -> bool:
+    """Whether a Megatron-Bridge row runs Megatron-FSDP (its FSDP column a size > 0)."""
+    return isinstance(row.get("fsdp"), (int, float)) and row["fsdp"] > 0
+
+
 def bridge_recipe(row: dict) -> dict:
     """The recipe flags of a Megatron-Bridge row: a MoE row's (BRIDGE_MOE_RECIPES), a
     Llama 3 70B FP8 FSDP row's CPU offloading (BRIDGE_OFFLOAD_LAYERS), or none."""
-    vpp = int(row["vp"]) if isinstance(row.get("vp"), (int, float)) and row["vp"] else 1
-    key = (row["system"], int(row["micro_batch_size"]), int(row["pp"]), vpp,
+    key = (row["system"], int(row["micro_batch_size"]), int(row["pp"]), bridge_vpp(row),
            int(row["ep"]) if isinstance(row.get("ep"), (int, float)) else 1)
     if row["model"] == "DeepSeekV3":
         return BRIDGE_MOE_RECIPES.get(key, {})
-    fsdp = isinstance(row.get("fsdp"), (int, float)) and row["fsdp"] > 0
-    if (row["model"] == "LLAMA3_70B" and fsdp and row.get("precision") in BRIDGE_FP8_CS
+    if (row["model"] == "LLAMA3_70B" and bridge_fsdp(row) and row.get("precision") in BRIDGE_FP8_CS
             and row["system"] in BRIDGE_OFFLOAD_LAYERS):
         return {"cpu_offload_layers": BRIDGE_OFFLOAD_LAYERS[row["system"]]}
     return {}
@@ -459,14 +467,12 @@ def bridge_plan(row: dict, model: Model, **savers) -> Plan:
     the embedding and loss counted in the split when the virtual stages outnumber the
     layers; forced-balanced dropless routing (capacity factor 1)."""
     tp, pp, cp = int(row["tp"]), int(row["pp"]), int(row["cp"])
-    vpp = int(row["vp"]) if isinstance(row.get("vp"), (int, float)) and row["vp"] else 1
-    fsdp = isinstance(row.get("fsdp"), (int, float)) and row["fsdp"] > 0  # Megatron FSDP
     return megatron_core_plan(
         model, dtype=BRIDGE_DTYPES[row["precision"]],
         gbs=int(row["global_batch_size_sequences"]), mbs=int(row["micro_batch_size"]),
         seq=int(row["seq_len_tokens"]), tp=tp, pp=pp, cp=cp,
-        dp=int(row["num_gpus"]) // (tp * pp * cp), vpp=vpp, ep=int(row["ep"]), etp=1,
-        fsdp=fsdp, **savers)
+        dp=int(row["num_gpus"]) // (tp * pp * cp), vpp=bridge_vpp(row), ep=int(row["ep"]),
+        etp=1, fsdp=bridge_fsdp(row), **savers)
 
 
 def evaluate_fitting(model: Model, hw: Hardware, make_plan, savers_list=BRIDGE_SAVERS,

@@ -37,9 +37,9 @@ printed next to them):
               TensorRT-LLM rows are never used in any fit: a true hold-out.
   b200, gb200-nvl72, gb300-nvl72: the H100 values, but fused attention fitted on the
               GPU's own cuDNN SDPA benchmarks (cudnn-frontend, head dim 128, causal); the
-              FP8 level the H100's x GB200's sustained large-GEMM level over the H100's
-              (Azure's cuBLASLt FP8 tables, one tool; B200 / GB300 by their best
-              achievable FP8 matmul share over GB200's, MAMF), the BF16 level from it as
+              FP8 level the H100's x the GPU's sustained large-GEMM level over the H100's
+              (Azure's cuBLASLt FP8 tables, one tool: GB200's and GB300's own; B200 by its
+              best achievable FP8 matmul share over GB200's, MAMF), the BF16 level from it as
               the H100's; FP8 attention on the GPU's cuDNN FP8 SDPA runs (H100/H200: the
               H200's); the FP4 level the BF16 level x NVFP4's share of its peak over
               BF16's in one B200 run (torchao)
@@ -310,7 +310,7 @@ H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_N
             *FA2_NAMES, *MEA_NAMES, *CUDNN_NAMES, *FP8_ATTN_NAMES]
 CARRIED = ("h800", "mi300x")
 # Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
-# benchmarks and the large-GEMM levels transferred by GB200's sustained cuBLASLt level
+# benchmarks and the large-GEMM levels transferred by the sustained cuBLASLt levels
 # (tools/fit_operators.py: gemm_levels_blackwell)
 BLACKWELL = ("b200", "gb200-nvl72", "gb300-nvl72")
 BLACKWELL_ALL = [*H100_ALL, "gemm_eff_max_fp4"]
@@ -382,7 +382,7 @@ def outputs(a100, h100, ops=None) -> dict[str, tuple]:
     for slug in BLACKWELL:
         out[slug] = (h100.with_(**blackwell_values(slug, h100)), BLACKWELL_ALL,
                      "the H100 fit with this GPU's own cuDNN attention fit and its GEMM levels "
-                     "carried by GB200's sustained cuBLASLt level over the H100's "
+                     "carried by a sustained cuBLASLt level over the H100's "
                      "(tools/calibrate.py); no end-to-end runs of it are fitted")
     return out
 

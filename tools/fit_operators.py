@@ -21,9 +21,10 @@ bounds, no per-row factors.
                            matmul shares (the FP8 level is fitted end to end)
   Blackwell GEMM levels    FP8: the H100's end-to-end FP8 level x GB200's sustained
                            large-GEMM level over the H100's (Azure's cuBLASLt tables, one
-                           tool), B200 / GB300 by their best achievable FP8 matmul share
-                           over GB200's; BF16 from FP8 as the H100's; FP4: the BF16 level x
-                           NVFP4's share of peak over BF16's (torchao bench_matmul, one B200)
+                           tool; GB300 by its own table), B200 by its best achievable FP8
+                           matmul share over GB200's; BF16 from FP8 as the H100's; FP4: the
+                           BF16 level x NVFP4's share of peak over BF16's (torchao
+                           bench_matmul, one B200)
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ LEVEL_TABLES = {
     "cuBLASLt GB300 FP8": ("gb300-nvl72", 1, "cublaslt_gemm_tflops_by_mnk_azure_gb300",
                            "operators"),
 }
-# The Blackwell presets with a sustained FP8 table of that tool; the others are carried
-# by their mamf-finder FP8 share over GB200's.
-SUSTAINED_FP8 = {"gb200-nvl72": "cuBLASLt GB200 FP8", "gb300-nvl72": "cuBLASLt GB300 FP8"}
+# The Blackwell presets with a sustained FP8 table of that tool, and the table; the others
+# are carried by their mamf-finder FP8 share over GB200's.
+SUSTAINED_FP8 = {slug: table for table, (slug, *_) in LEVEL_TABLES.items()}
 ALL_GEMM_TABLES = {**GEMM_TABLES, **LEVEL_TABLES}
 STREAM = {"a100-80gb": "node_microbenchmarks_azure_a100",
           "h100-sxm": "node_microbenchmarks_azure_h100", "h200": "node_microbenchmarks_azure_h200"}
@@ -395,7 +396,7 @@ def gemm_levels_blackwell(slug: str, h100) -> dict[str, float]:
     FP8: scaled by the GPU's sustained large-GEMM level over the H100's, both measured by
     one tool at the same shapes (Azure's cuBLASLt FP8 tables: random data, 10,000 warm-up
     iterations; at shapes >= 4096 H100 0.70, GB200 0.58-0.59, GB300 0.66-0.68 of peak,
-    levels 0.709 / 0.629 / 0.719 over the model's shape curve), and for B200 (no table of
+    levels 0.709 / 0.629 / 0.720 over the model's shape curve), and for B200 (no table of
     that tool) by its best achievable FP8 matmul share over GB200's (mamf-finder: the
     same die family). Not the best-achievable shares across generations: on
     H100 the burst maximum and the sustained table agree (1403 / 1382 TFLOP/s), on GB200
