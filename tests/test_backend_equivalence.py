@@ -310,8 +310,9 @@ def _grouped_rows(n: int, seed: int) -> tuple[np.ndarray, Space]:
 
 @pytest.mark.parametrize("order", ["shuffled", "sorted"])
 def test_rows_in_any_order_equal_reference_bit_for_bit(backend, order):
-    """Rows arriving in any order (several row blocks of them) give the reference's bits:
-    the walkers' grouping and stage reuse change the work, never a result."""
+    """Rows arriving in any order (several row blocks of them) give the reference's bits
+    (CuPy's to RTOL: the same codes, its exp and log are CUDA's): the walkers' grouping
+    and stage reuse change the work, never a result."""
     n = 9_000 if backend.NAME != "reference" else 600
     plans, space = _grouped_rows(n, 3)
     if order == "sorted":
@@ -324,7 +325,10 @@ def test_rows_in_any_order_equal_reference_bit_for_bit(backend, order):
     bad = backend.evaluate_rows(*(_dev(backend, a) for a in (m, h, k, plans)), out, codes)
     assert bad == -1
     np.testing.assert_array_equal(_host(codes), ref_codes)
-    np.testing.assert_array_equal(_host(out), ref_out)
+    if backend.NAME == "cupy":  # CUDA's exp and log are not libm's: its results to RTOL
+        np.testing.assert_allclose(_host(out), ref_out, rtol=RTOL, atol=ATOL)
+    else:
+        np.testing.assert_array_equal(_host(out), ref_out)
 
 
 def test_continuous_batching_rows_equal_reference_bit_for_bit(backend):
