@@ -429,8 +429,8 @@ struct MoeCosts {
 
 PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n_tok, double tp,
                                       double etp, double ep, double sp_div, double capacity,
-                                      double active, double rate, double ab, double wb,
-                                      double db, double dispatcher) {
+                                      double active, double rate, double expert_rate, double ab,
+                                      double wb, double db, double dispatcher) {
     if (m[M_EXPERTS] <= 0.0) {
         return MoeCosts{0.0, 0.0, 0.0, 0.0, 0.0};
     }
@@ -461,7 +461,7 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
                                            + m_e * ab * (2.0 * hid
                                                          + 2.0 * n_mat * m[M_EXPERT_FFN] / etp));
     double experts_s = (gemm_s(expert_flops, expert_bytes, m_e / active, m[M_EXPERT_FFN] / etp,
-                               hid, rate, h)
+                               hid, expert_rate, h)
                         + 2.0 * h[H_OP_OVERHEAD]);
     double shared_s = 0.0;
     if (m[M_SHARED_FFN] > 0.0) {
@@ -539,7 +539,8 @@ struct LayerCosts {
 // the output layer computes (training: every token; inference: one per sequence);
 // capacity: token-slots per expert and router rank of the busiest expert rank; active:
 // the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
-// dtype (attention runs in BF16); head_rate: the output layer's, the 16-bit rate ([P2]);
+// dtype (attention runs in BF16); expert_rate: the routed experts' ([P4]); head_rate: the
+// output layer's, the 16-bit rate ([P2]);
 // db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
 // kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
 // 2 FP8, 3 memory-efficient, 4 cuDNN).
@@ -548,15 +549,16 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
                                           double logit_rows, double tp, double cp, double etp,
                                           double ep, bool sp, bool flash, double kernel,
                                           bool cp_overlap, double capacity, double active,
-                                          double rate, double ab, double wb, double kvb,
-                                          double db, double head_rate, double dispatcher) {
+                                          double rate, double expert_rate, double ab, double wb,
+                                          double kvb, double db, double head_rate,
+                                          double dispatcher) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
                                           sp_div, flash, kernel, rate, ab, wb, kvb);
     MlpCosts mlp = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
-    MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb,
-                             db, dispatcher);
+    MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate,
+                             expert_rate, ab, wb, db, dispatcher);
 
     // [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     // sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -856,6 +858,7 @@ struct Precisions {
     double hb;
     double head_rate;
     double db;
+    double expert_rate;
 };
 
 PYENGINE_HD inline Savers memory_savers(const double* p, bool training) {
@@ -919,6 +922,9 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     // FP4 peak (F1: FP4) at BF16.
     // MoE tokens are dispatched in FP8 with an fp32 scale per 128 values under quantized
     // inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
+    // [P4] the routed experts' grouped GEMMs run at the dense rate in training (DeepGEMM's
+    // grouped and dense tables share one level) and at grouped_gemm_eff_serve of it in
+    // inference (TensorRT-LLM's CUTLASS MoE kernels, fitted on their operator benchmarks).
     double ab = 2.0;
     bool quantized = (f.fp8 || f.fp4 > 0.0) && !f.training;
     double wb = 2.0;
@@ -945,7 +951,8 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
         rate = peak * level;
     }
     double db = quantized ? 1.0 + 4.0 / 128.0 : ab;
-    return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate, db};
+    double expert_rate = f.training ? rate : rate * h[H_GROUPED_GEMM_EFF_SERVE];
+    return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate, db, expert_rate};
 }
 
 // ---- level 1: the layer shape (columns before global_batch)
@@ -1104,8 +1111,8 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     double logit_rows = f.training ? n_tok : f.mbs;
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, logit_rows, f.tp, f.cp,
                                    f.etp, f.ep, f.sp, f.flash, f.attn_kernel, f.cp_overlap,
-                                   load.load, load.active, pr.rate, pr.ab, pr.wb, pr.kvb,
-                                   pr.db, pr.head_rate, f.dispatcher);
+                                   load.load, load.active, pr.rate, pr.expert_rate, pr.ab, pr.wb,
+                                   pr.kvb, pr.db, pr.head_rate, f.dispatcher);
     double fwd_flops_tok = model_forward_flops_per_token(m, attended(m, 0.0, f.seq, f.seq),
                                                          mtp_modules(m, f));
     double dec_flops_tok = 0.0;
@@ -1997,8 +2004,8 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
     LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, seqs, f.tp, f.cp,
                                 f.etp, f.ep, false, f.flash, f.attn_kernel, true, load.load,
-                                load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db,
-                                pr.head_rate, f.dispatcher);
+                                load.active, pr.rate, pr.expert_rate, pr.ab, pr.wb, pr.kvb,
+                                pr.db, pr.head_rate, f.dispatcher);
     double n_l = mb.layers;
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

@@ -86,6 +86,7 @@ constexpr int H_ATTN_FP8_SEQ_HALF = 36;
 constexpr int H_MEM_OVERHEAD = 37;
 constexpr int H_RUNTIME_BUFFERS = 38;
 constexpr int H_HOST_BW = 39;
+constexpr int H_GROUPED_GEMM_EFF_SERVE = 40;
 
 constexpr int K_GPUS_EXACT = 0;
 constexpr int K_GPUS_MAX = 1;
@@ -183,7 +184,7 @@ constexpr int O_KERNELS_PER_STEP = 39;
 constexpr int O_MAX_CONCURRENCY = 40;
 
 constexpr int N_MODEL = 41;
-constexpr int N_HARDWARE = 40;
+constexpr int N_HARDWARE = 41;
 constexpr int N_LIMITS = 3;
 constexpr int N_PLAN = 48;
 constexpr int N_OUTPUTS = 41;

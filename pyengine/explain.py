@@ -208,7 +208,8 @@ def dispatch_note(m, h, plan: Plan) -> str:
 def moe_decode_step(m, f, pr, plan: Plan, serving: dict, stages) -> dict:
     """The MoE layer of one decode step as the kernel costs it ([S4], [S5], [C6]): the
     step's tokens per GPU, the busiest expert rank's token-slots per expert and router
-    rank against the mean, the share of its experts that run, the dispatch precision."""
+    rank against the mean, the share of its experts that run, the dispatch precision, the
+    share of the dense GEMM rate its grouped expert GEMMs reach ([P4])."""
     cont = serving.get("continuous")
     if cont:
         tokens = cont["decode_tokens"] + cont["prefill_tokens"] / plan.cp
@@ -220,6 +221,7 @@ def moe_decode_step(m, f, pr, plan: Plan, serving: dict, stages) -> dict:
             "slots_per_expert_busiest": load.load, "active_share": load.active,
             "experts_per_rank": m[S.M_EXPERTS] / plan.ep, "dispatch_bytes": pr.db,
             "combine_bytes": pr.ab, "etp": plan.expert_tp,
+            "grouped_gemm_share": pr.expert_rate / pr.rate,
             "attention": (f"tensor parallel (tp {plan.tp})" if plan.tp > 1 else
                           f"data parallel (dp {plan.dp}, tp 1)")}
 
@@ -340,8 +342,9 @@ def render_text(d: dict) -> str:
             f"rank {moe['slots_per_expert_busiest']:.3g} "
             f"({moe['slots_per_expert_busiest'] / moe['slots_per_expert_mean']:.2f}x); "
             f"{100 * moe['active_share']:.0f}% of its {moe['experts_per_rank']:g} experts run "
-            f"and read their weights; dispatch {moe['dispatch_bytes']:.3g} B a value, combine "
-            f"{moe['combine_bytes']:g} B")
+            f"and read their weights, their grouped GEMMs at {moe['grouped_gemm_share']:.2f}x "
+            f"the dense GEMM rate (the serving engine's MoE kernels); dispatch "
+            f"{moe['dispatch_bytes']:.3g} B a value, combine {moe['combine_bytes']:g} B")
     if d["feasible"]:
         lines.append("  FEASIBLE")
     else:

@@ -363,7 +363,7 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
 MoeCosts = namedtuple("MoeCosts", ["moe_s", "ep_s", "experts_s", "moe_act_s", "shared_s"])
 
 
-def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db,
+def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, expert_rate, ab, wb, db,
               dispatcher):
     if m[S.M_EXPERTS] <= 0.0:
         return MoeCosts(0.0, 0.0, 0.0, 0.0, 0.0)
@@ -394,7 +394,7 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, 
                                     + m_e * ab * (2.0 * hid
                                                   + 2.0 * n_mat * m[S.M_EXPERT_FFN] / etp))
     experts_s = (gemm_s(expert_flops, expert_bytes, m_e / active, m[S.M_EXPERT_FFN] / etp, hid,
-                        rate, h)
+                        expert_rate, h)
                  + 2.0 * h[S.H_OP_OVERHEAD])
     shared_s = 0.0
     if m[S.M_SHARED_FFN] > 0.0:
@@ -447,8 +447,8 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp, ep, sp,
-                flash, kernel, cp_overlap, capacity, active, rate, ab, wb, kvb, db, head_rate,
-                dispatcher):
+                flash, kernel, cp_overlap, capacity, active, rate, expert_rate, ab, wb, kvb, db,
+                head_rate, dispatcher):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
     keys: keys each query attends to (causal flash halves them); kv_len: cached context
@@ -456,7 +456,8 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     the output layer computes (training: every token; inference: one per sequence);
     capacity: token-slots per expert and router rank of the busiest expert rank; active:
     the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
-    dtype (attention runs in BF16); head_rate: the output layer's, the 16-bit rate ([P2]);
+    dtype (attention runs in BF16); expert_rate: the routed experts' ([P4]); head_rate: the
+    output layer's, the 16-bit rate ([P2]);
     db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
     kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
     2 FP8, 3 memory-efficient, 4 cuDNN).
@@ -466,8 +467,8 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash,
                            kernel, rate, ab, wb, kvb)
     mlp = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
-    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, ab, wb, db,
-                    dispatcher)
+    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, expert_rate, ab,
+                    wb, db, dispatcher)
 
     # [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     # sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -706,7 +707,7 @@ PlanFields = namedtuple("PlanFields", [
     "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher", "attn_kernel",
     "offload"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate",
-                                       "db"])
+                                       "db", "expert_rate"])
 
 
 def memory_savers(p, training):
@@ -770,6 +771,9 @@ def precisions(h, f):
     # FP4 peak (F1: FP4) at BF16.
     # MoE tokens are dispatched in FP8 with an fp32 scale per 128 values under quantized
     # inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
+    # [P4] the routed experts' grouped GEMMs run at the dense rate in training (DeepGEMM's
+    # grouped and dense tables share one level) and at grouped_gemm_eff_serve of it in
+    # inference (TensorRT-LLM's CUTLASS MoE kernels, fitted on their operator benchmarks).
     ab = 2.0
     quantized = (f.fp8 or f.fp4 > 0.0) and not f.training
     wb = 2.0
@@ -791,7 +795,8 @@ def precisions(h, f):
             level = h[S.H_GEMM_EFF_MAX_FP8]
         rate = peak * level
     db = 1.0 + 4.0 / 128.0 if quantized else ab
-    return Precisions(ab, wb, kvb, peak, rate, 2.0, head_rate, db)
+    expert_rate = rate if f.training else rate * h[S.H_GROUPED_GEMM_EFF_SERVE]
+    return Precisions(ab, wb, kvb, peak, rate, 2.0, head_rate, db, expert_rate)
 
 
 # ---- level 1: the layer shape (columns before global_batch)
@@ -922,8 +927,8 @@ def layer_stage(m, h, f, pr):
     logit_rows = n_tok if f.training else f.mbs
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, logit_rows, f.tp, f.cp, f.etp,
                         f.ep, f.sp, f.flash, f.attn_kernel, f.cp_overlap, load.load,
-                        load.active, pr.rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate,
-                        f.dispatcher)
+                        load.active, pr.rate, pr.expert_rate, pr.ab, pr.wb, pr.kvb, pr.db,
+                        pr.head_rate, f.dispatcher)
     fwd_flops_tok = model_forward_flops_per_token(m, attended(m, 0.0, f.seq, f.seq),
                                                   mtp_modules(m, f))
     dec_flops_tok = 0.0
@@ -1609,7 +1614,7 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
     dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, seqs, f.tp, f.cp, f.etp, f.ep,
                      False, f.flash, f.attn_kernel, True, load.load, load.active, pr.rate,
-                     pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate, f.dispatcher)
+                     pr.expert_rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate, f.dispatcher)
     n_l = mb.layers
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -2090,6 +2095,7 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "attn_fp8_seq_half": hw.attn_fp8_seq_half,
         "mem_overhead": hw.memory_overhead_bytes, "runtime_buffers": hw.runtime_buffer_bytes,
         "host_bw": hw.host_link_bandwidth_bytes_per_s,
+        "grouped_gemm_eff_serve": hw.grouped_gemm_eff_serve,
     }
     return np.array([float(values[c.name]) for c in S.HARDWARE], dtype=np.float64)
 

@@ -142,6 +142,10 @@ HARDWARE = (
     Column("host_bw", "B/s", "host-device copies per GPU, one direction, over the CPU-GPU link "
            "that CPU activation offloading uses (PCIe Gen5 x16: 52 GB/s measured; NVLink-C2C "
            "on Grace: 193 GB/s measured)"),
+    Column("grouped_gemm_eff_serve", "", "serving engines' grouped (MoE expert) GEMMs: share of "
+           "the dense GEMM rate they reach (TensorRT-LLM's CUTLASS MoE kernels, fitted on their "
+           "operator benchmarks; 1 = the dense rate). Training's grouped GEMMs run at the dense "
+           "rate"),
 )
 
 # Limits applied inside the kernel (sweep constraints that decide feasibility).

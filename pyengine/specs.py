@@ -323,6 +323,13 @@ class Hardware(_Spec):
     # Azure's H100/H200 pages; the presets carry their own figures (NVLink-C2C on Grace
     # 193-211 GB/s measured)
     host_link_bandwidth_bytes_per_s: float = 52e9
+    # The rate a serving engine's grouped (MoE expert) GEMMs reach, as a share of the
+    # preset's dense GEMM rate: TensorRT-LLM's CUTLASS MoE kernels, fitted on
+    # aiconfigurator's operator benchmarks of them (tools/fit_operators.py
+    # fit_grouped_gemm_serve); 1 = the dense rate (training's grouped GEMMs: DeepGEMM's
+    # grouped tables match its dense ones). Above 1 where the kernels pass the end-to-end
+    # dense level the presets carry
+    grouped_gemm_eff_serve: float = 1.0
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -357,6 +364,11 @@ class Hardware(_Spec):
                             "> 0 when attn_fp8_eff_bwd is set (FP8 attention needs a forward rate)")
         object.__setattr__(self, "gemm_eff_max_fp4",
                            check_float(o, "gemm_eff_max_fp4", self.gemm_eff_max_fp4, 0.0, 1.0))
+        # a share of the preset's end-to-end dense rate, which a serving engine's grouped
+        # kernels may pass (fitted: 0.5-1.3)
+        object.__setattr__(self, "grouped_gemm_eff_serve",
+                           check_float(o, "grouped_gemm_eff_serve", self.grouped_gemm_eff_serve,
+                                       0.0, 2.0, lo_open=True))
         for name in ("gemm_eff_max", "gemm_eff_max_fp8", "hbm_eff", "net_eff", "inter_eff"):
             object.__setattr__(self, name, check_float(o, name, getattr(self, name), 0.0, 1.0,
                                                        lo_open=True))

@@ -60,7 +60,7 @@ def test_flex_is_the_all_to_all_inside_a_domain_and_with_top_1():
 def moe_ep_s(dispatcher: float, tp=1.0, etp=1.0, ep=8.0, n_tok=4096.0):
     m, h = R.model_vector(DSV3), R.hardware_vector(B200)
     capacity = DSV3.top_k * n_tok / DSV3.n_experts
-    return R.moe_costs(m, h, n_tok, tp, etp, ep, tp, capacity, 1.0, 1e15, 2.0, 2.0, 2.0,
+    return R.moe_costs(m, h, n_tok, tp, etp, ep, tp, capacity, 1.0, 1e15, 1e15, 2.0, 2.0, 2.0,
                        dispatcher).ep_s, h
 
 

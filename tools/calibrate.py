@@ -45,6 +45,11 @@ printed next to them):
               BF16's in one B200 run (torchao)
   h800, mi300x: no published runs here; they inherit the H100 values (documented in
               docs/accuracy.md as uncalibrated transfers).
+Last, over each preset's final dense levels (operator-level, TensorRT-LLM's own kernels):
+  h100, h200, b200, gb200, gb300   grouped_gemm_eff_serve, the share of the dense rate
+              its serving engine's grouped MoE GEMMs reach, on TensorRT-LLM's fused-MoE
+              module benchmarks of that GPU (aiconfigurator; per-tensor FP8 on Hopper,
+              NVFP4 on Blackwell); h800 and mi300x carry the H100's, a100 none (1).
 Objective: mean |log(predicted / published)| per dataset, averaged over datasets; a
 deterministic coordinate search within physical bounds (PARAMS) from a fixed start: the
 defaults of pyengine.specs.Hardware, never the values in the preset files, so the fit is
@@ -314,6 +319,10 @@ CARRIED = ("h800", "mi300x")
 # (tools/fit_operators.py: gemm_levels_blackwell)
 BLACKWELL = ("b200", "gb200-nvl72", "gb300-nvl72")
 BLACKWELL_ALL = [*H100_ALL, "gemm_eff_max_fp4"]
+# the serving engine's grouped MoE GEMMs, a share of the dense rate, fitted on TensorRT-LLM's
+# MoE operator benchmarks of the GPU (after its dense levels: a share of them)
+H100_SERVE = [*H100_ALL, "grouped_gemm_eff_serve"]
+BLACKWELL_SERVE = [*BLACKWELL_ALL, "grouped_gemm_eff_serve"]
 
 
 def operator_values() -> dict[str, dict[str, float]]:
@@ -368,22 +377,38 @@ def fit_h100(ops=None):
     return fit(h100_base(ops), H100_NAMES, h100_sets, derive=h100_bf16)[0]
 
 
+def with_grouped_share(slug: str, hw, names):
+    """`hw` (the fit's values under `names`) with the serving grouped-GEMM share fitted on
+    the GPU's own TensorRT-LLM MoE table, over those values on the GPU's own preset (its
+    peaks and HBM) (fit_operators.fit_grouped_gemm_serve)."""
+    own = presets.hardware(slug).with_(**{n: getattr(hw, n) for n in names})
+    return hw.with_(grouped_gemm_eff_serve=grouped_share(slug, own))
+
+
+@functools.cache
+def grouped_share(slug: str, hw) -> float:
+    return OPS.fit_grouped_gemm_serve(slug, hw)
+
+
 def outputs(a100, h100, ops=None) -> dict[str, tuple]:
     """What the fit writes, per preset: (hardware holding the values, names, comment)."""
     ops = ops or operator_values()
-    h200 = h100.with_(hbm_eff=ops["h200"]["hbm_eff"])
+    h200 = with_grouped_share("h200", h100.with_(hbm_eff=ops["h200"]["hbm_eff"]), H100_ALL)
+    h100 = with_grouped_share("h100-sxm", h100, H100_ALL)
     out = {"a100-80gb": (a100, A100_ALL, "fitted by tools/calibrate.py"),
-           "h100-sxm": (h100, H100_ALL, "fitted by tools/calibrate.py"),
-           "h200": (h200, H100_ALL, "of the H100 fit but hbm_eff (same GPU die; "
-                    "tools/calibrate.py)")}
+           "h100-sxm": (h100, H100_SERVE, "fitted by tools/calibrate.py"),
+           "h200": (h200, H100_SERVE, "of the H100 fit but hbm_eff and its TensorRT-LLM "
+                    "MoE share (same GPU die; tools/calibrate.py)")}
     for slug in CARRIED:
-        out[slug] = (h100, H100_ALL, "carried over from the H100 fit by tools/calibrate.py: no "
-                     "published runs of this GPU are shipped, so these are uncalibrated")
+        out[slug] = (h100, H100_SERVE, "carried over from the H100 fit by tools/calibrate.py: "
+                     "no published runs of this GPU are shipped, so these are uncalibrated")
     for slug in BLACKWELL:
-        out[slug] = (h100.with_(**blackwell_values(slug, h100)), BLACKWELL_ALL,
-                     "the H100 fit with this GPU's own cuDNN attention fit and its GEMM levels "
-                     "carried by a sustained cuBLASLt level over the H100's "
-                     "(tools/calibrate.py); no end-to-end runs of it are fitted")
+        hw = h100.with_(**blackwell_values(slug, h100))
+        out[slug] = (with_grouped_share(slug, hw, BLACKWELL_ALL), BLACKWELL_SERVE,
+                     "the H100 fit with this GPU's own cuDNN attention fit, its GEMM levels "
+                     "carried by a sustained cuBLASLt level over the H100's and its own "
+                     "TensorRT-LLM MoE share (tools/calibrate.py); no end-to-end runs of it "
+                     "are fitted")
     return out
 
 
@@ -587,6 +612,17 @@ def main() -> int:
             test = h100_sets(hw, [i for i in range(n_nemo) if i % 2 != parity],
                              [i for i in range(n_trt) if i % 2 != parity])
             report(f"held-out{parity}", test)
+
+    print("serving grouped-GEMM share (grouped_gemm_eff_serve) on TensorRT-LLM's MoE module "
+          "benchmarks (aiconfigurator; FP8 per-tensor on Hopper, NVFP4 on Blackwell)")
+    for slug, (hw, names, _) in outputs(a100, h100, ops).items():
+        if slug in OPS.SERVE_MOE_TABLES:
+            own = presets.hardware(slug).with_(**{n: getattr(hw, n) for n in names})
+            errors = OPS.grouped_gemm_errors(slug, own, own.grouped_gemm_eff_serve)
+            at_one = OPS.grouped_gemm_errors(slug, own, 1.0)
+            print(f"  {slug:<12} {hw.grouped_gemm_eff_serve:.2f} of the dense rate: mean "
+                  f"|log error| {np.mean(np.abs(errors)):.3f} over {len(errors)} rows (at 1: "
+                  f"{np.mean(np.abs(at_one)):.3f})")
 
     print("h200: H100 values (own hbm_eff), scored on the never-fitted H200 TensorRT-LLM rows")
     h200 = presets.hardware("h200").with_(**{n: getattr(h100, n) for n in H100_ALL

@@ -25,10 +25,14 @@ bounds, no per-row factors.
                            matmul share over GB200's; BF16 from FP8 as the H100's; FP4: the
                            BF16 level x NVFP4's share of peak over BF16's (torchao
                            bench_matmul, one B200)
+  serving grouped GEMMs    TensorRT-LLM's fused-MoE module benchmarks (NVIDIA
+                           aiconfigurator): the share of the preset's dense rate its
+                           grouped expert GEMMs reach (fit_grouped_gemm_serve)
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from importlib import resources
@@ -415,3 +419,79 @@ def gemm_levels_blackwell(slug: str, h100) -> dict[str, float]:
     bf16 = bf16_level_from_fp8(slug, fp8)
     return {"gemm_eff_max": bf16, "gemm_eff_max_fp8": fp8,
             "gemm_eff_max_fp4": round(bf16 * fp4_share_ratio(), 4)}
+
+
+# --------------------------------------------------------------------------- serving MoE
+
+# TensorRT-LLM's fused MoE module measured by NVIDIA aiconfigurator's collector (operators.json,
+# tools/extract_aiconfigurator.py): per preset, the table of its GPU and the serving dtype
+# that table holds (Hopper FP8 per-tensor and block-scaled, Blackwell NVFP4)
+SERVE_MOE_TABLES = {"h100-sxm": "trtllm_moe_latency_aiconfigurator_h100",
+                    "h200": "trtllm_moe_latency_aiconfigurator_h200",
+                    "b200": "trtllm_moe_latency_aiconfigurator_b200",
+                    "gb200-nvl72": "trtllm_moe_latency_aiconfigurator_gb200",
+                    "gb300-nvl72": "trtllm_moe_latency_aiconfigurator_gb300"}
+# the tables' dtypes as pyengine plans them: the FP8 checkpoints TensorRT-LLM serves
+# (ModelOpt's) scale per tensor; block-scaled FP8 (DeepSeek's, Qwen's own) runs other
+# grouped kernels, about half as fast on H100 at large token counts, not fitted here
+PLAN_DTYPES = {"fp8": "fp8", "nvfp4": "nvfp4"}
+GROUPED_SHARES = np.round(np.arange(0.30, 1.50 + 1e-9, 0.01), 2)
+
+
+@functools.cache
+def moe_module_rows(slug: str) -> tuple[tuple, ...]:
+    """(model vector, precisions, ep, tokens, measured seconds) per row of the preset's
+    TensorRT-LLM MoE table: a gated MoE of the row's hidden, expert FFN, top-k and expert
+    count (no shared expert), in decode at the row's dtype."""
+    from pyengine.specs import Plan
+
+    d = load("operators")[SERVE_MOE_TABLES[slug]]["values"]
+    col = {c: i for i, c in enumerate(d["columns"])}
+    base = presets.model("qwen3-235b-a22b")
+    models, precs, out = {}, {}, []
+    for r in d["rows"]:
+        if r[col["moe_dtype"]] not in PLAN_DTYPES:
+            continue
+        shape = tuple(r[col[c]] for c in ("hidden_size", "inter_size", "topk", "num_experts"))
+        if shape not in models:
+            models[shape] = R.model_vector(base.with_(
+                name="moe", hidden=shape[0], expert_ffn_hidden=shape[1], top_k=shape[2],
+                n_experts=shape[3], n_shared_experts=0))
+        dtype = PLAN_DTYPES[r[col["moe_dtype"]]]
+        if dtype not in precs:
+            precs[dtype] = R.plan_fields(R.plan_vector(Plan(mode="decode", dtype=dtype,
+                                                                gen_tokens=1)))
+        out.append((models[shape], precs[dtype], float(r[col["moe_ep_size"]]),
+                    float(r[col["num_tokens"]]), r[col["latency_ms"]] * 1e-3))
+    return tuple(out)
+
+
+def moe_module_s(m, h, f, ep: float, tokens: float) -> float:
+    """The model's time for TensorRT-LLM's MoE module (routing, permutation, the routed
+    experts, un-permutation; reference.moe_costs without communication or shared expert)
+    on one rank of an EP group that routes `tokens` tokens, balanced: each of the ep ranks
+    stands for tokens/ep of them, k x tokens/E slots reach every expert, and the experts
+    run at the serving grouped share of the dense rate (reference.precisions [P4]). The
+    router GEMM (under 1% of the module's FLOPs) is left in: the module is handed logits."""
+    pr = R.precisions(h, f)
+    n_tok = tokens / ep
+    capacity = m[R.S.M_TOP_K] * n_tok / m[R.S.M_EXPERTS]
+    active = -math.expm1(tokens * math.log1p(-m[R.S.M_TOP_K] / m[R.S.M_EXPERTS]))
+    return R.moe_costs(m, h, n_tok, 1.0, 1.0, ep, 1.0, capacity, active, pr.rate,
+                       pr.expert_rate, pr.ab, pr.wb, pr.db, 0.0).moe_s
+
+
+def grouped_gemm_errors(slug: str, hw, share: float) -> list[float]:
+    """log(model / measured) per row of the preset's TensorRT-LLM MoE table, the preset's
+    hardware `hw` with grouped_gemm_eff_serve = share."""
+    h = R.hardware_vector(hw.with_(grouped_gemm_eff_serve=share))
+    return [math.log(moe_module_s(m, h, f, ep, t) / s) for m, f, ep, t, s in moe_module_rows(slug)]
+
+
+def fit_grouped_gemm_serve(slug: str, hw) -> float:
+    """grouped_gemm_eff_serve: the share of the dense GEMM rate (the preset's own, `hw`)
+    that TensorRT-LLM's grouped MoE GEMMs reach on that GPU, the first minimum of the mean
+    |log error| over GROUPED_SHARES on the rows of its MoE table (every row there has at
+    least 128 token-slots per expert: compute-bound experts, which the share moves)."""
+    costs = [np.mean(np.abs(grouped_gemm_errors(slug, hw, float(s)))) for s in GROUPED_SHARES]
+    return float(GROUPED_SHARES[int(np.argmin(costs))])
