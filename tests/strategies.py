@@ -131,7 +131,7 @@ def hardware(draw) -> Hardware:
         memory_overhead_bytes=draw(st.floats(0.0, 1e10)),
         runtime_buffer_bytes=draw(st.one_of(st.just(0.0), st.floats(0.0, 1e10))),
         host_link_bandwidth_bytes_per_s=draw(st.floats(1e9, 1e12)),
-        grouped_gemm_eff_serve=draw(st.one_of(st.just(1.0), st.floats(0.05, 1.0))),
+        grouped_gemm_eff_serve=draw(st.one_of(st.just(1.0), st.floats(0.05, 2.0))),
     )
 
 
