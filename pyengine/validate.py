@@ -45,6 +45,8 @@ class Row:
     # which quantity, where a dataset compares more than one per run (e.g. "TTFT")
     metric: str = ""
     plan: Plan | None = field(default=None, repr=False)  # the plan evaluated, where kept
+    # the rows' group where a dataset reports signed means per group (model and GPU)
+    group: str = ""
 
     @property
     def error(self) -> float:
@@ -90,6 +92,17 @@ class Dataset:
     def worst(self) -> float:
         rows = self.scored
         return float(max(abs(r.error) for r in rows)) if rows else 0.0
+
+    def groups(self) -> list[dict]:
+        """Per group of rows (Row.group, first-seen order), over its feasible rows: their
+        count, the signed mean error (+: the model optimistic) and the mean |error|. Where
+        one source's error leans one way by model or GPU, the dataset's mean hides it."""
+        by: dict[str, list[float]] = {}
+        for r in self.scored:
+            if r.group:
+                by.setdefault(r.group, []).append(r.error)
+        return [{"group": g, "rows": len(e), "signed": float(np.mean(e)),
+                 "mean_abs": float(np.mean(np.abs(e)))} for g, e in by.items()]
 
     @property
     def unexpected_infeasible(self) -> list[Row]:
@@ -662,7 +675,8 @@ def trtllm_llama31_8b(data: dict, hardware: dict[str, Hardware] | None = None,
         ds.rows.append(Row(f"{row['gpu'].split()[0]} {key} ({row['doc_version'].split()[0]}"
                            f"{' v1.0' if 'v1.0' in row['doc_version'] else ''})",
                            row["total_output_tokens_per_s"], pred, "tok/s",
-                           f"batch {b}" if b else "infeasible: no batch size fits", b > 0))
+                           f"batch {b}" if b else "infeasible: no batch size fits", b > 0,
+                           group=row["gpu"].split()[0]))
     # trend: predictions must rank the ISL/OSL workloads as the measurements do
     pub = np.array([r.published for r in ds.scored])
     pre = np.array([r.predicted for r in ds.scored])
@@ -1263,12 +1277,12 @@ def trtllm_perf_overview(data: dict | None = None) -> Dataset:
         isl, osl = int(row["isl"]), int(row["osl"])
         model = PERF_OVERVIEW_MODELS[row["model"]]()
         hw = presets.hardware(PERF_OVERVIEW_GPUS[row["gpu"]])
-        ds.rows.append(trtllm_serving_row(
+        ds.rows.append(dataclasses.replace(trtllm_serving_row(
             f"{row['model']} {row['gpu']} {row['precision']} TP{tp} {isl}/{osl}",
             float(row["total_output_tokens_per_s"]), model, hw, isl, osl,
             int(requests.get(f"{isl}/{osl}", 1000)), tp, PERF_DTYPES[row["precision"]],
             trtllm_bench_engine(model, hw, isl, osl, tp, PERF_DTYPES[row["precision"]]),
-            model.is_moe))
+            model.is_moe), group=f"{row['model']} {row['gpu']}"))
     ds.skipped += [f"{why}: {n} values" for why, n in skipped.items()]
     ds.notes = (f"Batches searched: {BATCHES[0]}..{BATCHES[-1]} (the runs' CUDA graphs go to "
                 "8192); MoE runs as attention data parallel + EP = TP.")
@@ -1494,6 +1508,9 @@ def render(datasets: list[Dataset], verbose: bool = True) -> str:
                         f"run{'s' if bad > 1 else ''} predicted infeasible, not in the mean"
                         if bad else "")
                      + (f"; {ds.trend}" if ds.trend else "") + f"  [{status_of(ds)}]")
+        for g in ds.groups() if verbose else ():
+            lines.append(f"  group {g['group']:<30} {g['rows']:>3} rows  signed "
+                         f"{100 * g['signed']:+6.1f}%  mean |error| {100 * g['mean_abs']:5.1f}%")
         if verbose and ds.notes:
             lines.append(f"  notes: {ds.notes}")
         for s in ds.skipped if verbose else ():
@@ -1601,6 +1618,12 @@ def render_markdown(datasets: list[Dataset]) -> str:
                 f"{pct(ds.worst if ds.scored else None)} over {len(ds.scored)} rows"
                 + (f"; {len(ds.infeasible)} predicted infeasible" if ds.infeasible else "")
                 + (f"; {md(ds.trend)}" if ds.trend else "") + "."]
+        if ds.groups():
+            out += ["", "By group (signed: + the model optimistic):", "",
+                    "| group | rows | signed mean error | mean abs error |",
+                    "|---|---:|---:|---:|"]
+            out += [f"| {md(g['group'])} | {g['rows']} | {100 * g['signed']:+.1f}% | "
+                    f"{pct(g['mean_abs'])} |" for g in ds.groups()]
     out += ["", MARKDOWN_END]
     return "\n".join(out)
 
@@ -1624,7 +1647,8 @@ def to_json(datasets: list[Dataset]) -> dict:
         "rows": [{"label": r.label, "metric": r.metric, "published": r.published,
                   "predicted": r.predicted if r.feasible else None,
                   "error": r.error if r.feasible else None, "feasible": r.feasible,
-                  "unit": r.unit, "note": r.note} for r in ds.rows],
+                  "unit": r.unit, "note": r.note, "group": r.group} for r in ds.rows],
+        "groups": ds.groups(),
     } for ds in datasets}
     out["_summary"] = {"validation_training": pooled(datasets, "training"),
                        "validation_serving": pooled(datasets, "serving"),

@@ -92,3 +92,27 @@ def test_table1_plans_are_the_papers_scripts():
     assert (plans[48].micro_batch, plans[48].vpp, plans[48].dp_overlap) == (4, 1, False)
     assert plans[96].vpp == 2 and plans[105].vpp == 3 and plans[128].vpp == 1  # 3, 1, none
     assert all(p.recompute == "full" and not p.tp_dgrad_overlap for p in plans.values())
+
+
+def test_group_means_say_which_way_a_dataset_leans():
+    """Per group, the signed mean (+: optimistic) and mean |error| of its feasible rows, in
+    first-seen order, in the text, markdown and JSON reports."""
+    ds = V.Dataset("d", "s", "tok/s", 0.5, 1.0, rows=[
+        V.Row("a 1", 100.0, 120.0, "tok/s", group="A"),
+        V.Row("b 1", 100.0, 90.0, "tok/s", group="B"),
+        V.Row("a 2", 100.0, 80.0, "tok/s", group="A"),
+        V.Row("a 3", 100.0, 0.0, "tok/s", feasible=False, group="A"),
+        V.Row("x", 100.0, 100.0, "tok/s")])
+    (a, b) = ds.groups()
+    assert (a["group"], a["rows"], b["group"], b["rows"]) == ("A", 2, "B", 1)
+    assert a["signed"] == pytest.approx(0.0) and a["mean_abs"] == pytest.approx(0.2)
+    assert b["signed"] == pytest.approx(-0.1) and b["mean_abs"] == pytest.approx(0.1)
+    assert "group A" in V.render([ds]) and "| A | 2 | +0.0% |" in V.render_markdown([ds])
+    assert V.to_json([ds])["d"]["groups"][1]["group"] == "B"
+
+
+def test_perf_overview_groups_by_model_and_gpu():
+    (ds,) = V.run(["trtllm_perf_overview"])
+    groups = {g["group"]: g for g in ds.groups()}
+    assert "Llama 3.3 70B H200" in groups and "Qwen3-235B-A22B B200" in groups
+    assert sum(g["rows"] for g in groups.values()) == len(ds.scored)
