@@ -1048,6 +1048,18 @@ struct ExpertLoad {
     double active;
 };
 
+PYENGINE_HD inline double active_experts(const double* m, double group_tokens) {
+    // [S5] the share of an EP group's experts that receive any of the k-slot routings of
+    // its group_tokens tokens (occupancy: none with probability (1 - k/E)^T_g), as
+    // -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g would be the
+    // rounding of (1 - k/E) raised to T_g
+    double active = group_tokens > 0.0 ? 1.0 : 0.0;
+    if (group_tokens > 0.0 && m[M_TOP_K] < m[M_EXPERTS]) {
+        active = -expm1(group_tokens * log1p(-m[M_TOP_K] / m[M_EXPERTS]));
+    }
+    return active;
+}
+
 PYENGINE_HD inline ExpertLoad expert_load(const double* m, const PlanFields& f, double capacity) {
     // [S5] expert load: the busiest expert rank paces an MoE layer; it receives
     // moe_load_imbalance times a balanced rank's token-slots (its compute, all-to-all
@@ -1069,13 +1081,7 @@ PYENGINE_HD inline ExpertLoad expert_load(const double* m, const PlanFields& f, 
         if (f.ep > 1.0) {
             spread = 1.0 + sqrt(2.0 * log(f.ep) * (1.0 - 1.0 / f.ep) / mean);
         }
-        double group_tokens = mean * f.ep / m[M_TOP_K];
-        // (as -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g
-        // would be the rounding of (1 - k/E) raised to T_g)
-        active = group_tokens > 0.0 ? 1.0 : 0.0;
-        if (group_tokens > 0.0 && m[M_TOP_K] < m[M_EXPERTS]) {
-            active = -expm1(group_tokens * log1p(-m[M_TOP_K] / m[M_EXPERTS]));
-        }
+        active = active_experts(m, mean * f.ep / m[M_TOP_K]);
     }
     return ExpertLoad{capacity * f.imbalance * spread, active};
 }

@@ -872,6 +872,17 @@ def expert_capacity(m, t_router, cf, training):
 ExpertLoad = namedtuple("ExpertLoad", ["load", "active"])
 
 
+def active_experts(m, group_tokens):
+    # [S5] the share of an EP group's experts that receive any of the k-slot routings of
+    # its group_tokens tokens (occupancy: none with probability (1 - k/E)^T_g), as
+    # -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g would be the
+    # rounding of (1 - k/E) raised to T_g
+    active = 1.0 if group_tokens > 0.0 else 0.0
+    if group_tokens > 0.0 and m[S.M_TOP_K] < m[S.M_EXPERTS]:
+        active = -math.expm1(group_tokens * math.log1p(-m[S.M_TOP_K] / m[S.M_EXPERTS]))
+    return active
+
+
 def expert_load(m, f, capacity):
     # [S5] expert load: the busiest expert rank paces an MoE layer; it receives
     # moe_load_imbalance times a balanced rank's token-slots (its compute, all-to-all
@@ -891,12 +902,7 @@ def expert_load(m, f, capacity):
         mean = m[S.M_EXPERTS] * capacity * f.etp / f.tp
         if f.ep > 1.0:
             spread = 1.0 + np.sqrt(2.0 * math.log(f.ep) * (1.0 - 1.0 / f.ep) / mean)
-        group_tokens = mean * f.ep / m[S.M_TOP_K]
-        # (as -expm1(T_g log1p(-k/E)): at few slots of many experts 1 - (1 - k/E)^T_g
-        # would be the rounding of (1 - k/E) raised to T_g)
-        active = 1.0 if group_tokens > 0.0 else 0.0
-        if group_tokens > 0.0 and m[S.M_TOP_K] < m[S.M_EXPERTS]:
-            active = -math.expm1(group_tokens * math.log1p(-m[S.M_TOP_K] / m[S.M_EXPERTS]))
+        active = active_experts(m, mean * f.ep / m[S.M_TOP_K])
     return ExpertLoad(capacity * f.imbalance * spread, active)
 
 
@@ -1948,7 +1954,8 @@ KERNEL_FUNCTIONS = (
     fused_attention_shares, attention_costs, moe_costs, layer_costs,
     layer_activation_bytes,
     layer_holdings, zero_shard, model_forward_flops_per_token, memory_savers, plan_fields,
-    precisions, layer_checks, expert_capacity, expert_load, layer_stage, stage_shape,
+    precisions, layer_checks, expert_capacity, active_experts, expert_load, layer_stage,
+    stage_shape,
     stage_layers, split_stage,
     batch_stage, no_stages, offload_refused, pipeline_checks, bytes_per_param, activations,
     full_recompute, offloaded_layers, stage_memory, fuller, stage_memories, layer_times,

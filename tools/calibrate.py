@@ -377,12 +377,17 @@ def fit_h100(ops=None):
     return fit(h100_base(ops), H100_NAMES, h100_sets, derive=h100_bf16)[0]
 
 
+def own_hardware(slug: str, hw, names):
+    """The preset `slug` (its peaks and HBM) holding the fit's values of `hw` under
+    `names`: the hardware its written file describes."""
+    return presets.hardware(slug).with_(**{n: getattr(hw, n) for n in names})
+
+
 def with_grouped_share(slug: str, hw, names):
     """`hw` (the fit's values under `names`) with the serving grouped-GEMM share fitted on
-    the GPU's own TensorRT-LLM MoE table, over those values on the GPU's own preset (its
-    peaks and HBM) (fit_operators.fit_grouped_gemm_serve)."""
-    own = presets.hardware(slug).with_(**{n: getattr(hw, n) for n in names})
-    return hw.with_(grouped_gemm_eff_serve=grouped_share(slug, own))
+    the GPU's own TensorRT-LLM MoE table, over those values on the GPU's own preset
+    (own_hardware; fit_operators.fit_grouped_gemm_serve)."""
+    return hw.with_(grouped_gemm_eff_serve=grouped_share(slug, own_hardware(slug, hw, names)))
 
 
 @functools.cache
@@ -617,7 +622,7 @@ def main() -> int:
           "benchmarks (aiconfigurator; FP8 per-tensor on Hopper, NVFP4 on Blackwell)")
     for slug, (hw, names, _) in outputs(a100, h100, ops).items():
         if slug in OPS.SERVE_MOE_TABLES:
-            own = presets.hardware(slug).with_(**{n: getattr(hw, n) for n in names})
+            own = own_hardware(slug, hw, names)
             errors = OPS.grouped_gemm_errors(slug, own, own.grouped_gemm_eff_serve)
             at_one = OPS.grouped_gemm_errors(slug, own, 1.0)
             print(f"  {slug:<12} {hw.grouped_gemm_eff_serve:.2f} of the dense rate: mean "

@@ -4,15 +4,14 @@ performance database into pyengine/data/operators.json (one dataset per GPU and 
     python tools/extract_aiconfigurator.py MIRROR      # MIRROR: a clone of ai-dynamo/aiconfigurator
 
 aiconfigurator (github.com/ai-dynamo/aiconfigurator, Apache-2.0) ships, per GPU and
-TensorRT-LLM version, operator benchmarks its collector ran on that GPU
-(collector/trtllm/collect_moe.py: TensorRT-LLM's fused MoE module, create_moe, on
-[num_tokens, hidden] BF16 inputs and router logits crafted for a token distribution;
-collect_gemm.py: one TensorRT-LLM Linear layer;
-routing, permutation, the grouped expert GEMMs with their activation, and the final
-un-permute and weighted sum; no router GEMM, no communication). This script copies the
-large-shape Linear rows pyengine reads the serving engines' GEMM levels from
-(tools/fit_operators.py serve_gemm_levels) and the MoE rows it fits their grouped-GEMM
-share on (tools/fit_operators.py
+TensorRT-LLM version, operator benchmarks its collector ran on that GPU:
+collector/trtllm/collect_moe.py times TensorRT-LLM's fused MoE module (create_moe) on
+[num_tokens, hidden] BF16 inputs and router logits crafted for a token distribution
+(routing, permutation, the grouped expert GEMMs with their activation, and the final
+un-permute and weighted sum; no router GEMM, no communication); collect_gemm.py times one
+TensorRT-LLM Linear layer. This script copies the large-shape Linear rows (recorded for
+the serving GEMM levels docs/accuracy.md reports; no fit reads them) and the MoE rows
+pyengine fits the serving engines' grouped-GEMM share on (tools/fit_operators.py
 fit_grouped_gemm_serve): balanced routing, expert parallelism only (moe_tp_size 1, as
 TensorRT-LLM runs MoE under attention data parallelism), the serving dtypes (Hopper FP8
 per-tensor and block-scaled, Blackwell NVFP4) on the default CUTLASS path, and at least

@@ -476,9 +476,8 @@ def moe_module_s(m, h, f, ep: float, tokens: float) -> float:
     pr = R.precisions(h, f)
     n_tok = tokens / ep
     capacity = m[R.S.M_TOP_K] * n_tok / m[R.S.M_EXPERTS]
-    active = -math.expm1(tokens * math.log1p(-m[R.S.M_TOP_K] / m[R.S.M_EXPERTS]))
-    return R.moe_costs(m, h, n_tok, 1.0, 1.0, ep, 1.0, capacity, active, pr.rate,
-                       pr.expert_rate, pr.ab, pr.wb, pr.db, 0.0).moe_s
+    return R.moe_costs(m, h, n_tok, 1.0, 1.0, ep, 1.0, capacity, R.active_experts(m, tokens),
+                       pr.rate, pr.expert_rate, pr.ab, pr.wb, pr.db, 0.0).moe_s
 
 
 def grouped_gemm_errors(slug: str, hw, share: float) -> list[float]:
