@@ -646,7 +646,9 @@ def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int,
     layout of TensorRT-LLM: no sequence parallelism). ``engine``: further plan fields
     (TRTLLM_BENCH); ``attention_dp``: attention data parallel over the TP GPUs, experts
     over EP = tp (batches below tp skipped), tokens moved as TensorRT-LLM moves them
-    (trtllm_moe_dispatcher).
+    (trtllm_moe_dispatcher). Under WORKLOAD.fill_kv (a sensitivity run) the largest
+    concurrency the best plan's KV cache holds (whole replicas under attention DP) is one
+    more candidate; WORKLOAD.moe_load_imbalance reaches the plans through trtllm_plan.
     """
     best, best_b, fits = 0.0, 0, 0.0
     limits = Limits(mem_fraction=1.0)
