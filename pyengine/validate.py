@@ -23,7 +23,7 @@ import numpy as np
 from . import presets
 from . import reference as R
 from . import schema as S
-from .specs import Hardware, Limits, Model, Plan
+from .specs import Hardware, Limits, Model, Plan, check_float
 
 
 def published() -> dict:
@@ -556,9 +556,9 @@ class ServingWorkload:
     fill_kv: bool = False
 
     def __post_init__(self) -> None:
-        x = self.moe_load_imbalance
-        if not (isinstance(x, (int, float)) and math.isfinite(x) and 1.0 <= x <= 64.0):
-            raise ValueError(f"--moe-load-imbalance must be a number in [1, 64], got {x!r}")
+        object.__setattr__(self, "moe_load_imbalance",
+                           check_float("validate", "--moe-load-imbalance",
+                                       self.moe_load_imbalance, 1.0, 64.0))
 
     def describe(self) -> str:
         """One line for the reports: the assumptions in force."""
