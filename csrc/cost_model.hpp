@@ -48,25 +48,31 @@ PYENGINE_HD inline double roofline_s(double flops, double nbytes, double flops_p
 }
 
 PYENGINE_HD inline double gemm_efficiency(double m_dim, double n_dim, double k_dim,
-                                          const double* h) {
+                                          double token_half, const double* h) {
     // [T2] share of the large-GEMM rate an (M x K) @ (K x N) GEMM attains: the product of
-    // one saturation d/(d + gemm_dim_half) per dimension (thin M or N fill few output
-    // tiles, short K amortises little of each tile's prologue; a dimension is never below
-    // one row: no tokens routed is not 0/0); fitted on cuBLASLt and DeepGEMM shape tables
-    // (pyengine/data/operators.json, kernels.json) by tools/calibrate.py. Backward GEMMs
-    // permute the three dimensions, so the same share holds for them. One division.
+    // one saturation d/(d + half) per dimension (thin M or N fill few output tiles, short K
+    // amortises little of each tile's prologue; a dimension is never below one row: no
+    // tokens routed is not 0/0). N and K take gemm_dim_half, fitted on cuBLASLt and
+    // DeepGEMM shape tables (pyengine/data/operators.json, kernels.json); M, the tokens,
+    // `token_half`: gemm_dim_half too in training, a serving engine's own in inference
+    // ([P2] precisions: gemm_token_half_serve, fitted on TensorRT-LLM's Linear layers at
+    // decode-sized token counts; Hopper's kernels fill the GPU from a weight's N x K alone).
+    // Backward GEMMs permute the three dimensions, so the same share holds for them. One
+    // division.
     double half = h[H_GEMM_DIM_HALF];
     double m_d = py_max(m_dim, 1.0);
     double n_d = py_max(n_dim, 1.0);
     double k_d = py_max(k_dim, 1.0);
-    return m_d * n_d * k_d / ((m_d + half) * (n_d + half) * (k_d + half));
+    return m_d * n_d * k_d / ((m_d + token_half) * (n_d + half) * (k_d + half));
 }
 
 PYENGINE_HD inline double gemm_s(double flops, double nbytes, double m_dim, double n_dim,
-                                 double k_dim, double rate, const double* h) {
+                                 double k_dim, double rate, double token_half, const double* h) {
     // [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s;
-    // `rate` is the large-GEMM rate of its dtype (peak x gemm_eff_max[_fp8]).
-    return roofline_s(flops, nbytes, rate * gemm_efficiency(m_dim, n_dim, k_dim, h),
+    // `rate` is the large-GEMM rate of its dtype (peak x gemm_eff_max[_fp8]), `token_half`
+    // the token dimension's half-point ([T2]).
+    return roofline_s(flops, nbytes,
+                      rate * gemm_efficiency(m_dim, n_dim, k_dim, token_half, h),
                       h[H_HBM_BANDWIDTH] * h[H_HBM_EFF]) + h[H_OP_OVERHEAD];
 }
 
@@ -231,7 +237,7 @@ struct MlpCosts {
 
 PYENGINE_HD inline MlpCosts mlp_forward_s(const double* m, const double* h, double n_tok,
                                           double ffn, double tp, double sp_div, double rate,
-                                          double ab, double wb) {
+                                          double token_half, double ab, double wb) {
     // [T8] a dense or shared-expert MLP of intermediate size ffn: g = 3 matrices if gated
     // else 2; GEMM traffic x + g*f + y; the activation function reads and writes g*f.
     // FC1 holds g - 1 of the g matrices, so that share of the GEMM time.
@@ -241,7 +247,7 @@ PYENGINE_HD inline MlpCosts mlp_forward_s(const double* m, const double* h, doub
     double nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp);
     double elem_bytes = n_tok * ab * n_mat * ffn / tp
                         + n_tok * hid * ab * (5.0 + m[M_DROPOUT]) / sp_div;
-    double gemm = gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, h);
+    double gemm = gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, token_half, h);
     return MlpCosts{gemm + h[H_OP_OVERHEAD] + memory_bound_s(elem_bytes, 3.0, h),
                     gemm * (n_mat - 1.0) / n_mat};
 }
@@ -343,8 +349,8 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
                                                   double keys, double kv_len, bool decode,
                                                   double seqs, double tp, double cp,
                                                   double sp_div, bool flash, double kernel,
-                                                  double rate, double ab, double wb,
-                                                  double kvb) {
+                                                  double rate, double token_half,
+                                                  double ab, double wb, double kvb) {
     double hid = m[M_HIDDEN];
     double heads_local = m[M_HEADS] / tp;
     double rate16 = h[H_PEAK_BF16] * h[H_GEMM_EFF_MAX];
@@ -355,7 +361,8 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
     double proj_flops = 2.0 * n_tok * m[M_ATTN_GEMM_PARAMS] / tp;
     double proj_bytes = (m[M_ATTN_GEMM_PARAMS] / tp * wb
                          + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp));
-    double proj_gemm = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h);
+    double proj_gemm = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, token_half,
+                              h);
     double proj_s = proj_gemm + h[H_OP_OVERHEAD];
     // the column-parallel side (all but the output projection's hid x o_dim weights)
     double qkv_s = proj_gemm * (1.0 - hid * o_dim / m[M_ATTN_GEMM_PARAMS]);
@@ -378,7 +385,7 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[M_DROPOUT]);
     }
     double attn_core_s = gemm_s(core_flops, core_bytes, n_tok, keys, m[M_QK_HEAD_DIM],
-                                rate16, h);
+                                rate16, token_half, h);
     // the backward's time beyond twice the forward's (what the layer's passes assume)
     double attn_bwd_extra_s = 0.0;
     if (flash && h[H_ATTN_EFF_FWD] > 0.0) {
@@ -411,7 +418,7 @@ PYENGINE_HD inline AttentionCosts attention_costs(const double* m, const double*
                                          + m[M_KV_LORA_RANK] * nope_v);
         mla_up_s = gemm_s(2.0 * n_tok * up_params / tp,
                           up_params / tp * wb + n_tok * ab * (q_dim + m[M_HEADS] * nope_v) / tp,
-                          n_tok, q_dim / tp, m[M_KV_LORA_RANK], rate, h);
+                          n_tok, q_dim / tp, m[M_KV_LORA_RANK], rate, token_half, h);
     }
     return AttentionCosts{proj_s + attn_core_s + attn_elem_s, attn_core_s, attn_bwd_extra_s,
                           norm_s, mla_up_s, qkv_s};
@@ -429,8 +436,9 @@ struct MoeCosts {
 
 PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n_tok, double tp,
                                       double etp, double ep, double sp_div, double capacity,
-                                      double active, double rate, double expert_rate, double ab,
-                                      double wb, double db, double dispatcher) {
+                                      double active, double rate, double expert_rate,
+                                      double token_half, double ab, double wb, double db,
+                                      double dispatcher) {
     if (m[M_EXPERTS] <= 0.0) {
         return MoeCosts{0.0, 0.0, 0.0, 0.0, 0.0};
     }
@@ -448,7 +456,7 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
     double m_e = capacity * ep * etp / tp;
     double router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[M_EXPERTS],
                              n_tok / sp_div * (hid * ab + m[M_EXPERTS] * 4.0),
-                             n_tok / sp_div, m[M_EXPERTS], hid, rate16, h);
+                             n_tok / sp_div, m[M_EXPERTS], hid, rate16, token_half, h);
     // the router's elementwise kernels after its GEMM (score function, top-k, probability
     // normalisation, auxiliary loss, routing map: about 8 over fp32 logits, read and
     // written twice) and the dispatcher's permute and unpermute (index computation, sort
@@ -461,11 +469,12 @@ PYENGINE_HD inline MoeCosts moe_costs(const double* m, const double* h, double n
                                            + m_e * ab * (2.0 * hid
                                                          + 2.0 * n_mat * m[M_EXPERT_FFN] / etp));
     double experts_s = (gemm_s(expert_flops, expert_bytes, m_e / active, m[M_EXPERT_FFN] / etp,
-                               hid, expert_rate, h)
+                               hid, expert_rate, token_half, h)
                         + 2.0 * h[H_OP_OVERHEAD]);
     double shared_s = 0.0;
     if (m[M_SHARED_FFN] > 0.0) {
-        shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, ab, wb).mlp_s;
+        shared_s = mlp_forward_s(m, h, n_tok, m[M_SHARED_FFN], tp, sp_div, rate, token_half,
+                                 ab, wb).mlp_s;
     }
     // [C6] expert dispatch + combine as the token dispatcher moves them (Megatron-Core
     // moe_token_dispatcher_type). alltoall (0): two all-to-alls of the slots over the EP
@@ -539,8 +548,8 @@ struct LayerCosts {
 // the output layer computes (training: every token; inference: one per sequence);
 // capacity: token-slots per expert and router rank of the busiest expert rank; active:
 // the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
-// dtype (attention runs in BF16); expert_rate: the routed experts' ([P4]); head_rate: the
-// output layer's, the 16-bit rate ([P2]);
+// dtype (attention runs in BF16); expert_rate: the routed experts' ([P4]); token_half: the
+// GEMMs' token half-point ([T2]); head_rate: the output layer's, the 16-bit rate ([P2]);
 // db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
 // kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
 // 2 FP8, 3 memory-efficient, 4 cuDNN).
@@ -549,16 +558,17 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
                                           double logit_rows, double tp, double cp, double etp,
                                           double ep, bool sp, bool flash, double kernel,
                                           bool cp_overlap, double capacity, double active,
-                                          double rate, double expert_rate, double ab, double wb,
-                                          double kvb, double db, double head_rate,
-                                          double dispatcher) {
+                                          double rate, double expert_rate, double token_half,
+                                          double ab, double wb, double kvb, double db,
+                                          double head_rate, double dispatcher) {
     double hid = m[M_HIDDEN];
     double sp_div = sp ? tp : 1.0;
     AttentionCosts attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp,
-                                          sp_div, flash, kernel, rate, ab, wb, kvb);
-    MlpCosts mlp = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, ab, wb);
+                                          sp_div, flash, kernel, rate, token_half, ab, wb,
+                                          kvb);
+    MlpCosts mlp = mlp_forward_s(m, h, n_tok, m[M_FFN], tp, sp_div, rate, token_half, ab, wb);
     MoeCosts moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate,
-                             expert_rate, ab, wb, db, dispatcher);
+                             expert_rate, token_half, ab, wb, db, dispatcher);
 
     // [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     // sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -595,7 +605,7 @@ PYENGINE_HD inline LayerCosts layer_costs(const double* m, const double* h, doub
     double out_tok = logit_rows;
     double output_s = (gemm_s(2.0 * out_tok * hid * m[M_VOCAB] / tp,
                               hid * m[M_VOCAB] / tp * 2.0 + out_tok * m[M_VOCAB] / tp * 4.0,
-                              out_tok, m[M_VOCAB] / tp, hid, head_rate, h)
+                              out_tok, m[M_VOCAB] / tp, hid, head_rate, token_half, h)
                        + memory_bound_s(2.0 * out_tok * m[M_VOCAB] / tp * 4.0, 2.0, h));
     // [T19] kernels launched, one per op_overhead term above: attention 6 (projection GEMM
     // and its epilogue, core, 3 elementwise), MLP 5 (GEMM, its epilogue, 3 elementwise),
@@ -859,6 +869,7 @@ struct Precisions {
     double head_rate;
     double db;
     double expert_rate;
+    double token_half;
 };
 
 PYENGINE_HD inline Savers memory_savers(const double* p, bool training) {
@@ -924,7 +935,10 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     // inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
     // [P4] the routed experts' grouped GEMMs run at the dense rate in training (DeepGEMM's
     // grouped and dense tables share one level) and at grouped_gemm_eff_serve of it in
-    // inference (TensorRT-LLM's CUTLASS MoE kernels, fitted on their operator benchmarks).
+    // inference (TensorRT-LLM's CUTLASS MoE kernels, fitted on their operator benchmarks);
+    // likewise a serving engine's GEMMs saturate in the token dimension at
+    // gemm_token_half_serve ([T2]; TensorRT-LLM's Linear kernels, fitted on their operator
+    // benchmarks), training's at gemm_dim_half as in N and K.
     double ab = 2.0;
     bool quantized = (f.fp8 || f.fp4 > 0.0) && !f.training;
     double wb = 2.0;
@@ -952,7 +966,8 @@ PYENGINE_HD inline Precisions precisions(const double* h, const PlanFields& f) {
     }
     double db = quantized ? 1.0 + 4.0 / 128.0 : ab;
     double expert_rate = f.training ? rate : rate * h[H_GROUPED_GEMM_EFF_SERVE];
-    return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate, db, expert_rate};
+    double token_half = f.training ? h[H_GEMM_DIM_HALF] : h[H_GEMM_TOKEN_HALF_SERVE];
+    return Precisions{ab, wb, kvb, peak, rate, 2.0, head_rate, db, expert_rate, token_half};
 }
 
 // ---- level 1: the layer shape (columns before global_batch)
@@ -1117,8 +1132,9 @@ PYENGINE_HD inline LayerStage layer_stage(const double* m, const double* h, cons
     double logit_rows = f.training ? n_tok : f.mbs;
     LayerCosts costs = layer_costs(m, h, n_tok, keys, 0.0, false, f.mbs, logit_rows, f.tp, f.cp,
                                    f.etp, f.ep, f.sp, f.flash, f.attn_kernel, f.cp_overlap,
-                                   load.load, load.active, pr.rate, pr.expert_rate, pr.ab, pr.wb,
-                                   pr.kvb, pr.db, pr.head_rate, f.dispatcher);
+                                   load.load, load.active, pr.rate, pr.expert_rate,
+                                   pr.token_half, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate,
+                                   f.dispatcher);
     double fwd_flops_tok = model_forward_flops_per_token(m, attended(m, 0.0, f.seq, f.seq),
                                                          mtp_modules(m, f));
     double dec_flops_tok = 0.0;
@@ -2010,8 +2026,8 @@ PYENGINE_HD inline DecodeStep decode_step(const double* m, const double* h, cons
     ExpertLoad load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity);
     LayerCosts dc = layer_costs(m, h, n_tok, keys, kv_mean, true, seqs, seqs, f.tp, f.cp,
                                 f.etp, f.ep, false, f.flash, f.attn_kernel, true, load.load,
-                                load.active, pr.rate, pr.expert_rate, pr.ab, pr.wb, pr.kvb,
-                                pr.db, pr.head_rate, f.dispatcher);
+                                load.active, pr.rate, pr.expert_rate, pr.token_half, pr.ab,
+                                pr.wb, pr.kvb, pr.db, pr.head_rate, f.dispatcher);
     double n_l = mb.layers;
     double n_mo = mb.moe_layers;
     double dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)

@@ -130,6 +130,8 @@ def derivations(model: Model, hardware: Hardware, plan: Plan, result: Result,
                  "request_overhead_s": hardware.request_overhead_s,
                  "host_link_bandwidth_bytes_per_s": hardware.host_link_bandwidth_bytes_per_s},
         "micro_batches": stages.batch.n_micro,
+        "gemm_shape": {"large_gemm_share": pr.rate / pr.peak, "token_half": pr.token_half,
+                       "dim_half": h[S.H_GEMM_DIM_HALF], "serving_kernels": not f.training},
         "attention_rates": attention_rates(h, f, 0.5 * (m[S.M_QK_HEAD_DIM]
                                                        + m[S.M_V_HEAD_DIM])),
         "attention_span": attention_span(m, f, model, plan),
@@ -445,6 +447,13 @@ def render_text(d: dict) -> str:
                       f"{100 * rates['bwd']:.0f}% of the {rates['bwd_peak']} peak backward")
         attn = (f"fused, {rates['kernels']} at {shares} at long sequences and head dim "
                 f"{rates['head_dim']:g}, half that at {rates['seq_half']:g} keys")
+    gemm = dv["gemm_shape"]
+    kernels = ("the serving engine's kernels" if gemm["serving_kernels"]
+               else "the training libraries' kernels")
+    lines.append(f"    GEMMs: large ones at {100 * gemm['large_gemm_share']:.0f}% of the "
+                 f"{plan['dtype']} peak, each dimension d at d/(d + half) of that, half being "
+                 f"{gemm['token_half']:g} tokens in M ({kernels}) and {gemm['dim_half']:g} in "
+                 "N and K")
     lines.append(f"    attention: {attn}")
     span = dv["attention_span"]
     if span:

@@ -39,7 +39,8 @@ Hardware files
     =========================  ====================================  =====================
 
     ``name``, ``source``, ``gpus_per_node``, ``nvlink_domain`` and the efficiency parameters
-    ``gemm_eff_max``, ``gemm_eff_max_fp8``, ``gemm_dim_half``, ``hbm_eff``, ``net_eff``,
+    ``gemm_eff_max``, ``gemm_eff_max_fp8``, ``gemm_dim_half``, ``gemm_token_half_serve``,
+    ``hbm_eff``, ``net_eff``,
     ``inter_eff``, ``grouped_gemm_eff_serve`` are
     read as they are.
     The SI field names themselves are accepted too (what :func:`spec_to_toml` writes), but a

@@ -47,24 +47,30 @@ def roofline_s(flops, nbytes, flops_per_s, bytes_per_s):
     return max(flops / flops_per_s, nbytes / bytes_per_s)
 
 
-def gemm_efficiency(m_dim, n_dim, k_dim, h):
+def gemm_efficiency(m_dim, n_dim, k_dim, token_half, h):
     # [T2] share of the large-GEMM rate an (M x K) @ (K x N) GEMM attains: the product of
-    # one saturation d/(d + gemm_dim_half) per dimension (thin M or N fill few output
-    # tiles, short K amortises little of each tile's prologue; a dimension is never below
-    # one row: no tokens routed is not 0/0); fitted on cuBLASLt and DeepGEMM shape tables
-    # (pyengine/data/operators.json, kernels.json) by tools/calibrate.py. Backward GEMMs
-    # permute the three dimensions, so the same share holds for them. One division.
+    # one saturation d/(d + half) per dimension (thin M or N fill few output tiles, short K
+    # amortises little of each tile's prologue; a dimension is never below one row: no
+    # tokens routed is not 0/0). N and K take gemm_dim_half, fitted on cuBLASLt and
+    # DeepGEMM shape tables (pyengine/data/operators.json, kernels.json); M, the tokens,
+    # `token_half`: gemm_dim_half too in training, a serving engine's own in inference
+    # ([P2] precisions: gemm_token_half_serve, fitted on TensorRT-LLM's Linear layers at
+    # decode-sized token counts; Hopper's kernels fill the GPU from a weight's N x K alone).
+    # Backward GEMMs permute the three dimensions, so the same share holds for them. One
+    # division.
     half = h[S.H_GEMM_DIM_HALF]
     m_d = max(m_dim, 1.0)
     n_d = max(n_dim, 1.0)
     k_d = max(k_dim, 1.0)
-    return m_d * n_d * k_d / ((m_d + half) * (n_d + half) * (k_d + half))
+    return m_d * n_d * k_d / ((m_d + token_half) * (n_d + half) * (k_d + half))
 
 
-def gemm_s(flops, nbytes, m_dim, n_dim, k_dim, rate, h):
+def gemm_s(flops, nbytes, m_dim, n_dim, k_dim, rate, token_half, h):
     # [T3] one GEMM (or a batch of same-shape GEMMs): roofline at its attainable FLOP/s;
-    # `rate` is the large-GEMM rate of its dtype (peak x gemm_eff_max[_fp8]).
-    return roofline_s(flops, nbytes, rate * gemm_efficiency(m_dim, n_dim, k_dim, h),
+    # `rate` is the large-GEMM rate of its dtype (peak x gemm_eff_max[_fp8]), `token_half`
+    # the token dimension's half-point ([T2]).
+    return roofline_s(flops, nbytes,
+                      rate * gemm_efficiency(m_dim, n_dim, k_dim, token_half, h),
                       h[S.H_HBM_BANDWIDTH] * h[S.H_HBM_EFF]) + h[S.H_OP_OVERHEAD]
 
 
@@ -206,7 +212,7 @@ def moe_layers_in(first, last, m):
 MlpCosts = namedtuple("MlpCosts", ["mlp_s", "fc1_s"])
 
 
-def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, rate, ab, wb):
+def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, rate, token_half, ab, wb):
     # [T8] a dense or shared-expert MLP of intermediate size ffn: g = 3 matrices if gated
     # else 2; GEMM traffic x + g*f + y; the activation function reads and writes g*f.
     # FC1 holds g - 1 of the g matrices, so that share of the GEMM time.
@@ -215,7 +221,7 @@ def mlp_forward_s(m, h, n_tok, ffn, tp, sp_div, rate, ab, wb):
     flops = 2.0 * n_tok * hid * ffn * n_mat / tp
     nbytes = hid * ffn * n_mat / tp * wb + n_tok * ab * (2.0 * hid + n_mat * ffn / tp)
     elem_bytes = n_tok * ab * n_mat * ffn / tp + n_tok * hid * ab * (5.0 + m[S.M_DROPOUT]) / sp_div
-    gemm = gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, h)
+    gemm = gemm_s(flops, nbytes, n_tok, ffn / tp, hid, rate, token_half, h)
     return MlpCosts(gemm + h[S.H_OP_OVERHEAD] + memory_bound_s(elem_bytes, 3.0, h),
                     gemm * (n_mat - 1.0) / n_mat)
 
@@ -290,7 +296,7 @@ AttentionCosts = namedtuple("AttentionCosts", ["attn_s", "attn_core_s", "attn_bw
 
 
 def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash, kernel,
-                    rate, ab, wb, kvb):
+                    rate, token_half, ab, wb, kvb):
     hid = m[S.M_HIDDEN]
     heads_local = m[S.M_HEADS] / tp
     rate16 = h[S.H_PEAK_BF16] * h[S.H_GEMM_EFF_MAX]
@@ -301,7 +307,7 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
     proj_flops = 2.0 * n_tok * m[S.M_ATTN_GEMM_PARAMS] / tp
     proj_bytes = (m[S.M_ATTN_GEMM_PARAMS] / tp * wb
                   + n_tok * ab * (2.0 * hid + (q_dim + kv_dim + 2.0 * o_dim) / tp))
-    proj_gemm = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, h)
+    proj_gemm = gemm_s(proj_flops, proj_bytes, n_tok, hid / tp, hid, rate, token_half, h)
     proj_s = proj_gemm + h[S.H_OP_OVERHEAD]
     # the column-parallel side (all but the output projection's hid x o_dim weights)
     qkv_s = proj_gemm * (1.0 - hid * o_dim / m[S.M_ATTN_GEMM_PARAMS])
@@ -321,7 +327,8 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
         core_bytes += n_tok * qb * kv_dim / tp
     if not flash:
         core_bytes += n_tok * keys * heads_local * (8.0 + 5.0 * m[S.M_DROPOUT])
-    attn_core_s = gemm_s(core_flops, core_bytes, n_tok, keys, m[S.M_QK_HEAD_DIM], rate16, h)
+    attn_core_s = gemm_s(core_flops, core_bytes, n_tok, keys, m[S.M_QK_HEAD_DIM], rate16,
+                         token_half, h)
     # the backward's time beyond twice the forward's (what the layer's passes assume)
     attn_bwd_extra_s = 0.0
     if flash and h[S.H_ATTN_EFF_FWD] > 0.0:
@@ -353,7 +360,7 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
                                     + m[S.M_KV_LORA_RANK] * nope_v)
         mla_up_s = gemm_s(2.0 * n_tok * up_params / tp,
                           up_params / tp * wb + n_tok * ab * (q_dim + m[S.M_HEADS] * nope_v) / tp,
-                          n_tok, q_dim / tp, m[S.M_KV_LORA_RANK], rate, h)
+                          n_tok, q_dim / tp, m[S.M_KV_LORA_RANK], rate, token_half, h)
     return AttentionCosts(proj_s + attn_core_s + attn_elem_s, attn_core_s, attn_bwd_extra_s,
                           norm_s, mla_up_s, qkv_s)
 
@@ -363,8 +370,8 @@ def attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, fla
 MoeCosts = namedtuple("MoeCosts", ["moe_s", "ep_s", "experts_s", "moe_act_s", "shared_s"])
 
 
-def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, expert_rate, ab, wb, db,
-              dispatcher):
+def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, expert_rate,
+              token_half, ab, wb, db, dispatcher):
     if m[S.M_EXPERTS] <= 0.0:
         return MoeCosts(0.0, 0.0, 0.0, 0.0, 0.0)
     hid = m[S.M_HIDDEN]
@@ -381,7 +388,7 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, expert_r
     m_e = capacity * ep * etp / tp
     router_s = gemm_s(2.0 * n_tok / sp_div * hid * m[S.M_EXPERTS],
                       n_tok / sp_div * (hid * ab + m[S.M_EXPERTS] * 4.0),
-                      n_tok / sp_div, m[S.M_EXPERTS], hid, rate16, h)
+                      n_tok / sp_div, m[S.M_EXPERTS], hid, rate16, token_half, h)
     # the router's elementwise kernels after its GEMM (score function, top-k, probability
     # normalisation, auxiliary loss, routing map: about 8 over fp32 logits, read and
     # written twice) and the dispatcher's permute and unpermute (index computation, sort
@@ -394,11 +401,12 @@ def moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, expert_r
                                     + m_e * ab * (2.0 * hid
                                                   + 2.0 * n_mat * m[S.M_EXPERT_FFN] / etp))
     experts_s = (gemm_s(expert_flops, expert_bytes, m_e / active, m[S.M_EXPERT_FFN] / etp, hid,
-                        expert_rate, h)
+                        expert_rate, token_half, h)
                  + 2.0 * h[S.H_OP_OVERHEAD])
     shared_s = 0.0
     if m[S.M_SHARED_FFN] > 0.0:
-        shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, ab, wb).mlp_s
+        shared_s = mlp_forward_s(m, h, n_tok, m[S.M_SHARED_FFN], tp, sp_div, rate, token_half,
+                                 ab, wb).mlp_s
     # [C6] expert dispatch + combine as the token dispatcher moves them (Megatron-Core
     # moe_token_dispatcher_type). alltoall (0): two all-to-alls of the slots over the EP
     # group (stride etp), with etp > 1 also gathered / scattered over ETP; flex (2): the
@@ -447,8 +455,8 @@ LayerCosts = namedtuple(
 
 
 def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp, ep, sp,
-                flash, kernel, cp_overlap, capacity, active, rate, expert_rate, ab, wb, kvb, db,
-                head_rate, dispatcher):
+                flash, kernel, cp_overlap, capacity, active, rate, expert_rate, token_half, ab,
+                wb, kvb, db, head_rate, dispatcher):
     """Forward cost of each layer kind for n_tok query tokens per GPU.
 
     keys: keys each query attends to (causal flash halves them); kv_len: cached context
@@ -456,8 +464,8 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     the output layer computes (training: every token; inference: one per sequence);
     capacity: token-slots per expert and router rank of the busiest expert rank; active:
     the share of its experts with tokens; rate: attainable large-GEMM FLOP/s of the compute
-    dtype (attention runs in BF16); expert_rate: the routed experts' ([P4]); head_rate: the
-    output layer's, the 16-bit rate ([P2]);
+    dtype (attention runs in BF16); expert_rate: the routed experts' ([P4]); token_half: the
+    GEMMs' token half-point ([T2]); head_rate: the output layer's, the 16-bit rate ([P2]);
     db: bytes a dispatched value; dispatcher: the MoE token dispatcher's code ([C6]);
     kernel: the fused attention's kernels ([T18]: 0 the GPU's fastest, 1 FlashAttention-2,
     2 FP8, 3 memory-efficient, 4 cuDNN).
@@ -465,10 +473,10 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     hid = m[S.M_HIDDEN]
     sp_div = tp if sp else 1.0
     attn = attention_costs(m, h, n_tok, keys, kv_len, decode, seqs, tp, cp, sp_div, flash,
-                           kernel, rate, ab, wb, kvb)
-    mlp = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, ab, wb)
-    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, expert_rate, ab,
-                    wb, db, dispatcher)
+                           kernel, rate, token_half, ab, wb, kvb)
+    mlp = mlp_forward_s(m, h, n_tok, m[S.M_FFN], tp, sp_div, rate, token_half, ab, wb)
+    moe = moe_costs(m, h, n_tok, tp, etp, ep, sp_div, capacity, active, rate, expert_rate,
+                    token_half, ab, wb, db, dispatcher)
 
     # [C7] tensor parallel: per layer two all-reduces of the activations (or, with
     # sequence parallelism, two all-gathers + two reduce-scatters of the same volume).
@@ -501,7 +509,7 @@ def layer_costs(m, h, n_tok, keys, kv_len, decode, seqs, logit_rows, tp, cp, etp
     out_tok = logit_rows
     output_s = (gemm_s(2.0 * out_tok * hid * m[S.M_VOCAB] / tp,
                        hid * m[S.M_VOCAB] / tp * 2.0 + out_tok * m[S.M_VOCAB] / tp * 4.0,
-                       out_tok, m[S.M_VOCAB] / tp, hid, head_rate, h)
+                       out_tok, m[S.M_VOCAB] / tp, hid, head_rate, token_half, h)
                 + memory_bound_s(2.0 * out_tok * m[S.M_VOCAB] / tp * 4.0, 2.0, h))
     # [T19] kernels launched, one per op_overhead term above: attention 6 (projection GEMM
     # and its epilogue, core, 3 elementwise), MLP 5 (GEMM, its epilogue, 3 elementwise),
@@ -707,7 +715,7 @@ PlanFields = namedtuple("PlanFields", [
     "max_tokens", "kv_fraction", "kv_block", "fp4", "kv_dtype", "dispatcher", "attn_kernel",
     "offload"])
 Precisions = namedtuple("Precisions", ["ab", "wb", "kvb", "peak", "rate", "hb", "head_rate",
-                                       "db", "expert_rate"])
+                                       "db", "expert_rate", "token_half"])
 
 
 def memory_savers(p, training):
@@ -773,7 +781,10 @@ def precisions(h, f):
     # inference (DeepEP low-latency dispatch; TensorRT-LLM's FP8 MoE), else at ab.
     # [P4] the routed experts' grouped GEMMs run at the dense rate in training (DeepGEMM's
     # grouped and dense tables share one level) and at grouped_gemm_eff_serve of it in
-    # inference (TensorRT-LLM's CUTLASS MoE kernels, fitted on their operator benchmarks).
+    # inference (TensorRT-LLM's CUTLASS MoE kernels, fitted on their operator benchmarks);
+    # likewise a serving engine's GEMMs saturate in the token dimension at
+    # gemm_token_half_serve ([T2]; TensorRT-LLM's Linear kernels, fitted on their operator
+    # benchmarks), training's at gemm_dim_half as in N and K.
     ab = 2.0
     quantized = (f.fp8 or f.fp4 > 0.0) and not f.training
     wb = 2.0
@@ -796,7 +807,8 @@ def precisions(h, f):
         rate = peak * level
     db = 1.0 + 4.0 / 128.0 if quantized else ab
     expert_rate = rate if f.training else rate * h[S.H_GROUPED_GEMM_EFF_SERVE]
-    return Precisions(ab, wb, kvb, peak, rate, 2.0, head_rate, db, expert_rate)
+    token_half = h[S.H_GEMM_DIM_HALF] if f.training else h[S.H_GEMM_TOKEN_HALF_SERVE]
+    return Precisions(ab, wb, kvb, peak, rate, 2.0, head_rate, db, expert_rate, token_half)
 
 
 # ---- level 1: the layer shape (columns before global_batch)
@@ -933,8 +945,8 @@ def layer_stage(m, h, f, pr):
     logit_rows = n_tok if f.training else f.mbs
     costs = layer_costs(m, h, n_tok, keys, 0.0, False, f.mbs, logit_rows, f.tp, f.cp, f.etp,
                         f.ep, f.sp, f.flash, f.attn_kernel, f.cp_overlap, load.load,
-                        load.active, pr.rate, pr.expert_rate, pr.ab, pr.wb, pr.kvb, pr.db,
-                        pr.head_rate, f.dispatcher)
+                        load.active, pr.rate, pr.expert_rate, pr.token_half, pr.ab, pr.wb,
+                        pr.kvb, pr.db, pr.head_rate, f.dispatcher)
     fwd_flops_tok = model_forward_flops_per_token(m, attended(m, 0.0, f.seq, f.seq),
                                                   mtp_modules(m, f))
     dec_flops_tok = 0.0
@@ -1620,7 +1632,8 @@ def decode_step(m, h, f, pr, mb, n_tok, keys, seqs, eager):
     load = expert_load(m, f, expert_capacity(m, n_tok, f.cf, f.training).capacity)
     dc = layer_costs(m, h, n_tok, keys, kv_mean, True, seqs, seqs, f.tp, f.cp, f.etp, f.ep,
                      False, f.flash, f.attn_kernel, True, load.load, load.active, pr.rate,
-                     pr.expert_rate, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate, f.dispatcher)
+                     pr.expert_rate, pr.token_half, pr.ab, pr.wb, pr.kvb, pr.db, pr.head_rate,
+                     f.dispatcher)
     n_l = mb.layers
     n_mo = mb.moe_layers
     dec_compute = ((n_l - n_mo) * (dc.attn_s + dc.mlp_s) + n_mo * (dc.attn_s + dc.moe_s)
@@ -2088,6 +2101,7 @@ def hardware_vector(hw: Hardware) -> np.ndarray:
         "gemm_eff_max": hw.gemm_eff_max, "gemm_eff_max_fp8": hw.gemm_eff_max_fp8,
         "gemm_eff_max_fp4": hw.gemm_eff_max_fp4,
         "gemm_dim_half": hw.gemm_dim_half,
+        "gemm_token_half_serve": hw.gemm_token_half_serve or hw.gemm_dim_half,
         "hbm_eff": hw.hbm_eff, "net_eff": hw.net_eff, "inter_eff": hw.inter_eff,
         "op_overhead": hw.op_overhead_s, "launch_overhead": hw.launch_overhead_s,
         "step_overhead": hw.step_overhead_s, "request_overhead": hw.request_overhead_s,

@@ -96,6 +96,10 @@ HARDWARE = (
     Column("gemm_eff_max_fp4", "", "attainable fraction of the FP4 peak for large NVFP4/MXFP4 "
            "GEMMs (0 = the FP8 fraction)"),
     Column("gemm_dim_half", "", "GEMM smallest dimension at which half of gemm_eff_max is reached"),
+    Column("gemm_token_half_serve", "tok", "a serving engine's GEMMs (inference only): the "
+           "token dimension M at which that dimension's saturation is one half (TensorRT-LLM's "
+           "Linear kernels, fitted on their operator benchmarks; a preset's 0 = gemm_dim_half, "
+           "resolved in the vector). Training GEMMs take gemm_dim_half in every dimension"),
     Column("hbm_eff", "", "attainable fraction of HBM bandwidth"),
     Column("net_eff", "", "attainable fraction of NVLink bandwidth (NCCL ring collectives)"),
     Column("inter_eff", "", "attainable fraction of the scale-out NIC bandwidth"),

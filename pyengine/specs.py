@@ -223,7 +223,8 @@ class Hardware(_Spec):
     Bandwidths are per GPU and one direction. The efficiency parameters bound what a
     kernel can attain (see :mod:`pyengine.reference`, [T1]-[T3]): an M x N x K GEMM
     attains ``gemm_eff_max`` times one saturation ``d / (d + gemm_dim_half)`` per dimension
-    d of peak (``gemm_eff_max_fp8`` for FP8 GEMMs); memory-bound
+    d of peak (``gemm_eff_max_fp8`` for FP8 GEMMs; a serving engine's GEMMs saturate in
+    the token dimension at ``gemm_token_half_serve`` instead); memory-bound
     work attains ``hbm_eff`` of HBM bandwidth; collectives ``net_eff`` of NVLink and
     ``inter_eff`` of the scale-out NIC bandwidth.
     They are fitted by ``tools/calibrate.py`` on published runs.
@@ -245,6 +246,7 @@ class Hardware(_Spec):
     gemm_eff_max_fp8: float = 0.6  # FP8 GEMMs reach a smaller share of their peak
     gemm_eff_max_fp4: float = 0.0  # FP4 (NVFP4/MXFP4) GEMMs' share of the FP4 peak; 0 = FP8's
     gemm_dim_half: float = 96.0
+    gemm_token_half_serve: float = 0.0  # serving GEMMs' token (M) half-point; 0 = gemm_dim_half
     hbm_eff: float = 0.85
     net_eff: float = 0.8  # of the NVLink rate (NCCL ring collectives)
     inter_eff: float = 0.8  # of the scale-out NIC rate
@@ -374,6 +376,9 @@ class Hardware(_Spec):
                                                        lo_open=True))
         object.__setattr__(self, "gemm_dim_half",
                            check_float(o, "gemm_dim_half", self.gemm_dim_half, 0.0))
+        object.__setattr__(self, "gemm_token_half_serve",
+                           check_float(o, "gemm_token_half_serve", self.gemm_token_half_serve,
+                                       0.0))
 
 
 @dataclass(frozen=True)

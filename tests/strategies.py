@@ -121,6 +121,7 @@ def hardware(draw) -> Hardware:
         gemm_eff_max_fp8=draw(st.floats(0.05, 1.0)),
         gemm_eff_max_fp4=draw(st.one_of(st.just(0.0), st.floats(0.05, 1.0))),
         gemm_dim_half=draw(st.floats(1.0, 2048.0)),
+        gemm_token_half_serve=draw(st.one_of(st.just(0.0), st.floats(1.0, 2048.0))),
         hbm_eff=draw(st.floats(0.05, 1.0)),
         net_eff=draw(st.floats(0.05, 1.0)),
         inter_eff=draw(st.floats(0.05, 1.0)),

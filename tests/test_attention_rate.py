@@ -42,8 +42,8 @@ def test_attention_core_runs_at_the_fused_rate():
                              vocab=32000))
     h = R.hardware_vector(H100)
     n = keys = 8192.0
-    a = R.attention_costs(m, h, n, keys, 0.0, False, 1.0, 1.0, 1.0, 1.0, True, 0.0, 1e15, 2.0,
-                          2.0, 2.0)
+    a = R.attention_costs(m, h, n, keys, 0.0, False, 1.0, 1.0, 1.0, 1.0, True, 0.0, 1e15, 148.0,
+                          2.0, 2.0, 2.0)
     flops = 2.0 * n * keys * 32 * (128 + 128)
     peak = H100.peak_bf16_flops_per_s
     rate = R.flash_attention_rate(h, peak, keys, 128.0, H100.attn_eff_fwd, H100.attn_seq_half)
@@ -56,7 +56,7 @@ def test_attention_core_runs_at_the_fused_rate():
     # no fused-attention parameters (or no flash): the GEMM rate, as before
     plain = R.hardware_vector(H100.with_(attn_eff_fwd=0.0, attn_eff_bwd=0.0))
     b = R.attention_costs(m, plain, n, keys, 0.0, False, 1.0, 1.0, 1.0, 1.0, True, 0.0,
-                          1e15, 2.0, 2.0, 2.0)
+                          1e15, 148.0, 2.0, 2.0, 2.0)
     assert b.attn_bwd_extra_s == 0.0 and b.attn_core_s != a.attn_core_s
 
 
@@ -170,9 +170,9 @@ def test_fp8_attention_core_and_its_validity():
                              vocab=32000))
     n = keys = 8192.0
     bf16 = R.attention_costs(m, h, n, keys, 0.0, False, 1.0, 1.0, 1.0, 1.0, True, 0.0, 1e15,
-                             2.0, 2.0, 2.0)
+                             148.0, 2.0, 2.0, 2.0)
     fp8 = R.attention_costs(m, h, n, keys, 0.0, False, 1.0, 1.0, 1.0, 1.0, True, 2.0, 1e15,
-                            2.0, 2.0, 2.0)
+                            148.0, 2.0, 2.0, 2.0)
     flops = 2.0 * n * keys * 32 * (128 + 128)
     fp8_peak = H100.peak_fp8_flops_per_s
     rate = R.flash_attention_rate(h, fp8_peak, keys, 128.0, H100.attn_fp8_eff_fwd,
@@ -185,7 +185,7 @@ def test_fp8_attention_core_and_its_validity():
     # no FP8 backward figures: the backward at the 16-bit kernels' rate
     no_bwd = R.hardware_vector(H100.with_(attn_fp8_eff_bwd=0.0))
     c = R.attention_costs(m, no_bwd, n, keys, 0.0, False, 1.0, 1.0, 1.0, 1.0, True, 2.0, 1e15,
-                          2.0, 2.0, 2.0)
+                          148.0, 2.0, 2.0, 2.0)
     assert c.attn_core_s == fp8.attn_core_s
     assert c.attn_bwd_extra_s + 2.0 * c.attn_core_s == pytest.approx(bwd_bf16, rel=1e-9)
 

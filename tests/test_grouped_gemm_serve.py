@@ -51,8 +51,8 @@ def test_compute_bound_experts_take_the_inverse_of_the_share():
     m, h = R.model_vector(QWEN3), R.hardware_vector(H100)
     args = (m, h, 8192.0, 1.0, 1.0, 8.0, 1.0, 8 * 8192.0 / 128, 1.0)
     rate = 1e15
-    full = R.moe_costs(*args, rate, rate, 2.0, 1.0, 1.03125, 1.0)
-    half = R.moe_costs(*args, rate, 0.5 * rate, 2.0, 1.0, 1.03125, 1.0)
+    full = R.moe_costs(*args, rate, rate, 148.0, 2.0, 1.0, 1.03125, 1.0)
+    half = R.moe_costs(*args, rate, 0.5 * rate, 148.0, 2.0, 1.0, 1.03125, 1.0)
     fixed = 3.0 * H100.op_overhead_s  # the GEMM's own and the experts' two
     assert half.experts_s - fixed == pytest.approx(2.0 * (full.experts_s - fixed), rel=1e-12)
     assert half.moe_s - half.experts_s == pytest.approx(full.moe_s - full.experts_s, rel=1e-12)
@@ -113,7 +113,7 @@ def test_moe_module_matches_a_hand_count():
     n_tok = model_tokens / ep
     cap = m[R.S.M_TOP_K] * n_tok / m[R.S.M_EXPERTS]
     want = R.moe_costs(m, h, n_tok, 1.0, 1.0, ep, 1.0, cap, 1.0, pr.rate, pr.expert_rate,
-                       pr.ab, pr.wb, pr.db, 0.0).moe_s
+                       pr.token_half, pr.ab, pr.wb, pr.db, 0.0).moe_s
     assert s == pytest.approx(want, rel=1e-12)
 
 

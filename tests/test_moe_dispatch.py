@@ -60,8 +60,8 @@ def test_flex_is_the_all_to_all_inside_a_domain_and_with_top_1():
 def moe_ep_s(dispatcher: float, tp=1.0, etp=1.0, ep=8.0, n_tok=4096.0):
     m, h = R.model_vector(DSV3), R.hardware_vector(B200)
     capacity = DSV3.top_k * n_tok / DSV3.n_experts
-    return R.moe_costs(m, h, n_tok, tp, etp, ep, tp, capacity, 1.0, 1e15, 1e15, 2.0, 2.0, 2.0,
-                       dispatcher).ep_s, h
+    return R.moe_costs(m, h, n_tok, tp, etp, ep, tp, capacity, 1.0, 1e15, 1e15, 148.0, 2.0, 2.0,
+                       2.0, dispatcher).ep_s, h
 
 
 def test_allgather_dispatcher_gathers_the_expert_groups_tokens():

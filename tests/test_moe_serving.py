@@ -81,7 +81,7 @@ def test_idle_experts_read_no_weights():
     m = R.model_vector(QWEN3)
     h = R.hardware_vector(H200)
     # a compute rate high enough that the experts are bound by their weight reads
-    args = (m, h, 1.0, 1.0, 1.0, 8.0, 1.0, 0.5, 1e18, 1e18, 2.0, 1.0, 1.0, 0.0)
+    args = (m, h, 1.0, 1.0, 1.0, 8.0, 1.0, 0.5, 1e18, 1e18, 148.0, 2.0, 1.0, 1.0, 0.0)
     full = R.moe_costs(*args[:8], 1.0, *args[8:])
     part = R.moe_costs(*args[:8], 0.25, *args[8:])
     weights = 16 * 3 * 4096 * 1536 * 1.0  # 16 local experts, gated, FP8
@@ -97,8 +97,10 @@ def test_fp8_dispatch_in_quantized_inference():
     assert R.precisions(h, fields(mode="decode", dtype="bf16")).db == 2.0
     assert R.precisions(h, fields(mode="train", dtype="fp8")).db == 2.0
     m = R.model_vector(QWEN3)
-    a = R.moe_costs(m, h, 64.0, 1.0, 1.0, 8.0, 1.0, 4.0, 1.0, 1e15, 1e15, 2.0, 1.0, 2.0, 0.0)
-    b = R.moe_costs(m, h, 64.0, 1.0, 1.0, 8.0, 1.0, 4.0, 1.0, 1e15, 1e15, 2.0, 1.0, 1.03125, 0.0)
+    a = R.moe_costs(m, h, 64.0, 1.0, 1.0, 8.0, 1.0, 4.0, 1.0, 1e15, 1e15, 148.0, 2.0, 1.0, 2.0,
+                    0.0)
+    b = R.moe_costs(m, h, 64.0, 1.0, 1.0, 8.0, 1.0, 4.0, 1.0, 1e15, 1e15, 148.0, 2.0, 1.0,
+                    1.03125, 0.0)
     assert b.ep_s < a.ep_s
 
 

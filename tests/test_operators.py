@@ -59,15 +59,24 @@ def gemm_fit():
 
 def test_gemm_efficiency_uses_all_three_dimensions():
     h = R.hardware_vector(H100)
-    square = R.gemm_efficiency(4096.0, 4096.0, 4096.0, h)
-    assert R.gemm_efficiency(4096.0, 4096.0, 512.0, h) < square  # short K
-    assert R.gemm_efficiency(4096.0, 192.0, 4096.0, h) < square  # thin N
-    assert R.gemm_efficiency(64.0, 4096.0, 4096.0, h) < square  # thin M (decode)
+    half = H100.gemm_dim_half  # training: the token dimension saturates as N and K do
+
+    def eff(m, n, k):
+        return R.gemm_efficiency(m, n, k, half, h)
+
+    square = eff(4096.0, 4096.0, 4096.0)
+    assert eff(4096.0, 4096.0, 512.0) < square  # short K
+    assert eff(4096.0, 192.0, 4096.0) < square  # thin N
+    assert eff(64.0, 4096.0, 4096.0) < square  # thin M (decode)
     # symmetric: the backward's dgrad/wgrad GEMMs permute the dimensions
-    assert R.gemm_efficiency(64.0, 4096.0, 512.0, h) == pytest.approx(
-        R.gemm_efficiency(512.0, 64.0, 4096.0, h), rel=1e-15)
+    assert eff(64.0, 4096.0, 512.0) == pytest.approx(eff(512.0, 64.0, 4096.0), rel=1e-15)
     # no tokens routed to an expert is one row, never 0/0
-    assert R.gemm_efficiency(0.0, 4096.0, 4096.0, h) > 0.0
+    assert eff(0.0, 4096.0, 4096.0) > 0.0
+    # a serving engine's own token half-point moves only the token dimension's saturation
+    serve = H100.gemm_token_half_serve
+    assert R.gemm_efficiency(64.0, 4096.0, 4096.0, serve, h) == pytest.approx(
+        eff(64.0, 4096.0, 4096.0) * (64.0 / (64.0 + serve)) / (64.0 / (64.0 + half)),
+        rel=1e-15)
 
 
 def test_cublaslt_large_shapes_within_5_percent(gemm_fit):

@@ -189,7 +189,7 @@ def test_fp8_lm_head_reads_16_bit_weights_in_decode():
     pr = R.precisions(h, f)
     assert pr.head_rate == H100.peak_bf16_flops_per_s * H100.gemm_eff_max
     c = R.layer_costs(m, h, 1.0, 1000.0, 1000.0, True, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, False,
-                      True, 0.0, True, 0.0, 0.0, pr.rate, pr.expert_rate, pr.ab, pr.wb, pr.kvb,
-                      pr.db, pr.head_rate, 0.0)
+                      True, 0.0, True, 0.0, 0.0, pr.rate, pr.expert_rate, pr.token_half, pr.ab,
+                      pr.wb, pr.kvb, pr.db, pr.head_rate, 0.0)
     head_bytes = 4096 * 128256 * 2
     assert c.output_s >= head_bytes / (H100.hbm_bandwidth_bytes_per_s * H100.hbm_eff)

@@ -44,8 +44,10 @@ def test_skew_slows_moe_rows_only(overview):
         if a.plan.ep > 1:
             moe += 1
             assert b.plan.moe_load_imbalance == 1.5
-            assert b.predicted <= a.predicted, a.label
-            slower += b.predicted < a.predicted
+            # a host-bound step takes the host's time whatever its GPU work: equal to
+            # rounding (one ulp), never faster
+            assert b.predicted <= a.predicted * (1.0 + 1e-12), a.label
+            slower += b.predicted < a.predicted * (1.0 - 1e-12)
         else:
             dense += 1
             assert b.predicted == a.predicted, a.label

@@ -9,6 +9,11 @@ factors), operator-level data first and alone (tools/fit_operators.py; data in
 pyengine/data/operators.json and kernels.json, sources in docs/sources.md):
   all         gemm_dim_half, op_overhead_s: cuBLASLt (A100 FP16, H100/H200 FP8) and DeepGEMM
               (H800 FP8 dense and grouped) shape tables, one large-GEMM level per table
+  hopper      gemm_token_half_serve (a serving engine's GEMMs: their token dimension's
+              half-point; h100, h200, h800): TensorRT-LLM's FP8 Linear layers at 16-2048
+              tokens on H100 and H200 (aiconfigurator), N and K at the shared values; a100
+              and Blackwell keep gemm_dim_half there (0: Blackwell's NVFP4 tables do not
+              identify it), as training GEMMs do everywhere
   a100, h100, h200   hbm_eff: BabelStream triad over the HBM peak (Azure)
   a100-80gb   net_eff, intra_latency: nccl-tests all-reduce on one 8x A100 node
   h100-sxm    net_eff, intra_latency: nccl-tests all-gather, reduce-scatter, all-to-all,
@@ -309,9 +314,11 @@ A100_NAMES = ["gemm_eff_max"]
 # there): the H100's is tied to its FP8 level (h100_bf16).
 H100_NAMES = ["gemm_eff_max_fp8"]
 GEMM_OPS = ["gemm_dim_half", "op_overhead_s"]
+HOPPER_GEMM = ["gemm_token_half_serve"]  # fitted on Hopper's TensorRT-LLM Linear tables
 NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
 A100_ALL = [*A100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS]
-H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS, *ATTN_NAMES,
+H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, *HOPPER_GEMM, "hbm_eff", *NET_OPS,
+            *ATTN_NAMES,
             *FA2_NAMES, *MEA_NAMES, *CUDNN_NAMES, *FP8_ATTN_NAMES]
 CARRIED = ("h800", "mi300x")
 # Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
@@ -336,6 +343,7 @@ def operator_values() -> dict[str, dict[str, float]]:
 @functools.lru_cache(maxsize=1)
 def _operator_values() -> dict[str, dict[str, float]]:
     gemm, _ = OPS.fit_gemm()
+    token = OPS.fit_gemm_token_half_serve(gemm["gemm_dim_half"], gemm["op_overhead_s"])
     h100_net = OPS.fit_collectives("h100-sxm")
     a100_net = OPS.fit_collectives("a100-80gb")
     a100_net.update({k: h100_net[k] for k in ("inter_eff", "inter_node_latency_s")})
@@ -345,7 +353,8 @@ def _operator_values() -> dict[str, dict[str, float]]:
                                    attention["attn_dim_half"], FA2_EFF_BOUNDS)[0])
     cudnn = cudnn_values(fit_attention(peak, attention_rows(kernels(), "cudnn"),
                                        attention["attn_dim_half"])[0])
-    h100 = {**gemm, "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention, **fa2,
+    h100 = {**gemm, "gemm_token_half_serve": token["gemm_token_half_serve"],
+            "hbm_eff": OPS.hbm_eff("h100-sxm"), **h100_net, **attention, **fa2,
             **mea_values(fa2, attention["attn_dim_half"]), **cudnn,
             **fp8_attention_values("h100-sxm", attention["attn_dim_half"])}
     return {"a100-80gb": {**gemm, "hbm_eff": OPS.hbm_eff("a100-80gb"), **a100_net},
@@ -466,7 +475,8 @@ def blackwell_values(slug: str, h100) -> dict[str, float]:
     return {**attention, **fa2, **mea_values(fa2, h100.attn_dim_half),
             **cudnn_values(attention),
             **fp8_attention_values(slug, h100.attn_dim_half),
-            **OPS.gemm_levels_blackwell(slug, h100)}
+            **OPS.gemm_levels_blackwell(slug, h100),
+            "gemm_token_half_serve": 0.0}  # not identified on Blackwell: gemm_dim_half
 
 
 # preset keys in microseconds for the Hardware fields in seconds
@@ -519,6 +529,17 @@ def report_operators(ops) -> None:
         errs = [abs(r[-1]) for r in rows]
         print(f"  {table:<27} level {levels[table]:.3f}  mean |error| {100 * np.mean(errs):5.1f}%"
               f"  worst {100 * max(errs):5.1f}%  ({len(rows)} shapes)")
+    token = OPS.fit_gemm_token_half_serve(gemm["gemm_dim_half"], gemm["op_overhead_s"])
+    print("serving GEMMs' token dimension (TensorRT-LLM FP8 Linear, H100 + H200, 16-2048 "
+          f"tokens): gemm_token_half_serve={token['gemm_token_half_serve']:.4g} (the grid "
+          f"starts at {OPS.TOKEN_HALVES[0]:.0f}); mean |log error| {100 * token['error']:.1f}% "
+          f"(at gemm_dim_half: {100 * token['error_at_dim_half']:.1f}%), the tool's own fixed "
+          f"time {token['extra_s'] * 1e6:.1f} us, levels "
+          + ", ".join(f"{t.split()[-2]} {v:.3f}" for t, v in token["levels"].items()))
+    for table in OPS.TOKEN_REPORTED:
+        profile = OPS.token_half_profile([table], gemm["gemm_dim_half"], gemm["op_overhead_s"])
+        print(f"  {table} (not fitted): mean |log error| at token half-points "
+              + ", ".join(f"{h:.0f}: {100 * profile[h]:.1f}%" for h in (16.0, 64.0, 148.0, 300.0)))
     sustained = {t: OPS.large_gemm_level(t, gemm["gemm_dim_half"], gemm["op_overhead_s"])
                  for t in ("cuBLASLt H100 FP8", *OPS.LEVEL_TABLES)}
     print(f"sustained large-GEMM levels (shapes >= {OPS.LARGE_DIM}; the Blackwell FP8 transfer): "

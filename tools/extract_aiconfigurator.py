@@ -9,8 +9,11 @@ collector/trtllm/collect_moe.py times TensorRT-LLM's fused MoE module (create_mo
 [num_tokens, hidden] BF16 inputs and router logits crafted for a token distribution
 (routing, permutation, the grouped expert GEMMs with their activation, and the final
 un-permute and weighted sum; no router GEMM, no communication); collect_gemm.py times one
-TensorRT-LLM Linear layer. This script copies the large-shape Linear rows (recorded for
-the serving GEMM levels docs/accuracy.md reports; no fit reads them) and the MoE rows
+TensorRT-LLM Linear layer. This script copies the Linear rows whose weights are large
+(N and K each 4096-16384) at large and at decode-sized token counts (the Hopper
+token-dimension half-point is fitted on them, tools/fit_operators.py
+fit_gemm_token_half; the large-shape rows give the serving GEMM levels docs/accuracy.md
+reports) and the MoE rows
 pyengine fits the serving engines' grouped-GEMM share on (tools/fit_operators.py
 fit_grouped_gemm_serve): balanced routing, expert parallelism only (moe_tp_size 1, as
 TensorRT-LLM runs MoE under attention data parallelism), the serving dtypes (Hopper FP8
@@ -45,14 +48,16 @@ SYSTEMS = {
 }
 MIN_SLOTS = 128
 # GEMM tables: (aiconfigurator system, TensorRT-LLM version) per preset key, the rows whose
-# three dimensions are each 4096, 8192 or 16384 (where a table's sustained large-GEMM level
-# is read, tools/fit_operators.py LARGE_DIM), TensorRT-LLM's Linear path ("torch_flow")
+# N and K are each 4096, 8192 or 16384 and whose M (tokens) is one of those (where a table's
+# sustained large-GEMM level is read, tools/fit_operators.py LARGE_DIM) or a decode-sized
+# power of two 16-2048 (GEMM_TOKENS), TensorRT-LLM's Linear path ("torch_flow")
 GEMM_SYSTEMS = {
     "h100": ("h100_sxm", "1.2.0rc5"), "h200": ("h200_sxm", "1.2.0rc5"),
     "b200": ("b200_sxm", "1.2.0rc5"), "gb200": ("gb200", "1.3.0rc10"),
     "gb300": ("gb300", "1.3.0rc10"), "a100": ("a100_sxm", "1.0.0"),
 }
 GEMM_DIMS = (4096, 8192, 16384)
+GEMM_TOKENS = (16, 32, 64, 128, 256, 512, 1024, 2048)
 GEMM_DTYPES = ("bfloat16", "fp8", "fp8_static", "nvfp4")
 GEMM_COLUMNS = ("gemm_dtype", "m", "n", "k", "latency")
 COLUMNS = ("moe_dtype", "hidden_size", "inter_size", "topk", "num_experts", "moe_ep_size",
@@ -119,7 +124,8 @@ def dataset(mirror: Path, commit: str, system: str, version: str, sources: dict)
 def gemm_dataset(mirror: Path, commit: str, system: str, version: str) -> dict:
     path, df = read_table(mirror, commit, system, "gemm", version)
     keep = df.kernel_source.eq("torch_flow") & df.gemm_dtype.isin(GEMM_DTYPES)
-    for c in ("m", "n", "k"):
+    keep &= df.m.isin(GEMM_TOKENS + GEMM_DIMS)
+    for c in ("n", "k"):
         keep &= df[c].isin(GEMM_DIMS)
     rows = df[keep].sort_values(list(GEMM_COLUMNS[:-1]))
     device = str(rows.device.iloc[0])
@@ -133,9 +139,9 @@ def gemm_dataset(mirror: Path, commit: str, system: str, version: str) -> dict:
         "scale (its block quantization of the input included).",
         {"framework": f"TensorRT-LLM {version} (PyTorch flow)", "device": device,
          "kernel_source": "torch_flow",
-         "selection": "rows with m, n, k each in {4096, 8192, 16384} "
-                      "(tools/extract_aiconfigurator.py); weights in several copies when they "
-                      "fit in L2 (the collector)"},
+         "selection": "rows with n, k each in {4096, 8192, 16384} and m in those or a "
+                      "power of two 16-2048 (tools/extract_aiconfigurator.py); weights in "
+                      "several copies when they fit in L2 (the collector)"},
         GEMM_COLUMNS, rows,
         "Operator benchmark of one Linear layer; H200 and A100 tables stop at m = 8192.")
 

@@ -102,7 +102,8 @@ def gemm_tflops(hv, peak, level, m, n, k, in_bytes) -> float:
     """The model's attainable TFLOP/s for one (M, N, K) GEMM: reference.gemm_s."""
     flops = 2.0 * m * n * k
     nbytes = (m * k + k * n) * in_bytes + m * n * 2.0
-    return flops / R.gemm_s(flops, nbytes, m, n, k, peak * level, hv) / 1e12
+    return flops / R.gemm_s(flops, nbytes, m, n, k, peak * level, hv[R.S.H_GEMM_DIM_HALF],
+                            hv) / 1e12
 
 
 def _gemm_hw(slug, dim_half, overhead):
@@ -381,7 +382,6 @@ def fp4_share_ratio() -> float:
 # and prefill GEMMs (thousands of tokens x hidden sizes of thousands).
 LARGE_DIM = 4096
 
-
 def large_gemm_level(table: str, dim_half: float, overhead: float) -> float:
     """A shape table's sustained large-GEMM level: the geometric mean, over its shapes with
     every dimension >= LARGE_DIM, of the measured TFLOP/s over the model's at level 1
@@ -392,6 +392,113 @@ def large_gemm_level(table: str, dim_half: float, overhead: float) -> float:
     logs = [math.log(t / gemm_tflops(hv, peak, 1.0, m, n, k, nb))
             for m, n, k, t in gemm_rows(table) if min(m, n, k) >= LARGE_DIM]
     return round(math.exp(sum(logs) / len(logs)), 4)
+
+
+# --------------------------------------------------------------------------- serving GEMMs
+
+# TensorRT-LLM's Linear layer timed by NVIDIA aiconfigurator's collector (operators.json,
+# tools/extract_aiconfigurator.py): weights of N, K each 4096-16384 at 16-16384 tokens.
+# name: (preset, dtype bytes in, dataset, gemm_dtype). A serving engine's token half-point
+# (gemm_token_half_serve) is fitted on Hopper's FP8 tables (the dtype Hopper serves in):
+# its kernels reach the large-GEMM rate within a few hundred tokens, where the training
+# shape tables' gemm_dim_half (148) would still cost a third. On Blackwell's NVFP4 tables
+# it is not identified (mean |log error| of the decode-sized rows within 17-25% from 16 to
+# 300 tokens: the tables' own shape, 0.8x the model at 64-128 tokens and 1.2x at 512-1024,
+# is not a saturation), so the Blackwell presets keep dim_half there.
+TOKEN_TABLES = {
+    "TensorRT-LLM Linear H100 FP8": ("h100-sxm", 1.0, "trtllm_gemm_latency_aiconfigurator_h100",
+                                     "fp8"),
+    "TensorRT-LLM Linear H200 FP8": ("h200", 1.0, "trtllm_gemm_latency_aiconfigurator_h200",
+                                     "fp8"),
+}
+TOKEN_REPORTED = {
+    "TensorRT-LLM Linear B200 NVFP4": ("b200", 0.5, "trtllm_gemm_latency_aiconfigurator_b200",
+                                       "nvfp4"),
+    "TensorRT-LLM Linear GB200 NVFP4": ("gb200-nvl72", 0.5,
+                                        "trtllm_gemm_latency_aiconfigurator_gb200", "nvfp4"),
+    "TensorRT-LLM Linear GB300 NVFP4": ("gb300-nvl72", 0.5,
+                                        "trtllm_gemm_latency_aiconfigurator_gb300", "nvfp4"),
+}
+TOKEN_HALVES = np.arange(16.0, 512.0 + 1e-9, 4.0)  # gemm_dim_half's bounds, its 4-token grid
+# the tool's fixed time beyond op_overhead_s (its FP8 flow quantizes the input with an
+# amax pass and a cast before the GEMM), a nuisance of the fit
+TOKEN_EXTRAS = np.arange(0.0, 20e-6 + 1e-12, 0.5e-6)
+
+
+def token_rows(table: str) -> tuple[np.ndarray, ...]:
+    """(M, N, K, seconds) of one TensorRT-LLM Linear table's dtype."""
+    _, _, key, dtype = {**TOKEN_TABLES, **TOKEN_REPORTED}[table]
+    rows = [r for r in load("operators")[key]["values"]["rows"] if r[0] == dtype]
+    m, n, k, ms = (np.array(c, dtype=np.float64) for c in zip(*(r[1:] for r in rows)))
+    return m, n, k, ms * 1e-3
+
+
+def _token_peak(hw, in_bytes):
+    return {2.0: hw.peak_bf16_flops_per_s, 1.0: hw.peak_fp8_flops_per_s,
+            0.5: hw.peak_fp4_flops_per_s}[in_bytes]
+
+
+def _token_cost(tables, dim_half, overhead):
+    """Per (token half-point, fixed time) of the grids, shape (halves, extras): the mean
+    |log error| over the tables' rows with fewer than LARGE_DIM tokens, each table at its
+    own level (read, as large_gemm_level, from its rows with LARGE_DIM tokens or more: the
+    median of compute / (measured - fixed times), within [0.3, 0.95]); and per table the
+    log errors, levels and tokens of those rows. reference.gemm_s over arrays, checked
+    against it row by row by fit_gemm_token_half_serve."""
+    hm = TOKEN_HALVES[:, None, None]
+    ex = TOKEN_EXTRAS[None, :, None]
+    errors = {}
+    for table in tables:
+        slug, nb, _, _ = {**TOKEN_TABLES, **TOKEN_REPORTED}[table]
+        hv, hw = _gemm_hw(slug, dim_half, overhead)
+        bw = hv[R.S.H_HBM_BANDWIDTH] * hv[R.S.H_HBM_EFF]
+        m, n, k, t = token_rows(table)
+        flops = 2.0 * m * n * k
+        mem = ((m * k + k * n) * nb + m * n * 2.0) / bw
+        compute = flops / (_token_peak(hw, nb) * m / (m + hm) * n * k
+                           / ((n + dim_half) * (k + dim_half)))
+        big = m >= LARGE_DIM
+        fixed = overhead + ex
+        level = np.clip(np.exp(np.median(np.log(compute[..., big] / (t[big] - fixed)), axis=-1,
+                                         keepdims=True)), 0.3, 0.95)
+        predicted = np.maximum(compute / level, mem) + fixed
+        errors[table] = (np.log(predicted / t)[..., ~big], level[..., 0], m[~big])
+    cost = np.mean(np.concatenate([np.abs(e) for e, _, _ in errors.values()], axis=-1), axis=-1)
+    return cost, errors
+
+
+def fit_gemm_token_half_serve(dim_half: float, overhead: float) -> dict:
+    """gemm_token_half_serve on Hopper's TensorRT-LLM Linear tables (TOKEN_TABLES), N and K
+    at the shared dim_half and op_overhead_s, each table at its own large-GEMM level, one
+    fixed time of the tool's flow beyond op_overhead_s (TOKEN_EXTRAS, a nuisance); the
+    first minimum in grid order of the mean |log error| of the decode-sized rows. Returns
+    the value and, for the report, the fixed time, the tables' levels, the mean |log
+    error| at the fit and with the token dimension at dim_half."""
+    cost, errors = _token_cost(TOKEN_TABLES, dim_half, overhead)
+    i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+    half = float(TOKEN_HALVES[i])
+    # the array form is the model's: reference.gemm_s agrees on every decode-sized row
+    for table, (slug, nb, _, _) in TOKEN_TABLES.items():
+        hv, hw = _gemm_hw(slug, dim_half, overhead)
+        e, level, _ = errors[table]
+        m, n, k, t = token_rows(table)
+        for r, x in enumerate(np.flatnonzero(m < LARGE_DIM)):
+            flops = 2.0 * m[x] * n[x] * k[x]
+            nbytes = (m[x] * k[x] + k[x] * n[x]) * nb + m[x] * n[x] * 2.0
+            row = R.gemm_s(flops, nbytes, m[x], n[x], k[x], _token_peak(hw, nb) * level[i, j],
+                           half, hv) + TOKEN_EXTRAS[j]
+            assert abs(math.log(row / t[x]) - e[i, j, r]) < 1e-9, (table, r)
+    at_dim = int(np.argmin(np.abs(TOKEN_HALVES - dim_half)))
+    return {"gemm_token_half_serve": half, "extra_s": float(TOKEN_EXTRAS[j]),
+            "levels": {tb: float(errors[tb][1][i, j]) for tb in TOKEN_TABLES},
+            "error": float(cost[i, j]), "error_at_dim_half": float(cost[at_dim].min())}
+
+
+def token_half_profile(tables, dim_half: float, overhead: float) -> dict[float, float]:
+    """Mean |log error| of the tables' decode-sized rows at each token half-point of the
+    grid (the best fixed time at each): how sharply a table identifies it."""
+    cost, _ = _token_cost(tables, dim_half, overhead)
+    return {float(h): float(c.min()) for h, c in zip(TOKEN_HALVES, cost)}
 
 
 def gemm_levels_blackwell(slug: str, h100) -> dict[str, float]:
@@ -477,7 +584,8 @@ def moe_module_s(m, h, f, ep: float, tokens: float) -> float:
     n_tok = tokens / ep
     capacity = m[R.S.M_TOP_K] * n_tok / m[R.S.M_EXPERTS]
     return R.moe_costs(m, h, n_tok, 1.0, 1.0, ep, 1.0, capacity, R.active_experts(m, tokens),
-                       pr.rate, pr.expert_rate, pr.ab, pr.wb, pr.db, 0.0).moe_s
+                       pr.rate, pr.expert_rate, pr.token_half, pr.ab, pr.wb, pr.db,
+                       0.0).moe_s
 
 
 def grouped_gemm_errors(slug: str, hw, share: float) -> list[float]:
