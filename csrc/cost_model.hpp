@@ -57,8 +57,8 @@ PYENGINE_HD inline double gemm_efficiency(double m_dim, double n_dim, double k_d
     // `token_half`: gemm_dim_half too in training, a serving engine's own in inference
     // ([P2] precisions: gemm_token_half_serve, fitted on TensorRT-LLM's Linear layers at
     // decode-sized token counts; Hopper's kernels fill the GPU from a weight's N x K alone).
-    // Backward GEMMs permute the three dimensions, so the same share holds for them. One
-    // division.
+    // Training's backward GEMMs permute the three dimensions, whose half-points are then
+    // all gemm_dim_half, so the same share holds for them. One division.
     double half = h[H_GEMM_DIM_HALF];
     double m_d = py_max(m_dim, 1.0);
     double n_d = py_max(n_dim, 1.0);

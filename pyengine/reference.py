@@ -56,8 +56,8 @@ def gemm_efficiency(m_dim, n_dim, k_dim, token_half, h):
     # `token_half`: gemm_dim_half too in training, a serving engine's own in inference
     # ([P2] precisions: gemm_token_half_serve, fitted on TensorRT-LLM's Linear layers at
     # decode-sized token counts; Hopper's kernels fill the GPU from a weight's N x K alone).
-    # Backward GEMMs permute the three dimensions, so the same share holds for them. One
-    # division.
+    # Training's backward GEMMs permute the three dimensions, whose half-points are then
+    # all gemm_dim_half, so the same share holds for them. One division.
     half = h[S.H_GEMM_DIM_HALF]
     m_d = max(m_dim, 1.0)
     n_d = max(n_dim, 1.0)
