@@ -653,13 +653,17 @@ def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int,
     best, best_b, fits = 0.0, 0, 0.0
     limits = Limits(mem_fraction=1.0)
     dispatcher = trtllm_moe_dispatcher(model, hw, tp)
+
+    def evaluate(b: int):
+        return R.evaluate(model, hw, trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp,
+                                                 dispatcher), limits)
+
     for b in BATCHES:
         if b > requests:
             break
         if attention_dp and b < tp:
             continue
-        r = R.evaluate(model, hw, trtllm_plan(b, isl, osl, tp, dtype, engine, attention_dp,
-                                              dispatcher), limits)
+        r = evaluate(b)
         if r.feasible and r.outputs["tokens_per_s"] > best:
             best, best_b, fits = r.outputs["tokens_per_s"], b, r.outputs["max_concurrency"]
     if WORKLOAD.fill_kv and best_b:
@@ -667,8 +671,7 @@ def trtllm_best(model: Model, hw: Hardware, isl: int, osl: int, requests: int,
         b = int(min(fits, requests, BATCHES[-1]))
         b -= b % tp if attention_dp else 0
         if b > best_b:
-            r = R.evaluate(model, hw, trtllm_plan(b, isl, osl, tp, dtype, engine,
-                                                  attention_dp, dispatcher), limits)
+            r = evaluate(b)
             if r.feasible and r.outputs["tokens_per_s"] > best:
                 best, best_b = r.outputs["tokens_per_s"], b
     return best, best_b
@@ -1673,12 +1676,13 @@ def render_markdown(datasets: list[Dataset]) -> str:
                 f"{pct(ds.worst if ds.scored else None)} over {len(ds.scored)} rows"
                 + (f"; {len(ds.infeasible)} predicted infeasible" if ds.infeasible else "")
                 + (f"; {md(ds.trend)}" if ds.trend else "") + "."]
-        if ds.groups():
+        groups = ds.groups()
+        if groups:
             out += ["", "By group (signed: + the model optimistic):", "",
                     "| group | rows | signed mean error | mean abs error |",
                     "|---|---:|---:|---:|"]
             out += [f"| {md(g['group'])} | {g['rows']} | {100 * g['signed']:+.1f}% | "
-                    f"{pct(g['mean_abs'])} |" for g in ds.groups()]
+                    f"{pct(g['mean_abs'])} |" for g in groups]
     out += ["", MARKDOWN_END]
     return "\n".join(out)
 

@@ -70,12 +70,11 @@ def test_decode_sized_linear_layers(table, m, measured_us, at_fit, at_dim_half):
     (x,) = np.flatnonzero((ms == m) & (ns == 16384) & (ks == 8192))
     assert ts[x] * 1e6 == pytest.approx(measured_us, abs=0.05)
     flops = 2.0 * m * 16384 * 8192
-    nbytes = (m * 8192 + 8192 * 16384) * nb + m * 16384 * 2.0
-    rate = hw.peak_fp8_flops_per_s * fit["levels"][table]
 
     def ratio(half):
-        return (R.gemm_s(flops, nbytes, m, 16384.0, 8192.0, rate, half, hv)
-                + fit["extra_s"]) / ts[x]
+        tflops = OPS.gemm_tflops(hv, hw.peak_fp8_flops_per_s, fit["levels"][table], m,
+                                 16384.0, 8192.0, nb, half)
+        return (flops / (tflops * 1e12) + fit["extra_s"]) / ts[x]
 
     assert ratio(fit["gemm_token_half_serve"]) == pytest.approx(at_fit, abs=0.01)
     assert ratio(gemm["gemm_dim_half"]) == pytest.approx(at_dim_half, abs=0.01)
@@ -91,15 +90,9 @@ def test_training_libraries_saturate_at_dim_half():
     def error(table, half):
         slug, nb, _, _ = OPS.GEMM_TABLES[table]
         hv, hw = OPS._gemm_hw(slug, gemm["gemm_dim_half"], gemm["op_overhead_s"])
-        peak = OPS._peak(hw, nb) * levels[table]
-        logs = []
-        for m, n, k, t in OPS.gemm_rows(table):
-            if m < OPS.LARGE_DIM:
-                flops = 2.0 * m * n * k
-                nbytes = (m * k + k * n) * nb + m * n * 2.0
-                s = R.gemm_s(flops, nbytes, m, n, k, peak, half, hv)
-                logs.append(abs(math.log(flops / s / 1e12 / t)))
-        return np.mean(logs)
+        return np.mean([abs(math.log(OPS.gemm_tflops(hv, OPS._peak(hw, nb), levels[table],
+                                                      m, n, k, nb, half) / t))
+                        for m, n, k, t in OPS.gemm_rows(table) if m < OPS.LARGE_DIM])
 
     for table in OPS.GEMM_TABLES:
         assert error(table, gemm["gemm_dim_half"]) < error(table, serve), table

@@ -318,8 +318,7 @@ HOPPER_GEMM = ["gemm_token_half_serve"]  # fitted on Hopper's TensorRT-LLM Linea
 NET_OPS = ["net_eff", "intra_node_latency_s", "inter_eff", "inter_node_latency_s"]
 A100_ALL = [*A100_NAMES, *GEMM_OPS, "hbm_eff", *NET_OPS]
 H100_ALL = ["gemm_eff_max", *H100_NAMES, *GEMM_OPS, *HOPPER_GEMM, "hbm_eff", *NET_OPS,
-            *ATTN_NAMES,
-            *FA2_NAMES, *MEA_NAMES, *CUDNN_NAMES, *FP8_ATTN_NAMES]
+            *ATTN_NAMES, *FA2_NAMES, *MEA_NAMES, *CUDNN_NAMES, *FP8_ATTN_NAMES]
 CARRIED = ("h800", "mi300x")
 # Blackwell: the H100 values, but fused attention fitted on the GPU's own cuDNN attention
 # benchmarks and the large-GEMM levels transferred by the sustained cuBLASLt levels
@@ -651,8 +650,7 @@ def main() -> int:
                   f"{np.mean(np.abs(at_one)):.3f})")
 
     print("h200: H100 values (own hbm_eff), scored on the never-fitted H200 TensorRT-LLM rows")
-    h200 = presets.hardware("h200").with_(**{n: getattr(h100, n) for n in H100_ALL
-                                             if n != "hbm_eff"}, hbm_eff=ops["h200"]["hbm_eff"])
+    h200 = own_hardware("h200", h100.with_(hbm_eff=ops["h200"]["hbm_eff"]), H100_ALL)
     trt200 = V.trtllm_llama31_8b(data, {"H200 SXM 141GB": h200}, _trt_rows(data, "H200"))
     report("hold-out", [trt200])
 

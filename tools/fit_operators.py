@@ -98,12 +98,13 @@ def gemm_rows(table: str) -> list[tuple[float, float, float, float]]:
     return out
 
 
-def gemm_tflops(hv, peak, level, m, n, k, in_bytes) -> float:
-    """The model's attainable TFLOP/s for one (M, N, K) GEMM: reference.gemm_s."""
+def gemm_tflops(hv, peak, level, m, n, k, in_bytes, token_half=None) -> float:
+    """The model's attainable TFLOP/s for one (M, N, K) GEMM: reference.gemm_s, the token
+    dimension at `token_half` (None: gemm_dim_half, as training's GEMMs)."""
     flops = 2.0 * m * n * k
     nbytes = (m * k + k * n) * in_bytes + m * n * 2.0
-    return flops / R.gemm_s(flops, nbytes, m, n, k, peak * level, hv[R.S.H_GEMM_DIM_HALF],
-                            hv) / 1e12
+    half = hv[R.S.H_GEMM_DIM_HALF] if token_half is None else token_half
+    return flops / R.gemm_s(flops, nbytes, m, n, k, peak * level, half, hv) / 1e12
 
 
 def _gemm_hw(slug, dim_half, overhead):
@@ -117,7 +118,9 @@ def hbm_eff_for(slug: str) -> float:
 
 
 def _peak(hw, in_bytes):
-    return hw.peak_bf16_flops_per_s if in_bytes == 2 else hw.peak_fp8_flops_per_s
+    """The peak of the dtype whose values take `in_bytes` (2 BF16, 1 FP8, 0.5 FP4)."""
+    return {2: hw.peak_bf16_flops_per_s, 1: hw.peak_fp8_flops_per_s,
+            0.5: hw.peak_fp4_flops_per_s}[in_bytes]
 
 
 def _gemm_cost_grid(dims, overheads):
@@ -382,6 +385,7 @@ def fp4_share_ratio() -> float:
 # and prefill GEMMs (thousands of tokens x hidden sizes of thousands).
 LARGE_DIM = 4096
 
+
 def large_gemm_level(table: str, dim_half: float, overhead: float) -> float:
     """A shape table's sustained large-GEMM level: the geometric mean, over its shapes with
     every dimension >= LARGE_DIM, of the measured TFLOP/s over the model's at level 1
@@ -419,6 +423,7 @@ TOKEN_REPORTED = {
     "TensorRT-LLM Linear GB300 NVFP4": ("gb300-nvl72", 0.5,
                                         "trtllm_gemm_latency_aiconfigurator_gb300", "nvfp4"),
 }
+TOKEN_ALL = {**TOKEN_TABLES, **TOKEN_REPORTED}
 TOKEN_HALVES = np.arange(16.0, 512.0 + 1e-9, 4.0)  # gemm_dim_half's bounds, its 4-token grid
 # the tool's fixed time beyond op_overhead_s (its FP8 flow quantizes the input with an
 # amax pass and a cast before the GEMM), a nuisance of the fit
@@ -427,15 +432,10 @@ TOKEN_EXTRAS = np.arange(0.0, 20e-6 + 1e-12, 0.5e-6)
 
 def token_rows(table: str) -> tuple[np.ndarray, ...]:
     """(M, N, K, seconds) of one TensorRT-LLM Linear table's dtype."""
-    _, _, key, dtype = {**TOKEN_TABLES, **TOKEN_REPORTED}[table]
+    _, _, key, dtype = TOKEN_ALL[table]
     rows = [r for r in load("operators")[key]["values"]["rows"] if r[0] == dtype]
     m, n, k, ms = (np.array(c, dtype=np.float64) for c in zip(*(r[1:] for r in rows)))
     return m, n, k, ms * 1e-3
-
-
-def _token_peak(hw, in_bytes):
-    return {2.0: hw.peak_bf16_flops_per_s, 1.0: hw.peak_fp8_flops_per_s,
-            0.5: hw.peak_fp4_flops_per_s}[in_bytes]
 
 
 def _token_cost(tables, dim_half, overhead):
@@ -449,13 +449,13 @@ def _token_cost(tables, dim_half, overhead):
     ex = TOKEN_EXTRAS[None, :, None]
     errors = {}
     for table in tables:
-        slug, nb, _, _ = {**TOKEN_TABLES, **TOKEN_REPORTED}[table]
+        slug, nb, _, _ = TOKEN_ALL[table]
         hv, hw = _gemm_hw(slug, dim_half, overhead)
         bw = hv[R.S.H_HBM_BANDWIDTH] * hv[R.S.H_HBM_EFF]
         m, n, k, t = token_rows(table)
         flops = 2.0 * m * n * k
         mem = ((m * k + k * n) * nb + m * n * 2.0) / bw
-        compute = flops / (_token_peak(hw, nb) * m / (m + hm) * n * k
+        compute = flops / (_peak(hw, nb) * m / (m + hm) * n * k
                            / ((n + dim_half) * (k + dim_half)))
         big = m >= LARGE_DIM
         fixed = overhead + ex
@@ -483,10 +483,8 @@ def fit_gemm_token_half_serve(dim_half: float, overhead: float) -> dict:
         e, level, _ = errors[table]
         m, n, k, t = token_rows(table)
         for r, x in enumerate(np.flatnonzero(m < LARGE_DIM)):
-            flops = 2.0 * m[x] * n[x] * k[x]
-            nbytes = (m[x] * k[x] + k[x] * n[x]) * nb + m[x] * n[x] * 2.0
-            row = R.gemm_s(flops, nbytes, m[x], n[x], k[x], _token_peak(hw, nb) * level[i, j],
-                           half, hv) + TOKEN_EXTRAS[j]
+            tflops = gemm_tflops(hv, _peak(hw, nb), level[i, j], m[x], n[x], k[x], nb, half)
+            row = 2.0 * m[x] * n[x] * k[x] / (tflops * 1e12) + TOKEN_EXTRAS[j]
             assert abs(math.log(row / t[x]) - e[i, j, r]) < 1e-9, (table, r)
     at_dim = int(np.argmin(np.abs(TOKEN_HALVES - dim_half)))
     return {"gemm_token_half_serve": half, "extra_s": float(TOKEN_EXTRAS[j]),
